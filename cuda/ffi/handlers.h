@@ -1,0 +1,25 @@
+// Declarations of the FFI handler symbols, per platform. module.cc hands them to
+// Python as capsules; jax_mea/_ffi.py registers them with XLA.
+#pragma once
+
+#include "xla/ffi/api/c_api.h"
+
+namespace jax_mea {
+
+// Custom-call target names (the Python side uses the same strings).
+inline constexpr const char* kAttentionTarget = "jax_mea_attention";
+inline constexpr const char* kKvConcatTarget = "jax_mea_kv_concat";
+inline constexpr const char* kKvAppendTarget = "jax_mea_kv_append";
+
+}  // namespace jax_mea
+
+extern "C" {
+XLA_FFI_Error* JaxMeaAttentionCpu(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaKvConcatCpu(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaKvAppendCpu(XLA_FFI_CallFrame* call_frame);
+#ifdef JAX_MEA_WITH_CUDA
+XLA_FFI_Error* JaxMeaAttentionCuda(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaKvConcatCuda(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaKvAppendCuda(XLA_FFI_CallFrame* call_frame);
+#endif
+}

@@ -1,0 +1,55 @@
+// XLA FFI handlers for the "cpu" platform: buffers -> params -> CPU kernel.
+#include "cpu/kernels.h"
+#include "ffi/bindings.h"
+#include "ffi/handlers.h"
+
+namespace jax_mea {
+namespace {
+
+ffi::Error AttentionCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
+                            ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
+                            ffi::Buffer<ffi::S32> causal_offsets, ffi::Result<ffi::AnyBuffer> out,
+                            AttentionAttrs attrs) {
+  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
+  if (params.has_error()) return params.error();
+  cpu::AttentionForward(*params);
+  return ffi::Error::Success();
+}
+
+ffi::Error KvConcatCpuImpl(ffi::AnyBuffer past_k, ffi::AnyBuffer past_v, ffi::AnyBuffer new_k,
+                           ffi::AnyBuffer new_v, ffi::Result<ffi::AnyBuffer> present_k,
+                           ffi::Result<ffi::AnyBuffer> present_v, KvCopyAttrs attrs) {
+  auto params = MakeKvCopyParams(&past_k, &past_v, new_k, new_v, nullptr, *present_k, *present_v,
+                                 attrs);
+  if (params.has_error()) return params.error();
+  cpu::KvCopy(*params);
+  return ffi::Error::Success();
+}
+
+ffi::Error KvAppendCpuImpl(ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer new_k,
+                           ffi::AnyBuffer new_v, ffi::Buffer<ffi::S32> starts,
+                           ffi::Result<ffi::AnyBuffer> out_k, ffi::Result<ffi::AnyBuffer> out_v,
+                           KvCopyAttrs attrs) {
+  auto params = MakeKvCopyParams(nullptr, nullptr, new_k, new_v, &starts, *out_k, *out_v, attrs);
+  if (params.has_error()) return params.error();
+  // The outputs alias the cache inputs (input_output_aliases), so only the new
+  // tokens are written; without aliasing XLA has already copied the cache over.
+  if (out_k->untyped_data() != cache_k.untyped_data()) {
+    return ffi::Error::Internal("jax-mea KV append: output must alias the key cache");
+  }
+  if (out_v->untyped_data() != cache_v.untyped_data()) {
+    return ffi::Error::Internal("jax-mea KV append: output must alias the value cache");
+  }
+  cpu::KvCopy(*params);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+}  // namespace jax_mea
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaAttentionCpu, jax_mea::AttentionCpuImpl,
+                              jax_mea::AttentionSignature(xla::ffi::Ffi::Bind()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaKvConcatCpu, jax_mea::KvConcatCpuImpl,
+                              jax_mea::KvConcatSignature(xla::ffi::Ffi::Bind()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaKvAppendCpu, jax_mea::KvAppendCpuImpl,
+                              jax_mea::KvAppendSignature(xla::ffi::Ffi::Bind()));

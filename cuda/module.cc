@@ -1,0 +1,41 @@
+// nanobind module jax_mea._ext: hands the FFI handlers to Python as capsules
+// and reports what was built.
+#include <nanobind/nanobind.h>
+
+#include "ffi/handlers.h"
+
+namespace nb = nanobind;
+
+namespace {
+
+template <typename Fn>
+nb::capsule Capsule(Fn* fn) {
+  return nb::capsule(reinterpret_cast<void*>(fn));
+}
+
+}  // namespace
+
+NB_MODULE(_ext, m) {
+  m.doc() = "jax-mea native kernels (XLA FFI handlers)";
+  m.def("cpu_targets", []() {
+    nb::dict d;
+    d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCpu);
+    d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCpu);
+    d[jax_mea::kKvAppendTarget] = Capsule(JaxMeaKvAppendCpu);
+    return d;
+  });
+  m.def("cuda_targets", []() {
+    nb::dict d;
+#ifdef JAX_MEA_WITH_CUDA
+    d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCuda);
+    d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCuda);
+    d[jax_mea::kKvAppendTarget] = Capsule(JaxMeaKvAppendCuda);
+#endif
+    return d;
+  });
+#ifdef JAX_MEA_WITH_CUDA
+  m.attr("built_with_cuda") = true;
+#else
+  m.attr("built_with_cuda") = false;
+#endif
+}
