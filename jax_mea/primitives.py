@@ -1,0 +1,280 @@
+"""The jax Primitives of jax-mea: shape rules, batching rules, FFI lowerings.
+
+Three primitives, one per custom-call target:
+
+* ``attention_p``: the attention forward over rank-4 q/k/v in BSNH or BNSH
+  layout, with an optional mask, per-batch kv lengths and per-batch causal
+  offsets (the parameter struct of ``cuda/include/jax_mea/params.h``).
+* ``kv_concat_p``: present = concat(past, new) in BNSH.
+* ``kv_append_p``: writes new tokens into a fixed-size cache at per-batch
+  positions; its outputs alias the cache inputs, so a donated cache is updated
+  in place.
+
+The public functions in ``attention.py`` and ``cache.py`` validate user input
+and call the ``bind_*`` helpers here; these helpers assume valid shapes.
+Batching rules fold a vmapped axis into the kernel's batch axis (no loop).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.core import Primitive
+from jax._src import dispatch  # apply_primitive: the standard eager impl
+from jax.interpreters import batching, mlir
+
+from jax_mea import _ffi
+
+
+class Layout(enum.IntEnum):
+    """Axis order of a rank-4 tensor (must match ``Layout`` in params_from_ffi.h)."""
+
+    BSNH = 0  # [batch, seq, heads, head_dim]; also a 3D [B, S, N*H] input
+    BNSH = 1  # [batch, heads, seq, head_dim]
+
+
+class MaskKind(enum.IntEnum):
+    """How the mask operand is read (must match ``MaskKind`` in params.h)."""
+
+    NONE = 0
+    BOOL = 1
+    ADDITIVE = 2
+
+
+def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
+    """(num_heads, seq_len) of a rank-4 shape in `layout`."""
+    return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
+
+
+def make_shape(batch, heads, seq, dim, layout: Layout) -> tuple[int, ...]:
+    return (batch, seq, heads, dim) if layout == Layout.BSNH else (batch, heads, seq, dim)
+
+
+# Absent optional operands are passed as these one-element placeholders so every
+# call has the same arity; the matching has_* / mask_kind attribute tells the
+# kernel to ignore them.
+def _placeholder(dtype) -> jax.Array:
+    return jnp.zeros((1,), dtype)
+
+
+# ----------------------------------------------------------------------------
+# Attention
+# ----------------------------------------------------------------------------
+
+attention_p = Primitive("jax_mea_attention")
+
+
+def bind_attention(
+    q,
+    k,
+    v,
+    *,
+    q_layout: Layout,
+    kv_layout: Layout,
+    out_layout: Layout,
+    mask=None,
+    mask_kind: MaskKind = MaskKind.NONE,
+    kv_lengths=None,
+    causal_offsets=None,
+    causal_offset: int = 0,
+    is_causal: bool = False,
+    left_window: int = -1,
+    right_window: int = -1,
+    scale: float,
+    softcap: float = 0.0,
+):
+    """Binds attention_p. `mask` is rank 4 [B|1, Nq|1, Sq|1, mask_len]."""
+    return attention_p.bind(
+        q,
+        k,
+        v,
+        mask if mask is not None else _placeholder(jnp.bool_),
+        kv_lengths if kv_lengths is not None else _placeholder(jnp.int32),
+        causal_offsets if causal_offsets is not None else _placeholder(jnp.int32),
+        q_layout=Layout(q_layout),
+        k_layout=Layout(kv_layout),
+        v_layout=Layout(kv_layout),
+        out_layout=Layout(out_layout),
+        mask_kind=MaskKind(mask_kind if mask is not None else MaskKind.NONE),
+        has_kv_lengths=kv_lengths is not None,
+        has_causal_offsets=causal_offsets is not None,
+        causal_offset=int(causal_offset),
+        is_causal=bool(is_causal),
+        left_window=int(left_window),
+        right_window=int(right_window),
+        scale=float(scale),
+        softcap=float(softcap),
+    )
+
+
+def _attention_abstract_eval(q, k, v, mask, kv_lengths, causal_offsets, *, q_layout, v_layout,
+                             out_layout, **_):
+    num_heads, q_len = heads_and_seq(q.shape, q_layout)
+    out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], out_layout)
+    return jax.core.ShapedArray(out_shape, q.dtype)
+
+
+attention_p.def_impl(partial(dispatch.apply_primitive, attention_p))
+attention_p.def_abstract_eval(_attention_abstract_eval)
+
+
+def _lower_params(params: dict) -> dict:
+    """Primitive params -> typed FFI attributes (i64, bool, f32)."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, bool):
+            out[name] = value
+        elif isinstance(value, (int, enum.IntEnum)):
+            out[name] = np.int64(value)
+        elif isinstance(value, float):
+            out[name] = np.float32(value)
+        else:
+            raise TypeError(f"unsupported attribute {name}={value!r}")
+    return out
+
+
+def _ffi_rule(target: str, **lowering_args):
+    lower = jax.ffi.ffi_lowering(target, **lowering_args)
+    return lambda ctx, *args, **params: lower(ctx, *args, **_lower_params(params))
+
+
+# ----------------------------------------------------------------------------
+# Batching: fold the vmapped axis into the batch axis.
+# ----------------------------------------------------------------------------
+
+
+def _fold(x, bdim, size: int, batch: int):
+    """Moves the vmapped axis of `x` (or broadcasts an unmapped `x`) to the front
+    and merges it with the batch axis: [size, batch, ...] -> [size * batch, ...]."""
+    if bdim is None:
+        x = jnp.broadcast_to(x, (size,) + x.shape)
+    else:
+        x = jnp.moveaxis(x, bdim, 0)
+    if x.shape[1] != batch:  # a broadcast batch axis of size 1 (masks)
+        x = jnp.broadcast_to(x, (size, batch) + x.shape[2:])
+    return x.reshape((size * batch,) + x.shape[2:])
+
+
+def _unfold(x, size: int):
+    return x.reshape((size, x.shape[0] // size) + x.shape[1:])
+
+
+def _batch_size(args, dims) -> int:
+    return next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+
+
+def _attention_batch(args, dims, **params):
+    size = _batch_size(args, dims)
+    q, k, v, mask, kv_lengths, causal_offsets = args
+    qd, kd, vd, md, ld, od = dims
+    batch = q.shape[0] if qd is None else jnp.moveaxis(q, qd, 0).shape[1]
+    q, k, v = (_fold(x, d, size, batch) for x, d in ((q, qd), (k, kd), (v, vd)))
+    if params["mask_kind"] != MaskKind.NONE and (md is not None or mask.shape[0] != 1):
+        mask = _fold(mask, md, size, batch)
+    if params["has_kv_lengths"]:
+        kv_lengths = _fold(kv_lengths, ld, size, batch)
+    if params["has_causal_offsets"]:
+        causal_offsets = _fold(causal_offsets, od, size, batch)
+    out = attention_p.bind(q, k, v, mask, kv_lengths, causal_offsets, **params)
+    return _unfold(out, size), 0
+
+
+batching.primitive_batchers[attention_p] = _attention_batch
+
+
+# ----------------------------------------------------------------------------
+# KV concat and append
+# ----------------------------------------------------------------------------
+
+kv_concat_p = Primitive("jax_mea_kv_concat")
+kv_concat_p.multiple_results = True
+
+kv_append_p = Primitive("jax_mea_kv_append")
+kv_append_p.multiple_results = True
+
+
+def bind_kv_concat(past_key, past_value, key, value, *, new_layout: Layout):
+    """present_{key,value} = concat(past, new) on the sequence axis, BNSH."""
+    return kv_concat_p.bind(past_key, past_value, key, value, new_layout=Layout(new_layout))
+
+
+def bind_kv_append(cache_key, cache_value, key, value, starts, *, new_layout: Layout):
+    """Writes key/value [B, T, N, H] (in `new_layout`) into the BNSH caches at
+    positions starts[b] + t; positions outside the cache are dropped."""
+    return kv_append_p.bind(cache_key, cache_value, key, value, starts,
+                            new_layout=Layout(new_layout))
+
+
+def _kv_concat_abstract_eval(past_key, past_value, key, value, *, new_layout):
+    _, new_len = heads_and_seq(key.shape, new_layout)
+    total = past_key.shape[2] + new_len
+    return (
+        jax.core.ShapedArray(past_key.shape[:2] + (total, past_key.shape[3]), key.dtype),
+        jax.core.ShapedArray(past_value.shape[:2] + (total, past_value.shape[3]), value.dtype),
+    )
+
+
+def _kv_append_abstract_eval(cache_key, cache_value, key, value, starts, *, new_layout):
+    return (jax.core.ShapedArray(cache_key.shape, cache_key.dtype),
+            jax.core.ShapedArray(cache_value.shape, cache_value.dtype))
+
+
+kv_concat_p.def_abstract_eval(_kv_concat_abstract_eval)
+kv_append_p.def_abstract_eval(_kv_append_abstract_eval)
+kv_concat_p.def_impl(partial(dispatch.apply_primitive, kv_concat_p))
+kv_append_p.def_impl(partial(dispatch.apply_primitive, kv_append_p))
+
+
+def _kv_batch(prim):
+    def rule(args, dims, **params):
+        size = _batch_size(args, dims)
+        first = next(a if d is None else jnp.moveaxis(a, d, 0)[0]
+                     for a, d in zip(args, dims))
+        batch = first.shape[0]
+        folded = [_fold(a, d, size, batch) for a, d in zip(args, dims)]
+        outs = prim.bind(*folded, **params)
+        return [_unfold(o, size) for o in outs], [0] * len(outs)
+
+    return rule
+
+
+batching.primitive_batchers[kv_concat_p] = _kv_batch(kv_concat_p)
+batching.primitive_batchers[kv_append_p] = _kv_batch(kv_append_p)
+
+
+def _register_lowerings() -> None:
+    for platform in _ffi.lowering_platforms:
+        mlir.register_lowering(attention_p, _ffi_rule(_ffi.ATTENTION_TARGET), platform=platform)
+        mlir.register_lowering(kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), platform=platform)
+        mlir.register_lowering(
+            kv_append_p,
+            _ffi_rule(_ffi.KV_APPEND_TARGET, operand_output_aliases={0: 0, 1: 1}),
+            platform=platform,
+        )
+
+
+_register_lowerings()
+
+
+def cuda_available() -> bool:
+    """True when the CUDA kernels are built and registered."""
+    return "cuda" in _ffi.lowering_platforms
+
+
+__all__ = [
+    "Layout",
+    "MaskKind",
+    "attention_p",
+    "kv_concat_p",
+    "kv_append_p",
+    "bind_attention",
+    "bind_kv_concat",
+    "bind_kv_append",
+    "cuda_available",
+]
+
