@@ -20,37 +20,82 @@ constexpr int kKeyTile = 64;
 constexpr int kTargetRows = 64;  // query rows (heads x positions) per work item
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-inline float Dot(const float* __restrict a, const float* __restrict b, int n) {
-  float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-  for (int d = 0; d < n; ++d) acc += a[d] * b[d];
-  return acc;
-}
+// Eight floats as one value (GCC/Clang vector extension: AVX registers where the
+// target has them, plain code elsewhere). aligned(4): loads need no alignment.
+typedef float Vec8 __attribute__((vector_size(32), aligned(4)));
+constexpr int kLanes = 8;
+constexpr int kTileVecs = kKeyTile / kLanes;
 
-inline void Axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
-#pragma omp simd
-  for (int d = 0; d < n; ++d) y[d] += alpha * x[d];
-}
+inline Vec8 Load8(const float* p) { return *reinterpret_cast<const Vec8*>(p); }
+inline void Store8(float* p, Vec8 v) { *reinterpret_cast<Vec8*>(p) = v; }
+
+inline int RoundUp(int n, int m) { return (n + m - 1) / m * m; }
 
 inline void Scale(float alpha, float* __restrict y, int n) {
 #pragma omp simd
   for (int d = 0; d < n; ++d) y[d] *= alpha;
 }
 
-// Row pointers to a tile of keys (or values) as float32: float32 inputs are
-// used in place, 16-bit inputs are widened into `scratch`.
+// A tile of keys transposed to [dim][kKeyTile] float32, so that the scores of one
+// query row against the whole tile are a sequence of vector FMAs over the keys.
 template <typename T>
-void LoadTile(const T* base, int64_t seq_stride, int first, int count, int dim, float* scratch,
-              const float** rows) {
+void LoadKeysTransposed(const T* base, int64_t seq_stride, int first, int count, int dim,
+                        float* keys_t) {
   for (int t = 0; t < count; ++t) {
     const T* src = base + static_cast<int64_t>(first + t) * seq_stride;
-    if constexpr (std::is_same_v<T, float>) {
-      rows[t] = src;
-    } else {
-      float* dst = scratch + static_cast<int64_t>(t) * dim;
-      for (int d = 0; d < dim; ++d) dst[d] = ToFloat(src[d]);
-      rows[t] = dst;
+    for (int d = 0; d < dim; ++d) keys_t[d * kKeyTile + t] = ToFloat(src[d]);
+  }
+}
+
+// A tile of values as float32 rows of `padded_dim` (a multiple of kLanes, the
+// padding zeroed) so the weighted sum runs on whole vectors.
+template <typename T>
+void LoadValues(const T* base, int64_t seq_stride, int first, int count, int dim, int padded_dim,
+                float* values) {
+  for (int t = 0; t < count; ++t) {
+    const T* src = base + static_cast<int64_t>(first + t) * seq_stride;
+    float* dst = values + static_cast<int64_t>(t) * padded_dim;
+    for (int d = 0; d < dim; ++d) dst[d] = ToFloat(src[d]);
+    for (int d = dim; d < padded_dim; ++d) dst[d] = 0.f;
+  }
+}
+
+// scores[t] = q . key t for the whole tile: kTileVecs vector accumulators stay in
+// registers while the head dimension streams by.
+inline void TileScores(const float* __restrict q, const float* __restrict keys_t, int head_size,
+                       float* __restrict scores) {
+  Vec8 acc[kTileVecs] = {};
+  for (int d = 0; d < head_size; ++d) {
+    const Vec8 qd = Vec8{} + q[d];
+    const float* kd = keys_t + d * kKeyTile;
+    for (int c = 0; c < kTileVecs; ++c) acc[c] += qd * Load8(kd + c * kLanes);
+  }
+  for (int c = 0; c < kTileVecs; ++c) Store8(scores + c * kLanes, acc[c]);
+}
+
+// acc[0:padded_dim] += sum_t probs[t] * values[t], eight vectors of acc at a time
+// held in registers across the keys.
+inline void AccumulateValues(const float* __restrict probs, int lo, int hi,
+                             const float* __restrict values, int padded_dim,
+                             float* __restrict acc) {
+  constexpr int kChunk = 8;  // vectors per register block
+  int c0 = 0;
+  for (; c0 + kChunk * kLanes <= padded_dim; c0 += kChunk * kLanes) {
+    Vec8 a[kChunk];
+    for (int c = 0; c < kChunk; ++c) a[c] = Load8(acc + c0 + c * kLanes);
+    for (int t = lo; t < hi; ++t) {
+      const Vec8 pt = Vec8{} + probs[t];
+      const float* v = values + static_cast<int64_t>(t) * padded_dim + c0;
+      for (int c = 0; c < kChunk; ++c) a[c] += pt * Load8(v + c * kLanes);
     }
+    for (int c = 0; c < kChunk; ++c) Store8(acc + c0 + c * kLanes, a[c]);
+  }
+  for (; c0 < padded_dim; c0 += kLanes) {
+    Vec8 a = Load8(acc + c0);
+    for (int t = lo; t < hi; ++t) {
+      a += (Vec8{} + probs[t]) * Load8(values + static_cast<int64_t>(t) * padded_dim + c0);
+    }
+    Store8(acc + c0, a);
   }
 }
 
@@ -60,12 +105,12 @@ struct Scratch {
   std::vector<int> first, last;
   Scratch(int rows, int head_size, int v_head_size)
       : q(static_cast<size_t>(rows) * head_size),
-        acc(static_cast<size_t>(rows) * v_head_size),
+        acc(static_cast<size_t>(rows) * RoundUp(v_head_size, kLanes)),
         scores(kKeyTile),
         row_max(rows),
         row_sum(rows),
         k_tile(static_cast<size_t>(kKeyTile) * head_size),
-        v_tile(static_cast<size_t>(kKeyTile) * v_head_size),
+        v_tile(static_cast<size_t>(kKeyTile) * RoundUp(v_head_size, kLanes)),
         first(rows),
         last(rows) {}
 };
@@ -82,7 +127,7 @@ class AttentionWorkItem {
     const int rows = group * positions;
     const int kv_len = p_.kv_length(b);
     const int offset = p_.query_offset(b);
-    const int H = p_.head_size, Hv = p_.v_head_size;
+    const int H = p_.head_size, Hv = p_.v_head_size, Hv_padded = RoundUp(Hv, kLanes);
 
     // Row r is query head kv_head * group + r / positions at position q_begin + r % positions.
     int block_first = kv_len, block_last = 0;
@@ -92,7 +137,7 @@ class AttentionWorkItem {
       const T* q = Ptr(p_.q) + b * p_.q_strides.batch + head * p_.q_strides.head +
                    static_cast<int64_t>(i) * p_.q_strides.seq;
       for (int d = 0; d < H; ++d) s.q[r * H + d] = ToFloat(q[d]) * p_.scale;
-      std::fill_n(&s.acc[static_cast<size_t>(r) * Hv], Hv, 0.f);
+      std::fill_n(&s.acc[static_cast<size_t>(r) * Hv_padded], Hv_padded, 0.f);
       s.row_max[r] = kNegInf;
       s.row_sum[r] = 0.f;
       p_.visible_keys(i + offset, kv_len, &s.first[r], &s.last[r]);
@@ -105,19 +150,17 @@ class AttentionWorkItem {
 
     const T* k_base = Ptr(p_.k) + b * p_.k_strides.batch + kv_head * p_.k_strides.head;
     const T* v_base = Ptr(p_.v) + b * p_.v_strides.batch + kv_head * p_.v_strides.head;
-    const float* k_rows[kKeyTile];
-    const float* v_rows[kKeyTile];
     for (int j0 = block_first; j0 < block_last; j0 += kKeyTile) {
       const int count = std::min(kKeyTile, block_last - j0);
-      LoadTile(k_base, p_.k_strides.seq, j0, count, H, s.k_tile.data(), k_rows);
-      LoadTile(v_base, p_.v_strides.seq, j0, count, Hv, s.v_tile.data(), v_rows);
+      LoadKeysTransposed(k_base, p_.k_strides.seq, j0, count, H, s.k_tile.data());
+      LoadValues(v_base, p_.v_strides.seq, j0, count, Hv, Hv_padded, s.v_tile.data());
       for (int r = 0; r < rows; ++r) {
         const int lo = std::max(s.first[r], j0) - j0;
         const int hi = std::min(s.last[r], j0 + count) - j0;
         if (lo >= hi) continue;
         UpdateRow(b, kv_head * group + r / positions, q_begin + r % positions, j0, lo, hi,
-                  &s.q[static_cast<size_t>(r) * H], k_rows, v_rows, s.scores.data(),
-                  &s.row_max[r], &s.row_sum[r], &s.acc[static_cast<size_t>(r) * Hv]);
+                  &s.q[static_cast<size_t>(r) * H], s.k_tile.data(), s.v_tile.data(), s.scores.data(),
+                  &s.row_max[r], &s.row_sum[r], &s.acc[static_cast<size_t>(r) * Hv_padded]);
       }
     }
 
@@ -128,7 +171,7 @@ class AttentionWorkItem {
       const float inv = s.row_sum[r] > 0.f ? 1.f / s.row_sum[r] : 0.f;
       T* out = static_cast<T*>(p_.out) + b * p_.out_strides.batch + head * p_.out_strides.head +
                static_cast<int64_t>(i) * p_.out_strides.seq;
-      const float* acc = &s.acc[static_cast<size_t>(r) * Hv];
+      const float* acc = &s.acc[static_cast<size_t>(r) * Hv_padded];
       for (int d = 0; d < Hv; ++d) out[d] = FromFloat<T>(acc[d] * inv);
     }
   }
@@ -137,31 +180,35 @@ class AttentionWorkItem {
   static const T* Ptr(const void* p) { return static_cast<const T*>(p); }
 
   // Folds keys [j0 + lo, j0 + hi) into one query row's running softmax state.
-  void UpdateRow(int b, int head, int i, int j0, int lo, int hi, const float* q,
-                 const float* const* k_rows, const float* const* v_rows, float* scores,
-                 float* row_max, float* row_sum, float* acc) const {
-    const int H = p_.head_size, Hv = p_.v_head_size;
-    float tile_max = kNegInf;
-    for (int t = lo; t < hi; ++t) {
-      float score = Dot(q, k_rows[t], H);
-      if (p_.softcap > 0.f) score = p_.softcap * std::tanh(score / p_.softcap);
-      score += MaskTerm(b, head, i, j0 + t);
-      scores[t] = score;
-      tile_max = std::max(tile_max, score);
+  void UpdateRow(int b, int head, int i, int j0, int lo, int hi, const float* __restrict q,
+                 const float* __restrict keys_t, const float* __restrict values,
+                 float* __restrict scores, float* row_max, float* row_sum, float* acc) const {
+    const int Hv_padded = RoundUp(p_.v_head_size, kLanes);
+    TileScores(q, keys_t, p_.head_size, scores);
+    if (p_.softcap > 0.f) {
+      const float inv_cap = 1.f / p_.softcap;
+      for (int t = lo; t < hi; ++t) scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);
     }
+    if (p_.mask_kind != MaskKind::kNone) {
+      for (int t = lo; t < hi; ++t) scores[t] += MaskTerm(b, head, i, j0 + t);
+    }
+    float tile_max = kNegInf;
+    for (int t = lo; t < hi; ++t) tile_max = std::max(tile_max, scores[t]);
     if (tile_max == kNegInf) return;  // every key of this tile is masked for this row
     const float new_max = std::max(*row_max, tile_max);
     if (new_max > *row_max) {
       const float correction = std::exp(*row_max - new_max);  // exp(-inf) = 0 on the first tile
       *row_sum *= correction;
-      Scale(correction, acc, Hv);
+      Scale(correction, acc, Hv_padded);
       *row_max = new_max;
     }
+    float sum = 0.f;
     for (int t = lo; t < hi; ++t) {
-      const float prob = std::exp(scores[t] - new_max);
-      *row_sum += prob;
-      Axpy(prob, v_rows[t], acc, Hv);
+      scores[t] = std::exp(scores[t] - new_max);
+      sum += scores[t];
     }
+    *row_sum += sum;
+    AccumulateValues(scores, lo, hi, values, Hv_padded, acc);
   }
 
   // 0 for attend, -inf for a masked bool entry, the value of an additive mask.
