@@ -1,0 +1,307 @@
+"""Attention cases and contenders shared by cpu.py, decode.py and prefill.py.
+
+A Case is one attention shape (Sq == 1: a decode step over a cache of Skv keys, the
+last of which the step itself appends). A contender takes (case, dtype, seed), builds
+its own inputs in its own layout, checks its output on batch row 0 against a float32
+reference, and returns (seconds per call, relative error). run_cases times every
+contender on every case, prints a table and returns rows for a CSV.
+
+Contenders: jax_mea (decode_attention for Sq == 1, else dot_product_attention),
+jax-xla / jax-cudnn (jax.nn.dot_product_attention), torch-flash / torch-efficient /
+torch-cudnn (torch SDPA backends, on the same buffers as jax_mea through DLPack).
+"""
+import dataclasses
+import functools
+import gc
+import importlib.util
+import os
+import sys
+import warnings
+
+import timing  # noqa: F401  (before jax: GPU memory settings)
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jax_mea
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_example(name):
+    """examples/<name>.py as a module (the benchmarks have a decode.py of their own)."""
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", os.path.join(REPO, "examples", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+replace_fields = load_example("decode").replace_fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    B: int
+    Nq: int
+    Nkv: int
+    H: int
+    Skv: int
+    Sq: int = 1              # 1: a decode step
+    Hv: int | None = None    # value head size, default H
+    causal: bool = False
+    ragged: bool = False     # per-row kv lengths, drawn in [Skv/8, Skv]
+
+    @property
+    def hv(self):
+        return self.H if self.Hv is None else self.Hv
+
+    @property
+    def name(self):
+        kind = "decode" if self.Sq == 1 else "prefill"
+        s = f"S{self.Skv}" if self.Sq in (1, self.Skv) else f"Sq{self.Sq} Skv{self.Skv}"
+        n = f"N{self.Nq}" if self.Nq == self.Nkv else f"N{self.Nq}/{self.Nkv}"
+        h = f"H{self.H}" if self.hv == self.H else f"H{self.H}/{self.hv}"
+        extra = (" causal" if self.causal else "") + (" ragged" if self.ragged else "")
+        return f"{kind} B{self.B} {s} {n} {h}{extra}"
+
+    def kv_lengths(self):
+        if not self.ragged:
+            return np.full(self.B, self.Skv, np.int32)
+        rng = np.random.default_rng(self.B * 7919 + self.Skv)
+        return rng.integers(max(1, self.Skv // 8), self.Skv + 1, self.B).astype(np.int32)
+
+    def nbytes(self, itemsize):
+        """Fewest bytes moved: q, the valid k and v, out, each once."""
+        qo = self.B * self.Sq * self.Nq * (self.H + self.hv)
+        kv = int(self.kv_lengths().sum()) * self.Nkv * (self.H + self.hv)
+        return itemsize * (qo + kv)
+
+    def flops(self):
+        """2 * B * N * Sq * Skv * (H + Hv) (= 4 B N Sq Skv H), halved for causal."""
+        f = 2 * self.Nq * self.Sq * int(self.kv_lengths().sum()) * (self.H + self.hv)
+        return f / 2 if self.causal else f
+
+    def cache_bytes(self, itemsize):
+        return itemsize * self.B * self.Nkv * self.Skv * (self.H + self.hv)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def randn(key, shape, dtype):
+    """Standard normal array drawn row by row (a row has < 2**32 elements), in one jit:
+    no intermediate the size of the output, however large."""
+    rows = jax.random.split(key, shape[0])
+    return jax.vmap(lambda k: jax.random.normal(k, shape[1:], dtype))(rows)
+
+
+def make_inputs(case, dtype, seed, kv_layout):
+    """Random q [B, Sq, Nq, H] and k, v in kv_layout 'BSNH' or 'BNSH' (never zeros)."""
+    kq, kk, kv = jax.random.split(jax.random.PRNGKey(seed), 3)
+    c, dtype = case, jnp.dtype(dtype)
+    shape = (lambda h: (c.B, c.Skv, c.Nkv, h)) if kv_layout == "BSNH" else (
+        lambda h: (c.B, c.Nkv, c.Skv, h))
+    return (randn(kq, (c.B, c.Sq, c.Nq, c.H), dtype), randn(kk, shape(c.H), dtype),
+            randn(kv, shape(c.hv), dtype))
+
+
+def reference(q, k, v, kv_len, causal, kv_layout):
+    """float32 attention; q BTNH, k/v per kv_layout, kv_len int [B]; causal is
+    bottom-right (query i sees key j <= i + kv_len - Sq). Returns [B, T, Nq, Hv]."""
+    f32 = lambda x: x.astype(jnp.float32)
+    if kv_layout == "BNSH":
+        k, v = jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2)
+    (B, T, Nq, H), (S, Nkv) = q.shape, k.shape[1:3]
+    hi = jax.lax.Precision.HIGHEST
+    s = jnp.einsum("btkgh,bskh->bkgts", f32(q).reshape(B, T, Nkv, Nq // Nkv, H), f32(k),
+                   precision=hi) / np.sqrt(H)
+    L = jnp.asarray(kv_len)[:, None, None, None, None]
+    i, j = jnp.arange(T)[:, None], jnp.arange(S)[None, :]
+    ok = (j < L) & ((j <= i + L - T) if causal else True)
+    p = jax.nn.softmax(jnp.where(ok, s, -jnp.inf), axis=-1)
+    return jnp.einsum("bkgts,bskh->btkgh", p, f32(v), precision=hi).reshape(B, T, Nq, -1)
+
+
+def rel_error(out, ref):
+    out, ref = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
+
+
+def _sets(case, dtype):
+    return timing.n_input_sets(case.nbytes(jnp.dtype(dtype).itemsize))
+
+
+def run_jax_mea(case, dtype, seed, **timing_kw):
+    lens = case.kv_lengths()
+    if case.Sq > 1:
+        sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
+                for s in range(_sets(case, dtype))]
+        fn = jax.jit(lambda q, k, v, lens: jax_mea.dot_product_attention(
+            q, k, v, is_causal=case.causal,
+            key_value_seq_lengths=lens if case.ragged else None))
+        q, k, v, _ = sets[0]
+        err = rel_error(fn(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
+                                                   case.causal, "BSNH"))
+        return timing.time_jax(fn, sets, **timing_kw), err
+
+    # Decode: a cache holding lens - 1 tokens; the step appends one and attends over
+    # lens. It is donated and handed back with its lengths reset, so that every call
+    # does the same work and the cache is never copied.
+    def step(cache, q, k, v):
+        out, new = jax_mea.decode_attention(q, k, v, cache)
+        return out, replace_fields(new, lengths=cache.lengths)
+    step = jax.jit(step, donate_argnums=0)
+
+    caches, sets = [], []
+    for s in range(_sets(case, dtype)):
+        q, kc, vc = make_inputs(case, dtype, seed + s, "BNSH")
+        kn, vn = (randn(key, (case.B, 1, case.Nkv, h), jnp.dtype(dtype)) for key, h in
+                  zip(jax.random.split(jax.random.PRNGKey(seed + 10**6 + s)), (case.H, case.hv)))
+        caches.append(filled_cache(kc, vc, lens - 1))
+        sets.append((q, kn, vn))
+        del kc, vc
+    out, caches[0] = step(caches[0], *sets[0])
+    c = caches[0]
+    err = rel_error(out[:1], reference(sets[0][0][:1], c.key[:1], c.value[:1], lens[:1],
+                                       False, "BNSH"))
+    return timing.time_jax(step, sets, carries=caches, **timing_kw), err
+
+
+def filled_cache(k, v, lengths):
+    """A jax_mea.KVCache holding k, v (BNSH, capacity = their length) and lengths."""
+    B, Nkv, L, H = k.shape
+    template = jax.eval_shape(lambda: jax_mea.KVCache.create(
+        B, L, Nkv, H, v_head_size=v.shape[-1], dtype=k.dtype))
+    cache = replace_fields(template, key=k, value=v, lengths=jnp.asarray(lengths, jnp.int32))
+    # any other field (e.g. a flag array) as KVCache.create makes it: zeros
+    return jax.tree_util.tree_map(
+        lambda x: jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x, cache)
+
+
+def run_jax_nn(implementation):
+    def run(case, dtype, seed, **timing_kw):
+        lens = case.kv_lengths()
+        sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
+                for s in range(_sets(case, dtype))]
+        fn = jax.jit(lambda q, k, v, lens: jax.nn.dot_product_attention(
+            q, k, v, is_causal=case.causal, implementation=implementation,
+            key_value_seq_lengths=lens if case.ragged else None))
+        q, k, v, _ = sets[0]
+        err = rel_error(fn(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
+                                                   case.causal, "BSNH"))
+        return timing.time_jax(fn, sets, **timing_kw), err
+    return run
+
+
+def run_torch(backend):
+    def run(case, dtype, seed, **_):
+        torch = timing.torch_cuda()
+        if torch is None:
+            raise RuntimeError("no torch with CUDA")
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        F = torch.nn.functional
+        warnings.filterwarnings("ignore", category=UserWarning)
+        lens = case.kv_lengths()
+        q, k, v = jax.block_until_ready(make_inputs(case, dtype, seed, "BNSH"))
+        tq = torch.from_dlpack(q).transpose(1, 2).contiguous()        # [B, Nq, Sq, H]
+        tk, tv = torch.from_dlpack(k), torch.from_dlpack(v)
+        mask = None
+        if case.ragged:
+            tl = torch.as_tensor(lens, device="cuda")
+            mask = (torch.arange(case.Skv, device="cuda")[None] < tl[:, None])[:, None, None]
+        fn = lambda: F.scaled_dot_product_attention(
+            tq, tk, tv, attn_mask=mask, is_causal=case.causal, enable_gqa=case.Nq != case.Nkv)
+        with sdpa_kernel(getattr(SDPBackend, backend)):
+            out = fn()
+            err = rel_error(out[:1].transpose(1, 2).float().cpu().numpy(),
+                            reference(q[:1], k[:1], v[:1], lens[:1], case.causal, "BNSH"))
+            t = timing.time_torch(fn)
+        return t, err
+    return run
+
+
+CONTENDERS = {
+    "jax_mea": run_jax_mea,
+    "jax-xla": run_jax_nn("xla"),
+    "jax-cudnn": run_jax_nn("cudnn"),
+    "torch-flash": run_torch("FLASH_ATTENTION"),
+    "torch-efficient": run_torch("EFFICIENT_ATTENTION"),
+    "torch-cudnn": run_torch("CUDNN_ATTENTION"),
+}
+
+
+def measure(name, case, dtype, seed=0, **timing_kw):
+    """(seconds, rel. error, note): seconds None where the contender cannot run it."""
+    try:
+        t, err = CONTENDERS[name](case, dtype, seed, **timing_kw)
+        return t, err, ""
+    except Exception as e:  # unsupported shape / backend: reported as n/a
+        msg = str(e).strip().splitlines()
+        return None, None, f"{type(e).__name__}: {msg[0][:100] if msg else ''}"
+    finally:
+        gc.collect()
+        torch = timing.torch_cuda() if name.startswith("torch") else None
+        if torch is not None:
+            torch.cuda.empty_cache()
+
+
+def available(contenders):
+    """The contenders that can run here: no torch ones without torch + CUDA."""
+    if timing.torch_cuda() is None:
+        dropped = [n for n in contenders if n.startswith("torch")]
+        if dropped:
+            print(f"(no torch with CUDA here: skipping {', '.join(dropped)})")
+        contenders = [n for n in contenders if not n.startswith("torch")]
+    return contenders
+
+
+def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=None,
+              meta=None, verbose=True, **timing_kw):
+    """Time contenders on cases. metric 'bytes' (TB/s, fraction of copy bandwidth
+    `ceiling`) or 'flops' (TFLOP/s, fraction of matmul rate `ceiling`); unit 1e9 for
+    GB/s, GFLOP/s. The first
+    contender is 'ours': every row gets ratio = best time of the others / its time.
+    Prints one line per result as it comes and a table per case at the end; writes the
+    CSV (rewritten after every case, so that a cut-off run keeps what it measured)."""
+    itemsize = jnp.dtype(dtype).itemsize
+    rate_name = {1e9: "G", 1e12: "T"}[unit] + ("B/s" if metric == "bytes" else "FLOP/s")
+    rows, table = [], []
+    for case in cases:
+        work = case.nbytes(itemsize) if metric == "bytes" else case.flops()
+        results = {n: measure(n, case, dtype, **timing_kw) for n in contenders}
+        peer_times = [r[0] for n, r in results.items() if n != contenders[0] and r[0]]
+        best_peer = min(peer_times) if peer_times else None
+        wide = {"case": case.name}
+        for n, (t, err, note) in results.items():
+            rate = work / t / unit if t else None
+            row = {"case": case.name, "contender": n, "B": case.B, "Sq": case.Sq,
+                   "Skv": case.Skv, "Nq": case.Nq, "Nkv": case.Nkv, "H": case.H,
+                   "Hv": case.hv, "causal": case.causal, "ragged": case.ragged,
+                   "dtype": str(jnp.dtype(dtype)), "time_ms": t * 1e3 if t else None,
+                   rate_name.replace("/", "p"): rate,
+                   "frac_ceiling": rate * unit / ceiling if t else None,
+                   "best_peer_over_this": best_peer / t if (t and best_peer) else None,
+                   "rel_err": err, "note": note}
+            rows.append(row)
+            wide[n] = row["time_ms"]
+            if n == contenders[0]:
+                wide.update(rate=rate, frac=row["frac_ceiling"], err=err,
+                            ratio=row["best_peer_over_this"])
+            if verbose:
+                print(f"  {case.name:44s} {n:16s} " + (
+                    f"{t * 1e3:9.4f} ms  {rate:8.3f} {rate_name}"
+                    f"  err {err:.1e}" if t else f"n/a  {note}"), flush=True)
+        wide["best_peer"] = best_peer * 1e3 if best_peer else None
+        table.append(wide)
+        if csv_path:
+            timing.write_csv(csv_path, rows, meta, quiet=case is not cases[-1])
+    frac_name = "of copy" if metric == "bytes" else "of matmul"
+    cols = [("case", "case", "<s"), (contenders[0], f"{contenders[0]} ms", ".4g"),
+            ("rate", rate_name, ".3g"), ("frac", frac_name, ".0%"), ("err", "rel err", ".1e")]
+    cols += [(n, f"{n} ms", ".4g") for n in contenders[1:]]
+    cols += [("ratio", "best peer / ours", ".2f")]
+    print()
+    timing.print_table(table, cols)
+    return rows
+

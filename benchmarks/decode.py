@@ -1,0 +1,116 @@
+"""Decode-step attention (T = 1 over a KV cache) on the GPU: jax_mea against its peers.
+
+Contenders: jax_mea.decode_attention (cache filled to Skv - 1, the step appends the
+Skv-th token in place: the cache is donated), jax.nn.dot_product_attention with
+implementation "xla" and "cudnn" over keys [B, Skv, Nkv, H], and torch SDPA's flash,
+efficient and cudnn backends on jax_mea's buffers (where torch with CUDA imports).
+Per shape: time, TB/s (q, valid k and v, out, each once), fraction of the copy
+bandwidth measured in the same run, relative error of row 0 against a float32
+reference, and best peer time / jax_mea time (> 1: jax_mea faster).
+
+    python benchmarks/decode.py [--grid small|full] [--shard 0/2] [--out benchmarks/out]
+    python benchmarks/decode.py --smoke          # tiny shapes, runs on the CPU
+
+Writes <out>/decode[_<grid>][_shard].csv (+ .json with device, versions, ceilings) and a
+PNG of the fraction of copy bandwidth per shape and contender.
+"""
+import argparse
+import itertools
+import os
+
+import timing
+
+from common import CONTENDERS, Case, available, run_cases
+
+BATCHES = (1, 8, 16, 64)
+LENGTHS = (1024, 4096, 8192, 32768)
+HEADS = ((32, 8), (32, 32), (64, 8))
+HEAD_SIZES = ((64, 64), (128, 128), (256, 256), (192, 128))   # (H, Hv)
+MAX_CACHE_BYTES = 40e9
+
+
+def full_grid():
+    cases = [Case(B, nq, nkv, h, L, Hv=hv) for B, L, (nq, nkv), (h, hv)
+             in itertools.product(BATCHES, LENGTHS, HEADS, HEAD_SIZES)]
+    cases += [Case(B, 32, 8, h, L, Hv=hv, ragged=True) for B, L, (h, hv)
+              in itertools.product(BATCHES[1:], LENGTHS, HEAD_SIZES)]
+    return cases
+
+
+def small_grid():
+    """A representative subset: batch x length at the common GQA shape, then the heads,
+    head sizes and ragged lengths one at a time, and the shapes of ANCHORS.md."""
+    cases = [Case(B, 32, 8, 128, L) for B in BATCHES for L in (1024, 8192, 32768)]
+    cases += [Case(16, nq, nkv, 128, 8192) for nq, nkv in HEADS[1:]]
+    cases += [Case(B, 32, 8, h, L, Hv=hv) for B, L in ((16, 8192), (1, 32768))
+              for h, hv in HEAD_SIZES if h != 128]
+    cases += [Case(B, 32, 8, 128, L, ragged=True) for B, L in ((8, 32768), (16, 8192), (64, 4096))]
+    cases += [Case(64, 32, 8, 128, 2048)]
+    return cases
+
+
+SMOKE = [Case(2, 4, 2, 32, 256), Case(1, 8, 8, 64, 512), Case(2, 4, 2, 48, 128, Hv=32),
+         Case(3, 4, 2, 32, 300, ragged=True)]
+
+
+def plot(rows, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(8, 0.3 * len(cases) + 3), 6))
+    for i, name in enumerate(dict.fromkeys(r["contender"] for r in rows)):
+        pts = [(cases.index(r["case"]), r["frac_ceiling"]) for r in rows
+               if r["contender"] == name and r["frac_ceiling"] is not None]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, ls="none", marker="o^svDx"[i % 6], ms=8 if i == 0 else 5,
+                    label=name, zorder=3 if i == 0 else 2)
+    ax.axhline(0.85, color="gray", ls="--", lw=1, label="85% target")
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels([c.replace("decode ", "") for c in cases],
+                       rotation=90, fontsize=7)
+    ax.set_ylabel("fraction of measured copy bandwidth")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--grid", choices=("small", "full"), default="small")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th case from the i-th")
+    p.add_argument("--smoke", action="store_true", help="tiny shapes, float32 (CPU check)")
+    p.add_argument("--dtype", default=None, help="default bfloat16 (float32 with --smoke)")
+    p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument("--budget", type=float, default=None, help="seconds per measurement "
+                   "(default 1, 0.2 with --smoke)")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
+    args = p.parse_args()
+    dtype = args.dtype or ("float32" if args.smoke else "bfloat16")
+    cases = SMOKE if args.smoke else (full_grid() if args.grid == "full" else small_grid())
+    cases = [c for c in cases if c.cache_bytes(2) <= MAX_CACHE_BYTES]
+    i, n = map(int, args.shard.split("/"))
+    cases = cases[i::n]
+    contenders = available(args.contenders.split(","))
+
+    env = timing.environment()
+    ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
+    print(f"{env['device']}, jax {env['jax']}, torch {env.get('torch', 'n/a')}, {dtype}; "
+          f"copy {ceil['copy_Bps'] / 1e12:.3f} TB/s; {len(cases)} shapes")
+    name = "decode_smoke" if args.smoke else f"decode_{args.grid}" + (
+        f"_{i}of{n}" if n > 1 else "")
+    csv_path = os.path.join(args.out, name + ".csv")
+    budget = args.budget or (0.2 if args.smoke else 1.0)
+    rows = run_cases(cases, contenders, dtype, metric="bytes", ceiling=ceil["copy_Bps"],
+                     csv_path=csv_path, meta=dict(env, ceilings=ceil), budget_s=budget)
+    plot(rows, os.path.join(args.out, name + ".png"),
+         f"decode attention, {dtype}, {env['device']}, {env['date']}; copy "
+         f"{ceil['copy_Bps'] / 1e12:.2f} TB/s")
+
+
+if __name__ == "__main__":
+    main()
