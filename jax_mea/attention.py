@@ -190,15 +190,19 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
                          f"number of key/value heads ({num_kv_heads})")
 
     rank4 = dict(batch=batch, num_heads=num_heads, q_len=q_len, kv_len=kv_len, allow_short=False)
+    if mask is not None and jnp.result_type(mask) != jnp.bool_:
+        # As jax.nn: an additive mask belongs in `bias`; casting it would attend everywhere.
+        raise TypeError(f"mask must be bool (True = attend), got {jnp.result_type(mask)}; "
+                        "pass an additive float mask as bias")
     if bias is not None and mask is not None:
         # One mask operand: fold the boolean mask into the bias.
         b4, _ = _mask_operand("bias", bias, dtype, **rank4)
-        m4, _ = _mask_operand("mask", jnp.asarray(mask, bool), dtype, **rank4)
+        m4, _ = _mask_operand("mask", mask, dtype, **rank4)
         mask_op, kind = jnp.where(m4, b4, jnp.asarray(-jnp.inf, dtype)), MaskKind.ADDITIVE
     elif bias is not None:
         mask_op, kind = _mask_operand("bias", bias, dtype, **rank4)
     elif mask is not None:
-        mask_op, kind = _mask_operand("mask", jnp.asarray(mask, bool), dtype, **rank4)
+        mask_op, kind = _mask_operand("mask", mask, dtype, **rank4)
     else:
         mask_op, kind = None, MaskKind.NONE
 

@@ -168,6 +168,7 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     """ONNX Attention (opset 24, plus the opset-25 window) -> (Y, present_key, present_value).
 
     Computed in float32 whatever ``softmax_precision`` says; returned in Q's dtype.
+    A negative left/right_window_size leaves that side unbounded.
     """
     del softmax_precision  # always float32 here
     Q, K, V = jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V)
@@ -242,7 +243,6 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
-
     allowed = position_mask(sq, total, offsets=offsets, is_causal=bool(is_causal),
                             left_window=left_window_size, right_window=right_window_size,
                             kv_lengths=kv_lengths)
@@ -277,13 +277,17 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 # ----------------------------------------------------------------------------
 
 
-def _window_pair(local_window_size):
-    if local_window_size is None:
+def _window_pair(name, window):
+    """(left, right) from None, an int w (= (w, w)) or a pair; -1 = unbounded."""
+    if window is None:
         return -1, -1
-    if isinstance(local_window_size, (int, np.integer)):
-        return int(local_window_size), int(local_window_size)
-    left, right = local_window_size
-    return int(left), int(right)
+    if isinstance(window, (int, np.integer)):
+        left = right = int(window)
+    else:
+        left, right = (int(w) for w in window)
+    if left < -1 or right < -1:
+        raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
+    return left, right
 
 
 def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None,
@@ -322,7 +326,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     kv_lengths = None
     if key_value_seq_lengths is not None:
         kv_lengths = _int_lengths(key_value_seq_lengths, batch, "key_value_seq_lengths")
-    left, right = _window_pair(local_window_size)
+    left, right = _window_pair("local_window_size", local_window_size)
     allowed = position_mask(q_len, kv_len, is_causal=bool(is_causal), left_window=left,
                             right_window=right, kv_lengths=kv_lengths)
     if query_seq_lengths is not None:
@@ -397,12 +401,9 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
         raise ValueError(f"query heads ({nq}) must be a multiple of kv heads ({nkv})")
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
-    if local_window_size is None:
-        left = -1
-    elif isinstance(local_window_size, (int, np.integer)):
-        left = int(local_window_size)
-    else:
+    if local_window_size is not None and not isinstance(local_window_size, (int, np.integer)):
         raise TypeError("decode_attention's local_window_size is an int (left window)")
+    left, _ = _window_pair("local_window_size", local_window_size)
 
     lengths = jnp.asarray(cache.lengths, jnp.int32)
     new_key = _append(cache.key, key, lengths)

@@ -1,0 +1,111 @@
+// XLA FFI handlers for the "CUDA" platform: buffers -> params -> CUDA kernels on
+// XLA's stream. Never synchronises; every launch is checked with
+// cudaGetLastError, and a configuration the kernels do not take is an ffi::Error
+// that says so.
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "ffi/bindings.h"
+#include "ffi/handlers.h"
+#include "kernels/attention.h"
+
+#if __has_include("kernels/decode.h")
+#include "kernels/decode.h"
+#define JAX_MEA_HAVE_DECODE_KERNEL 1
+#endif
+
+namespace jax_mea::cuda {
+namespace {
+
+ffi::Error CudaError(const char* what, cudaError_t err) {
+  return ffi::Error::Internal(std::string("jax-mea ") + what + " (CUDA): " +
+                              cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
+}
+
+ffi::Error Unsupported(const char* what, const std::string& why) {
+  return ffi::Error(ffi::ErrorCode::kUnimplemented,
+                    std::string("jax-mea ") + what + " (CUDA): unsupported configuration: " + why);
+}
+
+// The launch's own status, then whatever the runtime recorded since.
+cudaError_t Checked(cudaError_t err) {
+  cudaError_t last = cudaGetLastError();
+  return err != cudaSuccess ? err : last;
+}
+
+ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k,
+                             ffi::AnyBuffer v, ffi::AnyBuffer mask,
+                             ffi::Buffer<ffi::S32> kv_lengths,
+                             ffi::Buffer<ffi::S32> causal_offsets,
+                             ffi::Result<ffi::AnyBuffer> out, AttentionAttrs attrs) {
+  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
+  if (params.has_error()) return params.error();
+  const AttentionParams& p = *params;
+#ifdef JAX_MEA_HAVE_DECODE_KERNEL
+  if (DecodeKernelApplies(p)) {
+    if (cudaError_t err = Checked(LaunchDecodeAttention(p, stream)); err != cudaSuccess) {
+      return CudaError("decode attention", err);
+    }
+    return ffi::Error::Success();
+  }
+#endif
+  if (std::string why = AttentionForwardUnsupported(p); !why.empty()) {
+    return Unsupported("attention", why);
+  }
+  if (cudaError_t err = Checked(LaunchAttentionForward(p, stream)); err != cudaSuccess) {
+    return CudaError("attention", err);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t stream) {
+  if (std::string why = KvCopyUnsupported(p); !why.empty()) return Unsupported(what, why);
+  if (cudaError_t err = Checked(LaunchKvCopy(p, stream)); err != cudaSuccess) {
+    return CudaError(what, err);
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::AnyBuffer past_v,
+                            ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
+                            ffi::Result<ffi::AnyBuffer> present_k,
+                            ffi::Result<ffi::AnyBuffer> present_v, KvCopyAttrs attrs) {
+  auto params = MakeKvCopyParams(&past_k, &past_v, new_k, new_v, nullptr, *present_k,
+                                 *present_v, attrs);
+  if (params.has_error()) return params.error();
+  return RunKvCopy("KV concat", *params, stream);
+}
+
+ffi::Error KvAppendCudaImpl(cudaStream_t stream, ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v,
+                            ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
+                            ffi::Buffer<ffi::S32> starts, ffi::Result<ffi::AnyBuffer> out_k,
+                            ffi::Result<ffi::AnyBuffer> out_v, KvCopyAttrs attrs) {
+  auto params = MakeKvCopyParams(nullptr, nullptr, new_k, new_v, &starts, *out_k, *out_v, attrs);
+  if (params.has_error()) return params.error();
+  // The outputs alias the cache inputs (input_output_aliases): only the new
+  // tokens are written.
+  if (out_k->untyped_data() != cache_k.untyped_data()) {
+    return ffi::Error::Internal("jax-mea KV append (CUDA): output must alias the key cache");
+  }
+  if (out_v->untyped_data() != cache_v.untyped_data()) {
+    return ffi::Error::Internal("jax-mea KV append (CUDA): output must alias the value cache");
+  }
+  return RunKvCopy("KV append", *params, stream);
+}
+
+}  // namespace
+}  // namespace jax_mea::cuda
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxMeaAttentionCuda, jax_mea::cuda::AttentionCudaImpl,
+    jax_mea::AttentionSignature(
+        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxMeaKvConcatCuda, jax_mea::cuda::KvConcatCudaImpl,
+    jax_mea::KvConcatSignature(
+        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    JaxMeaKvAppendCuda, jax_mea::cuda::KvAppendCudaImpl,
+    jax_mea::KvAppendSignature(
+        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));

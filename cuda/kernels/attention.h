@@ -1,0 +1,30 @@
+// Host entry points of jax-mea's CUDA attention forward and KV copy kernels.
+// Each reads only its parameter struct (device pointers inside), launches on
+// `stream` without synchronising, and returns the launch's error code.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "jax_mea/params.h"
+
+namespace jax_mea::cuda {
+
+// Largest head_size / v_head_size the forward kernels take.
+constexpr int kMaxHeadSize = 256;
+
+// Empty when LaunchAttentionForward supports `p`; otherwise why not.
+std::string AttentionForwardUnsupported(const AttentionParams& p);
+
+// out = softmax(mask(softcap(scale * q k^T))) v, exactly as cpu::AttentionForward.
+// float16 / bfloat16: tensor-core FlashAttention-2 style kernel; float32: float32 SIMT.
+cudaError_t LaunchAttentionForward(const AttentionParams& p, cudaStream_t stream);
+
+// Empty when LaunchKvCopy supports `p`; otherwise why not.
+std::string KvCopyUnsupported(const KvCopyParams& p);
+
+// KV concat / append, exactly as cpu::KvCopy.
+cudaError_t LaunchKvCopy(const KvCopyParams& p, cudaStream_t stream);
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,223 @@
+// Attention forward for float32: float32 SIMT arithmetic, the same semantics
+// and the same order of operations per row as cpu::AttentionForward (q is
+// scaled first, scores are softcapped, then masked; natural-log exp).
+//
+// One CTA (4 warps) computes kF32BlockM = 16 query rows of one (batch, head),
+// 4 rows per warp; key tiles of 32 keys (one per lane for the scores, then each
+// lane owns output columns lane + 32 c for P V) pass through shared memory.
+// Head sizes are runtime values up to kMaxHeadSize.
+#include <climits>
+#include <cstdint>
+
+#include "kernels/attention.h"
+#include "kernels/attention_fwd_instances.h"
+#include "kernels/common.cuh"
+#include "kernels/launch_utils.h"
+
+namespace jax_mea::cuda {
+namespace {
+
+constexpr int kF32Warps = 4;
+constexpr int kF32RowsPerWarp = 4;
+constexpr int kF32BlockM = kF32Warps * kF32RowsPerWarp;
+constexpr int kF32BlockN = 32;
+constexpr int kF32Threads = 32 * kF32Warps;
+constexpr int kF32Cols = kMaxHeadSize / 32;  // output columns per lane
+
+size_t F32SmemBytes(int d, int dv) {
+  return sizeof(float) * (static_cast<size_t>(kF32BlockM) * d +
+                          static_cast<size_t>(kF32BlockN) * (d + 1) +
+                          static_cast<size_t>(kF32BlockN) * dv);
+}
+
+struct F32Args {
+  int num_m_blocks;
+};
+
+__global__ void __launch_bounds__(kF32Threads)
+    AttentionFwdF32Kernel(const __grid_constant__ AttentionParams p, const F32Args a) {
+  constexpr float kNegInf = -__builtin_inff();
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int D = p.head_size, Dv = p.v_head_size;
+  const int k_stride = D + 1;  // conflict-free column reads of K by lane = key
+  float* sQ = reinterpret_cast<float*>(smem_raw);
+  float* sK = sQ + kF32BlockM * D;
+  float* sV = sK + kF32BlockN * k_stride;
+
+  const int tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+
+  const int64_t bid = blockIdx.x;
+  const int m_block = a.num_m_blocks - 1 - static_cast<int>(bid % a.num_m_blocks);
+  const int64_t bh = bid / a.num_m_blocks;
+  const int h = static_cast<int>(bh % p.num_heads);
+  const int b = static_cast<int>(bh / p.num_heads);
+  const int kvh = h / p.group_size();
+  const int m0 = m_block * kF32BlockM;
+  const int q_end = min(m0 + kF32BlockM, p.q_len);
+  const int kv_len = p.kv_length(b);
+  const int64_t off = p.query_offset(b);
+
+  const float* q_base =
+      static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  const float* k_base =
+      static_cast<const float*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
+  const float* v_base =
+      static_cast<const float*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
+  float* o_base = static_cast<float*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head;
+
+  const KeyRange first_row = VisibleKeys(p, m0 + off, kv_len);
+  const KeyRange last_row = VisibleKeys(p, q_end - 1 + off, kv_len);
+  const int64_t blk_lo = first_row.lo, blk_hi = last_row.hi;
+  if (blk_hi <= blk_lo) {
+    for (int e = tid; e < (q_end - m0) * Dv; e += kF32Threads) {
+      o_base[(m0 + e / Dv) * p.out_strides.seq + e % Dv] = 0.f;
+    }
+    return;
+  }
+  const int n_first = static_cast<int>(blk_lo / kF32BlockN);
+  const int n_end = static_cast<int>((blk_hi + kF32BlockN - 1) / kF32BlockN);
+  const bool has_mask = p.mask_kind != MaskKind::kNone;
+
+  for (int e = tid; e < kF32BlockM * D; e += kF32Threads) {
+    const int r = e / D, d = e % D;
+    const int i = m0 + r;
+    sQ[e] = i < p.q_len ? q_base[i * p.q_strides.seq + d] * p.scale : 0.f;
+  }
+
+  int row_lo[kF32RowsPerWarp], row_hi[kF32RowsPerWarp];
+  int64_t mask_off[kF32RowsPerWarp];
+  float acc[kF32RowsPerWarp][kF32Cols];
+  float row_max[kF32RowsPerWarp], row_sum[kF32RowsPerWarp];
+#pragma unroll
+  for (int k = 0; k < kF32RowsPerWarp; ++k) {
+    const int i = m0 + warp * kF32RowsPerWarp + k;
+    row_lo[k] = row_hi[k] = 0;
+    mask_off[k] = 0;
+    if (i < p.q_len) {
+      const KeyRange r = VisibleKeys(p, i + off, kv_len);
+      const int64_t lo = r.lo < kv_len ? r.lo : kv_len;
+      row_lo[k] = static_cast<int>(lo);
+      row_hi[k] = static_cast<int>(r.hi > lo ? r.hi : lo);
+      mask_off[k] = b * p.mask_batch_stride + h * p.mask_head_stride +
+                    static_cast<int64_t>(i) * p.mask_q_stride;
+    }
+    row_max[k] = kNegInf;
+    row_sum[k] = 0.f;
+#pragma unroll
+    for (int c = 0; c < kF32Cols; ++c) acc[k][c] = 0.f;
+  }
+
+  for (int n = n_first; n < n_end; ++n) {
+    const int j0 = n * kF32BlockN;
+    __syncthreads();  // the previous tile has been consumed (and sQ written, first time)
+    for (int e = tid; e < kF32BlockN * D; e += kF32Threads) {
+      const int r = e / D, d = e % D;
+      sK[r * k_stride + d] = j0 + r < kv_len ? k_base[(j0 + r) * p.k_strides.seq + d] : 0.f;
+    }
+    for (int e = tid; e < kF32BlockN * Dv; e += kF32Threads) {
+      const int r = e / Dv, d = e % Dv;
+      sV[e] = j0 + r < kv_len ? v_base[(j0 + r) * p.v_strides.seq + d] : 0.f;
+    }
+    __syncthreads();
+
+    // Scores: lane = key j0 + lane.
+    float sc[kF32RowsPerWarp];
+#pragma unroll
+    for (int k = 0; k < kF32RowsPerWarp; ++k) sc[k] = 0.f;
+    const float* kr = sK + lane * k_stride;
+    const float* qr = sQ + warp * kF32RowsPerWarp * D;
+    for (int d = 0; d < D; ++d) {
+      const float kd = kr[d];
+#pragma unroll
+      for (int k = 0; k < kF32RowsPerWarp; ++k) sc[k] = fmaf(qr[k * D + d], kd, sc[k]);
+    }
+    const int j = j0 + lane;
+    float prob[kF32RowsPerWarp];
+#pragma unroll
+    for (int k = 0; k < kF32RowsPerWarp; ++k) {
+      float s = sc[k];
+      if (p.softcap > 0.f) s = p.softcap * tanhf(s / p.softcap);
+      bool vis = j >= row_lo[k] && j < row_hi[k];
+      if (vis && has_mask) {
+        if (p.mask_kind == MaskKind::kBool) {
+          vis = static_cast<const uint8_t*>(p.mask)[mask_off[k] + j] != 0;
+        } else {
+          s += static_cast<const float*>(p.mask)[mask_off[k] + j];
+        }
+      }
+      s = vis ? s : kNegInf;
+      float mx = s;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      prob[k] = 0.f;
+      if (mx == kNegInf) continue;  // warp-uniform: no key of this tile for this row
+      const float new_max = fmaxf(row_max[k], mx);
+      if (new_max > row_max[k]) {
+        const float corr = expf(row_max[k] - new_max);  // 0 on the first visible tile
+        row_sum[k] *= corr;
+#pragma unroll
+        for (int c = 0; c < kF32Cols; ++c) acc[k][c] *= corr;
+        row_max[k] = new_max;
+      }
+      prob[k] = expf(s - new_max);
+      row_sum[k] += prob[k];  // per lane; reduced at the end
+    }
+
+    // O += P V: lane owns columns lane + 32 c.
+    const int key_count = min(kF32BlockN, kv_len - j0);
+    for (int jj = 0; jj < key_count; ++jj) {
+      const float* vr = sV + jj * Dv;
+      float pj[kF32RowsPerWarp];
+#pragma unroll
+      for (int k = 0; k < kF32RowsPerWarp; ++k) pj[k] = __shfl_sync(0xffffffffu, prob[k], jj);
+#pragma unroll
+      for (int c = 0; c < kF32Cols; ++c) {
+        const int col = lane + 32 * c;
+        if (col < Dv) {
+          const float vv = vr[col];
+#pragma unroll
+          for (int k = 0; k < kF32RowsPerWarp; ++k) acc[k][c] = fmaf(pj[k], vv, acc[k][c]);
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int k = 0; k < kF32RowsPerWarp; ++k) {
+    float sum = row_sum[k];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const int i = m0 + warp * kF32RowsPerWarp + k;
+    if (i < p.q_len) {
+#pragma unroll
+      for (int c = 0; c < kF32Cols; ++c) {
+        const int col = lane + 32 * c;
+        if (col < Dv) o_base[i * p.out_strides.seq + col] = acc[k][c] * inv;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchAttentionForwardF32(const AttentionParams& p, cudaStream_t stream) {
+  static DeviceFlags smem_set;
+  // The limit is raised once to the largest size any head dims need.
+  if (cudaError_t err = EnsureDynamicSmem(AttentionFwdF32Kernel,
+                                          F32SmemBytes(kMaxHeadSize, kMaxHeadSize), smem_set);
+      err != cudaSuccess) {
+    return err;
+  }
+  F32Args a;
+  a.num_m_blocks = (p.q_len + kF32BlockM - 1) / kF32BlockM;
+  const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
+  if (blocks <= 0) return cudaSuccess;
+  if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
+  AttentionFwdF32Kernel<<<static_cast<unsigned>(blocks), kF32Threads,
+                          F32SmemBytes(p.head_size, p.v_head_size), stream>>>(p, a);
+  return cudaGetLastError();
+}
+
+}  // namespace jax_mea::cuda

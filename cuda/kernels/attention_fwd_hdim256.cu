@@ -1,0 +1,10 @@
+// Attention forward instantiations for padded head dims 256 x 256 (one file per
+// head-dim group so that the build compiles them in parallel).
+#include "kernels/attention_fwd.cuh"
+
+namespace jax_mea::cuda {
+
+template cudaError_t RunFwd<__half, 256, 256>(const AttentionParams&, cudaStream_t);
+template cudaError_t RunFwd<__nv_bfloat16, 256, 256>(const AttentionParams&, cudaStream_t);
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,127 @@
+// Device helpers shared by jax-mea's CUDA kernels: element types, cp.async,
+// ldmatrix and the m16n8k16 tensor-core MMA (sm_80 and newer).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "jax_mea/params.h"
+
+namespace jax_mea::cuda {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// ---------------------------------------------------------------- element types
+
+template <typename T> __device__ __forceinline__ float ToF32(T x);
+template <> __device__ __forceinline__ float ToF32<float>(float x) { return x; }
+template <> __device__ __forceinline__ float ToF32<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float ToF32<__nv_bfloat16>(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
+
+template <typename T> __device__ __forceinline__ T FromF32(float x);
+template <> __device__ __forceinline__ float FromF32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half FromF32<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 FromF32<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// Two floats as one 32-bit register of two 16-bit values, `lo` in the low half
+// (the element with the lower column index, as the MMA fragments expect).
+template <typename T> __device__ __forceinline__ uint32_t Pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t Pack2<__half>(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+template <> __device__ __forceinline__ uint32_t Pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// ---------------------------------------------------------------- shared memory / async copies
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; src_bytes = 0 writes 16 zero bytes and reads nothing.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// ---------------------------------------------------------------- tensor-core MMA
+
+// D += A(16x16, row) * B(16x8, col), float32 accumulators.
+template <typename T>
+__device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1);
+template <>
+__device__ __forceinline__ void Mma16816<__half>(float (&d)[4], const uint32_t (&a)[4],
+                                                 uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void Mma16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
+                                                        uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 2^x; ex2.approx(-inf) = +0.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---------------------------------------------------------------- visibility
+
+// Keys [lo, hi) that query position `pos` may see (hi <= lo: none): the same
+// rule as AttentionParams::visible_keys, with the mask tensor's length folded
+// in, in 64-bit so that huge window sizes cannot overflow.
+struct KeyRange {
+  int64_t lo, hi;
+};
+__device__ __forceinline__ KeyRange VisibleKeys(const AttentionParams& p, int64_t pos,
+                                                int kv_len) {
+  int64_t hi = kv_len;
+  if (p.is_causal && pos + 1 < hi) hi = pos + 1;
+  if (p.right_window >= 0 && pos + p.right_window + 1 < hi) hi = pos + p.right_window + 1;
+  if (p.mask_kind != MaskKind::kNone && p.mask_len < hi) hi = p.mask_len;
+  int64_t lo = 0;
+  if (p.left_window >= 0 && pos - p.left_window > lo) lo = pos - p.left_window;
+  return {lo, hi};
+}
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,378 @@
+// Host side of the split-KV decode attention (decode.h): kernel choice, number
+// of splits, workspace, launches, and the log-sum-exp combine kernel.
+#include "kernels/decode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "kernels/decode_common.cuh"
+#include "kernels/decode_kernels.cuh"
+
+namespace jax_mea::cuda {
+namespace decode_impl {
+namespace {
+
+constexpr int kMinKeysPerSplit = 256;
+
+constexpr size_t kMinWorkspaceBytes = size_t{16} << 20;
+
+// ------------------------------------------------------------------ combine kernel
+
+// One warp per output row: weights exp2(m_s - max) of the splits, then
+// out = sum_s w_s o_s / sum_s w_s l_s (0 where no split saw a key).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionParams p,
+                                                                const DecodeArgs a) {
+  __shared__ float wts[kWarps][kMaxSplits];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (row >= a.num_rows) return;  // whole warp
+  const int S = a.num_splits;
+  const int64_t NR = a.num_rows;
+  float mx = -INFINITY;
+  for (int s = lane; s < S; s += 32) mx = fmaxf(mx, a.ws_ml[2 * (s * NR + row)]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.f;
+  for (int s = lane; s < S; s += 32) {
+    const float ms = a.ws_ml[2 * (s * NR + row)];
+    const float w = mx == -INFINITY ? 0.f : exp2f(ms - mx);
+    wts[warp][s] = w;
+    sum += w * a.ws_ml[2 * (s * NR + row) + 1];
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  __syncwarp();
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+  const int pos = static_cast<int>(row % p.q_len);
+  const int head = static_cast<int>((row / p.q_len) % p.num_heads);
+  const int b = static_cast<int>(row / (static_cast<int64_t>(p.q_len) * p.num_heads));
+  T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + head * p.out_strides.head +
+           static_cast<int64_t>(pos) * p.out_strides.seq;
+  const int Hv = p.v_head_size;
+  for (int d = lane; d < Hv; d += 32) {
+    float o = 0.f;
+    for (int s = 0; s < S; ++s) o += wts[warp][s] * a.ws_o[(s * NR + row) * Hv + d];
+    out[d] = FromF<T>(o * inv);
+  }
+}
+
+// ------------------------------------------------------------------ device facts, cached
+
+std::mutex g_mutex;
+
+int CurrentDevice() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
+  return dev;
+}
+
+int MaxSmemOptin(int dev) {
+  static std::map<int, int> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = cache.find(dev);
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    cudaGetLastError();
+    n = 48 * 1024;
+  }
+  cache[dev] = n;
+  return n;
+}
+
+int SmCount(int dev) {
+  static std::map<int, int> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = cache.find(dev);
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
+    cudaGetLastError();
+    n = 1;
+  }
+  cache[dev] = n;
+  return n;
+}
+
+// Raises the kernel's dynamic shared-memory limit (once per device) and
+// returns its CTAs per SM.
+cudaError_t PrepareKernel(const KernelHandle& h, int dev, int* ctas_per_sm) {
+  static std::map<std::pair<const void*, int>, int> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto key = std::make_pair(h.func, dev);
+  auto it = cache.find(key);
+  if (it != cache.end()) {
+    *ctas_per_sm = it->second;
+    return cudaSuccess;
+  }
+  cudaError_t err = cudaFuncSetAttribute(h.func, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         h.smem_bytes);
+  if (err != cudaSuccess) return err;
+  int n = 0;
+  err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, h.func, h.threads, h.smem_bytes);
+  if (err != cudaSuccess) return err;
+  n = std::max(n, 1);
+  cache[key] = n;
+  *ctas_per_sm = n;
+  return cudaSuccess;
+}
+
+// The cached workspace of (device, stream); grows with cudaMallocAsync on that
+// stream, never while the stream is being captured. Returns its size (0: none).
+size_t CachedWorkspace(int dev, cudaStream_t stream, size_t want, void** ptr) {
+  static std::map<std::pair<int, uintptr_t>, std::pair<void*, size_t>> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto key = std::make_pair(dev, reinterpret_cast<uintptr_t>(stream));
+  auto& slot = cache[key];
+  if (slot.second >= want) {
+    *ptr = slot.first;
+    return slot.second;
+  }
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &capture) != cudaSuccess ||
+      capture != cudaStreamCaptureStatusNone) {
+    cudaGetLastError();
+    *ptr = slot.first;
+    return slot.second;
+  }
+  const size_t bytes = std::max(want, kMinWorkspaceBytes);
+  void* fresh = nullptr;
+  if (cudaMallocAsync(&fresh, bytes, stream) != cudaSuccess ||
+      cudaMemsetAsync(fresh, 0, bytes, stream) != cudaSuccess) {  // counters start at 0
+    cudaGetLastError();
+    *ptr = slot.first;
+    return slot.second;
+  }
+  // The old buffer is never freed: work already queued may still use it.
+  slot = {fresh, bytes};
+  *ptr = fresh;
+  return bytes;
+}
+
+// ------------------------------------------------------------------ the plan
+
+bool MmaAligned(const AttentionParams& p) {
+  if (p.dtype == DType::kFloat32) return false;
+  if (p.head_size % 8 != 0 || p.v_head_size % 8 != 0) return false;
+  if (reinterpret_cast<uintptr_t>(p.k) % 16 != 0 || reinterpret_cast<uintptr_t>(p.v) % 16 != 0) {
+    return false;
+  }
+  for (const TensorStrides* s : {&p.k_strides, &p.v_strides}) {
+    if (s->batch % 8 != 0 || s->head % 8 != 0 || s->seq % 8 != 0) return false;
+  }
+  return true;
+}
+
+bool HeadSizesOk(const AttentionParams& p) {
+  return p.head_size >= 1 && p.head_size <= 256 && p.v_head_size >= 1 && p.v_head_size <= 256;
+}
+
+// MMA configuration (decode_kernels.cuh): many short CTAs run best two per SM
+// (config 0); otherwise one 8-warp CTA per SM with a deep pipeline (config 2),
+// where it is instantiated and fits the device's shared memory, else config 0.
+int DefaultMmaConfig(const AttentionParams& p, int dev) {
+  const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
+  const int64_t base = static_cast<int64_t>(p.batch) * p.num_kv_heads * ((rows + 15) / 16);
+  if (2 * base >= 3 * static_cast<int64_t>(SmCount(dev)) && p.kv_capacity <= 2048) return 0;
+  return 2;
+}
+
+bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
+  if (!opt.force_simt && MmaAligned(p)) {
+    const int hp = PadHeadDim(p.head_size), hvp = PadHeadDim(p.v_head_size);
+    auto pick = p.dtype == DType::kBFloat16 ? MmaKernelBf16 : MmaKernelF16;
+    const int smem_max = MaxSmemOptin(dev);
+    for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 0}) {
+      const int m = std::max(hp, hvp);
+      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max) {
+        return true;
+      }
+    }
+  }
+  const int d = std::max(p.head_size, p.v_head_size);
+  const int dj = d <= 64 ? 2 : d <= 128 ? 4 : 8;
+  return SimtKernel(p.dtype, dj, h);
+}
+
+// Number of kv splits. Each CTA streams `chunk` keys (rounded up to the
+// kernel's tile); the slowest GPU slot runs ceil(CTAs / slots) of them one
+// after the other, so the time goes as waves * chunk. Takes the fewest splits
+// within 5% of the best such cost (each split costs a CTA start and partials),
+// at most kMaxSplits, each at least kMinKeysPerSplit keys of the capacity.
+// Returns the number of non-empty splits for that chunk.
+int ChooseSplits(int64_t base, int64_t slots, int capacity, int tile) {
+  if (base <= 0 || capacity <= 0 || slots <= 0) return 1;
+  const int max_s = static_cast<int>(std::min<int64_t>(
+      kMaxSplits, (static_cast<int64_t>(capacity) + kMinKeysPerSplit - 1) / kMinKeysPerSplit));
+  if (max_s <= 1) return 1;
+  auto plan = [&](int s, int* n_eff) {
+    int64_t chunk = (capacity + s - 1) / s;
+    chunk = (chunk + tile - 1) / tile * tile;
+    *n_eff = static_cast<int>((capacity + chunk - 1) / chunk);
+    const int64_t waves = (base * *n_eff + slots - 1) / slots;
+    return static_cast<double>(waves * chunk);
+  };
+  double best = 0;
+  for (int s = 1; s <= max_s; ++s) {
+    int n;
+    const double c = plan(s, &n);
+    if (s == 1 || c < best) best = c;
+  }
+  for (int s = 1; s <= max_s; ++s) {
+    int n;
+    if (plan(s, &n) <= 1.05 * best) return n;
+  }
+  return 1;
+}
+
+struct Plan {
+  KernelHandle kernel;
+  DecodeArgs args;
+  int num_kv_heads = 0;
+  int64_t groups = 0;   // CTAs per split: batch * num_kv_heads * row_blocks
+  size_t ws_bytes = 0;  // for args.num_splits, without the fused combine's counters
+};
+
+// Workspace layout: [counters (cached workspace only)] ws_ml, ws_o. The
+// cached workspace always reserves its first kCounterBytes for the fused
+// combine's counters, so they stay at one place (and at zero) from call to call.
+constexpr size_t kCounterBytes = size_t{64} << 10;
+constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned);
+
+size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits, bool cached,
+                      size_t* ml_offset = nullptr, size_t* o_offset = nullptr) {
+  if (splits <= 1) return 0;
+  const size_t ml_at = cached ? kCounterBytes : 0;
+  const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
+  const size_t o_at = ml_at + (ml + 255) / 256 * 256;
+  const size_t o = static_cast<size_t>(splits) * num_rows * p.v_head_size * sizeof(float);
+  if (ml_offset) *ml_offset = ml_at;
+  if (o_offset) *o_offset = o_at;
+  return o_at + o;
+}
+
+cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* plan) {
+  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
+    return cudaErrorInvalidValue;
+  }
+  const int dev = CurrentDevice();
+  if (!PickKernel(p, opt, dev, &plan->kernel)) return cudaErrorInvalidValue;
+  int ctas_per_sm = 1;
+  cudaError_t err = PrepareKernel(plan->kernel, dev, &ctas_per_sm);
+  if (err != cudaSuccess) return err;
+  DecodeArgs& a = plan->args;
+  const int rows = p.group_size() * p.q_len;
+  a.rows_per_block = plan->kernel.rows_per_block;
+  a.row_blocks = (rows + a.rows_per_block - 1) / a.rows_per_block;
+  a.num_rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
+  const int64_t base = static_cast<int64_t>(p.batch) * p.num_kv_heads * a.row_blocks;
+  if (opt.num_splits > 0) {
+    a.num_splits = std::min(opt.num_splits, kMaxSplits);
+  } else {
+    a.num_splits = ChooseSplits(base, static_cast<int64_t>(SmCount(dev)) * ctas_per_sm,
+                                p.kv_capacity, plan->kernel.tile_keys);
+  }
+  plan->num_kv_heads = p.num_kv_heads;
+  plan->groups = base;
+  plan->ws_bytes = WorkspaceBytes(p, a.num_rows, a.num_splits, false);
+  return cudaSuccess;
+}
+
+}  // namespace
+}  // namespace decode_impl
+
+using namespace decode_impl;
+
+bool DecodeKernelApplies(const AttentionParams& p) {
+  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) return false;
+  const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
+  if (MmaAligned(p)) return rows <= 16;
+  return rows <= 8;
+}
+
+size_t DecodeWorkspaceBytes(const AttentionParams& p) {
+  Plan plan;
+  if (MakePlan(p, DecodeOptions{}, &plan) != cudaSuccess) return 0;
+  return plan.ws_bytes;
+}
+
+int DecodeNumSplits(const AttentionParams& p, const DecodeOptions& options) {
+  Plan plan;
+  if (MakePlan(p, options, &plan) != cudaSuccess) return 0;
+  return plan.args.num_splits;
+}
+
+cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream) {
+  return LaunchDecodeAttention(p, stream, DecodeOptions{});
+}
+
+cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
+                                  const DecodeOptions& options) {
+  if (p.batch <= 0 || p.num_heads <= 0 || p.q_len <= 0) return cudaSuccess;
+  if (!HeadSizesOk(p)) return cudaErrorInvalidValue;
+  Plan plan;
+  cudaError_t err = MakePlan(p, options, &plan);
+  if (err != cudaSuccess) return err;
+  DecodeArgs& a = plan.args;
+
+  if (a.num_splits > 1) {
+    void* ws = nullptr;
+    size_t have = 0;
+    const bool cached = options.workspace == nullptr;
+    if (!cached) {
+      ws = options.workspace;
+      have = options.workspace_bytes;
+    } else {
+      have = CachedWorkspace(CurrentDevice(), stream,
+                             WorkspaceBytes(p, a.num_rows, a.num_splits, true), &ws);
+    }
+    // Fewer splits where the workspace is short (graph capture, no memory).
+    while (a.num_splits > 1 && WorkspaceBytes(p, a.num_rows, a.num_splits, cached) > have) {
+      --a.num_splits;
+    }
+    if (a.num_splits > 1) {
+      size_t ml_at = 0, o_at = 0;
+      WorkspaceBytes(p, a.num_rows, a.num_splits, cached, &ml_at, &o_at);
+      a.ws_ml = reinterpret_cast<float*>(static_cast<char*>(ws) + ml_at);
+      a.ws_o = reinterpret_cast<float*>(static_cast<char*>(ws) + o_at);
+      // The fused combine's counters must be zero between calls: only the cached
+      // workspace's (zeroed when allocated, left at zero by every call).
+      if (cached && options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
+        a.counters = static_cast<unsigned*>(ws);
+      }
+    }
+  }
+
+  const int64_t grid_y = static_cast<int64_t>(p.num_kv_heads) * a.row_blocks;
+  if (grid_y > 65535 || p.batch > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(a.num_splits, static_cast<unsigned>(grid_y), p.batch);
+  AttentionParams params = p;
+  void* kernel_args[] = {&params, &a};
+  err = cudaLaunchKernel(plan.kernel.func, grid, dim3(plan.kernel.threads), kernel_args,
+                         plan.kernel.smem_bytes, stream);
+  if (err != cudaSuccess) return err;
+  if (a.num_splits > 1 && a.counters == nullptr) {
+    // A programmatic dependent launch (sm_90) was tried here: on the legacy
+    // default stream it made the host wait for the GPU, so it is a plain launch.
+    const unsigned blocks = static_cast<unsigned>((a.num_rows + kWarps - 1) / kWarps);
+    switch (p.dtype) {
+      case DType::kFloat32:
+        DecodeCombineKernel<float><<<blocks, kThreads, 0, stream>>>(p, a);
+        break;
+      case DType::kFloat16:
+        DecodeCombineKernel<__half><<<blocks, kThreads, 0, stream>>>(p, a);
+        break;
+      case DType::kBFloat16:
+        DecodeCombineKernel<__nv_bfloat16><<<blocks, kThreads, 0, stream>>>(p, a);
+        break;
+    }
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace jax_mea::cuda

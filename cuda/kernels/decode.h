@@ -1,0 +1,80 @@
+// Split-KV decode attention: few query rows per kv head (q_len x GQA group
+// small), read at memory bandwidth.
+//
+// One CTA handles (batch b, kv head, block of query rows, kv split). The query
+// heads of a GQA group times the q_len positions are packed into the M = 16
+// rows of mma.sync m16n8k16 (float16 / bfloat16), so each K/V tile is read from
+// memory once for the whole group. K/V tiles stream through a multi-stage
+// cp.async (16-byte) shared-memory pipeline; the key range of each CTA is
+// bounded per batch by kv_lengths, causal offset, window and mask_len, and
+// divided on the device into num_splits chunks. With more than one split the
+// CTAs write float32 partials (unnormalised out, max, sum) to a workspace and a
+// log-sum-exp combine kernel writes `out`; with one split the kernel writes
+// `out` directly. float32 inputs, head sizes that are not multiples of 8 or
+// tensors not 16-byte aligned take a float32 SIMT kernel with the same
+// structure (same semantics, slower).
+//
+// Semantics are exactly cpu::AttentionForward's (see jax_mea/params.h): fully
+// masked rows give 0, keys at or past kv_length are never read.
+//
+// Workspace: LaunchDecodeAttention(p, stream) takes it from a per-(device,
+// stream) buffer allocated lazily with cudaMallocAsync on that stream (and
+// zeroed there), grown (never freed, never synchronising) when a call needs
+// more; while the stream is being captured into a graph no allocation is made
+// and the number of splits is reduced to what the existing buffer holds (down to
+// 1 split, which needs none). With it, the last CTA of each (batch, kv head)
+// merges the splits (per-group counters in the workspace that every call leaves
+// at zero), so one kernel launch does everything. A caller that can allocate
+// (XLA's scratch allocator) passes its own buffer of DecodeWorkspaceBytes(p)
+// bytes through DecodeOptions::workspace instead; then a second, small combine
+// kernel merges the splits (a programmatic dependent launch on sm_90).
+//
+// Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
+// 2.99 TB/s, bf16, T = 1, GPU time by events): B16 Skv8192 N32/8 H128 0.191 ms
+// (2.81 TB/s, 94%); B1 Skv32768 N32/8 H128 0.060 ms (2.22 TB/s, 74%); H192/Hv128
+// at the symmetric efficiency; every shape with a cache >= 1 GB >= 92%. Small
+// calls lose a fixed ~10-15 us (the 32-256 MB caches sit at 21-85%).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "jax_mea/params.h"
+
+namespace jax_mea::cuda {
+
+// True when the decode kernel is the better choice for `p`: at most 16 query
+// rows per kv head (q_len * group_size) for float16 / bfloat16 with head sizes
+// that are multiples of 8 and 16-byte aligned k/v, at most 8 rows otherwise;
+// head_size and v_head_size in [1, 256].
+bool DecodeKernelApplies(const AttentionParams& p);
+
+// Launches the decode attention on `stream` (no synchronisation) and returns the
+// launch's error code. Correct for any AttentionParams with head sizes in
+// [1, 256] (more rows per kv head are processed in several row blocks, each of
+// which reads the kv cache); other head sizes give cudaErrorInvalidValue.
+cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream);
+
+struct DecodeOptions {
+  int num_splits = 0;        // 0: chosen from the SM count and the work; else forced (<= 64)
+  bool force_simt = false;   // take the float32 SIMT kernel even where the MMA one applies
+  int config = -1;           // MMA kernel configuration (tests, tuning); -1: the default
+  int fused_combine = -1;    // 0: separate combine kernel; else (default) the last CTA of
+                             // each group merges the splits (cached workspace only)
+  void* workspace = nullptr; // caller's workspace (device memory); null: the cached one
+  size_t workspace_bytes = 0;
+};
+
+cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
+                                  const DecodeOptions& options);
+
+// Bytes of workspace the call would use with options.num_splits = 0 (0 when it
+// runs unsplit). Reads the device's SM count (cached) but launches nothing.
+size_t DecodeWorkspaceBytes(const AttentionParams& p);
+
+// The number of kv splits the call would use (after the heuristic), for tests
+// and benchmarks.
+int DecodeNumSplits(const AttentionParams& p, const DecodeOptions& options = DecodeOptions{});
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,393 @@
+// The tensor-core split-KV decode kernel (float16 / bfloat16), see decode.h.
+//
+// CTA: NW warps, 16 query rows (the GQA group's heads x q_len positions, zero
+// padded), one kv split. Key tiles of NW x 16 keys (16 per warp) of K and V
+// stream through a kStages-deep cp.async pipeline sized to a shared-memory
+// budget (BUDGET_KB: 112 gives two CTAs per SM on sm_90, 220 one CTA with a
+// deeper pipeline) (16-byte copies,
+// zero-filled past the split's end and past the head size, so nothing outside
+// [kb, ke) x [0, H) is read). Each warp keeps its own online-softmax state over
+// its keys of every tile: S = Q K^T (ldmatrix of Q and K, m16n8k16), masking in
+// registers, P (16-bit) as the A operand of P V (ldmatrix.trans of V). At the
+// end the 4 warps' states are merged in shared memory (Epilogue).
+//
+// Requirements (checked by the host): H, Hv multiples of 8, H <= HP, Hv <= HVP,
+// k / v base pointers 16-byte aligned and their strides multiples of 8 elements.
+#pragma once
+
+#include <type_traits>
+
+#include "kernels/decode_common.cuh"
+
+namespace jax_mea::cuda::decode_impl {
+
+constexpr int kMmaRows = 16;
+constexpr int kKeysPerWarp = 16;
+
+template <int HP, int HVP, int NW, int BUDGET_KB>
+struct MmaConfig {
+  static_assert(HP % 16 == 0 && HVP % 16 == 0, "padded head sizes are multiples of 16");
+  static constexpr int kNumThreads = NW * 32;
+  static constexpr int kTileKeys = NW * kKeysPerWarp;
+  static constexpr int kSmemBudget = BUDGET_KB * 1024;
+  static constexpr int kQStride = HP + 8;  // elements; +16 bytes: conflict-free ldmatrix
+  static constexpr int kKStride = HP + 8;
+  static constexpr int kVStride = HVP + 8;
+  static constexpr int kQBytes = kMmaRows * kQStride * 2;
+  static constexpr int kStageElems = kTileKeys * (kKStride + kVStride);
+  static constexpr int kStageBytes = kStageElems * 2;
+  static constexpr int kFit = (kSmemBudget - kQBytes) / kStageBytes;
+  static constexpr int kStages = kFit < 2 ? 2 : (kFit > 6 ? 6 : kFit);
+  static constexpr int kPipeBytes = kStages * kStageBytes;
+  static constexpr int kAccStride = HVP + 4;  // floats
+  static constexpr int kEpiBytes =
+      (NW * kMmaRows * kAccStride + 2 * NW * kMmaRows + 2 * kMmaRows) * 4;
+  static constexpr int kSmemBytes = kQBytes + (kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes);
+};
+
+// ------------------------------------------------------------------ PTX wrappers
+
+__device__ __forceinline__ uint32_t SmemU32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte async copy; src_bytes 0 zero-fills without reading.
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemU32(smem)),
+               "l"(gmem), "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void CpAsyncCommit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemU32(p)));
+}
+__device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(SmemU32(p)));
+}
+
+template <typename T> struct MmaOp;
+template <> struct MmaOp<__nv_bfloat16> {
+  static __device__ __forceinline__ void Run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t Pack(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct MmaOp<__half> {
+  static __device__ __forceinline__ void Run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t Pack(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+
+// ------------------------------------------------------------------ the kernel
+
+template <typename T, int HP, int HVP, int NW, int BUDGET_KB>
+__global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams p,
+                                                           const DecodeArgs a) {
+  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
+  using Op = MmaOp<T>;
+  constexpr int kNT = Cfg::kNumThreads;
+  constexpr int kTK = Cfg::kTileKeys;
+  extern __shared__ __align__(16) unsigned char smem[];
+  T* q_s = reinterpret_cast<T*>(smem);
+  T* pipe = reinterpret_cast<T*>(smem + Cfg::kQBytes);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int split = blockIdx.x;
+  const int kv_head = blockIdx.y / a.row_blocks;
+  const int row0 = (blockIdx.y - kv_head * a.row_blocks) * kMmaRows;
+  const int b = blockIdx.z;
+  const int rows = p.group_size() * p.q_len;
+  const int nrows = min(kMmaRows, rows - row0);
+  const int H = p.head_size, Hv = p.v_head_size;
+  const int kv_len = p.kv_length(b);
+  const int offset = p.query_offset(b);
+
+  int kb, ke;
+  SplitRange(p, b, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kTK, &kb, &ke);
+
+  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
+  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;
+  const int64_t kss = p.k_strides.seq, vss = p.v_strides.seq;
+  const int ntiles = (ke - kb + kTK - 1) / kTK;
+
+  // 16-byte chunks of one tile of rows [kTK][D] (D = HP or HVP, valid columns
+  // [0, dim)) into shared memory with row stride `stride`; rows at or past ke
+  // and columns past dim are zero-filled without reading.
+  auto load_rows = [&](T* dst, const T* base, int64_t ss, int dim, int j0, auto d_tag,
+                       auto stride_tag) {
+    constexpr int D = decltype(d_tag)::value;
+    constexpr int kStride = decltype(stride_tag)::value;
+    constexpr int C = D / 8;  // chunks per row
+    const T* dummy = base + static_cast<int64_t>(kb) * ss;
+    if constexpr (kNT % C == 0) {
+      constexpr int kRowsPerPass = kNT / C;
+      const int col = (tid % C) * 8, r0 = tid / C;
+      const bool col_ok = col < dim;
+      const T* src = base + static_cast<int64_t>(j0 + r0) * ss + col;
+      const int64_t step = static_cast<int64_t>(kRowsPerPass) * ss;
+#pragma unroll
+      for (int i = 0; i < kTK / kRowsPerPass; ++i) {
+        const int row = r0 + i * kRowsPerPass;
+        const bool ok = col_ok && j0 + row < ke;
+        CpAsync16(dst + row * kStride + col, ok ? src + i * step : dummy, ok ? 16 : 0);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kTK * C / kNT; ++i) {
+        const int c = tid + i * kNT;
+        const int row = c / C, col = (c - row * C) * 8;
+        const int j = j0 + row;
+        const bool ok = j < ke && col < dim;
+        CpAsync16(dst + row * kStride + col, ok ? base + static_cast<int64_t>(j) * ss + col : dummy,
+                  ok ? 16 : 0);
+      }
+    }
+  };
+  auto load_tile = [&](int t, int stage) {
+    const int j0 = kb + t * kTK;
+    T* ks = pipe + stage * Cfg::kStageElems;
+    T* vs = ks + kTK * Cfg::kKStride;
+    load_rows(ks, k_base, kss, H, j0, std::integral_constant<int, HP>{},
+              std::integral_constant<int, Cfg::kKStride>{});
+    load_rows(vs, v_base, vss, Hv, j0, std::integral_constant<int, HVP>{},
+              std::integral_constant<int, Cfg::kVStride>{});
+  };
+
+  // Start the pipeline first: the Q load below overlaps with it.
+#pragma unroll
+  for (int s = 0; s < Cfg::kStages - 1; ++s) {
+    if (s < ntiles) load_tile(s, s);
+    CpAsyncCommit();
+  }
+
+  // Q rows into shared memory (zero padded rows and columns).
+  for (int idx = tid; idx < kMmaRows * HP; idx += kNT) {
+    const int r = idx / HP, d = idx - r * HP;
+    float x = 0.f;
+    if (r < nrows && d < H) {
+      const RowCoord rc = RowOf(p, kv_head, row0 + r);
+      const T* q = static_cast<const T*>(p.q) + b * p.q_strides.batch +
+                   rc.head * p.q_strides.head + static_cast<int64_t>(rc.pos) * p.q_strides.seq;
+      x = ToF<T>(q[d]);
+    }
+    q_s[r * Cfg::kQStride + d] = FromF<T>(x);
+  }
+
+  // This thread's two rows of the MMA fragments: g and g + 8.
+  const int g = lane >> 2, tig = lane & 3;
+  int row_lo[2], row_hi[2];
+  int64_t row_mask[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = g + 8 * rr;
+    row_lo[rr] = row_hi[rr] = 0;
+    row_mask[rr] = 0;
+    if (r < nrows) {
+      const RowCoord rc = RowOf(p, kv_head, row0 + r);
+      RowKeys(p, rc, kv_len, offset, &row_lo[rr], &row_hi[rr]);
+      row_lo[rr] = max(row_lo[rr], kb);
+      row_hi[rr] = min(row_hi[rr], ke);
+      if (p.mask_kind != MaskKind::kNone) row_mask[rr] = MaskOffset(p, b, rc);
+    }
+  }
+  // Keys that both rows of this thread see without any check. Where row g + 8 is
+  // padding only row g counts (the padding row's results are discarded).
+  const bool plain = p.mask_kind == MaskKind::kNone;
+  int all_lo = max(row_lo[0], row_lo[1]), all_hi = min(row_hi[0], row_hi[1]);
+  if (g + 8 >= nrows) {  // row g + 8 is padding: only row g matters
+    all_lo = row_lo[0];
+    all_hi = row_hi[0];
+  }
+  __syncthreads();  // Q in shared memory
+
+  constexpr bool kQInRegs = HP <= 128;
+  constexpr int kQTiles = HP / 16;
+  uint32_t qf[kQInRegs ? kQTiles : 1][4];
+  if constexpr (kQInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < kQTiles; ++kk) {
+      Ldsm4(qf[kk], q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
+                        (lane >> 4) * 8);
+    }
+  }
+
+  float m[2] = {-INFINITY, -INFINITY};
+  float l[2] = {0.f, 0.f};
+  float acc[HVP / 8][4];
+#pragma unroll
+  for (int nd = 0; nd < HVP / 8; ++nd) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[nd][e] = 0.f;
+  }
+  const float scale = p.scale;
+  const float scale_log2 = p.scale * kLog2e;
+
+  for (int t = 0; t < ntiles; ++t) {
+    CpAsyncWait<Cfg::kStages - 2>();
+    __syncthreads();
+    {
+      const int tn = t + Cfg::kStages - 1;
+      if (tn < ntiles) load_tile(tn, tn % Cfg::kStages);
+      CpAsyncCommit();
+    }
+    const int jw = kb + t * kTK + warp * kKeysPerWarp;  // this warp's first key
+    if (jw < ke) {
+      const T* ks = pipe + (t % Cfg::kStages) * Cfg::kStageElems + warp * kKeysPerWarp * Cfg::kKStride;
+      const T* vs = pipe + (t % Cfg::kStages) * Cfg::kStageElems + kTK * Cfg::kKStride +
+                    warp * kKeysPerWarp * Cfg::kVStride;
+      // S = Q K^T for 16 rows x 16 keys: s[nt][0..1] row g, s[nt][2..3] row g + 8,
+      // keys nt * 8 + 2 * tig + {0, 1}. Two accumulator sets halve the MMA chain.
+      float s[2][4], s2[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nt][e] = s2[nt][e] = 0.f;
+      }
+#pragma unroll
+      for (int kk = 0; kk < kQTiles; ++kk) {
+        uint32_t kf[4];
+        Ldsm4(kf, ks + ((lane & 7) + (lane >> 4) * 8) * Cfg::kKStride + kk * 16 +
+                      ((lane >> 3) & 1) * 8);
+        float (&sa)[2][4] = (kk & 1) ? s2 : s;
+        if constexpr (kQInRegs) {
+          Op::Run(sa[0], qf[kk], kf[0], kf[1]);
+          Op::Run(sa[1], qf[kk], kf[2], kf[3]);
+        } else {
+          uint32_t qa[4];
+          Ldsm4(qa, q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
+                        (lane >> 4) * 8);
+          Op::Run(sa[0], qa, kf[0], kf[1]);
+          Op::Run(sa[1], qa, kf[2], kf[3]);
+        }
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[nt][e] += s2[nt][e];
+      }
+      // Scale, softcap, range and mask; log2 domain.
+      float mx[2] = {-INFINITY, -INFINITY};
+      if (plain && p.softcap <= 0.f && jw >= all_lo && jw + kKeysPerWarp <= all_hi) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[nt][e] *= scale_log2;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int rr = e >> 1;
+            const int j = jw + nt * 8 + 2 * tig + (e & 1);
+            const float x = Softcap(p, s[nt][e] * scale);
+            s[nt][e] = MaskedScore<T>(p, x, j, row_lo[rr], row_hi[rr], row_mask[rr]);
+            mx[rr] = fmaxf(mx[rr], s[nt][e]);
+          }
+        }
+      }
+      float m_use[2], alpha[2];
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
+        mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
+        const float m_new = fmaxf(m[rr], mx[rr]);
+        m_use[rr] = m_new == -INFINITY ? 0.f : m_new;
+        alpha[rr] = exp2f(m[rr] - m_use[rr]);
+        m[rr] = m_new;
+        l[rr] *= alpha[rr];
+      }
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int rr = e >> 1;
+          s[nt][e] = exp2f(s[nt][e] - m_use[rr]);
+          l[rr] += s[nt][e];
+        }
+      }
+#pragma unroll
+      for (int nd = 0; nd < HVP / 8; ++nd) {
+        acc[nd][0] *= alpha[0];
+        acc[nd][1] *= alpha[0];
+        acc[nd][2] *= alpha[1];
+        acc[nd][3] *= alpha[1];
+      }
+      // O += P V: P as the A operand (rows x 16 keys).
+      uint32_t pa[4];
+      pa[0] = Op::Pack(s[0][0], s[0][1]);
+      pa[1] = Op::Pack(s[0][2], s[0][3]);
+      pa[2] = Op::Pack(s[1][0], s[1][1]);
+      pa[3] = Op::Pack(s[1][2], s[1][3]);
+#pragma unroll
+      for (int nd2 = 0; nd2 < HVP / 16; ++nd2) {
+        uint32_t vf[4];
+        Ldsm4T(vf, vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kVStride + nd2 * 16 +
+                       (lane >> 4) * 8);
+        Op::Run(acc[2 * nd2], pa, vf[0], vf[1]);
+        Op::Run(acc[2 * nd2 + 1], pa, vf[2], vf[3]);
+      }
+    }
+  }
+  CpAsyncWait<0>();
+  __syncthreads();  // the pipeline's shared memory is free for the epilogue
+
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+    l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+  }
+  float* ep_acc = reinterpret_cast<float*>(smem + Cfg::kQBytes);
+  float* ep_m = ep_acc + NW * kMmaRows * Cfg::kAccStride;
+  float* ep_l = ep_m + NW * kMmaRows;
+  float* row_ml = ep_l + NW * kMmaRows;
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int r = g + 8 * rr;
+    float* dst = ep_acc + (warp * kMmaRows + r) * Cfg::kAccStride + 2 * tig;
+#pragma unroll
+    for (int nd = 0; nd < HVP / 8; ++nd) {
+      *reinterpret_cast<float2*>(dst + nd * 8) = make_float2(acc[nd][2 * rr], acc[nd][2 * rr + 1]);
+    }
+    if (tig == 0) {
+      ep_m[warp * kMmaRows + r] = m[rr];
+      ep_l[warp * kMmaRows + r] = l[rr];
+    }
+  }
+  __syncthreads();
+  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, row_ml, b, kv_head, row0,
+                            nrows, split);
+}
+
+}  // namespace jax_mea::cuda::decode_impl

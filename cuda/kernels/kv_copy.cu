@@ -1,0 +1,145 @@
+// KV concat / append: the CUDA twin of cpu::KvCopy (cuda/cpu/kv_copy_cpu.cc).
+//
+// K and V are copied by separate launches, each with its own row size (head_size,
+// v_head_size) and the widest access (16, 8, 4 or 2 bytes) that the row size,
+// base pointers and strides of that tensor allow. One thread copies one access
+// unit; blockIdx.y walks (batch, head), x walks (row, unit) of that head. Rows
+// are the past rows (concat) followed by the new tokens; a new token whose
+// destination lies outside [0, dst_capacity) is dropped.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels/attention.h"
+
+namespace jax_mea::cuda {
+namespace {
+
+struct CopyView {
+  const char* past = nullptr;  // null: no past rows (append)
+  TensorStrides past_s;        // in bytes
+  const char* src = nullptr;   // new tokens
+  TensorStrides src_s;
+  char* dst = nullptr;
+  TensorStrides dst_s;
+};
+
+struct CopyArgs {
+  CopyView v;
+  int heads = 0;
+  int batch_heads = 0;
+  int past_rows = 0;  // 0 for append
+  int num_new = 0;
+  int units_per_row = 0;
+  int dst_capacity = 0;
+  const int32_t* dst_starts = nullptr;
+  int default_start = 0;
+};
+
+template <typename W>
+__global__ void KvCopyKernel(const __grid_constant__ CopyArgs a) {
+  const int rows = a.past_rows + a.num_new;
+  const int per_head = rows * a.units_per_row;
+  for (int bh = blockIdx.y; bh < a.batch_heads; bh += gridDim.y) {
+    const int b = bh / a.heads, h = bh % a.heads;
+    const int start = a.dst_starts ? a.dst_starts[b] : a.default_start;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < per_head;
+         idx += gridDim.x * blockDim.x) {
+      const int r = idx / a.units_per_row, u = idx % a.units_per_row;
+      const char* src;
+      int64_t dst_pos;
+      if (r < a.past_rows) {
+        src = a.v.past + b * a.v.past_s.batch + h * a.v.past_s.head +
+              static_cast<int64_t>(r) * a.v.past_s.seq;
+        dst_pos = r;
+      } else {
+        const int t = r - a.past_rows;
+        dst_pos = static_cast<int64_t>(start) + t;
+        if (dst_pos < 0 || dst_pos >= a.dst_capacity) continue;
+        src = a.v.src + b * a.v.src_s.batch + h * a.v.src_s.head +
+              static_cast<int64_t>(t) * a.v.src_s.seq;
+      }
+      char* dst = a.v.dst + b * a.v.dst_s.batch + h * a.v.dst_s.head + dst_pos * a.v.dst_s.seq;
+      reinterpret_cast<W*>(dst)[u] = reinterpret_cast<const W*>(src)[u];
+    }
+  }
+}
+
+TensorStrides Bytes(const TensorStrides& s, int64_t elem) {
+  return {s.batch * elem, s.head * elem, s.seq * elem};
+}
+
+bool Aligned(int64_t width, const void* ptr, const TensorStrides& s) {
+  return reinterpret_cast<uintptr_t>(ptr) % width == 0 && s.batch % width == 0 &&
+         s.head % width == 0 && s.seq % width == 0;
+}
+
+cudaError_t CopyTensor(const KvCopyParams& p, const void* past, const TensorStrides& past_s,
+                       const void* src, const TensorStrides& src_s, void* dst,
+                       const TensorStrides& dst_s, int row_elems, cudaStream_t stream) {
+  const int64_t elem = p.dtype == DType::kFloat32 ? 4 : 2;
+  const int64_t row_bytes = row_elems * elem;
+  CopyArgs a;
+  a.v.past = static_cast<const char*>(past);
+  a.v.past_s = Bytes(past_s, elem);
+  a.v.src = static_cast<const char*>(src);
+  a.v.src_s = Bytes(src_s, elem);
+  a.v.dst = static_cast<char*>(dst);
+  a.v.dst_s = Bytes(dst_s, elem);
+  a.heads = p.num_kv_heads;
+  a.batch_heads = p.batch * p.num_kv_heads;
+  a.past_rows = past ? p.past_len : 0;
+  a.num_new = p.num_new;
+  a.dst_capacity = p.dst_capacity;
+  a.dst_starts = p.dst_starts;
+  a.default_start = p.past_len;
+  if (row_bytes == 0 || a.batch_heads == 0 || a.past_rows + a.num_new == 0) return cudaSuccess;
+
+  int64_t width = elem;
+  for (int64_t w : {16, 8, 4}) {
+    if (w <= elem) break;
+    bool ok = row_bytes % w == 0 && Aligned(w, a.v.src, a.v.src_s) &&
+              Aligned(w, a.v.dst, a.v.dst_s) && (!past || Aligned(w, a.v.past, a.v.past_s));
+    if (ok) {
+      width = w;
+      break;
+    }
+  }
+  a.units_per_row = static_cast<int>(row_bytes / width);
+  const int64_t per_head = static_cast<int64_t>(a.past_rows + a.num_new) * a.units_per_row;
+  constexpr int kThreads = 256;
+  const int64_t x_blocks = std::min<int64_t>((per_head + kThreads - 1) / kThreads, 65535);
+  dim3 grid(static_cast<unsigned>(x_blocks),
+            static_cast<unsigned>(std::min<int64_t>(a.batch_heads, 65535)));
+  switch (width) {
+    case 16: KvCopyKernel<uint4><<<grid, kThreads, 0, stream>>>(a); break;
+    case 8: KvCopyKernel<uint2><<<grid, kThreads, 0, stream>>>(a); break;
+    case 4: KvCopyKernel<uint32_t><<<grid, kThreads, 0, stream>>>(a); break;
+    default: KvCopyKernel<uint16_t><<<grid, kThreads, 0, stream>>>(a); break;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+std::string KvCopyUnsupported(const KvCopyParams& p) {
+  if (p.batch < 0 || p.num_kv_heads < 0 || p.head_size < 0 || p.v_head_size < 0 ||
+      p.num_new < 0 || p.dst_capacity < 0 || p.past_len < 0) {
+    return "negative dimension";
+  }
+  const int64_t rows = static_cast<int64_t>(p.past_k ? p.past_len : 0) + p.num_new;
+  const int64_t units = rows * (p.head_size > p.v_head_size ? p.head_size : p.v_head_size);
+  if (units > INT32_MAX) return "too many elements per head (rows * head size >= 2^31)";
+  if (static_cast<int64_t>(p.batch) * p.num_kv_heads > INT32_MAX) return "too many heads";
+  return {};
+}
+
+cudaError_t LaunchKvCopy(const KvCopyParams& p, cudaStream_t stream) {
+  cudaError_t err = CopyTensor(p, p.past_k, p.past_k_strides, p.new_k, p.new_k_strides, p.dst_k,
+                               p.dst_k_strides, p.head_size, stream);
+  if (err != cudaSuccess) return err;
+  return CopyTensor(p, p.past_v, p.past_v_strides, p.new_v, p.new_v_strides, p.dst_v,
+                    p.dst_v_strides, p.v_head_size, stream);
+}
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,44 @@
+// Host-side launch helpers shared by the CUDA kernels.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace jax_mea::cuda {
+
+// One bit per device ordinal (the first 64): whether a per-device, per-kernel
+// setting has been applied.
+struct DeviceFlags {
+  std::atomic<uint64_t> bits{0};
+};
+
+// Raises a kernel's dynamic shared-memory limit to `bytes` once per device
+// (needed above 48 KiB). Fails, as the launch would, when the device has less.
+template <typename Kernel>
+cudaError_t EnsureDynamicSmem(Kernel kernel, size_t bytes, DeviceFlags& flags) {
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  int dev = 0;
+  if (cudaError_t err = cudaGetDevice(&dev); err != cudaSuccess) return err;
+  const uint64_t bit = dev < 64 ? (uint64_t{1} << dev) : 0;
+  if (bit && (flags.bits.load(std::memory_order_acquire) & bit)) return cudaSuccess;
+  int optin = 0;
+  if (cudaError_t err =
+          cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+      err != cudaSuccess) {
+    return err;
+  }
+  if (bytes > static_cast<size_t>(optin)) return cudaErrorInvalidConfiguration;
+  if (cudaError_t err = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(bytes));
+      err != cudaSuccess) {
+    return err;
+  }
+  if (bit) flags.bits.fetch_or(bit, std::memory_order_acq_rel);
+  return cudaSuccess;
+}
+
+}  // namespace jax_mea::cuda

@@ -1,0 +1,726 @@
+// Checks and times the split-KV decode kernel (cuda/kernels/decode.h).
+//
+//   decode_check            correctness grid: GPU vs cpu::AttentionForward (the
+//                           CPU kernel is the semantic model), fresh random inputs,
+//                           output poisoned with NaN, K/V past kv_length set to NaN
+//   decode_check --small    a reduced case set (for compute-sanitizer)
+//   decode_check --bench    times the decode grid (bf16) and the device-to-device
+//                           copy bandwidth in the same run
+//   --seed N                fixes the random inputs (default: from the clock)
+//
+// Built by tools/build_decode_check.sh. Exit status: 0 when every case passes.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_types.h"
+#include "cpu/kernels.h"
+#include "jax_mea/params.h"
+#include "kernels/decode.h"
+
+using namespace jax_mea;
+
+#define CHECK_CUDA(x)                                                                   \
+  do {                                                                                  \
+    cudaError_t err_ = (x);                                                             \
+    if (err_ != cudaSuccess) {                                                          \
+      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(err_),      \
+                   __FILE__, __LINE__, cudaGetErrorString(err_));                       \
+      std::exit(2);                                                                     \
+    }                                                                                   \
+  } while (0)
+
+namespace {
+
+const char* DTypeName(DType t) {
+  return t == DType::kFloat32 ? "f32" : t == DType::kFloat16 ? "f16" : "bf16";
+}
+size_t ElemBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
+
+// ------------------------------------------------------------------ host element helpers
+
+float HostToFloat(DType t, const void* base, int64_t i) {
+  switch (t) {
+    case DType::kFloat32: return static_cast<const float*>(base)[i];
+    case DType::kFloat16: return cpu::ToFloat(static_cast<const cpu::Half*>(base)[i]);
+    case DType::kBFloat16: return cpu::ToFloat(static_cast<const cpu::BFloat16*>(base)[i]);
+  }
+  return 0.f;
+}
+void HostStore(DType t, void* base, int64_t i, float x) {
+  switch (t) {
+    case DType::kFloat32: static_cast<float*>(base)[i] = x; break;
+    case DType::kFloat16: static_cast<cpu::Half*>(base)[i] = cpu::FromFloat<cpu::Half>(x); break;
+    case DType::kBFloat16:
+      static_cast<cpu::BFloat16*>(base)[i] = cpu::FromFloat<cpu::BFloat16>(x);
+      break;
+  }
+}
+
+struct DevBuf {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  DevBuf() = default;
+  explicit DevBuf(size_t n) : bytes(n) {
+    if (n) CHECK_CUDA(cudaMalloc(&ptr, n));
+  }
+  ~DevBuf() {
+    if (ptr) cudaFree(ptr);
+  }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+};
+
+// ------------------------------------------------------------------ a case
+
+struct Case {
+  std::string name;
+  DType dtype = DType::kBFloat16;
+  int B = 2, Nq = 32, Nkv = 8, T = 1, cap = 1037, H = 128, Hv = 128;
+  std::vector<int> lens;  // empty: null (every batch full)
+  bool q_bnsh = false, kv_bnsh = true, out_bnsh = false;
+  bool causal = false;
+  bool per_batch_offset = false;  // offset(b) = lens[b] - T + offset_delta
+  int offset = 0;                 // scalar offset, or delta with per_batch_offset
+  int left = -1, right = -1;
+  float softcap = 0.f;
+  MaskKind mask = MaskKind::kNone;
+  bool mb = false, mh = false, mq = false;  // mask has full batch / head / q dims
+  int mask_len = 0;
+  double mask_false = 0.3;       // bool: P(False); additive: P(-inf)
+  double mask_dead_rows = 0.0;   // fraction of mask rows entirely masked
+  int splits = 0;                // 0: auto
+  bool simt = false;
+  int config = -1;               // MMA kernel configuration, -1: default
+  int fused = -1;                // fused combine: -1 default, 0 separate kernel
+  bool own_ws = false;           // pass a workspace of DecodeWorkspaceBytes (auto splits only)
+};
+
+TensorStrides Strides(bool bnsh, int N, int S, int D) {
+  if (bnsh) return {static_cast<int64_t>(N) * S * D, static_cast<int64_t>(S) * D, D};
+  return {static_cast<int64_t>(S) * N * D, D, static_cast<int64_t>(N) * D};
+}
+
+struct Result {
+  bool pass = false;
+  double rel = 0, max_abs = 0;
+  int splits = 0;
+  std::string why;
+};
+
+Result RunCase(const Case& c, std::mt19937_64& rng) {
+  Result res;
+  const size_t eb = ElemBytes(c.dtype);
+  const int64_t nq = static_cast<int64_t>(c.B) * c.Nq * c.T * c.H;
+  const int64_t nk = static_cast<int64_t>(c.B) * c.Nkv * c.cap * c.H;
+  const int64_t nv = static_cast<int64_t>(c.B) * c.Nkv * c.cap * c.Hv;
+  const int64_t no = static_cast<int64_t>(c.B) * c.Nq * c.T * c.Hv;
+  std::vector<unsigned char> hq(nq * eb), hk(nk * eb), hv(nv * eb), ho(no * eb), hg(no * eb);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  for (int64_t i = 0; i < nq; ++i) HostStore(c.dtype, hq.data(), i, 2.f * uni(rng));
+  for (int64_t i = 0; i < nk; ++i) HostStore(c.dtype, hk.data(), i, uni(rng));
+  for (int64_t i = 0; i < nv; ++i) HostStore(c.dtype, hv.data(), i, uni(rng));
+
+  AttentionParams p;
+  p.dtype = c.dtype;
+  p.batch = c.B;
+  p.num_heads = c.Nq;
+  p.num_kv_heads = c.Nkv;
+  p.q_len = c.T;
+  p.kv_capacity = c.cap;
+  p.head_size = c.H;
+  p.v_head_size = c.Hv;
+  p.q_strides = Strides(c.q_bnsh, c.Nq, c.T, c.H);
+  p.k_strides = Strides(c.kv_bnsh, c.Nkv, c.cap, c.H);
+  p.v_strides = Strides(c.kv_bnsh, c.Nkv, c.cap, c.Hv);
+  p.out_strides = Strides(c.out_bnsh, c.Nq, c.T, c.Hv);
+  p.is_causal = c.causal;
+  p.left_window = c.left;
+  p.right_window = c.right;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.H));
+  p.softcap = c.softcap;
+
+  // K/V at positions >= kv_length: NaN (never to be read or used).
+  std::vector<int32_t> lens(c.lens.begin(), c.lens.end());
+  if (!lens.empty()) {
+    for (int b = 0; b < c.B; ++b) {
+      const int len = std::max(0, std::min(lens[b], c.cap));
+      for (int h = 0; h < c.Nkv; ++h) {
+        for (int j = len; j < c.cap; ++j) {
+          for (int d = 0; d < c.H; ++d) {
+            HostStore(c.dtype, hk.data(),
+                      b * p.k_strides.batch + h * p.k_strides.head + j * p.k_strides.seq + d, NAN);
+          }
+          for (int d = 0; d < c.Hv; ++d) {
+            HostStore(c.dtype, hv.data(),
+                      b * p.v_strides.batch + h * p.v_strides.head + j * p.v_strides.seq + d, NAN);
+          }
+        }
+      }
+    }
+  }
+  std::vector<int32_t> offsets;
+  if (c.per_batch_offset) {
+    for (int b = 0; b < c.B; ++b) offsets.push_back((lens.empty() ? c.cap : lens[b]) - c.T + c.offset);
+  }
+  p.causal_offset = c.per_batch_offset ? 0 : c.offset;
+
+  // Mask [B|1, Nq|1, T|1, mask_len].
+  std::vector<unsigned char> hm;
+  if (c.mask != MaskKind::kNone) {
+    const int mB = c.mb ? c.B : 1, mH = c.mh ? c.Nq : 1, mQ = c.mq ? c.T : 1;
+    const int L = c.mask_len;
+    const int64_t rows = static_cast<int64_t>(mB) * mH * mQ;
+    const size_t mel = c.mask == MaskKind::kBool ? 1 : eb;
+    hm.resize(rows * L * mel);
+    std::uniform_real_distribution<double> u01(0.0, 1.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const bool dead = u01(rng) < c.mask_dead_rows;
+      for (int j = 0; j < L; ++j) {
+        const bool off = dead || u01(rng) < c.mask_false;
+        if (c.mask == MaskKind::kBool) {
+          hm[r * L + j] = off ? 0 : 1;
+        } else {
+          HostStore(c.dtype, hm.data(), r * L + j, off ? -INFINITY : -2.f * static_cast<float>(u01(rng)));
+        }
+      }
+    }
+    p.mask_kind = c.mask;
+    p.mask_len = L;
+    p.mask_q_stride = mQ == 1 ? 0 : L;
+    p.mask_head_stride = mH == 1 ? 0 : static_cast<int64_t>(mQ) * L;
+    p.mask_batch_stride = mB == 1 ? 0 : static_cast<int64_t>(mH) * mQ * L;
+  }
+
+  // Device copies (exact sizes: compute-sanitizer sees any overrun).
+  DevBuf dq(hq.size()), dk(hk.size()), dv(hv.size()), dout(ho.size()), dm(hm.size()),
+      dl(lens.size() * 4), doff(offsets.size() * 4);
+  CHECK_CUDA(cudaMemcpy(dq.ptr, hq.data(), hq.size(), cudaMemcpyHostToDevice));
+  if (!hk.empty()) CHECK_CUDA(cudaMemcpy(dk.ptr, hk.data(), hk.size(), cudaMemcpyHostToDevice));
+  if (!hv.empty()) CHECK_CUDA(cudaMemcpy(dv.ptr, hv.data(), hv.size(), cudaMemcpyHostToDevice));
+  if (!hm.empty()) CHECK_CUDA(cudaMemcpy(dm.ptr, hm.data(), hm.size(), cudaMemcpyHostToDevice));
+  if (!lens.empty()) CHECK_CUDA(cudaMemcpy(dl.ptr, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
+  if (!offsets.empty()) {
+    CHECK_CUDA(cudaMemcpy(doff.ptr, offsets.data(), offsets.size() * 4, cudaMemcpyHostToDevice));
+  }
+  CHECK_CUDA(cudaMemset(dout.ptr, 0xff, ho.size()));  // NaN in every dtype
+
+  AttentionParams pd = p;
+  pd.q = dq.ptr;
+  pd.k = dk.ptr;
+  pd.v = dv.ptr;
+  pd.out = dout.ptr;
+  pd.mask = c.mask == MaskKind::kNone ? nullptr : dm.ptr;
+  pd.kv_lengths = lens.empty() ? nullptr : static_cast<const int32_t*>(dl.ptr);
+  pd.causal_offsets = offsets.empty() ? nullptr : static_cast<const int32_t*>(doff.ptr);
+  cuda::DecodeOptions opt;
+  opt.num_splits = c.splits;
+  opt.force_simt = c.simt;
+  opt.config = c.config;
+  opt.fused_combine = c.fused;
+  res.splits = cuda::DecodeNumSplits(pd, opt);
+  DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : 0);
+  if (c.own_ws) {
+    CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
+    opt.workspace = ws.ptr;
+    opt.workspace_bytes = ws.bytes;
+  }
+  cudaError_t err = cuda::LaunchDecodeAttention(pd, 0, opt);
+  if (err == cudaSuccess) err = cudaDeviceSynchronize();
+  if (err != cudaSuccess) {
+    res.why = std::string("launch: ") + cudaGetErrorString(err);
+    return res;
+  }
+  CHECK_CUDA(cudaMemcpy(hg.data(), dout.ptr, hg.size(), cudaMemcpyDeviceToHost));
+
+  AttentionParams ph = p;
+  ph.q = hq.data();
+  ph.k = hk.data();
+  ph.v = hv.data();
+  ph.out = ho.data();
+  ph.mask = c.mask == MaskKind::kNone ? nullptr : hm.data();
+  ph.kv_lengths = lens.empty() ? nullptr : lens.data();
+  ph.causal_offsets = offsets.empty() ? nullptr : offsets.data();
+  cpu::AttentionForward(ph);
+
+  double num = 0, den = 0, max_abs = 0;
+  int64_t nan_count = 0, dead_bad = 0, ref_nan = 0;
+  for (int b = 0; b < c.B; ++b) {
+    for (int h = 0; h < c.Nq; ++h) {
+      for (int i = 0; i < c.T; ++i) {
+        const int64_t base = b * p.out_strides.batch + h * p.out_strides.head + i * p.out_strides.seq;
+        bool ref_zero = true;
+        for (int d = 0; d < c.Hv; ++d) ref_zero = ref_zero && HostToFloat(c.dtype, ho.data(), base + d) == 0.f;
+        for (int d = 0; d < c.Hv; ++d) {
+          const double r = HostToFloat(c.dtype, ho.data(), base + d);
+          const double g = HostToFloat(c.dtype, hg.data(), base + d);
+          if (std::isnan(r)) {
+            ++ref_nan;
+            continue;
+          }
+          if (std::isnan(g) || std::isinf(g)) {
+            ++nan_count;
+            continue;
+          }
+          if (ref_zero && g != 0.0) ++dead_bad;
+          num += (g - r) * (g - r);
+          den += r * r;
+          max_abs = std::max(max_abs, std::fabs(g - r));
+        }
+      }
+    }
+  }
+  res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  res.max_abs = max_abs;
+  const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
+  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol;
+  if (ref_nan) res.why += " reference-nan=" + std::to_string(ref_nan);
+  if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
+  if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
+  if (res.rel > tol) res.why += " rel>" + std::to_string(tol);
+  return res;
+}
+
+std::string Describe(const Case& c) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s %s B%d N%d/%d T%d cap%d H%d/%d q%s kv%s o%s%s%s%s%s%s%s%s sp%d%s cfg%d%s%s", c.name.c_str(),
+                DTypeName(c.dtype), c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv, c.q_bnsh ? "BNSH" : "BSNH",
+                c.kv_bnsh ? "BNSH" : "BSNH", c.out_bnsh ? "BNSH" : "BSNH", c.lens.empty() ? "" : " lens",
+                c.causal ? (c.per_batch_offset ? " causal(offs)" : " causal") : "",
+                c.left >= 0 ? (" L" + std::to_string(c.left)).c_str() : "",
+                c.right >= 0 ? (" R" + std::to_string(c.right)).c_str() : "",
+                c.softcap > 0 ? " softcap" : "",
+                c.mask == MaskKind::kBool ? " boolmask" : c.mask == MaskKind::kAdditive ? " addmask" : "",
+                c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
+                c.splits, c.simt ? " simt" : "", c.config, c.fused == 0 ? " sepcombine" : "", c.own_ws ? " ownws" : "");
+  return buf;
+}
+
+// Applies feature set f (0..7) to a case.
+void ApplyFeature(Case& c, int f) {
+  const int cap = c.cap;
+  switch (f) {
+    case 0:
+      break;
+    case 1:  // causal, per-batch bottom-right offsets (kv length - q_len)
+      c.causal = true;
+      c.per_batch_offset = true;
+      break;
+    case 2:  // sliding window + causal
+      c.causal = true;
+      c.per_batch_offset = true;
+      c.left = 100;
+      break;
+    case 3:  // softcap, scalar causal offset past the end
+      c.softcap = 2.0f;
+      c.causal = true;
+      c.offset = cap;
+      break;
+    case 4:  // bool mask [B, 1, 1, L] with a short last dim
+      c.mask = MaskKind::kBool;
+      c.mb = true;
+      c.mask_len = std::max(1, cap - 337);
+      break;
+    case 5:  // additive mask [1, Nq, T, L] with -inf and dead rows
+      c.mask = MaskKind::kAdditive;
+      c.mh = true;
+      c.mq = true;
+      c.mask_len = std::max(1, cap / 2 + 3);
+      c.mask_false = 0.2;
+      c.mask_dead_rows = 0.25;
+      break;
+    case 6:  // BSNH k/v, BNSH q/out, causal one key short of bottom-right, left window
+      c.kv_bnsh = false;
+      c.q_bnsh = true;
+      c.out_bnsh = true;
+      c.causal = true;
+      c.per_batch_offset = true;
+      c.offset = -1;
+      c.left = 300;
+      break;
+    case 7:  // full bool mask with dead rows + causal, window both sides
+      c.mask = MaskKind::kBool;
+      c.mb = c.mh = c.mq = true;
+      c.mask_len = cap;
+      c.mask_dead_rows = 0.2;
+      c.per_batch_offset = true;
+      c.offset = -300;
+      c.left = 400;
+      c.right = 200;
+      break;
+  }
+}
+
+std::vector<Case> BuildCases(bool small) {
+  std::vector<Case> cases;
+  const DType dtypes[] = {DType::kBFloat16, DType::kFloat16, DType::kFloat32};
+  const int hs[][2] = {{64, 64}, {128, 128}, {256, 256}, {192, 128}, {80, 80}, {24, 8}};
+  const int heads[][2] = {{32, 8}, {32, 32}, {64, 8}, {8, 1}};
+  const int split_modes[] = {0, 1, 5};
+  int idx = 0;
+  if (!small) {
+    for (DType dt : dtypes) {
+      for (auto& hh : hs) {
+        for (auto& nn : heads) {
+          for (int T : {1, 4}) {
+            Case c;
+            c.name = "grid" + std::to_string(idx);
+            c.dtype = dt;
+            c.H = hh[0];
+            c.Hv = hh[1];
+            c.Nq = nn[0];
+            c.Nkv = nn[1];
+            c.T = T;
+            c.B = 4;
+            c.cap = 1037;
+            const int lens_sets[4][4] = {
+                {1037, 1000, 1, 0}, {0, 1037, 1000, 1}, {1, 0, 1037, 1000}, {1000, 1, 0, 1037}};
+            if (idx % 5 != 4) c.lens.assign(lens_sets[idx % 4], lens_sets[idx % 4] + 4);
+            ApplyFeature(c, (idx + idx / 2) % 8);
+            c.splits = split_modes[(idx / 3) % 3];
+            c.simt = dt != DType::kFloat32 && idx % 7 == 3;
+            c.config = idx % 4 - 1;
+            c.fused = (idx / 4) % 2 - 1;
+            cases.push_back(c);
+            ++idx;
+          }
+        }
+      }
+    }
+    // Every feature on the headline shape, with several split counts.
+    for (int f = 0; f < 8; ++f) {
+      for (int sp : {0, 1, 3, 64}) {
+        Case c;
+        c.name = "feat" + std::to_string(f);
+        c.B = 3;
+        c.cap = 2111;
+        c.lens = {2111, 1500, 7};
+        c.T = f % 2 ? 4 : 1;
+        ApplyFeature(c, f);
+        c.splits = sp;
+        c.config = (f + sp) % 4 - 1;
+        c.fused = (f + sp / 3) % 2 - 1;
+        cases.push_back(c);
+      }
+    }
+    // Special shapes.
+    {
+      Case c; c.name = "long-b1"; c.B = 1; c.cap = 32768; c.lens = {30001}; cases.push_back(c);
+      c.name = "long-b1-causal"; c.causal = true; c.per_batch_offset = true; c.T = 4; cases.push_back(c);
+      c.name = "long-b1-f16-mha"; c.dtype = DType::kFloat16; c.Nkv = 32; c.T = 1; cases.push_back(c);
+      c.name = "long-b1-own-ws"; c.dtype = DType::kBFloat16; c.Nkv = 8; c.causal = false;
+      c.per_batch_offset = false; c.own_ws = true; cases.push_back(c);
+      c.name = "b3-own-ws-mask"; c.B = 3; c.cap = 2111; c.lens = {2111, 1500, 7}; ApplyFeature(c, 5);
+      cases.push_back(c);
+    }
+    {
+      Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
+      c.name = "rows32-2blocks"; c.Nq = 32; c.Nkv = 4; c.T = 4; c.causal = true; c.per_batch_offset = true;
+      cases.push_back(c);
+      c.name = "rows32-simt"; c.simt = true; cases.push_back(c);
+      c.name = "q16-mha"; c.Nq = c.Nkv = 4; c.T = 16; c.simt = false; cases.push_back(c);
+    }
+    {
+      Case c; c.name = "all-empty"; c.lens = {0, 0}; cases.push_back(c);
+      c.name = "cap0"; c.cap = 0; c.lens.clear(); cases.push_back(c);
+      c.name = "odd-heads-simt"; c.cap = 333; c.H = 20; c.Hv = 12; c.Nq = 6; c.Nkv = 3; c.T = 2;
+      cases.push_back(c);
+      c.name = "odd-heads-f16"; c.dtype = DType::kFloat16; c.H = 36; c.Hv = 44; cases.push_back(c);
+      c.name = "h256-16rows"; c.dtype = DType::kBFloat16; c.H = c.Hv = 256; c.Nq = 16; c.Nkv = 4;
+      c.T = 4; c.lens = {333, 100}; cases.push_back(c);
+      c.name = "h1-hv256"; c.H = 8; c.Hv = 256; c.T = 1; cases.push_back(c);
+      c.name = "h256-hv16"; c.H = 256; c.Hv = 16; cases.push_back(c);
+    }
+  } else {
+    // Reduced set for compute-sanitizer: every kernel family, masks, splits, both layouts.
+    for (DType dt : dtypes) {
+      for (auto& hh : hs) {
+        Case c;
+        c.name = "small" + std::to_string(idx);
+        c.dtype = dt;
+        c.H = hh[0];
+        c.Hv = hh[1];
+        c.B = 2;
+        c.cap = 301;
+        c.lens = {301, 77};
+        c.Nq = 8;
+        c.Nkv = 2;
+        c.T = idx % 2 ? 4 : 1;
+        ApplyFeature(c, (idx + idx / 2) % 8);
+        c.splits = split_modes[idx % 3];
+        c.simt = idx % 4 == 3;
+        c.config = idx % 3;
+        c.fused = idx % 2 - 1;
+        cases.push_back(c);
+        ++idx;
+      }
+    }
+    Case c; c.name = "small-odd"; c.cap = 100; c.lens = {100, 3}; c.H = 20; c.Hv = 12; c.Nq = 4; c.Nkv = 2;
+    c.splits = 3; cases.push_back(c);
+    c.name = "small-rows32"; c.H = c.Hv = 128; c.Nq = 32; c.Nkv = 4; c.T = 4; cases.push_back(c);
+  }
+  return cases;
+}
+
+int RunChecks(bool small, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  int fails = 0, n = 0;
+  for (const Case& c : BuildCases(small)) {
+    Result r = RunCase(c, rng);
+    ++n;
+    if (!r.pass) ++fails;
+    std::printf("%s %-100s splits=%-2d rel=%.3e maxabs=%.3e%s\n", r.pass ? "PASS" : "FAIL",
+                Describe(c).c_str(), r.splits, r.rel, r.max_abs, r.why.c_str());
+    std::fflush(stdout);
+  }
+  std::printf("%d / %d cases passed\n", n - fails, n);
+  return fails == 0 ? 0 : 1;
+}
+
+// ------------------------------------------------------------------ benchmark
+
+__global__ void FillRandom(uint16_t* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    uint64_t x = (i + seed) * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 29;
+    const float f = static_cast<float>(x >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f;  // [-1, 1)
+    p[i] = __bfloat16_as_ushort(__float2bfloat16(f));
+  }
+}
+
+// Keeps the GPU busy for about `ns` nanoseconds so that the host can queue the
+// timed launches behind it: the events then measure GPU time alone, not the
+// host's launch overhead.
+__global__ void Spin(long long ns) {
+  const long long start = clock64();
+  // clock64 counts SM cycles; ~2 GHz on an H100.
+  while (clock64() - start < ns * 2) {
+  }
+}
+
+double Median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int RunBench() {
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
+              prop.l2CacheSize >> 20);
+  cudaEvent_t e0, e1;
+  CHECK_CUDA(cudaEventCreate(&e0));
+  CHECK_CUDA(cudaEventCreate(&e1));
+
+  // Copy bandwidth: 1 GB device to device, bytes read + written.
+  double copy_tbs = 0;
+  {
+    const size_t n = size_t{1} << 30;
+    DevBuf a(n), b(n);
+    FillRandom<<<1024, 256>>>(static_cast<uint16_t*>(a.ptr), n / 2, 1);
+    CHECK_CUDA(cudaGetLastError());
+    std::vector<float> ts;
+    for (int it = 0; it < 13; ++it) {
+      CHECK_CUDA(cudaEventRecord(e0));
+      CHECK_CUDA(cudaMemcpyAsync(b.ptr, a.ptr, n, cudaMemcpyDeviceToDevice));
+      CHECK_CUDA(cudaEventRecord(e1));
+      CHECK_CUDA(cudaEventSynchronize(e1));
+      float ms;
+      CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      if (it >= 3) ts.push_back(ms);
+    }
+    copy_tbs = 2.0 * n / (Median(ts) * 1e-3) / 1e12;
+    std::printf("copy bandwidth (D2D 1 GB, read + write): %.3f TB/s\n", copy_tbs);
+  }
+
+  struct Shape { int B, S, Nq, Nkv, H, Hv; };
+  std::vector<Shape> shapes;
+  const double kMaxBytes = 20e9;
+  for (int B : {1, 8, 16, 64}) {
+    for (int S : {1024, 4096, 8192, 32768}) {
+      for (auto nn : {std::pair<int, int>{32, 8}, {32, 32}, {64, 8}}) {
+        for (auto hh : {std::pair<int, int>{64, 64}, {128, 128}, {256, 256}, {192, 128}}) {
+          Shape s{B, S, nn.first, nn.second, hh.first, hh.second};
+          const double kv = 2.0 * B * s.Nkv * static_cast<double>(S) * (s.H + s.Hv);
+          if (kv <= kMaxBytes) shapes.push_back(s);
+        }
+      }
+    }
+  }
+  size_t arena_bytes = 256u << 20;
+  for (auto& s : shapes) {
+    arena_bytes = std::max<size_t>(arena_bytes, 2ull * s.B * s.Nkv * s.S * (s.H + s.Hv) + 4096);
+  }
+  DevBuf arena(arena_bytes);
+  FillRandom<<<4096, 256>>>(static_cast<uint16_t*>(arena.ptr), arena_bytes / 2, 7);
+  CHECK_CUDA(cudaGetLastError());
+  const size_t max_q = 64ull * 64 * 256;
+  DevBuf dq(max_q * 2), dout(max_q * 2);
+  FillRandom<<<256, 256>>>(static_cast<uint16_t*>(dq.ptr), max_q, 3);
+  CHECK_CUDA(cudaDeviceSynchronize());
+
+  // Median time of 20 calls (after 3 warm-ups), each bracketed by its own pair
+  // of events, launched back to back (no host synchronisation in between, so the
+  // host's launch overhead hides behind the previous call). Caches under 50 MB
+  // rotate among copies so that L2 does not serve them.
+  const int kIters = 23, kWarm = 3;
+  std::vector<cudaEvent_t> ev(2 * kIters);
+  for (auto& e : ev) CHECK_CUDA(cudaEventCreate(&e));
+  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
+    const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
+    const size_t set = (kbytes + vbytes + 255) / 256 * 256;
+    const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
+    AttentionParams p;
+    p.dtype = DType::kBFloat16;
+    p.batch = s.B;
+    p.num_heads = s.Nq;
+    p.num_kv_heads = s.Nkv;
+    p.q_len = 1;
+    p.kv_capacity = s.S;
+    p.head_size = s.H;
+    p.v_head_size = s.Hv;
+    p.q_strides = Strides(false, s.Nq, 1, s.H);
+    p.k_strides = Strides(true, s.Nkv, s.S, s.H);
+    p.v_strides = Strides(true, s.Nkv, s.S, s.Hv);
+    p.out_strides = Strides(false, s.Nq, 1, s.Hv);
+    p.scale = 1.f / std::sqrt(static_cast<float>(s.H));
+    p.q = dq.ptr;
+    p.out = dout.ptr;
+    p.k = arena.ptr;
+    p.v = static_cast<char*>(arena.ptr) + kbytes;
+    cuda::DecodeOptions opt;
+    opt.num_splits = splits;
+    opt.config = config;
+    opt.fused_combine = fused;
+    *used_splits = cuda::DecodeNumSplits(p, opt);
+    CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));  // first call: workspace, attributes
+    Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
+    for (int it = 0; it < kIters; ++it) {
+      const int r = it % nrot;
+      p.k = static_cast<char*>(arena.ptr) + r * set;
+      p.v = static_cast<char*>(arena.ptr) + r * set + kbytes;
+      CHECK_CUDA(cudaEventRecord(ev[2 * it]));
+      CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+      CHECK_CUDA(cudaEventRecord(ev[2 * it + 1]));
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+    std::vector<float> ts;
+    for (int it = kWarm; it < kIters; ++it) {
+      float ms;
+      CHECK_CUDA(cudaEventElapsedTime(&ms, ev[2 * it], ev[2 * it + 1]));
+      ts.push_back(ms);
+    }
+    return Median(ts) * 1e-3;
+  };
+  auto bytes_of = [](const Shape& s) {
+    return 2.0 * s.B * s.Nkv * static_cast<double>(s.S) * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
+  };
+
+  {
+    // Host cost of one LaunchDecodeAttention (the GPU kept busy meanwhile).
+    Shape s{1, 32768, 32, 8, 128, 128};
+    int used;
+    time_shape(s, 0, -1, &used);
+    AttentionParams p;
+    p.dtype = DType::kBFloat16;
+    p.batch = 1; p.num_heads = 32; p.num_kv_heads = 8; p.q_len = 1; p.kv_capacity = 32768;
+    p.head_size = p.v_head_size = 128;
+    p.q_strides = Strides(false, 32, 1, 128);
+    p.k_strides = p.v_strides = Strides(true, 8, 32768, 128);
+    p.out_strides = Strides(false, 32, 1, 128);
+    p.scale = 0.088f;
+    p.q = dq.ptr; p.out = dout.ptr; p.k = arena.ptr;
+    p.v = static_cast<char*>(arena.ptr) + 2ull * 8 * 32768 * 128;
+    Spin<<<1, 32>>>(20000000);
+    for (int fused : {-1, 0}) {
+      cuda::DecodeOptions opt;
+      opt.fused_combine = fused;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < 100; ++i) CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+      const auto t1 = std::chrono::steady_clock::now();
+      std::printf("host time per LaunchDecodeAttention (B1 S32768, %d splits, %s): %.2f us\n", used,
+                  fused ? "fused combine" : "combine kernel",
+                  std::chrono::duration<double, std::micro>(t1 - t0).count() / 100);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+  }
+  std::printf("sweep (bf16, T=1): [splits] time_us TB/s; c-1 = default config, f0 = separate combine kernel\n");
+  for (const Shape& s : {Shape{16, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 128, 128},
+                         Shape{8, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 192, 128},
+                         Shape{1, 32768, 32, 8, 256, 256}, Shape{1, 8192, 32, 8, 128, 128},
+                         Shape{16, 8192, 32, 8, 192, 128}}) {
+    for (int config : {-1, 0, 2, 20}) {
+      const int fused = config == 20 ? 0 : -1;
+      const int cfg = config == 20 ? -1 : config;
+      std::printf("B%d S%d N%d/%d H%d/%d c%d%s:", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv, cfg,
+                  fused == 0 ? "f0" : "");
+      for (int sp : {0, 1, 2, 4, 8, 16, 32}) {
+        int used;
+        const double t = time_shape(s, sp, cfg, &used, fused);
+        std::printf(" [%s%d] %.1f %.2f", sp == 0 ? "a" : "", used, t * 1e6, bytes_of(s) / t / 1e12);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+
+  for (int config : {-1}) {
+    std::printf("cfg%d %-34s %6s %10s %8s %8s\n", config, "shape (bf16, T=1, BNSH cache)", "splits",
+                "time_us", "TB/s", "of_copy");
+    int below = 0, big_n = 0;
+    double worst = 1e9;
+    for (auto& s : shapes) {
+      int used;
+      const double t = time_shape(s, 0, config, &used);
+      const double tbs = bytes_of(s) / t / 1e12;
+      const bool big = 2.0 * s.B * s.Nkv * s.S * (s.H + s.Hv) >= (32u << 20);
+      if (big) {
+        ++big_n;
+        worst = std::min(worst, tbs / copy_tbs);
+        if (tbs < 0.85 * copy_tbs) ++below;
+      }
+      char name[64];
+      std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv);
+      std::printf("cfg%d %-34s %6d %10.2f %8.3f %7.1f%%%s\n", config, name, used, t * 1e6, tbs,
+                  100.0 * tbs / copy_tbs, big && tbs < 0.85 * copy_tbs ? "  <85%" : "");
+      std::fflush(stdout);
+    }
+    std::printf("cfg%d: %d of %d shapes with cache >= 32 MB under 85%% of copy bandwidth (worst %.1f%%)\n",
+                config, below, big_n, 100.0 * worst);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool bench = false, small = false;
+  uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--bench")) bench = true;
+    else if (!std::strcmp(argv[i], "--small")) small = true;
+    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else {
+      std::fprintf(stderr, "usage: %s [--small] [--bench] [--seed N]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (bench) return RunBench();
+  return RunChecks(small, seed);
+}
