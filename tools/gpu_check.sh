@@ -48,7 +48,7 @@ kernels() {
 sanitizer() {
   local rc=0
   compute-sanitizer --tool memcheck --error-exitcode 1 build/kernel_check/kernel_check --quick || rc=1
-  compute-sanitizer --tool memcheck --error-exitcode 1 build/decode_check/decode_check --quick || rc=1
+  compute-sanitizer --tool memcheck --error-exitcode 1 build/decode_check/decode_check --small || rc=1
   compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
     python3 -m pytest tests/test_decode.py -q -x -p no:cacheprovider -k "steps_match and float16" || rc=1
   return $rc
@@ -58,7 +58,7 @@ for stage in "${stages[@]}"; do
   case $stage in
     build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS build" ;;
     kernels) run_stage kernels 300 bash -c "$(declare -f kernels); kernels" ;;
-    tests) run_stage tests 900 python3 -m pytest tests -q -x -p no:cacheprovider -n 6 ;;
+    tests) run_stage tests 420 python3 -m pytest tests -q -p no:cacheprovider -n 8 --durations=15 ;;
     sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); sanitizer" ;;
     bench)
       run_stage bench_decode 400 python3 benchmarks/decode.py --grid small --out "$OUT"
