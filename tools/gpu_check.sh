@@ -35,7 +35,7 @@ run_stage() {  # name timeout command...
 build() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   JAX_MEA_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$JOBS \
-    python3 -m pip install --no-build-isolation --no-deps -q -v . 2>&1 | grep -E "ptxas|error|warning|jax-mea" | tail -n 80
+    python3 -m pip install --no-build-isolation --no-deps -q -v -e . 2>&1 | grep -E "ptxas|error|warning|jax-mea" | tail -n 80
   python3 -c "import jax, jax_mea; assert jax_mea.cuda_available(), 'CUDA kernels not registered'; print(jax.devices())" &&
   JOBS=$JOBS CUDA_ARCHS=90 bash tools/build_kernel_check.sh build/kernel_check &&
   bash tools/build_decode_check.sh build/decode_check 90

@@ -9,5 +9,7 @@ PY=${PYTHON:-python3}
 # Build requirements first, then build without isolation so the build sees the
 # same jax (its FFI headers) that the package runs with.
 "$PY" -m pip install -q "scikit-build-core>=0.10" "nanobind>=2.0" "jax>=0.6" cmake ninja
-"$PY" -m pip install -q --no-build-isolation ".[test]"
+# Editable: tests and examples run from the source tree, whose jax_mea/ would
+# otherwise shadow the installed package (and its compiled _ext).
+"$PY" -m pip install -q --no-build-isolation -e ".[test]"
 "$PY" -c "import jax_mea, jax; print('jax-mea installed; CUDA kernels built:', jax_mea._ffi.built_with_cuda, '; jax', jax.__version__, jax.devices())"
