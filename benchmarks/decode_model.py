@@ -121,7 +121,7 @@ def main():
         # each variant gets caches of its own (generate donates them)
         own = (tuple(jax.tree_util.tree_map(jnp.copy, c) for c in caches)
                if variant == "jax_mea" else tuple(
-                   PeerCache(jnp.swapaxes(c.key, 1, 2), jnp.swapaxes(c.value, 1, 2), c.lengths)
+                   PeerCache(jnp.swapaxes(c.key, 1, 2), jnp.swapaxes(c.value, 1, 2), jnp.copy(c.lengths))
                    for c in caches))
         try:
             t, (fed, logits) = run_variant(ATTEND[variant], params, cfg, own, first, steps,
