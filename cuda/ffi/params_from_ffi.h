@@ -258,6 +258,29 @@ inline ffi::ErrorOr<KvCopyParams> MakeKvCopyParams(
   return p;
 }
 
+// KV concat: present = concat(past, new).
+inline ffi::ErrorOr<KvCopyParams> MakeKvConcatParams(ffi::AnyBuffer past_k, ffi::AnyBuffer past_v,
+                                                     ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
+                                                     ffi::AnyBuffer& present_k,
+                                                     ffi::AnyBuffer& present_v,
+                                                     const KvCopyAttrs& a) {
+  return MakeKvCopyParams(&past_k, &past_v, new_k, new_v, nullptr, present_k, present_v, a);
+}
+
+// KV append: the outputs must alias the cache inputs (input_output_aliases), so
+// only the new tokens are written; without donation XLA has copied the cache.
+inline ffi::ErrorOr<KvCopyParams> MakeKvAppendParams(
+    ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
+    ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out_k, ffi::AnyBuffer& out_v,
+    const KvCopyAttrs& a) {
+  if (out_k.untyped_data() != cache_k.untyped_data() ||
+      out_v.untyped_data() != cache_v.untyped_data()) {
+    return ffi::Unexpected(
+        ffi::Error::Internal("jax-mea KV append: the outputs must alias the cache inputs"));
+  }
+  return MakeKvCopyParams(nullptr, nullptr, new_k, new_v, &starts, out_k, out_v, a);
+}
+
 }  // namespace jax_mea
 
 XLA_FFI_REGISTER_STRUCT_ATTR_DECODING(
