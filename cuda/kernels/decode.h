@@ -39,6 +39,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 
 #include "jax_mea/params.h"
 
@@ -76,5 +77,10 @@ size_t DecodeWorkspaceBytes(const AttentionParams& p);
 // The number of kv splits the call would use (after the heuristic), for tests
 // and benchmarks.
 int DecodeNumSplits(const AttentionParams& p, const DecodeOptions& options = DecodeOptions{});
+
+// One line describing the plan (kernel, configuration, pipeline, CTAs per SM,
+// splits), for benchmarks and tuning.
+std::string DecodePlanString(const AttentionParams& p,
+                             const DecodeOptions& options = DecodeOptions{});
 
 }  // namespace jax_mea::cuda
