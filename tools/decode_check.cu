@@ -6,6 +6,8 @@
 //   decode_check --small    a reduced case set (for compute-sanitizer)
 //   decode_check --bench    times the decode grid (bf16) and the device-to-device
 //                           copy bandwidth in the same run
+//   --filter A,B      with --bench: only the shapes named (e.g. "B1 S32768 N32/8 H64/64"),
+//                     each swept over configurations and splits, then a table
 //   --seed N                fixes the random inputs (default: from the clock)
 //
 // Built by tools/build_decode_check.sh. Exit status: 0 when every case passes.
@@ -519,7 +521,7 @@ double Median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-int RunBench() {
+int RunBench(const std::string& filter) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -561,6 +563,32 @@ int RunBench() {
           if (kv <= kMaxBytes) shapes.push_back(s);
         }
       }
+    }
+  }
+  auto name_of = [](const Shape& s) {
+    char name[64];
+    std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv);
+    return std::string(name);
+  };
+  if (!filter.empty()) {  // exact names, comma separated
+    std::vector<Shape> kept;
+    for (const Shape& s : shapes) {
+      const std::string n = name_of(s);
+      size_t at = 0;
+      while (at <= filter.size()) {
+        size_t end = filter.find(',', at);
+        if (end == std::string::npos) end = filter.size();
+        if (filter.compare(at, end - at, n) == 0) {
+          kept.push_back(s);
+          break;
+        }
+        at = end + 1;
+      }
+    }
+    shapes = kept;
+    if (shapes.empty()) {
+      std::fprintf(stderr, "--filter matched no shape\n");
+      return 2;
     }
   }
   size_t arena_bytes = 256u << 20;
@@ -631,6 +659,58 @@ int RunBench() {
   auto bytes_of = [](const Shape& s) {
     return 2.0 * s.B * s.Nkv * static_cast<double>(s.S) * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
   };
+
+  auto params_of = [&](const Shape& s) {
+    AttentionParams p;
+    p.dtype = DType::kBFloat16;
+    p.batch = s.B;
+    p.num_heads = s.Nq;
+    p.num_kv_heads = s.Nkv;
+    p.q_len = 1;
+    p.kv_capacity = s.S;
+    p.head_size = s.H;
+    p.v_head_size = s.Hv;
+    p.q_strides = Strides(false, s.Nq, 1, s.H);
+    p.k_strides = Strides(true, s.Nkv, s.S, s.H);
+    p.v_strides = Strides(true, s.Nkv, s.S, s.Hv);
+    p.out_strides = Strides(false, s.Nq, 1, s.Hv);
+    p.scale = 1.f / std::sqrt(static_cast<float>(s.H));
+    p.q = dq.ptr;
+    p.out = dout.ptr;
+    p.k = arena.ptr;
+    p.v = arena.ptr;
+    return p;
+  };
+  if (!filter.empty()) {
+    // Focused sweep: the plan of each configuration and its time over splits.
+    std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default)\n");
+    for (const Shape& s : shapes) {
+      const AttentionParams p = params_of(s);
+      for (int config : {-1, 0, 1, 2}) {
+        cuda::DecodeOptions o;
+        o.config = config;
+        std::printf("%s c%d {%s}:", name_of(s).c_str(), config, cuda::DecodePlanString(p, o).c_str());
+        for (int sp : {0, 1, 8, 16, 32, 48, 64}) {
+          int used;
+          const double t = time_shape(s, sp, config, &used);
+          std::printf(" [%s%d] %.1f %.2f", sp == 0 ? "a" : "", used, t * 1e6, bytes_of(s) / t / 1e12);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+    std::printf("\n%-28s %-58s %10s %8s %8s\n", "shape (bf16, T=1, BNSH)", "default plan", "time_us",
+                "TB/s", "of_copy");
+    for (const Shape& s : shapes) {
+      int used;
+      double best = 1e9;
+      for (int rep = 0; rep < 3; ++rep) best = std::min(best, time_shape(s, 0, -1, &used));
+      const double tbs = bytes_of(s) / best / 1e12;
+      std::printf("%-28s %-58s %10.2f %8.3f %7.1f%%\n", name_of(s).c_str(),
+                  cuda::DecodePlanString(params_of(s)).c_str(), best * 1e6, tbs, 100.0 * tbs / copy_tbs);
+    }
+    return 0;
+  }
 
   {
     // Host cost of one LaunchDecodeAttention (the GPU kept busy meanwhile).
@@ -711,16 +791,18 @@ int RunBench() {
 
 int main(int argc, char** argv) {
   bool bench = false, small = false;
+  std::string filter;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--bench")) bench = true;
     else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--small] [--bench] [--seed N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"]] [--seed N]\n", argv[0]);
       return 2;
     }
   }
-  if (bench) return RunBench();
+  if (bench) return RunBench(filter);
   return RunChecks(small, seed);
 }

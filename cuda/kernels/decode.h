@@ -31,14 +31,17 @@
 //
 // Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
 // 2.99 TB/s, bf16, T = 1, GPU time by events): B16 Skv8192 N32/8 H128 0.191 ms
-// (2.81 TB/s, 94%); B1 Skv32768 N32/8 H128 0.060 ms (2.22 TB/s, 74%); H192/Hv128
-// at the symmetric efficiency; every shape with a cache >= 1 GB >= 92%. Small
-// calls lose a fixed ~10-15 us (the 32-256 MB caches sit at 21-85%).
+// (2.81 TB/s, 94%); B16 Skv8192 H64 0.103 ms (87%); B1 Skv32768 N32/8 H128
+// 0.058 ms (77%), H64 0.035 ms (64%), H192/Hv128 0.072 ms (78%), H256 0.111 ms
+// (81%); every shape with a cache >= 1 GB >= 92%. Small calls lose a fixed
+// ~11-13 us (B1 Skv1024: 13 us); one CTA streams at most ~25-35 GB/s (cp.async),
+// which bounds the B1 long-cache shapes (128 CTAs on 132 SMs).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 
 #include "jax_mea/params.h"
 
@@ -76,5 +79,10 @@ size_t DecodeWorkspaceBytes(const AttentionParams& p);
 // The number of kv splits the call would use (after the heuristic), for tests
 // and benchmarks.
 int DecodeNumSplits(const AttentionParams& p, const DecodeOptions& options = DecodeOptions{});
+
+// One line describing the plan (kernel, configuration, pipeline, CTAs per SM,
+// splits), for benchmarks and tuning.
+std::string DecodePlanString(const AttentionParams& p,
+                             const DecodeOptions& options = DecodeOptions{});
 
 }  // namespace jax_mea::cuda

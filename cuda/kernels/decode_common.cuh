@@ -140,7 +140,7 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
 template <typename T, int R, int NW = kWarps>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          const float* ep_m, const float* ep_l,
-                                         const float* ep_acc, int acc_stride, float* row_ml,
+                                         float* ep_acc, int acc_stride, float* row_ml,
                                          int b, int kv_head, int row0, int nrows, int split) {
   const int tid = threadIdx.x;
   if (tid < nrows) {
@@ -200,35 +200,62 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   __syncthreads();
   if (!s_last) return;
   __threadfence();
+  // Every thread has finished with ep_acc (the __syncthreads above): it holds the
+  // splits' weights now, wts[r][s] = exp2(m_s - max). One warp per row reads all
+  // splits' (max, sum) at once (lanes over splits, S <= 64), so the merge costs
+  // a few L2 round trips rather than one per split.
+  static_assert(kMaxSplits <= 64, "two splits per lane");
+  float* wts = ep_acc;  // [R][kMaxSplits]; NW * R * acc_stride >= R * kMaxSplits floats
   const int S = a.num_splits;
-  if (tid < nrows) {
-    const RowCoord rc = RowOf(p, kv_head, row0 + tid);
+  const int lane = tid & 31, warp = tid >> 5;
+  for (int r = warp; r < nrows; r += NW) {
+    const RowCoord rc = RowOf(p, kv_head, row0 + r);
     const int64_t row = (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
-    float mx = -INFINITY;
-    for (int s = 0; s < S; ++s) mx = fmaxf(mx, __ldcg(&a.ws_ml[2 * (s * a.num_rows + row)]));
-    float sum = 0.f;
-    if (mx != -INFINITY) {
-      for (int s = 0; s < S; ++s) {
-        const int64_t slot = s * a.num_rows + row;
-        sum += exp2f(__ldcg(&a.ws_ml[2 * slot]) - mx) * __ldcg(&a.ws_ml[2 * slot + 1]);
+    float ms[2], ls[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      ms[i] = -INFINITY;
+      ls[i] = 0.f;
+      if (s < S) {
+        const float2 ml = __ldcg(reinterpret_cast<const float2*>(a.ws_ml) + s * a.num_rows + row);
+        ms[i] = ml.x;
+        ls[i] = ml.y;
       }
     }
-    row_ml[2 * tid] = mx;
-    row_ml[2 * tid + 1] = sum > 0.f ? 1.f / sum : 0.f;
+    float mx = fmaxf(ms[0], ms[1]);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int s = lane + 32 * i;
+      const float w = mx == -INFINITY ? 0.f : exp2f(ms[i] - mx);
+      if (s < S) wts[r * kMaxSplits + s] = w;
+      sum += w * ls[i];
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) row_ml[2 * r + 1] = sum > 0.f ? 1.f / sum : 0.f;
   }
   __syncthreads();
+  const int64_t split_stride = a.num_rows * Hv;
   for (int idx = tid; idx < nrows * Hv; idx += NW * 32) {
     const int r = idx / Hv, d = idx - r * Hv;
     const RowCoord rc = RowOf(p, kv_head, row0 + r);
     const int64_t row = (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
-    const float mx = row_ml[2 * r];
+    const float* src = a.ws_o + row * Hv + d;
+    const float* w = wts + r * kMaxSplits;
     float o = 0.f;
-    if (mx != -INFINITY) {
-      for (int s = 0; s < S; ++s) {
-        const int64_t slot = s * a.num_rows + row;
-        o += exp2f(__ldcg(&a.ws_ml[2 * slot]) - mx) * __ldcg(&a.ws_o[slot * Hv + d]);
-      }
+    int s = 0;
+    for (; s + 8 <= S; s += 8) {  // 8 independent loads in flight
+      float v[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v[i] = __ldcg(src + (s + i) * split_stride);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) o += w[s + i] * v[i];
     }
+    for (; s < S; ++s) o += w[s] * __ldcg(src + s * split_stride);
     T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
              static_cast<int64_t>(rc.pos) * p.out_strides.seq;
     out[d] = FromF<T>(o * row_ml[2 * r + 1]);

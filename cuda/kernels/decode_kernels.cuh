@@ -15,6 +15,8 @@ struct KernelHandle {
   int rows_per_block = 0;
   int threads = 0;             // per CTA
   int tile_keys = 0;           // keys per pipeline step (the split granularity)
+  int stages = 0;              // cp.async pipeline depth (MMA kernel; 0: SIMT)
+  int config = -1;             // MMA configuration that was picked (-1: SIMT)
 };
 
 // MMA kernel configurations (warps per CTA, shared-memory budget per CTA):

@@ -9,7 +9,7 @@ template <int HP, int HVP, int NW, int BUDGET_KB>
 KernelHandle Make() {
   using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
   return {reinterpret_cast<const void*>(&DecodeMmaKernel<__nv_bfloat16, HP, HVP, NW, BUDGET_KB>),
-          Cfg::kSmemBytes, kMmaRows, Cfg::kNumThreads, Cfg::kTileKeys};
+          Cfg::kSmemBytes, kMmaRows, Cfg::kNumThreads, Cfg::kTileKeys, Cfg::kStages};
 }
 }  // namespace
 
