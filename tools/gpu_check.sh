@@ -58,7 +58,7 @@ for stage in "${stages[@]}"; do
   case $stage in
     build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS build" ;;
     kernels) run_stage kernels 300 bash -c "$(declare -f kernels); kernels" ;;
-    tests) run_stage tests 420 python3 -m pytest tests -q -p no:cacheprovider -n 8 --durations=15 ;;
+    tests) run_stage tests 480 python3 -m pytest tests -q -p no:cacheprovider -n 4 --durations=15 ;;
     sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); sanitizer" ;;
     bench)
       run_stage bench_decode 400 python3 benchmarks/decode.py --grid small --out "$OUT"
