@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionP
   for (int d = lane; d < Hv; d += 32) {
     float o = 0.f;
     for (int s = 0; s < S; ++s) o += wts[warp][s] * a.ws_o[(s * NR + row) * Hv + d];
-    out[d] = FromF<T>(o * inv);
+    out[d] = FromF32<T>(o * inv);
   }
 }
 
@@ -190,7 +190,7 @@ int DefaultMmaConfig(const AttentionParams& p, int dev) {
 bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
   if (!opt.force_simt && MmaAligned(p)) {
     const int hp = PadHeadDim(p.head_size), hvp = PadHeadDim(p.v_head_size);
-    auto pick = p.dtype == DType::kBFloat16 ? MmaKernelBf16 : MmaKernelF16;
+    auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 0}) {
       const int m = std::max(hp, hvp);

@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "jax_mea/params.h"
+#include "kernels/common.cuh"  // element conversions, async copies, ldmatrix
 
 namespace jax_mea::cuda::decode_impl {
 
@@ -34,21 +35,6 @@ struct DecodeArgs {
   unsigned* counters = nullptr;
 };
 
-// ------------------------------------------------------------------ element types
-
-template <typename T> __device__ __forceinline__ float ToF(T x);
-template <> __device__ __forceinline__ float ToF<float>(float x) { return x; }
-template <> __device__ __forceinline__ float ToF<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float ToF<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-
-template <typename T> __device__ __forceinline__ T FromF(float x);
-template <> __device__ __forceinline__ float FromF<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half FromF<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 FromF<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // ------------------------------------------------------------------ rows and key ranges
 
@@ -121,7 +107,7 @@ __device__ __forceinline__ float MaskedScore(const AttentionParams& p, float x, 
     if (p.mask_kind == MaskKind::kBool) {
       ok = static_cast<const uint8_t*>(p.mask)[mask_off + j] != 0;
     } else {
-      x += ToF<T>(static_cast<const T*>(p.mask)[mask_off + j]);
+      x += ToF32<T>(static_cast<const T*>(p.mask)[mask_off + j]);
     }
   }
   return ok ? x * kLog2e : -INFINITY;
@@ -173,7 +159,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
       T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
                static_cast<int64_t>(rc.pos) * p.out_strides.seq;
-      out[d] = FromF<T>(o * inv);
+      out[d] = FromF32<T>(o * inv);
     } else {
       const int64_t row =
           (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
@@ -258,7 +244,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     for (; s < S; ++s) o += w[s] * __ldcg(src + s * split_stride);
     T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
              static_cast<int64_t>(rc.pos) * p.out_strides.seq;
-    out[d] = FromF<T>(o * row_ml[2 * r + 1]);
+    out[d] = FromF32<T>(o * row_ml[2 * r + 1]);
   }
 }
 

@@ -32,8 +32,9 @@ inline int PadHeadDim(int d) {
 }
 
 // False where (hp, hvp) is not instantiated for that dtype.
-bool MmaKernelBf16(int hp, int hvp, int config, KernelHandle* h);
-bool MmaKernelF16(int hp, int hvp, int config, KernelHandle* h);
+// T: __nv_bfloat16 or __half (instantiated in decode_mma_{bf16,f16}.cu).
+template <typename T>
+bool MmaKernel(int hp, int hvp, int config, KernelHandle* h);
 // dj in {2, 4, 8}: the SIMT kernel for max(H, Hv) <= 32 * dj.
 bool SimtKernel(DType dtype, int dj, KernelHandle* h);
 

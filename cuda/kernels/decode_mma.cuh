@@ -47,35 +47,6 @@ struct MmaConfig {
 
 // ------------------------------------------------------------------ PTX wrappers
 
-__device__ __forceinline__ uint32_t SmemU32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes 0 zero-fills without reading.
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemU32(smem)),
-               "l"(gmem), "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemU32(p)));
-}
-__device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemU32(p)));
-}
-
 template <typename T> struct MmaOp;
 template <> struct MmaOp<__nv_bfloat16> {
   static __device__ __forceinline__ void Run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
@@ -157,7 +128,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       for (int i = 0; i < kTK / kRowsPerPass; ++i) {
         const int row = r0 + i * kRowsPerPass;
         const bool ok = col_ok && j0 + row < ke;
-        CpAsync16(dst + row * kStride + col, ok ? src + i * step : dummy, ok ? 16 : 0);
+        CpAsync16(SmemAddr(dst + row * kStride + col), ok ? src + i * step : dummy, ok ? 16 : 0);
       }
     } else {
 #pragma unroll
@@ -166,7 +137,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
         const int row = c / C, col = (c - row * C) * 8;
         const int j = j0 + row;
         const bool ok = j < ke && col < dim;
-        CpAsync16(dst + row * kStride + col, ok ? base + static_cast<int64_t>(j) * ss + col : dummy,
+        CpAsync16(SmemAddr(dst + row * kStride + col), ok ? base + static_cast<int64_t>(j) * ss + col : dummy,
                   ok ? 16 : 0);
       }
     }
@@ -196,9 +167,9 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       const RowCoord rc = RowOf(p, kv_head, row0 + r);
       const T* q = static_cast<const T*>(p.q) + b * p.q_strides.batch +
                    rc.head * p.q_strides.head + static_cast<int64_t>(rc.pos) * p.q_strides.seq;
-      x = ToF<T>(q[d]);
+      x = ToF32<T>(q[d]);
     }
-    q_s[r * Cfg::kQStride + d] = FromF<T>(x);
+    q_s[r * Cfg::kQStride + d] = FromF32<T>(x);
   }
 
   // This thread's two rows of the MMA fragments: g and g + 8.
@@ -234,8 +205,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   if constexpr (kQInRegs) {
 #pragma unroll
     for (int kk = 0; kk < kQTiles; ++kk) {
-      Ldsm4(qf[kk], q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
-                        (lane >> 4) * 8);
+      LdMatrixX4(qf[kk], SmemAddr(q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
+                        (lane >> 4) * 8));
     }
   }
 
@@ -274,16 +245,16 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
       for (int kk = 0; kk < kQTiles; ++kk) {
         uint32_t kf[4];
-        Ldsm4(kf, ks + ((lane & 7) + (lane >> 4) * 8) * Cfg::kKStride + kk * 16 +
-                      ((lane >> 3) & 1) * 8);
+        LdMatrixX4(kf, SmemAddr(ks + ((lane & 7) + (lane >> 4) * 8) * Cfg::kKStride + kk * 16 +
+                      ((lane >> 3) & 1) * 8));
         float (&sa)[2][4] = (kk & 1) ? s2 : s;
         if constexpr (kQInRegs) {
           Op::Run(sa[0], qf[kk], kf[0], kf[1]);
           Op::Run(sa[1], qf[kk], kf[2], kf[3]);
         } else {
           uint32_t qa[4];
-          Ldsm4(qa, q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
-                        (lane >> 4) * 8);
+          LdMatrixX4(qa, SmemAddr(q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
+                        (lane >> 4) * 8));
           Op::Run(sa[0], qa, kf[0], kf[1]);
           Op::Run(sa[1], qa, kf[2], kf[3]);
         }
@@ -353,8 +324,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
       for (int nd2 = 0; nd2 < HVP / 16; ++nd2) {
         uint32_t vf[4];
-        Ldsm4T(vf, vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kVStride + nd2 * 16 +
-                       (lane >> 4) * 8);
+        LdMatrixX4Trans(vf, SmemAddr(vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kVStride + nd2 * 16 +
+                       (lane >> 4) * 8));
         Op::Run(acc[2 * nd2], pa, vf[0], vf[1]);
         Op::Run(acc[2 * nd2 + 1], pa, vf[2], vf[3]);
       }

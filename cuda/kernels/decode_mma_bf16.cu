@@ -1,45 +1,6 @@
 // Instantiations of the tensor-core decode kernel for __nv_bfloat16 (see decode_mma.cuh).
-#include "kernels/decode_kernels.cuh"
-#include "kernels/decode_mma.cuh"
+#include "kernels/decode_mma_instances.cuh"
 
 namespace jax_mea::cuda::decode_impl {
-
-namespace {
-template <int HP, int HVP, int NW, int BUDGET_KB>
-KernelHandle Make() {
-  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
-  return {reinterpret_cast<const void*>(&DecodeMmaKernel<__nv_bfloat16, HP, HVP, NW, BUDGET_KB>),
-          Cfg::kSmemBytes, kMmaRows, Cfg::kNumThreads, Cfg::kTileKeys, Cfg::kStages};
-}
-}  // namespace
-
-bool MmaKernelBf16(int hp, int hvp, int config, KernelHandle* h) {
-#define JAX_MEA_DECODE_CASE(A, B, NW, KB) \
-  if (hp == A && hvp == B) {              \
-    *h = Make<A, B, NW, KB>();            \
-    return true;                          \
-  }
-#define JAX_MEA_DECODE_PAIRS(NW, KB)   \
-  JAX_MEA_DECODE_CASE(32, 32, NW, KB)   \
-  JAX_MEA_DECODE_CASE(64, 64, NW, KB)   \
-  JAX_MEA_DECODE_CASE(128, 128, NW, KB) \
-  JAX_MEA_DECODE_CASE(192, 128, NW, KB) \
-  JAX_MEA_DECODE_CASE(192, 192, NW, KB) \
-  JAX_MEA_DECODE_CASE(256, 256, NW, KB)
-  if (config == 0) {
-    JAX_MEA_DECODE_PAIRS(4, 112)
-  }
-  if (config == 1) {
-    JAX_MEA_DECODE_PAIRS(4, 220)
-  }
-  if (config == 2) {
-    JAX_MEA_DECODE_CASE(64, 64, 8, 220)
-    JAX_MEA_DECODE_CASE(128, 128, 8, 220)
-    JAX_MEA_DECODE_CASE(192, 128, 8, 220)
-  }
-#undef JAX_MEA_DECODE_PAIRS
-#undef JAX_MEA_DECODE_CASE
-  return false;
-}
-
+template bool MmaKernel<__nv_bfloat16>(int hp, int hvp, int config, KernelHandle* h);
 }  // namespace jax_mea::cuda::decode_impl

@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
       const RowCoord rc = RowOf(p, kv_head, row0 + r);
       const T* q = static_cast<const T*>(p.q) + b * p.q_strides.batch +
                    rc.head * p.q_strides.head + static_cast<int64_t>(rc.pos) * p.q_strides.seq;
-      x = ToF<T>(q[d]) * p.scale;
+      x = ToF32<T>(q[d]) * p.scale;
     }
     q_s[idx] = x;
   }
@@ -103,8 +103,8 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
 #pragma unroll
       for (int jj = 0; jj < DJ; ++jj) {
         const int d = lane + 32 * jj;
-        kr[u][jj] = (j < ke && d < H) ? ToF<T>(k_base[static_cast<int64_t>(j) * kss + d]) : 0.f;
-        vr[u][jj] = (j < ke && d < Hv) ? ToF<T>(v_base[static_cast<int64_t>(j) * vss + d]) : 0.f;
+        kr[u][jj] = (j < ke && d < H) ? ToF32<T>(k_base[static_cast<int64_t>(j) * kss + d]) : 0.f;
+        vr[u][jj] = (j < ke && d < Hv) ? ToF32<T>(v_base[static_cast<int64_t>(j) * vss + d]) : 0.f;
       }
     }
 #pragma unroll
