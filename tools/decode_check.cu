@@ -610,10 +610,7 @@ int RunBench(const std::string& filter) {
   const int kIters = 23, kWarm = 3;
   std::vector<cudaEvent_t> ev(2 * kIters);
   for (auto& e : ev) CHECK_CUDA(cudaEventCreate(&e));
-  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
-    const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
-    const size_t set = (kbytes + vbytes + 255) / 256 * 256;
-    const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
+  auto params_of = [&](const Shape& s) {
     AttentionParams p;
     p.dtype = DType::kBFloat16;
     p.batch = s.B;
@@ -631,6 +628,14 @@ int RunBench(const std::string& filter) {
     p.q = dq.ptr;
     p.out = dout.ptr;
     p.k = arena.ptr;
+    p.v = arena.ptr;
+    return p;
+  };
+  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
+    const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
+    const size_t set = (kbytes + vbytes + 255) / 256 * 256;
+    const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
+    AttentionParams p = params_of(s);
     p.v = static_cast<char*>(arena.ptr) + kbytes;
     cuda::DecodeOptions opt;
     opt.num_splits = splits;
@@ -660,27 +665,6 @@ int RunBench(const std::string& filter) {
     return 2.0 * s.B * s.Nkv * static_cast<double>(s.S) * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
   };
 
-  auto params_of = [&](const Shape& s) {
-    AttentionParams p;
-    p.dtype = DType::kBFloat16;
-    p.batch = s.B;
-    p.num_heads = s.Nq;
-    p.num_kv_heads = s.Nkv;
-    p.q_len = 1;
-    p.kv_capacity = s.S;
-    p.head_size = s.H;
-    p.v_head_size = s.Hv;
-    p.q_strides = Strides(false, s.Nq, 1, s.H);
-    p.k_strides = Strides(true, s.Nkv, s.S, s.H);
-    p.v_strides = Strides(true, s.Nkv, s.S, s.Hv);
-    p.out_strides = Strides(false, s.Nq, 1, s.Hv);
-    p.scale = 1.f / std::sqrt(static_cast<float>(s.H));
-    p.q = dq.ptr;
-    p.out = dout.ptr;
-    p.k = arena.ptr;
-    p.v = arena.ptr;
-    return p;
-  };
   if (!filter.empty()) {
     // Focused sweep: the plan of each configuration and its time over splits.
     std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default)\n");
