@@ -6,9 +6,13 @@ its own inputs in its own layout, checks its output on batch row 0 against a flo
 reference, and returns (seconds per call, relative error). run_cases times every
 contender on every case, prints a table and returns rows for a CSV.
 
-Contenders: jax_mea (decode_attention for Sq == 1, else dot_product_attention),
-jax-xla / jax-cudnn (jax.nn.dot_product_attention), torch-flash / torch-efficient /
-torch-cudnn (torch SDPA backends, on the same buffers as jax_mea through DLPack).
+Contenders: jax_mea (jax_mea.dot_product_attention on the inputs jax.nn gets; the
+decode kernel where Sq == 1), jax_mea-step (a whole jax_mea.decode_attention step:
+append to a donated KVCache, then attend; Sq == 1 only), jax-xla / jax-cudnn
+(jax.nn.dot_product_attention), torch-flash / torch-efficient / torch-cudnn (torch
+SDPA backends, on jax-made buffers through DLPack). Every contender is timed on the
+device side (timing.time_jax / time_torch: many calls per program or CUDA graph,
+rotating among input sets where they would fit in L2).
 """
 import dataclasses
 import functools
@@ -133,25 +137,32 @@ def _sets(case, dtype):
 
 
 def run_jax_mea(case, dtype, seed, **timing_kw):
+    """jax_mea.dot_product_attention on the inputs jax.nn gets: for Sq == 1 the decode
+    kernel over keys [B, Skv, Nkv, H] bounded by the kv lengths (attention alone, as
+    every peer is timed)."""
     lens = case.kv_lengths()
-    if case.Sq > 1:
-        sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
-                for s in range(_sets(case, dtype))]
-        fn = jax.jit(lambda q, k, v, lens: jax_mea.dot_product_attention(
-            q, k, v, is_causal=case.causal,
-            key_value_seq_lengths=lens if case.ragged else None))
-        q, k, v, _ = sets[0]
-        err = rel_error(fn(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
-                                                   case.causal, "BSNH"))
-        return timing.time_jax(fn, sets, **timing_kw), err
+    sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
+            for s in range(_sets(case, dtype))]
+    fn = lambda q, k, v, lens: jax_mea.dot_product_attention(
+        q, k, v, is_causal=case.causal,
+        key_value_seq_lengths=lens if case.ragged else None)
+    q, k, v, _ = sets[0]
+    err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
+                                                        case.causal, "BSNH"))
+    return timing.time_jax(fn, sets, **timing_kw), err
 
-    # Decode: a cache holding lens - 1 tokens; the step appends one and attends over
-    # lens. It is donated and handed back with its lengths reset, so that every call
-    # does the same work and the cache is never copied.
+
+def run_jax_mea_step(case, dtype, seed, **timing_kw):
+    """A whole decode step, jax_mea.decode_attention: the cache (BNSH, donated) holds
+    lens - 1 tokens, the step appends the lens-th in place and attends over lens. The
+    cache comes back with its lengths reset, so that every call does the same work."""
+    if case.Sq != 1:
+        raise ValueError("decode steps only")
+    lens = case.kv_lengths()
+
     def step(cache, q, k, v):
         out, new = jax_mea.decode_attention(q, k, v, cache)
         return out, replace_fields(new, lengths=cache.lengths)
-    step = jax.jit(step, donate_argnums=0)
 
     caches, sets = [], []
     for s in range(_sets(case, dtype)):
@@ -161,7 +172,7 @@ def run_jax_mea(case, dtype, seed, **timing_kw):
         caches.append(filled_cache(kc, vc, lens - 1))
         sets.append((q, kn, vn))
         del kc, vc
-    out, caches[0] = step(caches[0], *sets[0])
+    out, caches[0] = jax.jit(step, donate_argnums=0)(caches[0], *sets[0])
     c = caches[0]
     err = rel_error(out[:1], reference(sets[0][0][:1], c.key[:1], c.value[:1], lens[:1],
                                        False, "BNSH"))
@@ -184,11 +195,11 @@ def run_jax_nn(implementation):
         lens = case.kv_lengths()
         sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
                 for s in range(_sets(case, dtype))]
-        fn = jax.jit(lambda q, k, v, lens: jax.nn.dot_product_attention(
+        fn = lambda q, k, v, lens: jax.nn.dot_product_attention(
             q, k, v, is_causal=case.causal, implementation=implementation,
-            key_value_seq_lengths=lens if case.ragged else None))
+            key_value_seq_lengths=lens if case.ragged else None)
         q, k, v, _ = sets[0]
-        err = rel_error(fn(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
+        err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
                                                    case.causal, "BSNH"))
         return timing.time_jax(fn, sets, **timing_kw), err
     return run
@@ -203,26 +214,31 @@ def run_torch(backend):
         F = torch.nn.functional
         warnings.filterwarnings("ignore", category=UserWarning)
         lens = case.kv_lengths()
-        q, k, v = jax.block_until_ready(make_inputs(case, dtype, seed, "BNSH"))
-        tq = torch.from_dlpack(q).transpose(1, 2).contiguous()        # [B, Nq, Sq, H]
-        tk, tv = torch.from_dlpack(k), torch.from_dlpack(v)
         mask = None
         if case.ragged:
             tl = torch.as_tensor(lens, device="cuda")
             mask = (torch.arange(case.Skv, device="cuda")[None] < tl[:, None])[:, None, None]
-        fn = lambda: F.scaled_dot_product_attention(
-            tq, tk, tv, attn_mask=mask, is_causal=case.causal, enable_gqa=case.Nq != case.Nkv)
+        sets = []
+        for s in range(_sets(case, dtype)):
+            q, k, v = jax.block_until_ready(make_inputs(case, dtype, seed + s, "BNSH"))
+            tq = torch.from_dlpack(q).transpose(1, 2).contiguous()    # [B, Nq, Sq, H]
+            sets.append((tq, torch.from_dlpack(k), torch.from_dlpack(v), (q, k, v)))
+        fn = lambda j: F.scaled_dot_product_attention(
+            sets[j][0], sets[j][1], sets[j][2], attn_mask=mask, is_causal=case.causal,
+            enable_gqa=case.Nq != case.Nkv)
         with sdpa_kernel(getattr(SDPBackend, backend)):
-            out = fn()
+            out = fn(0)
+            q, k, v = sets[0][3]
             err = rel_error(out[:1].transpose(1, 2).float().cpu().numpy(),
                             reference(q[:1], k[:1], v[:1], lens[:1], case.causal, "BNSH"))
-            t = timing.time_torch(fn)
+            t = timing.time_torch(fn, len(sets))
         return t, err
     return run
 
 
 CONTENDERS = {
     "jax_mea": run_jax_mea,
+    "jax_mea-step": run_jax_mea_step,
     "jax-xla": run_jax_nn("xla"),
     "jax-cudnn": run_jax_nn("cudnn"),
     "torch-flash": run_torch("FLASH_ATTENTION"),
@@ -256,12 +272,18 @@ def available(contenders):
     return contenders
 
 
+def is_ours(name):
+    """jax_mea's own rows (the kernel, the decode step) are never peers."""
+    return name.startswith("jax_mea")
+
+
 def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=None,
               meta=None, verbose=True, **timing_kw):
     """Time contenders on cases. metric 'bytes' (TB/s, fraction of copy bandwidth
     `ceiling`) or 'flops' (TFLOP/s, fraction of matmul rate `ceiling`); unit 1e9 for
     GB/s, GFLOP/s. The first
-    contender is 'ours': every row gets ratio = best time of the others / its time.
+    contender is 'ours': every row gets ratio = best peer time / its time (peers: the
+    contenders that are not jax_mea's, see is_ours).
     Prints one line per result as it comes and a table per case at the end; writes the
     CSV (rewritten after every case, so that a cut-off run keeps what it measured)."""
     itemsize = jnp.dtype(dtype).itemsize
@@ -270,7 +292,7 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
     for case in cases:
         work = case.nbytes(itemsize) if metric == "bytes" else case.flops()
         results = {n: measure(n, case, dtype, **timing_kw) for n in contenders}
-        peer_times = [r[0] for n, r in results.items() if n != contenders[0] and r[0]]
+        peer_times = [r[0] for n, r in results.items() if not is_ours(n) and r[0]]
         best_peer = min(peer_times) if peer_times else None
         wide = {"case": case.name}
         for n, (t, err, note) in results.items():
@@ -285,6 +307,8 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
                    "rel_err": err, "note": note}
             rows.append(row)
             wide[n] = row["time_ms"]
+            if n == "jax_mea-step":
+                wide.update(step_ratio=row["best_peer_over_this"])
             if n == contenders[0]:
                 wide.update(rate=rate, frac=row["frac_ceiling"], err=err,
                             ratio=row["best_peer_over_this"])
@@ -301,6 +325,8 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
             ("rate", rate_name, ".3g"), ("frac", frac_name, ".0%"), ("err", "rel err", ".1e")]
     cols += [(n, f"{n} ms", ".4g") for n in contenders[1:]]
     cols += [("ratio", "best peer / ours", ".2f")]
+    if "jax_mea-step" in contenders[1:]:
+        cols += [("step_ratio", "best peer / step", ".2f")]
     print()
     timing.print_table(table, cols)
     return rows

@@ -34,7 +34,7 @@ def main():
     prefill, decode = (SMOKE_PREFILL, SMOKE_DECODE) if args.smoke else (PREFILL, DECODE)
     if args.quick:
         prefill = [c for c in prefill if c.Skv < 4096]
-    kw = dict(repeats=3, budget_s=0.5) if (args.quick or args.smoke) else dict(budget_s=2.0)
+    kw = dict(repeats=3, counts=(1, 2)) if (args.quick or args.smoke) else dict(counts=(1, 3))
 
     env = timing.environment()
     ceil = timing.ceilings(copy_bytes=1 << 26 if args.smoke else 1 << 28,
@@ -46,7 +46,7 @@ def main():
     contenders = ["jax_mea", "jax-xla"]
     rows = run_cases(prefill, contenders, "float32", metric="flops", unit=1e9,
                      ceiling=ceil["matmul_flops"], **kw)
-    rows += run_cases(decode, contenders, "float32", metric="bytes", unit=1e9,
+    rows += run_cases(decode, contenders + ["jax_mea-step"], "float32", metric="bytes", unit=1e9,
                       ceiling=ceil["copy_Bps"], **kw)
     timing.write_csv(os.path.join(args.out, "cpu" + "_smoke" * args.smoke + ".csv"), rows, meta)
 

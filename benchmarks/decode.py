@@ -1,12 +1,15 @@
 """Decode-step attention (T = 1 over a KV cache) on the GPU: jax_mea against its peers.
 
-Contenders: jax_mea.decode_attention (cache filled to Skv - 1, the step appends the
-Skv-th token in place: the cache is donated), jax.nn.dot_product_attention with
-implementation "xla" and "cudnn" over keys [B, Skv, Nkv, H], and torch SDPA's flash,
-efficient and cudnn backends on jax_mea's buffers (where torch with CUDA imports).
-Per shape: time, TB/s (q, valid k and v, out, each once), fraction of the copy
-bandwidth measured in the same run, relative error of row 0 against a float32
-reference, and best peer time / jax_mea time (> 1: jax_mea faster).
+Contenders (common.py): jax_mea.dot_product_attention and jax.nn.dot_product_attention
+with implementation "xla" and "cudnn", all on the same keys [B, Skv, Nkv, H] (with
+key_value_seq_lengths for ragged rows); torch SDPA's flash, efficient and cudnn
+backends (where torch with CUDA imports) on [B, Nkv, Skv, H]; and jax_mea-step, a
+whole jax_mea.decode_attention step (the cache, filled to Skv - 1 and donated, gets
+the Skv-th token appended in place, then attention over it). All are timed on the
+device side (timing.py). Per shape: time, TB/s (q, valid k and v, out, each once),
+fraction of the copy bandwidth measured in the same run, relative error of row 0
+against a float32 reference, and best peer time / jax_mea time (> 1: jax_mea faster;
+peers are the contenders that are not jax_mea's).
 
     python benchmarks/decode.py [--grid small|full] [--shard 0/2] [--out benchmarks/out]
     python benchmarks/decode.py --smoke          # tiny shapes, runs on the CPU
@@ -86,8 +89,6 @@ def main():
     p.add_argument("--smoke", action="store_true", help="tiny shapes, float32 (CPU check)")
     p.add_argument("--dtype", default=None, help="default bfloat16 (float32 with --smoke)")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
-    p.add_argument("--budget", type=float, default=None, help="seconds per measurement "
-                   "(default 1, 0.2 with --smoke)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
     dtype = args.dtype or ("float32" if args.smoke else "bfloat16")
@@ -104,9 +105,9 @@ def main():
     name = "decode_smoke" if args.smoke else f"decode_{args.grid}" + (
         f"_{i}of{n}" if n > 1 else "")
     csv_path = os.path.join(args.out, name + ".csv")
-    budget = args.budget or (0.2 if args.smoke else 1.0)
+    kw = dict(counts=(1, 3), repeats=3) if args.smoke else {}
     rows = run_cases(cases, contenders, dtype, metric="bytes", ceiling=ceil["copy_Bps"],
-                     csv_path=csv_path, meta=dict(env, ceilings=ceil), budget_s=budget)
+                     csv_path=csv_path, meta=dict(env, ceilings=ceil), **kw)
     plot(rows, os.path.join(args.out, name + ".png"),
          f"decode attention, {dtype}, {env['device']}, {env['date']}; copy "
          f"{ceil['copy_Bps'] / 1e12:.2f} TB/s")

@@ -3,11 +3,10 @@
 Import this module before jax: it keeps jax from preallocating most of the GPU, so
 that torch can run in the same process.
 
-  time_jax      median seconds per call of a jitted callable (warm-up, repeats of N
-                calls, block_until_ready; rotates among input sets, optionally threads a
-                donated state through the calls)
-  time_torch    median seconds of a torch callable (triton.testing.do_bench, which also
-                flushes L2 before every call)
+  time_jax      seconds per call of a jax callable, on the device: programs of n1 and n2
+                calls back to back in one jit (rotating among input sets, optionally
+                threading a donated state), (t(n2) - t(n1)) / (n2 - n1) of their medians
+  time_torch    the same for a torch callable, from CUDA-graph replays timed by events
   ceilings      measured copy bandwidth and bf16 matmul rate, in this process
   print_table, write_csv, environment
 """
@@ -38,37 +37,54 @@ def n_input_sets(bytes_per_set, l2_bytes=L2_BYTES, max_sets=64):
     return int(min(max_sets, math.ceil(2 * l2_bytes / max(bytes_per_set, 1))))
 
 
-def time_jax(fn, input_sets, *, carries=None, calls=20, repeats=5, budget_s=2.0):
-    """Median seconds per call of `fn`, a jitted callable.
+def time_jax(fn, input_sets, *, carries=None, counts=(2, 12), repeats=7):
+    """Seconds per call of `fn` on the device, measured inside one jitted program.
 
-    input_sets: list of argument tuples; call i uses input_sets[i % len(input_sets)].
+    input_sets: list of argument tuples; call i uses input_sets[i % len(input_sets)],
+      each call's arguments are parameters of their own (XLA cannot merge two calls).
     carries: optional list of states, one per input set, for a stateful fn called as
-      `out, carries[j] = fn(carries[j], *input_sets[j])` (donate the state, e.g. a KV
-      cache, with donate_argnums=0 so that no call copies it).
-    Each of `repeats` measurements times `calls` back-to-back calls (fewer where one
-    call is slow, to stay near `budget_s` in all) and blocks on all their outputs.
+      `out, carries[j] = fn(carries[j], *input_sets[j])`; they are donated to the program
+      (e.g. a KV cache appended in place), so that no call copies them.
+    A program runs n calls back to back; programs of n1 and n2 calls (`counts`) are
+    each timed `repeats` times (median, after a warm-up) and the time per call is
+    (t(n2) - t(n1)) / (n2 - n1): the program's dispatch and synchronisation cancel, so
+    small calls are timed as the GPU runs them, not as the host issues single programs.
     """
-    n = len(input_sets)
-    if carries is not None and len(carries) != n:
+    n_sets = len(input_sets)
+    if carries is not None and len(carries) != n_sets:
         raise ValueError("need one carry per input set")
+    counts = (counts[0], max(counts[1], n_sets + counts[0]))  # every set used per program
+    state = {"carries": carries}
 
-    def run(k, start=0):
-        outs = []
+    def program(n):
+        def run(carries, args):
+            carries = None if carries is None else list(carries)
+            outs = []
+            for i in range(n):
+                if carries is None:
+                    outs.append(fn(*args[i]))
+                else:
+                    j = i % n_sets
+                    out, carries[j] = fn(carries[j], *args[i])
+                    outs.append(out)
+            return outs, carries
+        return jax.jit(run, donate_argnums=0 if carries is not None else ())
+
+    def timed(prog, args):
         t0 = time.perf_counter()
-        for i in range(start, start + k):
-            j = i % n
-            if carries is None:
-                outs.append(fn(*input_sets[j]))
-            else:
-                out, carries[j] = fn(carries[j], *input_sets[j])
-                outs.append(out)
-        jax.block_until_ready((outs, carries))
+        outs, state["carries"] = prog(state["carries"], args)
+        jax.block_until_ready((outs, state["carries"]))
         return time.perf_counter() - t0
 
-    run(n)                                   # compile, and touch every input set once
-    one = run(1)
-    k = max(1, min(calls, int(budget_s / repeats / max(one, 1e-9))))
-    return statistics.median(run(k, start=r * k) / k for r in range(repeats))
+    per = {}
+    for n in counts:
+        prog = program(n)
+        args = [input_sets[i % n_sets] for i in range(n)]
+        timed(prog, args)                     # compile, warm up
+        per[n] = statistics.median(timed(prog, args) for _ in range(repeats))
+    (n1, t1), (n2, t2) = sorted(per.items())
+    diff = (t2 - t1) / (n2 - n1)
+    return diff if diff > 0 else t2 / n2     # noise swamped the difference: an upper bound
 
 
 def _host_seconds(fn):
@@ -86,24 +102,50 @@ def torch_cuda():
     return torch if torch.cuda.is_available() else None
 
 
-def time_torch(fn, warmup_ms=25, rep_ms=100):
-    """Median seconds per call of a torch callable on the current CUDA device."""
+def time_torch(fn, n_sets=1, *, counts=(2, 12), repeats=7):
+    """Seconds per call of a torch callable on the current CUDA device, on the device.
+
+    fn(j) launches one call on input set j (0 <= j < n_sets; rotate among sets so that
+    a call does not find its inputs in L2). n calls are captured into a CUDA graph and
+    its replays timed with events (median of `repeats`); as in time_jax, the time per
+    call is (t(n2) - t(n1)) / (n2 - n1). Where capture fails, falls back to
+    triton.testing.do_bench (per-call events, L2 flushed before each call)."""
+    torch = torch_cuda()
+    counts = (counts[0], max(counts[1], n_sets + counts[0]))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):              # warm-up outside capture: plans, workspaces
+        for j in range(n_sets):
+            fn(j)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
     try:
+        per = {}
+        for n in counts:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                for i in range(n):
+                    fn(i % n_sets)
+            graph.replay()
+            times = []
+            for _ in range(repeats):
+                a = torch.cuda.Event(enable_timing=True)
+                b = torch.cuda.Event(enable_timing=True)
+                a.record()
+                graph.replay()
+                b.record()
+                b.synchronize()
+                times.append(a.elapsed_time(b) * 1e-3)
+            per[n] = statistics.median(times)
+            del graph
+        (n1, t1), (n2, t2) = sorted(per.items())
+        diff = (t2 - t1) / (n2 - n1)
+        return diff if diff > 0 else t2 / n2
+    except Exception as e:
+        print(f"(torch graph capture failed: {type(e).__name__}: {e}; timing with do_bench)")
+        torch.cuda.synchronize()
         from triton.testing import do_bench
-    except Exception:                        # no triton: plain CUDA events, no L2 flush
-        torch = torch_cuda()
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(50):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            times.append(a.elapsed_time(b))
-        return statistics.median(times) * 1e-3
-    return do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median") * 1e-3
+        return do_bench(lambda: fn(0), warmup=25, rep=100, return_mode="median") * 1e-3
 
 
 def ceilings(copy_bytes=1 << 30, matmul_n=8192, matmul_dtype="bfloat16"):
@@ -112,7 +154,7 @@ def ceilings(copy_bytes=1 << 30, matmul_n=8192, matmul_dtype="bfloat16"):
     jax and (where it runs) torch."""
     key = jax.random.PRNGKey(0)
     x = jax.random.uniform(key, (copy_bytes // 4,), jnp.float32)
-    res = {"copy_jax_Bps": 2 * x.nbytes / time_jax(jax.jit(lambda x: x + 1), [(x,)])}
+    res = {"copy_jax_Bps": 2 * x.nbytes / time_jax(lambda x: x + 1, [(x,)], counts=(1, 4))}
     if jax.default_backend() == "cpu":           # XLA's CPU elementwise loop is no memcpy
         src = np.asarray(x)
         dst = np.empty_like(src)
@@ -120,7 +162,7 @@ def ceilings(copy_bytes=1 << 30, matmul_n=8192, matmul_dtype="bfloat16"):
             _host_seconds(lambda: np.copyto(dst, src)) for _ in range(5))
     n = matmul_n
     a, b = (jax.random.normal(k, (n, n), matmul_dtype) for k in jax.random.split(key))
-    res["matmul_jax_flops"] = 2 * n**3 / time_jax(jax.jit(jnp.matmul), [(a, b)])
+    res["matmul_jax_flops"] = 2 * n**3 / time_jax(jnp.matmul, [(a, b)], counts=(1, 6))
     del x, a, b
     torch = torch_cuda()
     try:
@@ -136,10 +178,10 @@ def ceilings(copy_bytes=1 << 30, matmul_n=8192, matmul_dtype="bfloat16"):
 def _torch_ceilings(torch, res, copy_bytes, n, matmul_dtype):
     src = torch.rand(copy_bytes // 4, device="cuda")
     dst = torch.empty_like(src)
-    res["copy_torch_Bps"] = 2 * src.nbytes / time_torch(lambda: dst.copy_(src))
+    res["copy_torch_Bps"] = 2 * src.nbytes / time_torch(lambda j: dst.copy_(src), counts=(1, 4))
     a, b = (torch.randn(n, n, device="cuda", dtype=getattr(torch, matmul_dtype))
             for _ in range(2))
-    res["matmul_torch_flops"] = 2 * n**3 / time_torch(lambda: a @ b)
+    res["matmul_torch_flops"] = 2 * n**3 / time_torch(lambda j: a @ b, counts=(1, 6))
     del src, dst, a, b
     torch.cuda.empty_cache()
 

@@ -551,7 +551,7 @@ int RunBench(const std::string& filter) {
     std::printf("copy bandwidth (D2D 1 GB, read + write): %.3f TB/s\n", copy_tbs);
   }
 
-  struct Shape { int B, S, Nq, Nkv, H, Hv; };
+  struct Shape { int B, S, Nq, Nkv, H, Hv; bool ragged = false; };
   std::vector<Shape> shapes;
   const double kMaxBytes = 20e9;
   for (int B : {1, 8, 16, 64}) {
@@ -565,9 +565,14 @@ int RunBench(const std::string& filter) {
       }
     }
   }
+  // Ragged: kv lengths drawn in [S/8, S] (as benchmarks/decode.py draws them).
+  for (int B : {8, 16, 64}) {
+    for (int S : {4096, 32768}) shapes.push_back(Shape{B, S, 32, 8, 128, 128, true});
+  }
   auto name_of = [](const Shape& s) {
     char name[64];
-    std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv);
+    std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d%s", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv,
+                  s.ragged ? " ragged" : "");
     return std::string(name);
   };
   if (!filter.empty()) {  // exact names, comma separated
@@ -598,6 +603,17 @@ int RunBench(const std::string& filter) {
   DevBuf arena(arena_bytes);
   FillRandom<<<4096, 256>>>(static_cast<uint16_t*>(arena.ptr), arena_bytes / 2, 7);
   CHECK_CUDA(cudaGetLastError());
+  // Ragged lengths of each batch row (the same draw for every ragged shape of a batch size).
+  std::vector<int32_t> ragged_lens(64);
+  DevBuf dlens(64 * sizeof(int32_t));
+  auto ragged_lengths = [&](const Shape& s) {
+    uint64_t x = 0x2545F4914F6CDD1Dull * (s.B * 7919 + s.S);
+    for (int b = 0; b < s.B; ++b) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      ragged_lens[b] = s.S / 8 + static_cast<int>(x % static_cast<uint64_t>(s.S - s.S / 8 + 1));
+    }
+    CHECK_CUDA(cudaMemcpy(dlens.ptr, ragged_lens.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
+  };
   const size_t max_q = 64ull * 64 * 256;
   DevBuf dq(max_q * 2), dout(max_q * 2);
   FillRandom<<<256, 256>>>(static_cast<uint16_t*>(dq.ptr), max_q, 3);
@@ -629,6 +645,7 @@ int RunBench(const std::string& filter) {
     p.out = dout.ptr;
     p.k = arena.ptr;
     p.v = arena.ptr;
+    if (s.ragged) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     return p;
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
@@ -637,6 +654,7 @@ int RunBench(const std::string& filter) {
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     AttentionParams p = params_of(s);
     p.v = static_cast<char*>(arena.ptr) + kbytes;
+    if (s.ragged) ragged_lengths(s);
     cuda::DecodeOptions opt;
     opt.num_splits = splits;
     opt.config = config;
@@ -661,8 +679,14 @@ int RunBench(const std::string& filter) {
     }
     return Median(ts) * 1e-3;
   };
-  auto bytes_of = [](const Shape& s) {
-    return 2.0 * s.B * s.Nkv * static_cast<double>(s.S) * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
+  auto bytes_of = [&](const Shape& s) {  // q, valid k and v, out
+    double keys = static_cast<double>(s.B) * s.S;
+    if (s.ragged) {
+      ragged_lengths(s);
+      keys = 0;
+      for (int b = 0; b < s.B; ++b) keys += ragged_lens[b];
+    }
+    return 2.0 * s.Nkv * keys * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
   };
 
   if (!filter.empty()) {
@@ -728,12 +752,11 @@ int RunBench(const std::string& filter) {
   for (const Shape& s : {Shape{16, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 128, 128},
                          Shape{8, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 192, 128},
                          Shape{1, 32768, 32, 8, 256, 256}, Shape{1, 8192, 32, 8, 128, 128},
-                         Shape{16, 8192, 32, 8, 192, 128}}) {
+                         Shape{16, 8192, 32, 8, 192, 128}, Shape{8, 32768, 32, 8, 128, 128, true}}) {
     for (int config : {-1, 0, 2, 20}) {
       const int fused = config == 20 ? 0 : -1;
       const int cfg = config == 20 ? -1 : config;
-      std::printf("B%d S%d N%d/%d H%d/%d c%d%s:", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv, cfg,
-                  fused == 0 ? "f0" : "");
+      std::printf("%s c%d%s:", name_of(s).c_str(), cfg, fused == 0 ? "f0" : "");
       for (int sp : {0, 1, 2, 4, 8, 16, 32}) {
         int used;
         const double t = time_shape(s, sp, cfg, &used, fused);
@@ -759,9 +782,7 @@ int RunBench(const std::string& filter) {
         worst = std::min(worst, tbs / copy_tbs);
         if (tbs < 0.85 * copy_tbs) ++below;
       }
-      char name[64];
-      std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv);
-      std::printf("cfg%d %-34s %6d %10.2f %8.3f %7.1f%%%s\n", config, name, used, t * 1e6, tbs,
+      std::printf("cfg%d %-34s %6d %10.2f %8.3f %7.1f%%%s\n", config, name_of(s).c_str(), used, t * 1e6, tbs,
                   100.0 * tbs / copy_tbs, big && tbs < 0.85 * copy_tbs ? "  <85%" : "");
       std::fflush(stdout);
     }

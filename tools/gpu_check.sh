@@ -5,6 +5,8 @@
 #   kernels    the standalone checks: every CUDA kernel against the CPU kernel
 #   tests      the whole pytest suite on the GPU (the CPU semantic tests + gpu-marked ones)
 #   sanitizer  compute-sanitizer memcheck over the standalone checks and a pytest subset
+#   kbench     tools/decode_check --bench: the decode kernel alone over its grid (events)
+#   profile    Nsight Compute on the decode kernel (B1 S1024 and S32768, B16 S8192)
 #   bench      benchmarks/decode.py (small grid), prefill.py, decode_model.py
 #
 #   bash tools/gpu_check.sh [stage ...]     (default: all, in that order)
@@ -18,7 +20,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 JOBS=$(nproc)
 stages=("$@")
-[ ${#stages[@]} -eq 0 ] && stages=(build kernels tests sanitizer bench)
+[ ${#stages[@]} -eq 0 ] && stages=(build kernels tests sanitizer kbench bench)
 summary=()
 
 run_stage() {  # name timeout command...
@@ -54,12 +56,23 @@ sanitizer() {
   return $rc
 }
 
+profile() {
+  for shape in "B1 S1024 N32/8 H128/128" "B1 S32768 N32/8 H128/128" "B16 S8192 N32/8 H128/128"; do
+    echo "### $shape"
+    ncu --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+      --section MemoryWorkloadAnalysis -k regex:Decode --launch-skip 4 --launch-count 1 \
+      build/decode_check/decode_check --bench --filter "$shape" 2>&1 | grep -v "^ *\[\|sweep\|^B[0-9]"
+  done
+}
+
 for stage in "${stages[@]}"; do
   case $stage in
     build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS build" ;;
     kernels) run_stage kernels 300 bash -c "$(declare -f kernels); kernels" ;;
     tests) run_stage tests 480 python3 -m pytest tests -q -p no:cacheprovider -n 4 --durations=15 ;;
     sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); sanitizer" ;;
+    kbench) run_stage kbench 400 build/decode_check/decode_check --bench ;;
+    profile) run_stage profile 300 bash -c "$(declare -f profile); profile" ;;
     bench)
       run_stage bench_decode 400 python3 benchmarks/decode.py --grid small --out "$OUT"
       run_stage bench_prefill 300 python3 benchmarks/prefill.py --out "$OUT"

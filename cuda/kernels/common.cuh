@@ -42,6 +42,25 @@ template <> __device__ __forceinline__ uint32_t Pack2<__nv_bfloat16>(float lo, f
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
+// ---------------------------------------------------------------- global loads
+
+__device__ __forceinline__ bool Aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
+
+// 8 consecutive 16-bit elements at `src` as 16 bytes: one vector load where
+// `aligned` (src 16-byte aligned), else eight element loads.
+template <typename T>
+__device__ __forceinline__ uint4 LoadChunk8(const T* src, bool aligned) {
+  static_assert(sizeof(T) == 2, "16-bit elements");
+  if (aligned) return *reinterpret_cast<const uint4*>(src);
+  uint4 v;
+  uint16_t* e = reinterpret_cast<uint16_t*>(&v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) e[i] = reinterpret_cast<const uint16_t*>(src)[i];
+  return v;
+}
+
 // ---------------------------------------------------------------- shared memory / async copies
 
 __device__ __forceinline__ uint32_t SmemAddr(const void* p) {

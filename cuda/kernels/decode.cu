@@ -27,43 +27,20 @@ constexpr size_t kMinWorkspaceBytes = size_t{16} << 20;
 
 // ------------------------------------------------------------------ combine kernel
 
-// One warp per output row: weights exp2(m_s - max) of the splits, then
-// out = sum_s w_s o_s / sum_s w_s l_s (0 where no split saw a key).
+// One thread per output element: the splits' partials merged (MergeSplits).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionParams p,
                                                                 const DecodeArgs a) {
-  __shared__ float wts[kWarps][kMaxSplits];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (row >= a.num_rows) return;  // whole warp
-  const int S = a.num_splits;
-  const int64_t NR = a.num_rows;
-  float mx = -INFINITY;
-  for (int s = lane; s < S; s += 32) mx = fmaxf(mx, a.ws_ml[2 * (s * NR + row)]);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  float sum = 0.f;
-  for (int s = lane; s < S; s += 32) {
-    const float ms = a.ws_ml[2 * (s * NR + row)];
-    const float w = mx == -INFINITY ? 0.f : exp2f(ms - mx);
-    wts[warp][s] = w;
-    sum += w * a.ws_ml[2 * (s * NR + row) + 1];
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  __syncwarp();
-  const float inv = sum > 0.f ? 1.f / sum : 0.f;
-  const int pos = static_cast<int>(row % p.q_len);
-  const int head = static_cast<int>((row / p.q_len) % p.num_heads);
-  const int b = static_cast<int>(row / (static_cast<int64_t>(p.q_len) * p.num_heads));
-  T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + head * p.out_strides.head +
-           static_cast<int64_t>(pos) * p.out_strides.seq;
   const int Hv = p.v_head_size;
-  for (int d = lane; d < Hv; d += 32) {
-    float o = 0.f;
-    for (int s = 0; s < S; ++s) o += wts[warp][s] * a.ws_o[(s * NR + row) * Hv + d];
-    out[d] = FromF32<T>(o * inv);
-  }
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (idx >= a.num_rows * Hv) return;
+  const int64_t row = idx / Hv;
+  const int d = static_cast<int>(idx - row * Hv);
+  // row = (b * num_heads + head) * q_len + pos (PartialRow)
+  const RowCoord rc{static_cast<int>((row / p.q_len) % p.num_heads),
+                    static_cast<int>(row % p.q_len)};
+  const int b = static_cast<int>(row / (static_cast<int64_t>(p.q_len) * p.num_heads));
+  OutRow<T>(p, b, rc)[d] = FromF32<T>(MergeSplits(a, row, d, Hv));
 }
 
 // ------------------------------------------------------------------ device facts, cached
@@ -379,7 +356,8 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   if (a.num_splits > 1 && a.counters == nullptr) {
     // A programmatic dependent launch (sm_90) was tried here: on the legacy
     // default stream it made the host wait for the GPU, so it is a plain launch.
-    const unsigned blocks = static_cast<unsigned>((a.num_rows + kWarps - 1) / kWarps);
+    const unsigned blocks =
+        static_cast<unsigned>((a.num_rows * p.v_head_size + kThreads - 1) / kThreads);
     switch (p.dtype) {
       case DType::kFloat32:
         DecodeCombineKernel<float><<<blocks, kThreads, 0, stream>>>(p, a);

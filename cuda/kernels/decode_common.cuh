@@ -66,6 +66,18 @@ __device__ __forceinline__ int64_t MaskOffset(const AttentionParams& p, int b, R
          static_cast<int64_t>(rc.pos) * p.mask_q_stride;
 }
 
+// Row of `out` for (batch b, row coordinate rc).
+template <typename T>
+__device__ __forceinline__ T* OutRow(const AttentionParams& p, int b, RowCoord rc) {
+  return static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
+         static_cast<int64_t>(rc.pos) * p.out_strides.seq;
+}
+
+// Row index of (b, rc) in the split partials: (b * num_heads + head) * q_len + pos.
+__device__ __forceinline__ int64_t PartialRow(const AttentionParams& p, int b, RowCoord rc) {
+  return (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
+}
+
 // The keys [kb, ke) this CTA (split `split` of the union of its rows' ranges)
 // processes. Chunks are multiples of `tile` keys; an empty range gives kb == ke.
 __device__ __forceinline__ void SplitRange(const AttentionParams& p, int b, int kv_head,
@@ -117,6 +129,46 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
   return p.softcap > 0.f ? p.softcap * tanhf(x / p.softcap) : x;
 }
 
+// ------------------------------------------------------------------ split merge
+
+// Output element d of partials row `row`, merged over the splits:
+// sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s); 0 where no
+// split saw a key. A chunk of kChunk splits' (max, sum) and out values is
+// loaded at once (a row's (max, sum) loads hit one address across the warp) and
+// folded into a running log-sum-exp: up to 16 splits cost one L2 round trip.
+// The partials are read with ld.cg: other CTAs of this launch wrote them.
+__device__ __forceinline__ float MergeSplits(const DecodeArgs& a, int64_t row, int d, int Hv) {
+  constexpr int kChunk = 16;
+  const float2* ws_ml = reinterpret_cast<const float2*>(a.ws_ml);
+  float m_run = -INFINITY, l_run = 0.f, o_run = 0.f;
+  for (int s0 = 0; s0 < a.num_splits; s0 += kChunk) {
+    float2 ml[kChunk];
+    float ov[kChunk];
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) {
+      const int64_t slot = static_cast<int64_t>(s0 + i) * a.num_rows + row;
+      const bool ok = s0 + i < a.num_splits;
+      ml[i] = ok ? __ldcg(ws_ml + slot) : make_float2(-INFINITY, 0.f);
+      ov[i] = ok ? __ldcg(a.ws_o + slot * Hv + d) : 0.f;
+    }
+    float mx = m_run;
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) mx = fmaxf(mx, ml[i].x);
+    if (mx == -INFINITY) continue;          // no key in these splits (yet)
+    const float alpha = exp2f(m_run - mx);  // 0 while m_run is -inf
+    l_run *= alpha;
+    o_run *= alpha;
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i) {
+      const float w = exp2f(ml[i].x - mx);  // 0 for a split that saw no key
+      l_run += w * ml[i].y;
+      o_run += w * ov[i];
+    }
+    m_run = mx;
+  }
+  return l_run > 0.f ? o_run / l_run : 0.f;
+}
+
 // ------------------------------------------------------------------ epilogue
 
 // The warps' states are in shared memory: ep_m / ep_l [NW][R] (max in log2
@@ -157,13 +209,9 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     if (a.num_splits == 1) {
       const float sum = row_ml[2 * r + 1];
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
-      T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
-               static_cast<int64_t>(rc.pos) * p.out_strides.seq;
-      out[d] = FromF32<T>(o * inv);
+      OutRow<T>(p, b, rc)[d] = FromF32<T>(o * inv);
     } else {
-      const int64_t row =
-          (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
-      const int64_t slot = static_cast<int64_t>(split) * a.num_rows + row;
+      const int64_t slot = static_cast<int64_t>(split) * a.num_rows + PartialRow(p, b, rc);
       a.ws_o[slot * Hv + d] = o;
       if (d == 0) {
         a.ws_ml[2 * slot] = mx;
@@ -186,65 +234,10 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  // Every thread has finished with ep_acc (the __syncthreads above): it holds the
-  // splits' weights now, wts[r][s] = exp2(m_s - max). One warp per row reads all
-  // splits' (max, sum) at once (lanes over splits, S <= 64), so the merge costs
-  // a few L2 round trips rather than one per split.
-  static_assert(kMaxSplits <= 64, "two splits per lane");
-  float* wts = ep_acc;  // [R][kMaxSplits]; NW * R * acc_stride >= R * kMaxSplits floats
-  const int S = a.num_splits;
-  const int lane = tid & 31, warp = tid >> 5;
-  for (int r = warp; r < nrows; r += NW) {
-    const RowCoord rc = RowOf(p, kv_head, row0 + r);
-    const int64_t row = (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
-    float ms[2], ls[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int s = lane + 32 * i;
-      ms[i] = -INFINITY;
-      ls[i] = 0.f;
-      if (s < S) {
-        const float2 ml = __ldcg(reinterpret_cast<const float2*>(a.ws_ml) + s * a.num_rows + row);
-        ms[i] = ml.x;
-        ls[i] = ml.y;
-      }
-    }
-    float mx = fmaxf(ms[0], ms[1]);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.f;
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int s = lane + 32 * i;
-      const float w = mx == -INFINITY ? 0.f : exp2f(ms[i] - mx);
-      if (s < S) wts[r * kMaxSplits + s] = w;
-      sum += w * ls[i];
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (lane == 0) row_ml[2 * r + 1] = sum > 0.f ? 1.f / sum : 0.f;
-  }
-  __syncthreads();
-  const int64_t split_stride = a.num_rows * Hv;
   for (int idx = tid; idx < nrows * Hv; idx += NW * 32) {
     const int r = idx / Hv, d = idx - r * Hv;
     const RowCoord rc = RowOf(p, kv_head, row0 + r);
-    const int64_t row = (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
-    const float* src = a.ws_o + row * Hv + d;
-    const float* w = wts + r * kMaxSplits;
-    float o = 0.f;
-    int s = 0;
-    for (; s + 8 <= S; s += 8) {  // 8 independent loads in flight
-      float v[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) v[i] = __ldcg(src + (s + i) * split_stride);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) o += w[s + i] * v[i];
-    }
-    for (; s < S; ++s) o += w[s] * __ldcg(src + s * split_stride);
-    T* out = static_cast<T*>(p.out) + b * p.out_strides.batch + rc.head * p.out_strides.head +
-             static_cast<int64_t>(rc.pos) * p.out_strides.seq;
-    out[d] = FromF32<T>(o * row_ml[2 * r + 1]);
+    OutRow<T>(p, b, rc)[d] = FromF32<T>(MergeSplits(a, PartialRow(p, b, rc), d, Hv));
   }
 }
 

@@ -45,45 +45,12 @@ struct MmaConfig {
   static constexpr int kSmemBytes = kQBytes + (kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes);
 };
 
-// ------------------------------------------------------------------ PTX wrappers
-
-template <typename T> struct MmaOp;
-template <> struct MmaOp<__nv_bfloat16> {
-  static __device__ __forceinline__ void Run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                             uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t Pack(float lo, float hi) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-template <> struct MmaOp<__half> {
-  static __device__ __forceinline__ void Run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                             uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t Pack(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-
 // ------------------------------------------------------------------ the kernel
 
 template <typename T, int HP, int HVP, int NW, int BUDGET_KB>
 __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams p,
                                                            const DecodeArgs a) {
   using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
-  using Op = MmaOp<T>;
   constexpr int kNT = Cfg::kNumThreads;
   constexpr int kTK = Cfg::kTileKeys;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -100,6 +67,27 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const int H = p.head_size, Hv = p.v_head_size;
   const int kv_len = p.kv_length(b);
   const int offset = p.query_offset(b);
+
+  // Q first: its loads (16 bytes, all in flight at once) overlap with the
+  // kv_length read and the pipeline start below; stored to shared memory later.
+  // Rows past nrows and columns past H are zero.
+  constexpr int kQChunksPerRow = HP / 8;
+  constexpr int kQLoads = (kMmaRows * kQChunksPerRow + kNT - 1) / kNT;
+  const bool q_vec = Aligned16(p.q) && p.q_strides.batch % 8 == 0 && p.q_strides.head % 8 == 0 &&
+                     p.q_strides.seq % 8 == 0;
+  uint4 q_regs[kQLoads];
+#pragma unroll
+  for (int i = 0; i < kQLoads; ++i) {
+    const int c = tid + i * kNT;
+    const int r = c / kQChunksPerRow, d = (c - r * kQChunksPerRow) * 8;
+    q_regs[i] = make_uint4(0u, 0u, 0u, 0u);
+    if (r < nrows && d < H) {
+      const RowCoord rc = RowOf(p, kv_head, row0 + r);
+      const T* q = static_cast<const T*>(p.q) + b * p.q_strides.batch +
+                   rc.head * p.q_strides.head + static_cast<int64_t>(rc.pos) * p.q_strides.seq + d;
+      q_regs[i] = LoadChunk8(q, q_vec);
+    }
+  }
 
   int kb, ke;
   SplitRange(p, b, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kTK, &kb, &ke);
@@ -152,24 +140,21 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
               std::integral_constant<int, Cfg::kVStride>{});
   };
 
-  // Start the pipeline first: the Q load below overlaps with it.
+  // Start the pipeline.
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
     if (s < ntiles) load_tile(s, s);
     CpAsyncCommit();
   }
 
-  // Q rows into shared memory (zero padded rows and columns).
-  for (int idx = tid; idx < kMmaRows * HP; idx += kNT) {
-    const int r = idx / HP, d = idx - r * HP;
-    float x = 0.f;
-    if (r < nrows && d < H) {
-      const RowCoord rc = RowOf(p, kv_head, row0 + r);
-      const T* q = static_cast<const T*>(p.q) + b * p.q_strides.batch +
-                   rc.head * p.q_strides.head + static_cast<int64_t>(rc.pos) * p.q_strides.seq;
-      x = ToF32<T>(q[d]);
+  // Q into shared memory (the first __syncthreads below publishes it).
+#pragma unroll
+  for (int i = 0; i < kQLoads; ++i) {
+    const int c = tid + i * kNT;
+    if (c < kMmaRows * kQChunksPerRow) {
+      const int r = c / kQChunksPerRow, d = (c - r * kQChunksPerRow) * 8;
+      *reinterpret_cast<uint4*>(q_s + r * Cfg::kQStride + d) = q_regs[i];
     }
-    q_s[r * Cfg::kQStride + d] = FromF32<T>(x);
   }
 
   // This thread's two rows of the MMA fragments: g and g + 8.
@@ -249,14 +234,14 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
                       ((lane >> 3) & 1) * 8));
         float (&sa)[2][4] = (kk & 1) ? s2 : s;
         if constexpr (kQInRegs) {
-          Op::Run(sa[0], qf[kk], kf[0], kf[1]);
-          Op::Run(sa[1], qf[kk], kf[2], kf[3]);
+          Mma16816<T>(sa[0], qf[kk], kf[0], kf[1]);
+          Mma16816<T>(sa[1], qf[kk], kf[2], kf[3]);
         } else {
           uint32_t qa[4];
           LdMatrixX4(qa, SmemAddr(q_s + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kQStride + kk * 16 +
                         (lane >> 4) * 8));
-          Op::Run(sa[0], qa, kf[0], kf[1]);
-          Op::Run(sa[1], qa, kf[2], kf[3]);
+          Mma16816<T>(sa[0], qa, kf[0], kf[1]);
+          Mma16816<T>(sa[1], qa, kf[2], kf[3]);
         }
       }
 #pragma unroll
@@ -317,17 +302,17 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       }
       // O += P V: P as the A operand (rows x 16 keys).
       uint32_t pa[4];
-      pa[0] = Op::Pack(s[0][0], s[0][1]);
-      pa[1] = Op::Pack(s[0][2], s[0][3]);
-      pa[2] = Op::Pack(s[1][0], s[1][1]);
-      pa[3] = Op::Pack(s[1][2], s[1][3]);
+      pa[0] = Pack2<T>(s[0][0], s[0][1]);
+      pa[1] = Pack2<T>(s[0][2], s[0][3]);
+      pa[2] = Pack2<T>(s[1][0], s[1][1]);
+      pa[3] = Pack2<T>(s[1][2], s[1][3]);
 #pragma unroll
       for (int nd2 = 0; nd2 < HVP / 16; ++nd2) {
         uint32_t vf[4];
         LdMatrixX4Trans(vf, SmemAddr(vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kVStride + nd2 * 16 +
                        (lane >> 4) * 8));
-        Op::Run(acc[2 * nd2], pa, vf[0], vf[1]);
-        Op::Run(acc[2 * nd2 + 1], pa, vf[2], vf[3]);
+        Mma16816<T>(acc[2 * nd2], pa, vf[0], vf[1]);
+        Mma16816<T>(acc[2 * nd2 + 1], pa, vf[2], vf[3]);
       }
     }
   }
