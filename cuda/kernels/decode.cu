@@ -27,20 +27,15 @@ constexpr size_t kMinWorkspaceBytes = size_t{16} << 20;
 
 // ------------------------------------------------------------------ combine kernel
 
-// One thread per output element: the splits' partials merged (MergeSplits).
+// One CTA per (batch, kv head, row block): its rows' partials merged (MergeGroup).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionParams p,
                                                                 const DecodeArgs a) {
-  const int Hv = p.v_head_size;
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (idx >= a.num_rows * Hv) return;
-  const int64_t row = idx / Hv;
-  const int d = static_cast<int>(idx - row * Hv);
-  // row = (b * num_heads + head) * q_len + pos (PartialRow)
-  const RowCoord rc{static_cast<int>((row / p.q_len) % p.num_heads),
-                    static_cast<int>(row % p.q_len)};
-  const int b = static_cast<int>(row / (static_cast<int64_t>(p.q_len) * p.num_heads));
-  OutRow<T>(p, b, rc)[d] = FromF32<T>(MergeSplits(a, row, d, Hv));
+  constexpr int R = 16;  // >= rows_per_block of either decode kernel
+  __shared__ float2 table[R * kMaxSplits];
+  const CtaCoord cta = ThisCta(a, a.rows_per_block);
+  const int nrows = min(a.rows_per_block, p.group_size() * p.q_len - cta.row0);
+  MergeGroup<T, R, kThreads>(p, a, cta, nrows, table);
 }
 
 // ------------------------------------------------------------------ device facts, cached
@@ -225,7 +220,8 @@ struct Plan {
 // cached workspace always reserves its first kCounterBytes for the fused
 // combine's counters, so they stay at one place (and at zero) from call to call.
 constexpr size_t kCounterBytes = size_t{64} << 10;
-constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned);
+// Two counters per group: the splits done (fused combine), then the tile claims.
+constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned) / 2;
 
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits, bool cached,
                       size_t* ml_offset = nullptr, size_t* o_offset = nullptr) {
@@ -341,13 +337,15 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
       // workspace's (zeroed when allocated, left at zero by every call).
       if (cached && options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
         a.counters = static_cast<unsigned*>(ws);
+        if (options.dynamic_tiles != 0) a.tile_claims = a.counters + kMaxCounterGroups;
       }
     }
   }
 
-  const int64_t grid_y = static_cast<int64_t>(p.num_kv_heads) * a.row_blocks;
-  if (grid_y > 65535 || p.batch > 65535) return cudaErrorInvalidValue;
-  const dim3 grid(a.num_splits, static_cast<unsigned>(grid_y), p.batch);
+  // (groups, batch, splits): see CtaCoord in decode_common.cuh.
+  const int64_t grid_x = static_cast<int64_t>(p.num_kv_heads) * a.row_blocks;
+  if (grid_x > 0x7fffffff || p.batch > 65535) return cudaErrorInvalidValue;
+  const dim3 grid(static_cast<unsigned>(grid_x), p.batch, a.num_splits);
   AttentionParams params = p;
   void* kernel_args[] = {&params, &a};
   err = cudaLaunchKernel(plan.kernel.func, grid, dim3(plan.kernel.threads), kernel_args,
@@ -356,8 +354,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   if (a.num_splits > 1 && a.counters == nullptr) {
     // A programmatic dependent launch (sm_90) was tried here: on the legacy
     // default stream it made the host wait for the GPU, so it is a plain launch.
-    const unsigned blocks =
-        static_cast<unsigned>((a.num_rows * p.v_head_size + kThreads - 1) / kThreads);
+    const dim3 blocks(grid.x, grid.y);
     switch (p.dtype) {
       case DType::kFloat32:
         DecodeCombineKernel<float><<<blocks, kThreads, 0, stream>>>(p, a);

@@ -33,7 +33,28 @@ struct DecodeArgs {
   // the splits itself (no combine kernel). One counter per such group, zero
   // between calls: atomicInc wraps it back to 0 on the last of num_splits.
   unsigned* counters = nullptr;
+  // Non-null (MMA kernel, with counters): past its first tiles, each CTA claims
+  // its group's next tile from this per-group counter, so CTAs on faster SMs
+  // take more tiles; the merging CTA sets it back to zero.
+  unsigned* tile_claims = nullptr;
 };
+
+// The CTA's place in the grid (num_kv_heads * row_blocks, batch, num_splits):
+// splits vary slowest, so the first wave of CTAs spreads over all groups.
+struct CtaCoord {
+  int b, kv_head, row0, split;
+  unsigned group;  // (batch, kv head, row block): index of its counters
+};
+
+__device__ __forceinline__ CtaCoord ThisCta(const DecodeArgs& a, int rows_per_block) {
+  CtaCoord c;
+  c.kv_head = blockIdx.x / a.row_blocks;
+  c.row0 = (blockIdx.x - c.kv_head * a.row_blocks) * rows_per_block;
+  c.b = blockIdx.y;
+  c.split = blockIdx.z;
+  c.group = blockIdx.y * gridDim.x + blockIdx.x;
+  return c;
+}
 
 
 // ------------------------------------------------------------------ rows and key ranges
@@ -78,21 +99,30 @@ __device__ __forceinline__ int64_t PartialRow(const AttentionParams& p, int b, R
   return (static_cast<int64_t>(b) * p.num_heads + rc.head) * p.q_len + rc.pos;
 }
 
-// The keys [kb, ke) this CTA (split `split` of the union of its rows' ranges)
-// processes. Chunks are multiples of `tile` keys; an empty range gives kb == ke.
-__device__ __forceinline__ void SplitRange(const AttentionParams& p, int b, int kv_head,
-                                           int row0, int nrows, int kv_len, int offset,
-                                           int split, int num_splits, int tile, int* kb,
-                                           int* ke) {
+// Keys [*lo, *hi) that any of the CTA's rows may see (the union of their
+// ranges); *lo >= *hi when none.
+__device__ __forceinline__ void GroupKeys(const AttentionParams& p, int kv_head, int row0,
+                                          int nrows, int kv_len, int offset, int* lo, int* hi) {
   int ulo = kv_len, uhi = 0;
   for (int r = 0; r < nrows; ++r) {
-    int lo, hi;
-    RowKeys(p, RowOf(p, kv_head, row0 + r), kv_len, offset, &lo, &hi);
-    if (lo < hi) {
-      ulo = min(ulo, lo);
-      uhi = max(uhi, hi);
+    int rlo, rhi;
+    RowKeys(p, RowOf(p, kv_head, row0 + r), kv_len, offset, &rlo, &rhi);
+    if (rlo < rhi) {
+      ulo = min(ulo, rlo);
+      uhi = max(uhi, rhi);
     }
   }
+  *lo = ulo;
+  *hi = uhi;
+}
+
+// The keys [kb, ke) split `split` of num_splits processes: a contiguous chunk
+// of the group's keys, a multiple of `tile` keys; an empty range gives kb == ke.
+__device__ __forceinline__ void SplitRange(const AttentionParams& p, int kv_head, int row0,
+                                           int nrows, int kv_len, int offset, int split,
+                                           int num_splits, int tile, int* kb, int* ke) {
+  int ulo, uhi;
+  GroupKeys(p, kv_head, row0, nrows, kv_len, offset, &ulo, &uhi);
   if (ulo >= uhi) {
     *kb = *ke = 0;
     return;
@@ -131,114 +161,154 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
 
 // ------------------------------------------------------------------ split merge
 
-// Output element d of partials row `row`, merged over the splits:
-// sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s); 0 where no
-// split saw a key. A chunk of kChunk splits' (max, sum) and out values is
-// loaded at once (a row's (max, sum) loads hit one address across the warp) and
-// folded into a running log-sum-exp: up to 16 splits cost one L2 round trip.
-// The partials are read with ld.cg: other CTAs of this launch wrote them.
-__device__ __forceinline__ float MergeSplits(const DecodeArgs& a, int64_t row, int d, int Hv) {
+// Merges the num_splits partials of a group's rows into `out`: row r's output
+// is sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0 where
+// no split saw a key). `table` is shared scratch of R * kMaxSplits float2.
+// First every (row, split) (max, sum) goes into the table and each row's
+// weights are computed once; then each thread merges two output elements at a
+// time, with a chunk of 16 splits' loads of both in flight together. The
+// partials are read with ld.cg: other CTAs wrote them. All NT threads call it.
+template <typename T, int R, int NT>
+__device__ __forceinline__ void MergeGroup(const AttentionParams& p, const DecodeArgs& a,
+                                           const CtaCoord& cta, int nrows, float2* table) {
   constexpr int kChunk = 16;
+  __shared__ int64_t s_partial_row[R], s_out_offset[R];
+  const int tid = threadIdx.x, S = a.num_splits, Hv = p.v_head_size;
   const float2* ws_ml = reinterpret_cast<const float2*>(a.ws_ml);
-  float m_run = -INFINITY, l_run = 0.f, o_run = 0.f;
-  for (int s0 = 0; s0 < a.num_splits; s0 += kChunk) {
-    float2 ml[kChunk];
-    float ov[kChunk];
-#pragma unroll
-    for (int i = 0; i < kChunk; ++i) {
-      const int64_t slot = static_cast<int64_t>(s0 + i) * a.num_rows + row;
-      const bool ok = s0 + i < a.num_splits;
-      ml[i] = ok ? __ldcg(ws_ml + slot) : make_float2(-INFINITY, 0.f);
-      ov[i] = ok ? __ldcg(a.ws_o + slot * Hv + d) : 0.f;
-    }
-    float mx = m_run;
-#pragma unroll
-    for (int i = 0; i < kChunk; ++i) mx = fmaxf(mx, ml[i].x);
-    if (mx == -INFINITY) continue;          // no key in these splits (yet)
-    const float alpha = exp2f(m_run - mx);  // 0 while m_run is -inf
-    l_run *= alpha;
-    o_run *= alpha;
-#pragma unroll
-    for (int i = 0; i < kChunk; ++i) {
-      const float w = exp2f(ml[i].x - mx);  // 0 for a split that saw no key
-      l_run += w * ml[i].y;
-      o_run += w * ov[i];
-    }
-    m_run = mx;
+  if (tid < nrows) {
+    const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
+    s_partial_row[tid] = PartialRow(p, cta.b, rc);
+    s_out_offset[tid] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
   }
-  return l_run > 0.f ? o_run / l_run : 0.f;
+  __syncthreads();
+  for (int i = tid; i < nrows * S; i += NT) {
+    const int r = i / S, sp = i - r * S;
+    table[r * kMaxSplits + sp] = __ldcg(ws_ml + sp * a.num_rows + s_partial_row[r]);
+  }
+  __syncthreads();
+  if (tid < nrows) {  // table[r][s].x becomes split s's weight, normalised
+    float2* t = table + tid * kMaxSplits;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
+    float sum = 0.f;
+    for (int sp = 0; sp < S; ++sp) {
+      const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
+      t[sp].x = w;
+      sum += w * t[sp].y;
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
+  }
+  __syncthreads();
+  const int64_t split_stride = a.num_rows * Hv;
+  const int n = nrows * Hv;
+  for (int idx = tid; idx < n; idx += 2 * NT) {
+    int r[2], d[2];
+    bool ok[2];
+    const float* src[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int i = idx + e * NT;
+      ok[e] = i < n;
+      r[e] = ok[e] ? i / Hv : 0;
+      d[e] = ok[e] ? i - r[e] * Hv : 0;
+      src[e] = a.ws_o + s_partial_row[r[e]] * Hv + d[e];
+    }
+    float o[2] = {0.f, 0.f};
+    for (int s0 = 0; s0 < S; s0 += kChunk) {
+      float v[2][kChunk];
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+#pragma unroll
+        for (int i = 0; i < kChunk; ++i) {
+          v[e][i] = ok[e] && s0 + i < S ? __ldcg(src[e] + (s0 + i) * split_stride) : 0.f;
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+#pragma unroll
+        for (int i = 0; i < kChunk; ++i) {
+          if (s0 + i < S) o[e] += table[r[e] * kMaxSplits + s0 + i].x * v[e][i];
+        }
+      }
+    }
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (ok[e]) static_cast<T*>(p.out)[s_out_offset[r[e]] + d[e]] = FromF32<T>(o[e]);
+    }
+  }
 }
 
 // ------------------------------------------------------------------ epilogue
 
 // The warps' states are in shared memory: ep_m / ep_l [NW][R] (max in log2
 // units, sum) and ep_acc [NW][R][acc_stride]. Merges them per row and writes
-// either `out` (one split: normalised, fully masked rows 0) or the partials.
-// `row_ml` is scratch of 2 * R floats. All NW * 32 threads call it.
+// either `out` (one split: normalised, fully masked rows 0) or the partials;
+// with a.counters, the group's last CTA then merges the splits (MergeGroup,
+// with ep_acc as its table: it must hold R * kMaxSplits float2). ep_m is
+// overwritten with the warps' weights. All NW * 32 threads call it.
 template <typename T, int R, int NW = kWarps>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
-                                         const float* ep_m, const float* ep_l,
-                                         float* ep_acc, int acc_stride, float* row_ml,
-                                         int b, int kv_head, int row0, int nrows, int split) {
-  const int tid = threadIdx.x;
-  if (tid < nrows) {
+                                         float* ep_m, const float* ep_l, float* ep_acc,
+                                         int acc_stride, const CtaCoord& cta, int nrows) {
+  constexpr int NT = NW * 32;
+  __shared__ int64_t s_dst[R];  // where row r's values go: out or the partials
+  const int tid = threadIdx.x, Hv = p.v_head_size;
+  const bool split = a.num_splits > 1;
+  if (tid < nrows) {  // ep_m[w][r] becomes warp w's weight for row r
     float mx = -INFINITY;
 #pragma unroll
     for (int w = 0; w < NW; ++w) mx = fmaxf(mx, ep_m[w * R + tid]);
     float sum = 0.f;
-    if (mx != -INFINITY) {
 #pragma unroll
-      for (int w = 0; w < NW; ++w) sum += exp2f(ep_m[w * R + tid] - mx) * ep_l[w * R + tid];
+    for (int w = 0; w < NW; ++w) {
+      const float wt = mx == -INFINITY ? 0.f : exp2f(ep_m[w * R + tid] - mx);
+      ep_m[w * R + tid] = wt;
+      sum += wt * ep_l[w * R + tid];
     }
-    row_ml[2 * tid] = mx;
-    row_ml[2 * tid + 1] = sum;
+    const float scale = split ? 1.f : (sum > 0.f ? 1.f / sum : 0.f);
+#pragma unroll
+    for (int w = 0; w < NW; ++w) ep_m[w * R + tid] *= scale;
+    const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
+    if (split) {
+      const int64_t slot = static_cast<int64_t>(cta.split) * a.num_rows + PartialRow(p, cta.b, rc);
+      s_dst[tid] = slot * Hv;
+      a.ws_ml[2 * slot] = mx;
+      a.ws_ml[2 * slot + 1] = sum;
+    } else {
+      s_dst[tid] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
+    }
   }
   __syncthreads();
-  const int Hv = p.v_head_size;
-  for (int idx = tid; idx < nrows * Hv; idx += NW * 32) {
+  for (int idx = tid; idx < nrows * Hv; idx += NT) {
     const int r = idx / Hv, d = idx - r * Hv;
-    const float mx = row_ml[2 * r];
     float o = 0.f;
-    if (mx != -INFINITY) {
 #pragma unroll
-      for (int w = 0; w < NW; ++w) {
-        o += exp2f(ep_m[w * R + r] - mx) * ep_acc[(w * R + r) * acc_stride + d];
-      }
-    }
-    const RowCoord rc = RowOf(p, kv_head, row0 + r);
-    if (a.num_splits == 1) {
-      const float sum = row_ml[2 * r + 1];
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
-      OutRow<T>(p, b, rc)[d] = FromF32<T>(o * inv);
+    for (int w = 0; w < NW; ++w) o += ep_m[w * R + r] * ep_acc[(w * R + r) * acc_stride + d];
+    if (split) {
+      a.ws_o[s_dst[r] + d] = o;
     } else {
-      const int64_t slot = static_cast<int64_t>(split) * a.num_rows + PartialRow(p, b, rc);
-      a.ws_o[slot * Hv + d] = o;
-      if (d == 0) {
-        a.ws_ml[2 * slot] = mx;
-        a.ws_ml[2 * slot + 1] = row_ml[2 * r + 1];
-      }
+      static_cast<T*>(p.out)[s_dst[r] + d] = FromF32<T>(o);
     }
   }
-  if (a.num_splits == 1 || a.counters == nullptr) return;
+  if (!split || a.counters == nullptr) return;
 
   // Fused combine (threadFenceReduction pattern): publish the partials, count
-  // this CTA; the last one of the group reads every split's partials from L2.
+  // this CTA; the last one of the group merges every split's partials from L2.
   __shared__ int s_last;
   __threadfence();
   __syncthreads();
   if (tid == 0) {
-    const unsigned group = blockIdx.z * gridDim.y + blockIdx.y;
-    const unsigned old = atomicInc(&a.counters[group], static_cast<unsigned>(a.num_splits - 1));
+    const unsigned old =
+        atomicInc(&a.counters[cta.group], static_cast<unsigned>(a.num_splits - 1));
     s_last = old == static_cast<unsigned>(a.num_splits - 1);
   }
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  for (int idx = tid; idx < nrows * Hv; idx += NW * 32) {
-    const int r = idx / Hv, d = idx - r * Hv;
-    const RowCoord rc = RowOf(p, kv_head, row0 + r);
-    OutRow<T>(p, b, rc)[d] = FromF32<T>(MergeSplits(a, PartialRow(p, b, rc), d, Hv));
-  }
+  // Every CTA of the group is past its last claim (before its count above).
+  if (tid == 0 && a.tile_claims != nullptr) a.tile_claims[cta.group] = 0;
+  MergeGroup<T, R, NT>(p, a, cta, nrows, reinterpret_cast<float2*>(ep_acc));
 }
 
 }  // namespace jax_mea::cuda::decode_impl

@@ -20,7 +20,7 @@ struct SimtConfig {
   static constexpr int kU = DJ >= 8 ? 2 : 4;  // keys per warp per step
   static constexpr int kQBytes = kSimtRows * kD * 4;
   static constexpr int kEpiBytes =
-      (kWarps * kSimtRows * kD + 2 * kWarps * kSimtRows + 2 * kSimtRows) * 4;
+      (kWarps * kSimtRows * kD + 2 * kWarps * kSimtRows) * 4;
   static constexpr int kRowBytes = kSimtRows * 16;  // lo, hi, mask offset
   static constexpr int kSmemBytes = kQBytes + kEpiBytes + kRowBytes;
 };
@@ -35,16 +35,13 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   float* ep_acc = reinterpret_cast<float*>(smem + Cfg::kQBytes);     // [kWarps][R][D]
   float* ep_m = ep_acc + kWarps * R * D;
   float* ep_l = ep_m + kWarps * R;
-  float* row_ml = ep_l + kWarps * R;
   int64_t* row_mask = reinterpret_cast<int64_t*>(smem + Cfg::kQBytes + Cfg::kEpiBytes);
   int* row_lo = reinterpret_cast<int*>(row_mask + R);
   int* row_hi = row_lo + R;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int split = blockIdx.x;
-  const int kv_head = blockIdx.y / a.row_blocks;
-  const int row0 = (blockIdx.y - kv_head * a.row_blocks) * R;
-  const int b = blockIdx.z;
+  const CtaCoord cta = ThisCta(a, R);
+  const int split = cta.split, kv_head = cta.kv_head, row0 = cta.row0, b = cta.b;
   const int rows = p.group_size() * p.q_len;
   const int nrows = min(R, rows - row0);
   const int H = p.head_size, Hv = p.v_head_size;
@@ -52,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   const int offset = p.query_offset(b);
 
   int kb, ke;
-  SplitRange(p, b, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kWarps * U, &kb, &ke);
+  SplitRange(p, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kWarps * U, &kb, &ke);
 
   for (int idx = tid; idx < R * D; idx += kThreads) {
     const int r = idx / D, d = idx - r * D;
@@ -156,7 +153,8 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
     }
   }
   __syncthreads();
-  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, row_ml, b, kv_head, row0, nrows, split);
+  static_assert(kWarps * R * D * 4 >= R * kMaxSplits * 8, "ep_acc holds MergeGroup's table");
+  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta, nrows);
 }
 
 }  // namespace jax_mea::cuda::decode_impl
