@@ -6,6 +6,11 @@ machine); tests marked ``gpu`` are skipped unless that backend is a GPU.
 
 from __future__ import annotations
 
+import os
+
+# Several pytest workers (-n) share one GPU: none may take most of its memory.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import dataclasses
 import functools
 import zlib
