@@ -648,8 +648,7 @@ int RunBench(const std::string& filter) {
     if (s.ragged) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     return p;
   };
-  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
-                        int dynamic = -1) {
+  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
     const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
@@ -660,7 +659,6 @@ int RunBench(const std::string& filter) {
     opt.num_splits = splits;
     opt.config = config;
     opt.fused_combine = fused;
-    opt.dynamic_tiles = dynamic;
     *used_splits = cuda::DecodeNumSplits(p, opt);
     CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));  // first call: workspace, attributes
     Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
@@ -751,19 +749,18 @@ int RunBench(const std::string& filter) {
     CHECK_CUDA(cudaDeviceSynchronize());
   }
   std::printf("sweep (bf16, T=1): [splits] time_us TB/s; c-1 = default config, f0 = separate combine "
-              "kernel, d0 = no tile claims\n");
+              "kernel\n");
   for (const Shape& s : {Shape{16, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 128, 128},
                          Shape{8, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 192, 128},
                          Shape{1, 32768, 32, 8, 256, 256}, Shape{1, 8192, 32, 8, 128, 128},
                          Shape{16, 8192, 32, 8, 192, 128}, Shape{8, 32768, 32, 8, 128, 128, true}}) {
-    for (int config : {-1, 0, 2, 20, 30}) {
+    for (int config : {-1, 0, 2, 20}) {
       const int fused = config == 20 ? 0 : -1;
-      const int dynamic = config == 30 ? 0 : -1;
-      const int cfg = config >= 20 ? -1 : config;
-      std::printf("%s c%d%s%s:", name_of(s).c_str(), cfg, fused == 0 ? "f0" : "", dynamic == 0 ? "d0" : "");
+      const int cfg = config == 20 ? -1 : config;
+      std::printf("%s c%d%s:", name_of(s).c_str(), cfg, fused == 0 ? "f0" : "");
       for (int sp : {0, 1, 2, 4, 8, 16, 17, 24, 32}) {
         int used;
-        const double t = time_shape(s, sp, cfg, &used, fused, dynamic);
+        const double t = time_shape(s, sp, cfg, &used, fused);
         std::printf(" [%s%d] %.1f %.2f", sp == 0 ? "a" : "", used, t * 1e6, bytes_of(s) / t / 1e12);
       }
       std::printf("\n");

@@ -220,8 +220,7 @@ struct Plan {
 // cached workspace always reserves its first kCounterBytes for the fused
 // combine's counters, so they stay at one place (and at zero) from call to call.
 constexpr size_t kCounterBytes = size_t{64} << 10;
-// Two counters per group: the splits done (fused combine), then the tile claims.
-constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned) / 2;
+constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned);
 
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits, bool cached,
                       size_t* ml_offset = nullptr, size_t* o_offset = nullptr) {
@@ -337,7 +336,6 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
       // workspace's (zeroed when allocated, left at zero by every call).
       if (cached && options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
         a.counters = static_cast<unsigned*>(ws);
-        if (options.dynamic_tiles != 0) a.tile_claims = a.counters + kMaxCounterGroups;
       }
     }
   }

@@ -65,9 +65,6 @@ struct DecodeOptions {
   int config = -1;           // MMA kernel configuration (tests, tuning); -1: the default
   int fused_combine = -1;    // 0: separate combine kernel; else (default) the last CTA of
                              // each group merges the splits (cached workspace only)
-  int dynamic_tiles = -1;    // 0: each split takes a fixed share of the tiles; else (default,
-                             // with the fused combine) splits claim tiles past their first
-                             // few from a per-group counter
   void* workspace = nullptr; // caller's workspace (device memory); null: the cached one
   size_t workspace_bytes = 0;
 };

@@ -33,10 +33,6 @@ struct DecodeArgs {
   // the splits itself (no combine kernel). One counter per such group, zero
   // between calls: atomicInc wraps it back to 0 on the last of num_splits.
   unsigned* counters = nullptr;
-  // Non-null (MMA kernel, with counters): past its first tiles, each CTA claims
-  // its group's next tile from this per-group counter, so CTAs on faster SMs
-  // take more tiles; the merging CTA sets it back to zero.
-  unsigned* tile_claims = nullptr;
 };
 
 // The CTA's place in the grid (num_kv_heads * row_blocks, batch, num_splits):
@@ -306,8 +302,6 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  // Every CTA of the group is past its last claim (before its count above).
-  if (tid == 0 && a.tile_claims != nullptr) a.tile_claims[cta.group] = 0;
   MergeGroup<T, R, NT>(p, a, cta, nrows, reinterpret_cast<float2*>(ep_acc));
 }
 

@@ -4,10 +4,9 @@
 // padded), one kv split. Key tiles of NW x 16 keys (16 per warp) of K and V
 // stream through a kStages-deep cp.async pipeline sized to a shared-memory
 // budget (BUDGET_KB: 112 gives two CTAs per SM on sm_90, 220 one CTA with a
-// deeper pipeline) (16-byte copies, zero-filled past the group's last key and
-// past the head size, so nothing outside [kb, ke) x [0, H) is read). The
-// splits of a group take its tiles round robin, then claim the rest one at a
-// time (DecodeArgs::tile_claims). Each warp keeps its own online-softmax state over
+// deeper pipeline) (16-byte copies, zero-filled past the split's end and past
+// the head size, so nothing outside [kb, ke) x [0, H) is read). Each warp
+// keeps its own online-softmax state over
 // its keys of every tile: S = Q K^T (ldmatrix of Q and K, m16n8k16), masking in
 // registers, P (16-bit) as the A operand of P V (ldmatrix.trans of V). At the
 // end the 4 warps' states are merged in shared memory (Epilogue).
@@ -88,29 +87,13 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     }
   }
 
-  // The group's keys [kb, ke) in tiles of kTK keys: tile i covers keys
-  // [kb + i kTK, kb + (i + 1) kTK) ∩ [kb, ke). This CTA takes tiles split,
-  // split + S, split + 2 S, ... (S = num_splits). With a.tile_claims its
-  // tiles past the first kStatic ones are instead claimed one at a time from
-  // the group's counter (tiles kStatic S and up), so that the CTAs that stream
-  // faster take more of them. Either way a CTA's tiles form a prefix of that
-  // sequence followed by none, and every tile goes to exactly one CTA.
   int kb, ke;
-  GroupKeys(p, kv_head, row0, nrows, kv_len, offset, &kb, &ke);
-  const int num_tiles = kb < ke ? (ke - kb + kTK - 1) / kTK : 0;
-  const int S = a.num_splits;
-  constexpr int kStatic = Cfg::kStages + 1;
-  unsigned* const claims = a.tile_claims ? a.tile_claims + cta.group : nullptr;
-  auto static_tile_key = [&](int u) {  // first key of the CTA's u-th tile, -1: none
-    const int64_t i = split + static_cast<int64_t>(u) * S;
-    return i < num_tiles ? kb + static_cast<int>(i) * kTK : -1;
-  };
-  __shared__ int s_stage_key[Cfg::kStages];  // first key of the tile in each stage, -1: none
-  __shared__ int s_claimed[2];               // claimed tiles' keys, published one step ahead
+  SplitRange(p, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kTK, &kb, &ke);
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;
   const int64_t kss = p.k_strides.seq, vss = p.v_strides.seq;
+  const int ntiles = (ke - kb + kTK - 1) / kTK;
 
   // 16-byte chunks of one tile of rows [kTK][D] (D = HP or HVP, valid columns
   // [0, dim)) into shared memory with row stride `stride`; rows at or past ke
@@ -145,9 +128,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       }
     }
   };
-  auto load_tile = [&](int j0, int stage) {  // keys from j0 (-1: none) into `stage`
-    if (tid == 0) s_stage_key[stage] = j0;
-    if (j0 < 0) return;
+  auto load_tile = [&](int t, int stage) {
+    const int j0 = kb + t * kTK;
     T* ks = pipe + stage * Cfg::kStageElems;
     T* vs = ks + kTK * Cfg::kKStride;
     load_rows(ks, k_base, kss, H, j0, std::integral_constant<int, HP>{},
@@ -159,7 +141,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   // Start the pipeline.
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
-    load_tile(static_tile_key(s), s);
+    if (s < ntiles) load_tile(s, s);
     CpAsyncCommit();
   }
 
@@ -222,33 +204,15 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const float scale = p.scale;
   const float scale_log2 = p.scale * kLog2e;
 
-  // Thread 0 claims tile u = t + kStages + 1 in step t and publishes it in
-  // step t + 1 (s_claimed), so the atomic's latency never stalls a step;
-  // step t + 2 issues its load. Claiming stops at the first tile past the end.
-  bool claiming = claims != nullptr && static_tile_key(kStatic - 1) >= 0;
-  unsigned claimed = 0;
-  for (int t = 0;; ++t) {
+  for (int t = 0; t < ntiles; ++t) {
     CpAsyncWait<Cfg::kStages - 2>();
     __syncthreads();
-    const int tile_key = s_stage_key[t % Cfg::kStages];
-    if (tile_key < 0) break;  // uniform: no tile left for this CTA
     {
       const int tn = t + Cfg::kStages - 1;
-      load_tile(tn < kStatic || claims == nullptr ? static_tile_key(tn) : s_claimed[tn & 1],
-                tn % Cfg::kStages);
+      if (tn < ntiles) load_tile(tn, tn % Cfg::kStages);
       CpAsyncCommit();
     }
-    if (tid == 0 && claims != nullptr) {
-      const int u = t + Cfg::kStages;  // published now, loaded in the next step
-      if (u >= kStatic) {
-        const int64_t i = static_cast<int64_t>(kStatic) * S + claimed;
-        const bool ok = claiming && i < num_tiles;
-        s_claimed[u & 1] = ok ? kb + static_cast<int>(i) * kTK : -1;
-        claiming = ok;
-      }
-      if (claiming && u + 1 >= kStatic) claimed = atomicAdd(claims, 1u);
-    }
-    const int jw = tile_key + warp * kKeysPerWarp;  // this warp's first key
+    const int jw = kb + t * kTK + warp * kKeysPerWarp;  // this warp's first key
     if (jw < ke) {
       const T* ks = pipe + (t % Cfg::kStages) * Cfg::kStageElems + warp * kKeysPerWarp * Cfg::kKStride;
       const T* vs = pipe + (t % Cfg::kStages) * Cfg::kStageElems + kTK * Cfg::kKStride +
