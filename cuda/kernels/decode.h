@@ -1,7 +1,8 @@
 // Split-KV decode attention: few query rows per kv head (q_len x GQA group
 // small), read at memory bandwidth.
 //
-// One CTA handles (batch b, kv head, block of query rows, kv split). The query
+// One CTA handles (batch b, kv head, block of query rows, kv split); the grid
+// is (kv heads x row blocks, batch, splits), splits slowest. The query
 // heads of a GQA group times the q_len positions are packed into the M = 16
 // rows of mma.sync m16n8k16 (float16 / bfloat16), so each K/V tile is read from
 // memory once for the whole group. K/V tiles stream through a multi-stage
@@ -27,15 +28,19 @@
 // at zero), so one kernel launch does everything. A caller that can allocate
 // (XLA's scratch allocator) passes its own buffer of DecodeWorkspaceBytes(p)
 // bytes through DecodeOptions::workspace instead; then a second, small combine
-// kernel merges the splits (a programmatic dependent launch on sm_90).
+// kernel (one CTA per group, the same MergeGroup) merges the splits.
 //
 // Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
-// 2.99 TB/s, bf16, T = 1, GPU time by events): B16 Skv8192 N32/8 H128 0.191 ms
-// (2.81 TB/s, 94%); B16 Skv8192 H64 0.103 ms (87%); B1 Skv32768 N32/8 H128
-// 0.058 ms (77%), H64 0.035 ms (64%), H192/Hv128 0.072 ms (78%), H256 0.111 ms
-// (81%); every shape with a cache >= 1 GB >= 92%. Small calls lose a fixed
-// ~11-13 us (B1 Skv1024: 13 us); one CTA streams at most ~25-35 GB/s (cp.async),
-// which bounds the B1 long-cache shapes (128 CTAs on 132 SMs).
+// 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25): B16 Skv8192 N32/8
+// H128 0.190 ms (94%); B16 Skv32768 0.736 ms (98%); B1 Skv32768 N32/8 H128
+// 0.059 ms (76%), H64 0.038 ms (59%), H192/Hv128 0.072 ms (78%), H256 0.108 ms
+// (83%); B1 Skv1024 13.4 us. Where the time of a B1 Skv32768 call goes
+// (%globaltimer marks in every CTA): the first tile lands 5-8 us after the CTAs
+// start, streaming ends at 46-51 us, the epilogue takes ~1.7 us, the count
+// ~0.8 us, the merge ~2.5-3 us; launch and teardown add ~3.5 us between
+// back-to-back calls. One CTA streams ~30 GB/s with cp.async (B1 Skv8192, one
+// split); 1-D bulk copies (TMA) of one K/V row each were slower (H64 1.4x,
+// one CTA 26 GB/s), so whole tiles through a tensor map are the next step.
 #pragma once
 
 #include <cuda_runtime.h>
