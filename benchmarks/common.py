@@ -136,20 +136,22 @@ def _sets(case, dtype):
     return timing.n_input_sets(case.nbytes(jnp.dtype(dtype).itemsize))
 
 
-def run_jax_mea(case, dtype, seed, **timing_kw):
-    """jax_mea.dot_product_attention on the inputs jax.nn gets: for Sq == 1 the decode
-    kernel over keys [B, Skv, Nkv, H] bounded by the kv lengths (attention alone, as
-    every peer is timed)."""
-    lens = case.kv_lengths()
-    sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
-            for s in range(_sets(case, dtype))]
-    fn = lambda q, k, v, lens: jax_mea.dot_product_attention(
-        q, k, v, is_causal=case.causal,
-        key_value_seq_lengths=lens if case.ragged else None)
-    q, k, v, _ = sets[0]
-    err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
-                                                        case.causal, "BSNH"))
-    return timing.time_jax(fn, sets, **timing_kw), err
+def run_dot_product_attention(attention, **options):
+    """A contender calling attention(q, k, v, is_causal=..., key_value_seq_lengths=...,
+    **options) on BSNH inputs: jax_mea.dot_product_attention (for Sq == 1 the decode
+    kernel, attention alone, as every peer is timed) or jax.nn.dot_product_attention."""
+    def run(case, dtype, seed, **timing_kw):
+        lens = case.kv_lengths()
+        sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
+                for s in range(_sets(case, dtype))]
+        fn = lambda q, k, v, lens: attention(
+            q, k, v, is_causal=case.causal,
+            key_value_seq_lengths=lens if case.ragged else None, **options)
+        q, k, v, _ = sets[0]
+        err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
+                                                            case.causal, "BSNH"))
+        return timing.time_jax(fn, sets, **timing_kw), err
+    return run
 
 
 def run_jax_mea_step(case, dtype, seed, **timing_kw):
@@ -190,21 +192,6 @@ def filled_cache(k, v, lengths):
         lambda x: jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x, cache)
 
 
-def run_jax_nn(implementation):
-    def run(case, dtype, seed, **timing_kw):
-        lens = case.kv_lengths()
-        sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
-                for s in range(_sets(case, dtype))]
-        fn = lambda q, k, v, lens: jax.nn.dot_product_attention(
-            q, k, v, is_causal=case.causal, implementation=implementation,
-            key_value_seq_lengths=lens if case.ragged else None)
-        q, k, v, _ = sets[0]
-        err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
-                                                   case.causal, "BSNH"))
-        return timing.time_jax(fn, sets, **timing_kw), err
-    return run
-
-
 def run_torch(backend):
     def run(case, dtype, seed, **_):
         torch = timing.torch_cuda()
@@ -237,10 +224,11 @@ def run_torch(backend):
 
 
 CONTENDERS = {
-    "jax_mea": run_jax_mea,
+    "jax_mea": run_dot_product_attention(jax_mea.dot_product_attention),
     "jax_mea-step": run_jax_mea_step,
-    "jax-xla": run_jax_nn("xla"),
-    "jax-cudnn": run_jax_nn("cudnn"),
+    "jax-xla": run_dot_product_attention(jax.nn.dot_product_attention, implementation="xla"),
+    "jax-cudnn": run_dot_product_attention(jax.nn.dot_product_attention,
+                                           implementation="cudnn"),
     "torch-flash": run_torch("FLASH_ATTENTION"),
     "torch-efficient": run_torch("EFFICIENT_ATTENTION"),
     "torch-cudnn": run_torch("CUDNN_ATTENTION"),
