@@ -92,6 +92,20 @@ int ComputeMajor(int dev) {
   return n;
 }
 
+// True when the kernel's machine code is sm_90 or newer (not sm_80 code JIT-run
+// on a Hopper, where the TMA helpers trap).
+bool CompiledForSm90(const void* func) {
+  static std::map<const void*, bool> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = cache.find(func);
+  if (it != cache.end()) return it->second;
+  cudaFuncAttributes attr;
+  bool ok = cudaFuncGetAttributes(&attr, func) == cudaSuccess && attr.binaryVersion >= 90;
+  if (!ok) cudaGetLastError();
+  cache[func] = ok;
+  return ok;
+}
+
 // The driver's cuTensorMapEncodeTiled (through the runtime: no libcuda link), or null.
 PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
@@ -221,7 +235,8 @@ bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, Ker
     for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 0}) {
       if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
       const int m = std::max(hp, hvp);
-      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max) {
+      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max &&
+          (!h->tma || CompiledForSm90(h->func))) {
         h->config = config;
         return true;
       }
@@ -346,12 +361,15 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
   int ctas_per_sm = 0;
   PrepareKernel(plan.kernel, CurrentDevice(), &ctas_per_sm);
   const char* kind = plan.kernel.config < 0 ? "simt" : "mma";
-  if (plan.kernel.tma) {  // as LaunchDecodeAttention does: no tensor map, no TMA
-    kind = EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &plan.args.tmap_k) &&
-                   EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys,
-                               &plan.args.tmap_v)
-               ? "mma-tma"
-               : "mma(tma unencodable: cfg2 runs)";
+  if (plan.kernel.tma) {  // as LaunchDecodeAttention does: no tensor map, config 2
+    if (!EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &plan.args.tmap_k) ||
+        !EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys,
+                     &plan.args.tmap_v)) {
+      DecodeOptions cp_async = options;
+      cp_async.config = 2;
+      return "(no tensor map) " + DecodePlanString(p, cp_async);
+    }
+    kind = "mma-tma";
   }
   char buf[200];
   std::snprintf(buf, sizeof buf, "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d ctas%lld",
