@@ -16,6 +16,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -118,6 +119,7 @@ struct Result {
   bool pass = false;
   double rel = 0, max_abs = 0;
   int splits = 0;
+  std::string plan;  // the kernel that ran (DecodePlanString)
   std::string why;
 };
 
@@ -232,6 +234,13 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   opt.config = c.config;
   opt.fused_combine = c.fused;
   res.splits = cuda::DecodeNumSplits(pd, opt);
+  res.plan = cuda::DecodePlanString(pd, opt);
+  // A configuration-3 case must run the TMA kernel where the device has it (sm_90),
+  // not pass on its cp.async fallback.
+  int major = 0;
+  CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
+  const bool tma_fell_back = c.config == 3 && major >= 9 && !c.simt &&
+                             res.plan.find("(no tensor map)") != std::string::npos;
   DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : 0);
   if (c.own_ws) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
@@ -286,7 +295,8 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
-  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol;
+  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back;
+  if (tma_fell_back) res.why += " tma-not-used";
   if (ref_nan) res.why += " reference-nan=" + std::to_string(ref_nan);
   if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
   if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
@@ -393,7 +403,7 @@ std::vector<Case> BuildCases(bool small) {
             ApplyFeature(c, (idx + idx / 2) % 8);
             c.splits = split_modes[(idx / 3) % 3];
             c.simt = dt != DType::kFloat32 && idx % 7 == 3;
-            c.config = idx % 4 - 1;
+            c.config = idx % 5 - 1;
             c.fused = (idx / 4) % 2 - 1;
             cases.push_back(c);
             ++idx;
@@ -412,7 +422,7 @@ std::vector<Case> BuildCases(bool small) {
         c.T = f % 2 ? 4 : 1;
         ApplyFeature(c, f);
         c.splits = sp;
-        c.config = (f + sp) % 4 - 1;
+        c.config = (f + sp) % 5 - 1;
         c.fused = (f + sp / 3) % 2 - 1;
         cases.push_back(c);
       }
@@ -426,6 +436,30 @@ std::vector<Case> BuildCases(bool small) {
       c.per_batch_offset = false; c.own_ws = true; cases.push_back(c);
       c.name = "b3-own-ws-mask"; c.B = 3; c.cap = 2111; c.lens = {2111, 1500, 7}; ApplyFeature(c, 5);
       cases.push_back(c);
+    }
+    // The TMA configuration (3) on its own: partial last tiles, BSNH k/v, columns
+    // past H inside a 64-wide box (H 96), H 192/128, every feature, forced splits.
+    for (int f = 0; f < 8; ++f) {
+      for (auto hh : {std::array<int, 2>{128, 128}, {96, 96}, {192, 128}, {64, 64}}) {
+        Case c;
+        c.name = "tma-feat" + std::to_string(f) + "-h" + std::to_string(hh[0]);
+        c.B = 3;
+        c.cap = 2111;
+        c.lens = {2111, 1500, 7};
+        c.H = hh[0];
+        c.Hv = hh[1];
+        c.T = f % 2 ? 4 : 1;
+        ApplyFeature(c, f);
+        c.splits = f % 3 == 0 ? 0 : (f % 3 == 1 ? 1 : 5);
+        c.config = 3;
+        c.fused = f % 2 - 1;
+        cases.push_back(c);
+      }
+    }
+    {
+      Case c; c.name = "tma-long-b1"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.config = 3;
+      cases.push_back(c);
+      c.name = "tma-long-b1-f16-bsnh"; c.dtype = DType::kFloat16; c.kv_bnsh = false; cases.push_back(c);
     }
     {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
@@ -463,7 +497,7 @@ std::vector<Case> BuildCases(bool small) {
         ApplyFeature(c, (idx + idx / 2) % 8);
         c.splits = split_modes[idx % 3];
         c.simt = idx % 4 == 3;
-        c.config = idx % 3;
+        c.config = idx % 4;
         c.fused = idx % 2 - 1;
         cases.push_back(c);
         ++idx;
@@ -484,8 +518,8 @@ int RunChecks(bool small, uint64_t seed) {
     Result r = RunCase(c, rng);
     ++n;
     if (!r.pass) ++fails;
-    std::printf("%s %-100s splits=%-2d rel=%.3e maxabs=%.3e%s\n", r.pass ? "PASS" : "FAIL",
-                Describe(c).c_str(), r.splits, r.rel, r.max_abs, r.why.c_str());
+    std::printf("%s %-100s splits=%-2d rel=%.3e maxabs=%.3e [%s]%s\n", r.pass ? "PASS" : "FAIL",
+                Describe(c).c_str(), r.splits, r.rel, r.max_abs, r.plan.c_str(), r.why.c_str());
     std::fflush(stdout);
   }
   std::printf("%d / %d cases passed\n", n - fails, n);
@@ -694,7 +728,7 @@ int RunBench(const std::string& filter) {
     std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default)\n");
     for (const Shape& s : shapes) {
       const AttentionParams p = params_of(s);
-      for (int config : {-1, 0, 1, 2}) {
+      for (int config : {-1, 0, 1, 2, 3}) {
         cuda::DecodeOptions o;
         o.config = config;
         std::printf("%s c%d {%s}:", name_of(s).c_str(), config, cuda::DecodePlanString(p, o).c_str());
@@ -754,7 +788,7 @@ int RunBench(const std::string& filter) {
                          Shape{8, 8192, 32, 8, 128, 128}, Shape{1, 32768, 32, 8, 192, 128},
                          Shape{1, 32768, 32, 8, 256, 256}, Shape{1, 8192, 32, 8, 128, 128},
                          Shape{16, 8192, 32, 8, 192, 128}, Shape{8, 32768, 32, 8, 128, 128, true}}) {
-    for (int config : {-1, 0, 2, 20}) {
+    for (int config : {-1, 0, 2, 3, 20}) {
       const int fused = config == 20 ? 0 : -1;
       const int cfg = config == 20 ? -1 : config;
       std::printf("%s c%d%s:", name_of(s).c_str(), cfg, fused == 0 ? "f0" : "");

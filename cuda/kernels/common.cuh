@@ -92,6 +92,55 @@ __device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t addr)
                : "r"(addr));
 }
 
+// ---------------------------------------------------------------- tensor copies (sm_90)
+// The copy engine (TMA) moves a box of a tensor map into shared memory and
+// completes an mbarrier's transaction count. One thread arms the barrier with
+// the bytes to expect and issues the copies; every consumer waits on the
+// barrier's phase parity. Compiled for sm_90 and newer only (elsewhere they
+// trap: the host never picks a kernel that uses them there).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define JAX_MEA_SM90_ONLY(...) __trap()
+#else
+#define JAX_MEA_SM90_ONLY(...) __VA_ARGS__
+#endif
+
+__device__ __forceinline__ void MbarInit(uint64_t* bar, unsigned count) {
+  JAX_MEA_SM90_ONLY(asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(SmemAddr(bar)),
+                                 "r"(count)));
+}
+// Makes initialised barriers visible to the copy engine (then __syncthreads).
+__device__ __forceinline__ void FenceMbarInit() {
+  JAX_MEA_SM90_ONLY(asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"));
+}
+__device__ __forceinline__ void MbarArriveExpectTx(uint64_t* bar, unsigned bytes) {
+  JAX_MEA_SM90_ONLY(asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                                     SmemAddr(bar)),
+                                 "r"(bytes)
+                                 : "memory"));
+}
+// Waits until the barrier's phase with this parity has completed.
+__device__ __forceinline__ void MbarWait(uint64_t* bar, unsigned parity) {
+  JAX_MEA_SM90_ONLY(asm volatile("{\n"
+                                 ".reg .pred done;\n"
+                                 "WAIT_%=:\n"
+                                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                                 "@!done bra WAIT_%=;\n"
+                                 "}\n" ::"r"(SmemAddr(bar)),
+                                 "r"(parity)
+                                 : "memory"));
+}
+// The box of `tmap` at element coordinates (c0 innermost .. c3) into `dst`
+// (aligned as the map's swizzle requires), completing on `bar`.
+__device__ __forceinline__ void TmaLoad4d(void* dst, const void* tmap, int c0, int c1, int c2,
+                                          int c3, uint64_t* bar) {
+  JAX_MEA_SM90_ONLY(asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(SmemAddr(dst)),
+      "l"(reinterpret_cast<uint64_t>(tmap)), "r"(c0), "r"(c1), "r"(c2), "r"(c3),
+      "r"(SmemAddr(bar))
+      : "memory"));
+}
+
 // ---------------------------------------------------------------- tensor-core MMA
 
 // D += A(16x16, row) * B(16x8, col), float32 accumulators.

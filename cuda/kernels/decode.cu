@@ -2,6 +2,8 @@
 // of splits, workspace, launches, and the log-sum-exp combine kernel.
 #include "kernels/decode.h"
 
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -74,6 +76,72 @@ int SmCount(int dev) {
   }
   cache[dev] = n;
   return n;
+}
+
+int ComputeMajor(int dev) {
+  static std::map<int, int> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = cache.find(dev);
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    n = 0;
+  }
+  cache[dev] = n;
+  return n;
+}
+
+// True when the kernel's machine code is sm_90 or newer (not sm_80 code JIT-run
+// on a Hopper, where the TMA helpers trap).
+bool CompiledForSm90(const void* func) {
+  static std::map<const void*, bool> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = cache.find(func);
+  if (it != cache.end()) return it->second;
+  cudaFuncAttributes attr;
+  bool ok = cudaFuncGetAttributes(&attr, func) == cudaSuccess && attr.binaryVersion >= 90;
+  if (!ok) cudaGetLastError();
+  cache[func] = ok;
+  return ok;
+}
+
+// The driver's cuTensorMapEncodeTiled (through the runtime: no libcuda link), or null.
+PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// `x` ([batch, kv heads, kv positions, dim] through strides) as a 4-D tensor map
+// with boxes of 64 x tile_keys elements, 128-byte swizzle, zero fill out of bounds.
+bool EncodeKvMap(const AttentionParams& p, const void* x, const TensorStrides& st, int dim,
+                 int tile_keys, CUtensorMap* map) {
+  PFN_cuTensorMapEncodeTiled_v12000 encode = TensorMapEncoder();
+  if (encode == nullptr || p.kv_capacity <= 0) return false;
+  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(p.kv_capacity),
+                              static_cast<cuuint64_t>(p.num_kv_heads),
+                              static_cast<cuuint64_t>(p.batch)};
+  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(st.seq) * 2,
+                                 static_cast<cuuint64_t>(st.head) * 2,
+                                 static_cast<cuuint64_t>(st.batch) * 2};
+  const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(tile_keys), 1, 1};
+  const cuuint32_t unit[4] = {1, 1, 1, 1};
+  const CUtensorMapDataType type = p.dtype == DType::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                                : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return encode(map, type, 4, const_cast<void*>(x), dims, strides, box, unit,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
 // Raises the kernel's dynamic shared-memory limit (once per device) and
@@ -165,8 +233,10 @@ bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, Ker
     auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 0}) {
+      if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
       const int m = std::max(hp, hvp);
-      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max) {
+      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max &&
+          (!h->tma || CompiledForSm90(h->func))) {
         h->config = config;
         return true;
       }
@@ -290,9 +360,20 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
   if (MakePlan(p, options, &plan) != cudaSuccess) return "no plan";
   int ctas_per_sm = 0;
   PrepareKernel(plan.kernel, CurrentDevice(), &ctas_per_sm);
-  char buf[160];
+  const char* kind = plan.kernel.config < 0 ? "simt" : "mma";
+  if (plan.kernel.tma) {  // as LaunchDecodeAttention does: no tensor map, config 2
+    if (!EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &plan.args.tmap_k) ||
+        !EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys,
+                     &plan.args.tmap_v)) {
+      DecodeOptions cp_async = options;
+      cp_async.config = 2;
+      return "(no tensor map) " + DecodePlanString(p, cp_async);
+    }
+    kind = "mma-tma";
+  }
+  char buf[200];
   std::snprintf(buf, sizeof buf, "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d ctas%lld",
-                plan.kernel.config < 0 ? "simt" : "mma", plan.kernel.config,
+                kind, plan.kernel.config,
                 plan.kernel.threads / 32, plan.kernel.stages, plan.kernel.tile_keys,
                 plan.kernel.smem_bytes >> 10, ctas_per_sm, plan.args.num_splits,
                 static_cast<long long>(plan.groups * plan.args.num_splits));
@@ -311,6 +392,13 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   cudaError_t err = MakePlan(p, options, &plan);
   if (err != cudaSuccess) return err;
   DecodeArgs& a = plan.args;
+  if (plan.kernel.tma &&
+      !(EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &a.tmap_k) &&
+        EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys, &a.tmap_v))) {
+    DecodeOptions cp_async = options;  // the tensors do not fit a tensor map
+    cp_async.config = 2;
+    return LaunchDecodeAttention(p, stream, cp_async);
+  }
 
   if (a.num_splits > 1) {
     void* ws = nullptr;

@@ -5,6 +5,7 @@
 // collides with the forward kernels' helpers.
 #pragma once
 
+#include <cuda.h>  // CUtensorMap
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -33,6 +34,11 @@ struct DecodeArgs {
   // the splits itself (no combine kernel). One counter per such group, zero
   // between calls: atomicInc wraps it back to 0 on the last of num_splits.
   unsigned* counters = nullptr;
+  // MMA configuration 3 (sm_90): K and V as 4-D tensor maps (head dim, kv
+  // position, kv head, batch) with boxes of 64 x tile_keys elements and 128-byte
+  // swizzle; the kernel takes DecodeArgs as a __grid_constant__ parameter.
+  CUtensorMap tmap_k;
+  CUtensorMap tmap_v;
 };
 
 // The CTA's place in the grid (num_kv_heads * row_blocks, batch, num_splits):

@@ -17,13 +17,15 @@ struct KernelHandle {
   int tile_keys = 0;           // keys per pipeline step (the split granularity)
   int stages = 0;              // cp.async pipeline depth (MMA kernel; 0: SIMT)
   int config = -1;             // MMA configuration that was picked (-1: SIMT)
+  bool tma = false;            // K / V through tensor maps (DecodeArgs::tmap_k, tmap_v)
 };
 
 // MMA kernel configurations (warps per CTA, shared-memory budget per CTA):
 //   0: 4 warps, 112 KB (two CTAs per SM on sm_90, fits sm_80)
 //   1: 4 warps, 220 KB (one CTA per SM, deeper pipeline; sm_90 only)
 //   2: 8 warps, 220 KB (padded head sizes 64, 128, 192/128 only; sm_90 only)
-constexpr int kNumMmaConfigs = 3;
+//   3: as 2, with K / V tiles by the copy engine (TMA, tensor maps; sm_90 only)
+constexpr int kNumMmaConfigs = 4;
 
 // Padded head sizes of the MMA kernel: each of H, Hv is padded to the next of
 // 32, 64, 128, 192, 256; a pair not instantiated uses (max, max).

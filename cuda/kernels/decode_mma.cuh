@@ -24,38 +24,62 @@ namespace jax_mea::cuda::decode_impl {
 constexpr int kMmaRows = 16;
 constexpr int kKeysPerWarp = 16;
 
-template <int HP, int HVP, int NW, int BUDGET_KB>
+template <int HP, int HVP, int NW, int BUDGET_KB, bool TMA = false>
 struct MmaConfig {
   static_assert(HP % 16 == 0 && HVP % 16 == 0, "padded head sizes are multiples of 16");
+  static_assert(!TMA || (HP % 64 == 0 && HVP % 64 == 0), "TMA boxes are 64 columns wide");
   static constexpr int kNumThreads = NW * 32;
   static constexpr int kTileKeys = NW * kKeysPerWarp;
   static constexpr int kSmemBudget = BUDGET_KB * 1024;
   static constexpr int kQStride = HP + 8;  // elements; +16 bytes: conflict-free ldmatrix
-  static constexpr int kKStride = HP + 8;
-  static constexpr int kVStride = HVP + 8;
+  // K / V rows: padded by 16 bytes (cp.async), or boxes of 64 columns with
+  // 128-byte rows, swizzled (TMA): see SmemOffset.
+  static constexpr int kKStride = TMA ? 64 : HP + 8;
+  static constexpr int kVStride = TMA ? 64 : HVP + 8;
   static constexpr int kQBytes = kMmaRows * kQStride * 2;
-  static constexpr int kStageElems = kTileKeys * (kKStride + kVStride);
+  static constexpr int kKElems = TMA ? kTileKeys * HP : kTileKeys * kKStride;
+  static constexpr int kStageElems = kKElems + (TMA ? kTileKeys * HVP : kTileKeys * kVStride);
   static constexpr int kStageBytes = kStageElems * 2;
-  static constexpr int kFit = (kSmemBudget - kQBytes) / kStageBytes;
+  static constexpr int kAlignPad = TMA ? 1024 : 0;  // swizzled boxes start at 1024-byte multiples
+  static constexpr int kFit = (kSmemBudget - kQBytes - kAlignPad) / kStageBytes;
   static constexpr int kStages = kFit < 2 ? 2 : (kFit > 6 ? 6 : kFit);
   static constexpr int kPipeBytes = kStages * kStageBytes;
   static constexpr int kAccStride = HVP + 4;  // floats
-  static constexpr int kEpiBytes =
-      (NW * kMmaRows * kAccStride + 2 * NW * kMmaRows) * 4;
-  static constexpr int kSmemBytes = kQBytes + (kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes);
+  static constexpr int kEpiBytes = (NW * kMmaRows * kAccStride + 2 * NW * kMmaRows) * 4;
+  static constexpr int kPipeRegion = kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes;
+  static constexpr int kSmemBytes = kQBytes + kPipeRegion + kAlignPad;
+  // TMA: bytes one stage's copies deliver (whole boxes, zero-filled out of bounds).
+  static constexpr unsigned kStageTxBytes = kStageBytes;
+
+  // Element offset of (row, col) in a K (kIsV false) or V tile of a stage.
+  template <bool kIsV>
+  static __device__ __forceinline__ int SmemOffset(int row, int col) {
+    if constexpr (TMA) {
+      // Box col / 64 holds [kTileKeys][64]; 16-byte chunk q of row r sits at q ^ (r % 8).
+      const int box = col >> 6, chunk = (col >> 3) & 7;
+      return box * kTileKeys * 64 + row * 64 + ((chunk ^ (row & 7)) << 3) + (col & 7);
+    } else {
+      return row * (kIsV ? kVStride : kKStride) + col;
+    }
+  }
 };
 
 // ------------------------------------------------------------------ the kernel
 
-template <typename T, int HP, int HVP, int NW, int BUDGET_KB>
+template <typename T, int HP, int HVP, int NW, int BUDGET_KB, bool TMA>
 __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams p,
-                                                           const DecodeArgs a) {
-  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
+                                                           const __grid_constant__ DecodeArgs a) {
+  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>;
   constexpr int kNT = Cfg::kNumThreads;
   constexpr int kTK = Cfg::kTileKeys;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* q_s = reinterpret_cast<T*>(smem);
-  T* pipe = reinterpret_cast<T*>(smem + Cfg::kQBytes);
+  // cp.async: [Q][pipeline]; TMA: [pipeline at a 1024-byte boundary][Q].
+  unsigned char* const pipe_bytes =
+      TMA ? smem + ((Cfg::kAlignPad - (SmemAddr(smem) & (Cfg::kAlignPad - 1))) &
+                    (Cfg::kAlignPad - 1))
+          : smem + Cfg::kQBytes;
+  T* const pipe = reinterpret_cast<T*>(pipe_bytes);
+  T* const q_s = reinterpret_cast<T*>(TMA ? pipe_bytes + Cfg::kPipeRegion : smem);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const CtaCoord cta = ThisCta(a, kMmaRows);
@@ -96,12 +120,11 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const int ntiles = (ke - kb + kTK - 1) / kTK;
 
   // 16-byte chunks of one tile of rows [kTK][D] (D = HP or HVP, valid columns
-  // [0, dim)) into shared memory with row stride `stride`; rows at or past ke
+  // [0, dim)) into shared memory (layout: Cfg::SmemOffset); rows at or past ke
   // and columns past dim are zero-filled without reading.
-  auto load_rows = [&](T* dst, const T* base, int64_t ss, int dim, int j0, auto d_tag,
-                       auto stride_tag) {
-    constexpr int D = decltype(d_tag)::value;
-    constexpr int kStride = decltype(stride_tag)::value;
+  auto load_rows = [&](T* dst, const T* base, int64_t ss, int dim, int j0, auto is_v_tag) {
+    constexpr bool kIsV = decltype(is_v_tag)::value;
+    constexpr int D = kIsV ? HVP : HP;
     constexpr int C = D / 8;  // chunks per row
     const T* dummy = base + static_cast<int64_t>(kb) * ss;
     if constexpr (kNT % C == 0) {
@@ -114,7 +137,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       for (int i = 0; i < kTK / kRowsPerPass; ++i) {
         const int row = r0 + i * kRowsPerPass;
         const bool ok = col_ok && j0 + row < ke;
-        CpAsync16(SmemAddr(dst + row * kStride + col), ok ? src + i * step : dummy, ok ? 16 : 0);
+        CpAsync16(SmemAddr(dst + Cfg::template SmemOffset<kIsV>(row, col)), ok ? src + i * step : dummy, ok ? 16 : 0);
       }
     } else {
 #pragma unroll
@@ -123,20 +146,45 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
         const int row = c / C, col = (c - row * C) * 8;
         const int j = j0 + row;
         const bool ok = j < ke && col < dim;
-        CpAsync16(SmemAddr(dst + row * kStride + col), ok ? base + static_cast<int64_t>(j) * ss + col : dummy,
+        CpAsync16(SmemAddr(dst + Cfg::template SmemOffset<kIsV>(row, col)), ok ? base + static_cast<int64_t>(j) * ss + col : dummy,
                   ok ? 16 : 0);
       }
     }
   };
+  // TMA: whole tiles by the copy engine (thread 0 arms the stage's barrier and
+  // issues a box per 64 columns of K and V); a tile that ends past ke (a
+  // split's last) goes through cp.async, which zero-fills instead of reading.
+  __shared__ __align__(8) uint64_t s_bars[TMA ? Cfg::kStages : 1];
+  auto tile_by_tma = [&](int t) { return TMA && kb + (t + 1) * kTK <= ke; };
   auto load_tile = [&](int t, int stage) {
     const int j0 = kb + t * kTK;
     T* ks = pipe + stage * Cfg::kStageElems;
-    T* vs = ks + kTK * Cfg::kKStride;
-    load_rows(ks, k_base, kss, H, j0, std::integral_constant<int, HP>{},
-              std::integral_constant<int, Cfg::kKStride>{});
-    load_rows(vs, v_base, vss, Hv, j0, std::integral_constant<int, HVP>{},
-              std::integral_constant<int, Cfg::kVStride>{});
+    T* vs = ks + Cfg::kKElems;
+    if (tile_by_tma(t)) {
+      if (tid == 0) {
+        MbarArriveExpectTx(&s_bars[stage], Cfg::kStageTxBytes);
+#pragma unroll
+        for (int c = 0; c < HP / 64; ++c) {
+          TmaLoad4d(ks + c * kTK * 64, &a.tmap_k, c * 64, j0, kv_head, b, &s_bars[stage]);
+        }
+#pragma unroll
+        for (int c = 0; c < HVP / 64; ++c) {
+          TmaLoad4d(vs + c * kTK * 64, &a.tmap_v, c * 64, j0, kv_head, b, &s_bars[stage]);
+        }
+      }
+      return;
+    }
+    load_rows(ks, k_base, kss, H, j0, std::false_type{});
+    load_rows(vs, v_base, vss, Hv, j0, std::true_type{});
   };
+  if constexpr (TMA) {
+    if (tid == 0) {
+#pragma unroll
+      for (int st = 0; st < Cfg::kStages; ++st) MbarInit(&s_bars[st], 1);
+      FenceMbarInit();
+    }
+    __syncthreads();
+  }
 
   // Start the pipeline.
 #pragma unroll
@@ -212,11 +260,15 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
       if (tn < ntiles) load_tile(tn, tn % Cfg::kStages);
       CpAsyncCommit();
     }
+    // The n-th TMA tile of a stage completes its barrier's phase n (a split's
+    // cp.async tile is its last, so it never shifts the count).
+    if (tile_by_tma(t)) MbarWait(&s_bars[t % Cfg::kStages], (t / Cfg::kStages) & 1);
     const int jw = kb + t * kTK + warp * kKeysPerWarp;  // this warp's first key
     if (jw < ke) {
-      const T* ks = pipe + (t % Cfg::kStages) * Cfg::kStageElems + warp * kKeysPerWarp * Cfg::kKStride;
-      const T* vs = pipe + (t % Cfg::kStages) * Cfg::kStageElems + kTK * Cfg::kKStride +
-                    warp * kKeysPerWarp * Cfg::kVStride;
+      const T* ks = pipe + (t % Cfg::kStages) * Cfg::kStageElems;
+      const T* vs = ks + Cfg::kKElems;
+      const int row_k = warp * kKeysPerWarp + (lane & 7) + (lane >> 4) * 8;        // ldmatrix rows
+      const int row_v = warp * kKeysPerWarp + (lane & 7) + ((lane >> 3) & 1) * 8;
       // S = Q K^T for 16 rows x 16 keys: s[nt][0..1] row g, s[nt][2..3] row g + 8,
       // keys nt * 8 + 2 * tig + {0, 1}. Two accumulator sets halve the MMA chain.
       float s[2][4], s2[2][4];
@@ -228,8 +280,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
       for (int kk = 0; kk < kQTiles; ++kk) {
         uint32_t kf[4];
-        LdMatrixX4(kf, SmemAddr(ks + ((lane & 7) + (lane >> 4) * 8) * Cfg::kKStride + kk * 16 +
-                      ((lane >> 3) & 1) * 8));
+        LdMatrixX4(kf, SmemAddr(ks + Cfg::template SmemOffset<false>(
+                                         row_k, kk * 16 + ((lane >> 3) & 1) * 8)));
         float (&sa)[2][4] = (kk & 1) ? s2 : s;
         if constexpr (kQInRegs) {
           Mma16816<T>(sa[0], qf[kk], kf[0], kf[1]);
@@ -307,8 +359,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
       for (int nd2 = 0; nd2 < HVP / 16; ++nd2) {
         uint32_t vf[4];
-        LdMatrixX4Trans(vf, SmemAddr(vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * Cfg::kVStride + nd2 * 16 +
-                       (lane >> 4) * 8));
+        LdMatrixX4Trans(vf, SmemAddr(vs + Cfg::template SmemOffset<true>(
+                                              row_v, nd2 * 16 + (lane >> 4) * 8)));
         Mma16816<T>(acc[2 * nd2], pa, vf[0], vf[1]);
         Mma16816<T>(acc[2 * nd2 + 1], pa, vf[2], vf[3]);
       }
@@ -322,7 +374,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
     l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
   }
-  float* ep_acc = reinterpret_cast<float*>(smem + Cfg::kQBytes);
+  float* ep_acc = reinterpret_cast<float*>(pipe);
   float* ep_m = ep_acc + NW * kMmaRows * Cfg::kAccStride;
   float* ep_l = ep_m + NW * kMmaRows;
 #pragma unroll

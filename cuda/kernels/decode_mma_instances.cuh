@@ -7,19 +7,26 @@
 
 namespace jax_mea::cuda::decode_impl {
 
-template <typename T, int HP, int HVP, int NW, int BUDGET_KB>
+template <typename T, int HP, int HVP, int NW, int BUDGET_KB, bool TMA = false>
 KernelHandle MakeMmaHandle() {
-  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB>;
-  return {reinterpret_cast<const void*>(&DecodeMmaKernel<T, HP, HVP, NW, BUDGET_KB>),
-          Cfg::kSmemBytes, kMmaRows, Cfg::kNumThreads, Cfg::kTileKeys, Cfg::kStages};
+  using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>;
+  KernelHandle h;
+  h.func = reinterpret_cast<const void*>(&DecodeMmaKernel<T, HP, HVP, NW, BUDGET_KB, TMA>);
+  h.smem_bytes = Cfg::kSmemBytes;
+  h.rows_per_block = kMmaRows;
+  h.threads = Cfg::kNumThreads;
+  h.tile_keys = Cfg::kTileKeys;
+  h.stages = Cfg::kStages;
+  h.tma = TMA;
+  return h;
 }
 
 template <typename T>
 bool MmaKernel(int hp, int hvp, int config, KernelHandle* h) {
-#define JAX_MEA_DECODE_CASE(A, B, NW, KB) \
-  if (hp == A && hvp == B) {              \
-    *h = MakeMmaHandle<T, A, B, NW, KB>(); \
-    return true;                          \
+#define JAX_MEA_DECODE_CASE(A, B, NW, KB, ...)         \
+  if (hp == A && hvp == B) {                             \
+    *h = MakeMmaHandle<T, A, B, NW, KB, ##__VA_ARGS__>(); \
+    return true;                                         \
   }
 #define JAX_MEA_DECODE_PAIRS(NW, KB)   \
   JAX_MEA_DECODE_CASE(32, 32, NW, KB)   \
@@ -38,6 +45,11 @@ bool MmaKernel(int hp, int hvp, int config, KernelHandle* h) {
     JAX_MEA_DECODE_CASE(64, 64, 8, 220)
     JAX_MEA_DECODE_CASE(128, 128, 8, 220)
     JAX_MEA_DECODE_CASE(192, 128, 8, 220)
+  }
+  if (config == 3) {
+    JAX_MEA_DECODE_CASE(64, 64, 8, 220, true)
+    JAX_MEA_DECODE_CASE(128, 128, 8, 220, true)
+    JAX_MEA_DECODE_CASE(192, 128, 8, 220, true)
   }
 #undef JAX_MEA_DECODE_PAIRS
 #undef JAX_MEA_DECODE_CASE
