@@ -21,7 +21,7 @@ NB_MODULE(_ext, m) {
     nb::dict d;
     d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCpu);
     d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCpu);
-    d[jax_mea::kKvAppendTarget] = Capsule(JaxMeaKvAppendCpu);
+    d[jax_mea::kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
     return d;
   });
   m.def("cuda_targets", []() {
@@ -29,7 +29,7 @@ NB_MODULE(_ext, m) {
 #ifdef JAX_MEA_WITH_CUDA
     d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCuda);
     d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCuda);
-    d[jax_mea::kKvAppendTarget] = Capsule(JaxMeaKvAppendCuda);
+    d[jax_mea::kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCuda);
 #endif
     return d;
   });

@@ -13,7 +13,7 @@ from jax_mea import _ext
 
 ATTENTION_TARGET = "jax_mea_attention"
 KV_CONCAT_TARGET = "jax_mea_kv_concat"
-KV_APPEND_TARGET = "jax_mea_kv_append"
+DECODE_STEP_TARGET = "jax_mea_decode_step"
 
 built_with_cuda: bool = bool(_ext.built_with_cuda)
 

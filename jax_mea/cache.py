@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jax_mea import _checks as C
-from jax_mea.primitives import Layout, bind_attention, bind_kv_append
+from jax_mea.primitives import bind_decode_step
 
 
 @jax.tree_util.register_dataclass
@@ -152,14 +152,12 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     left, _ = C.window_pair("local_window_size", local_window_size)
 
     starts = cache.lengths.astype(jnp.int32)
-    new_key, new_value = bind_kv_append(cache.key, cache.value, key, value, starts,
-                                        new_layout=Layout.BSNH)
     wanted = starts + steps
     new_lengths = jnp.minimum(wanted, cache.max_seq_len).astype(jnp.int32)
-    out = bind_attention(query, new_key, new_value, q_layout=Layout.BSNH, kv_layout=Layout.BNSH,
-                         out_layout=Layout.BSNH, kv_lengths=new_lengths, causal_offsets=starts,
-                         is_causal=True, left_window=left,
-                         scale=C.default_scale(scale, head_size), softcap=softcap)
+    # One custom call: append (positions past max_seq_len dropped), then attention.
+    out, new_key, new_value = bind_decode_step(
+        query, key, value, cache.key, cache.value, starts, new_lengths, left_window=left,
+        scale=C.default_scale(scale, head_size), softcap=softcap)
     new_cache = cache.replace(key=new_key, value=new_value, lengths=new_lengths,
                               overflowed=cache.overflowed | (wanted > cache.max_seq_len))
     return out, new_cache

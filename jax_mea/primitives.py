@@ -6,9 +6,10 @@ Three primitives, one per custom-call target:
   layout, with an optional mask, per-batch kv lengths and per-batch causal
   offsets (the parameter struct of ``cuda/include/jax_mea/params.h``).
 * ``kv_concat_p``: present = concat(past, new) in BNSH.
-* ``kv_append_p``: writes new tokens into a fixed-size cache at per-batch
-  positions; its outputs alias the cache inputs, so a donated cache is updated
-  in place.
+* ``decode_step_p``: a decode step in one custom call: writes new tokens into
+  a fixed-size BNSH cache at per-batch positions (the cache outputs alias the
+  inputs, so a donated cache is updated in place), then attention over it.
+  XLA pays its per-custom-call cost once per step, not twice.
 
 The public functions in ``attention.py`` and ``cache.py`` validate user input
 and call the ``bind_*`` helpers here; these helpers assume valid shapes.
@@ -188,26 +189,16 @@ batching.primitive_batchers[attention_p] = _attention_batch
 
 
 # ----------------------------------------------------------------------------
-# KV concat and append
+# KV concat
 # ----------------------------------------------------------------------------
 
 kv_concat_p = Primitive("jax_mea_kv_concat")
 kv_concat_p.multiple_results = True
 
-kv_append_p = Primitive("jax_mea_kv_append")
-kv_append_p.multiple_results = True
-
 
 def bind_kv_concat(past_key, past_value, key, value, *, new_layout: Layout):
     """present_{key,value} = concat(past, new) on the sequence axis, BNSH."""
     return kv_concat_p.bind(past_key, past_value, key, value, new_layout=Layout(new_layout))
-
-
-def bind_kv_append(cache_key, cache_value, key, value, starts, *, new_layout: Layout):
-    """Writes key/value [B, T, N, H] (in `new_layout`) into the BNSH caches at
-    positions starts[b] + t; positions outside the cache are dropped."""
-    return kv_append_p.bind(cache_key, cache_value, key, value, starts,
-                            new_layout=Layout(new_layout))
 
 
 def _kv_concat_abstract_eval(past_key, past_value, key, value, *, new_layout):
@@ -219,15 +210,8 @@ def _kv_concat_abstract_eval(past_key, past_value, key, value, *, new_layout):
     )
 
 
-def _kv_append_abstract_eval(cache_key, cache_value, key, value, starts, *, new_layout):
-    return (jax.core.ShapedArray(cache_key.shape, cache_key.dtype),
-            jax.core.ShapedArray(cache_value.shape, cache_value.dtype))
-
-
 kv_concat_p.def_abstract_eval(_kv_concat_abstract_eval)
-kv_append_p.def_abstract_eval(_kv_append_abstract_eval)
 kv_concat_p.def_impl(partial(dispatch.apply_primitive, kv_concat_p))
-kv_append_p.def_impl(partial(dispatch.apply_primitive, kv_append_p))
 
 
 def _kv_batch(prim):
@@ -244,7 +228,52 @@ def _kv_batch(prim):
 
 
 batching.primitive_batchers[kv_concat_p] = _kv_batch(kv_concat_p)
-batching.primitive_batchers[kv_append_p] = _kv_batch(kv_append_p)
+
+
+# ----------------------------------------------------------------------------
+# Decode step: append, then attention, in one custom call
+# ----------------------------------------------------------------------------
+
+decode_step_p = Primitive("jax_mea_decode_step")
+decode_step_p.multiple_results = True
+
+
+def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, *,
+                     left_window: int, scale: float, softcap: float):
+    """Writes key/value [B, T, Nkv, H|Hv] into the BNSH caches at positions starts[b] + t
+    (dropping positions outside), then attends q [B, T, Nq, H] causally over the first
+    kv_lengths[b] keys, query t sitting at position starts[b] + t. Returns (out
+    [B, T, Nq, Hv], cache_key, cache_value); the caches are updated in place."""
+    return decode_step_p.bind(
+        q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), kv_lengths, starts,
+        q_layout=Layout.BSNH, k_layout=Layout.BNSH, v_layout=Layout.BNSH,
+        out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
+        has_causal_offsets=True, causal_offset=0, is_causal=True, left_window=int(left_window),
+        right_window=-1, scale=float(scale), softcap=float(softcap))
+
+
+def _decode_step_abstract_eval(q, key, value, cache_key, cache_value, mask, kv_lengths, starts,
+                               **_):
+    out = jax.core.ShapedArray(q.shape[:3] + (cache_value.shape[3],), q.dtype)
+    return (out, jax.core.ShapedArray(cache_key.shape, cache_key.dtype),
+            jax.core.ShapedArray(cache_value.shape, cache_value.dtype))
+
+
+decode_step_p.def_abstract_eval(_decode_step_abstract_eval)
+decode_step_p.def_impl(partial(dispatch.apply_primitive, decode_step_p))
+
+
+def _decode_step_batch(args, dims, **params):
+    size = _batch_size(args, dims)
+    q, qd = args[0], dims[0]
+    batch = q.shape[0] if qd is None else jnp.moveaxis(q, qd, 0).shape[1]
+    folded = [a if i == 5 else _fold(a, d, size, batch)   # 5: the mask placeholder
+              for i, (a, d) in enumerate(zip(args, dims))]
+    outs = decode_step_p.bind(*folded, **params)
+    return [_unfold(o, size) for o in outs], [0, 0, 0]
+
+
+batching.primitive_batchers[decode_step_p] = _decode_step_batch
 
 
 def _register_lowerings() -> None:
@@ -252,8 +281,8 @@ def _register_lowerings() -> None:
         mlir.register_lowering(attention_p, _ffi_rule(_ffi.ATTENTION_TARGET), platform=platform)
         mlir.register_lowering(kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), platform=platform)
         mlir.register_lowering(
-            kv_append_p,
-            _ffi_rule(_ffi.KV_APPEND_TARGET, operand_output_aliases={0: 0, 1: 1}),
+            decode_step_p,
+            _ffi_rule(_ffi.DECODE_STEP_TARGET, operand_output_aliases={3: 1, 4: 2}),
             platform=platform,
         )
 
@@ -271,10 +300,10 @@ __all__ = [
     "MaskKind",
     "attention_p",
     "kv_concat_p",
-    "kv_append_p",
+    "decode_step_p",
     "bind_attention",
     "bind_kv_concat",
-    "bind_kv_append",
+    "bind_decode_step",
     "cuda_available",
 ]
 

@@ -34,19 +34,46 @@ auto KvConcatSignature(Binding binding) {
       .template Attrs<KvCopyAttrs>();
 }
 
-// (cache_k, cache_v, new_k, new_v, starts) -> (cache_k, cache_v), outputs aliasing
-// the first two inputs.
+// A decode step in one call: (q, new_k, new_v, cache_k, cache_v, mask,
+// kv_lengths, starts) -> (out, cache_k, cache_v). The new tokens (in q_layout)
+// go into the BNSH caches at starts[b] + t (outputs aliasing the cache inputs),
+// then attention over them with the kv lengths and starts as causal offsets;
+// attributes AttentionAttrs. One custom call instead of an append and an
+// attention: XLA's cost per custom call is paid once per step.
 template <typename Binding>
-auto KvAppendSignature(Binding binding) {
+auto DecodeStepSignature(Binding binding) {
   return std::move(binding)
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::Buffer<ffi::S32>>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Ret<ffi::AnyBuffer>()
-      .template Attrs<KvCopyAttrs>();
+      .template Arg<ffi::AnyBuffer>()          // q
+      .template Arg<ffi::AnyBuffer>()          // new_k
+      .template Arg<ffi::AnyBuffer>()          // new_v
+      .template Arg<ffi::AnyBuffer>()          // cache_k
+      .template Arg<ffi::AnyBuffer>()          // cache_v
+      .template Arg<ffi::AnyBuffer>()          // mask (placeholder: mask_kind = none)
+      .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths
+      .template Arg<ffi::Buffer<ffi::S32>>()   // starts (= causal offsets)
+      .template Ret<ffi::AnyBuffer>()          // out
+      .template Ret<ffi::AnyBuffer>()          // cache_k, aliasing the input
+      .template Ret<ffi::AnyBuffer>()          // cache_v, aliasing the input
+      .template Attrs<AttentionAttrs>();
+}
+
+// The two parameter sets of a decode step (DecodeStepSignature).
+struct DecodeStepParams {
+  KvCopyParams append;
+  AttentionParams attention;
+};
+
+inline ffi::ErrorOr<DecodeStepParams> MakeDecodeStepParams(
+    ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k,
+    ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
+    ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out, ffi::AnyBuffer& out_k,
+    ffi::AnyBuffer& out_v, const AttentionAttrs& attrs) {
+  auto append = MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, out_k, out_v,
+                                   KvCopyAttrs{attrs.q_layout});
+  if (append.has_error()) return ffi::Unexpected(append.error());
+  auto attention = MakeAttentionParams(q, out_k, out_v, mask, kv_lengths, starts, out, attrs);
+  if (attention.has_error()) return ffi::Unexpected(attention.error());
+  return DecodeStepParams{*append, *attention};
 }
 
 }  // namespace jax_mea

@@ -9,17 +9,17 @@ namespace jax_mea {
 // Custom-call target names (the Python side uses the same strings).
 inline constexpr const char* kAttentionTarget = "jax_mea_attention";
 inline constexpr const char* kKvConcatTarget = "jax_mea_kv_concat";
-inline constexpr const char* kKvAppendTarget = "jax_mea_kv_append";
+inline constexpr const char* kDecodeStepTarget = "jax_mea_decode_step";
 
 }  // namespace jax_mea
 
 extern "C" {
 XLA_FFI_Error* JaxMeaAttentionCpu(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaKvConcatCpu(XLA_FFI_CallFrame* call_frame);
-XLA_FFI_Error* JaxMeaKvAppendCpu(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaDecodeStepCpu(XLA_FFI_CallFrame* call_frame);
 #ifdef JAX_MEA_WITH_CUDA
 XLA_FFI_Error* JaxMeaAttentionCuda(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaKvConcatCuda(XLA_FFI_CallFrame* call_frame);
-XLA_FFI_Error* JaxMeaKvAppendCuda(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaDecodeStepCuda(XLA_FFI_CallFrame* call_frame);
 #endif
 }

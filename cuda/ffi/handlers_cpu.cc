@@ -25,14 +25,16 @@ ffi::Error KvConcatCpuImpl(ffi::AnyBuffer past_k, ffi::AnyBuffer past_v, ffi::An
   return ffi::Error::Success();
 }
 
-ffi::Error KvAppendCpuImpl(ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer new_k,
-                           ffi::AnyBuffer new_v, ffi::Buffer<ffi::S32> starts,
-                           ffi::Result<ffi::AnyBuffer> out_k, ffi::Result<ffi::AnyBuffer> out_v,
-                           KvCopyAttrs attrs) {
-  auto params =
-      MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, *out_k, *out_v, attrs);
+ffi::Error DecodeStepCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
+                             ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer mask,
+                             ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> starts,
+                             ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> out_k,
+                             ffi::Result<ffi::AnyBuffer> out_v, AttentionAttrs attrs) {
+  auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, kv_lengths, starts,
+                                     *out, *out_k, *out_v, attrs);
   if (params.has_error()) return params.error();
-  cpu::KvCopy(*params);
+  cpu::KvCopy(params->append);
+  cpu::AttentionForward(params->attention);
   return ffi::Error::Success();
 }
 
@@ -43,5 +45,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaAttentionCpu, jax_mea::AttentionCpuImpl,
                               jax_mea::AttentionSignature(xla::ffi::Ffi::Bind()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaKvConcatCpu, jax_mea::KvConcatCpuImpl,
                               jax_mea::KvConcatSignature(xla::ffi::Ffi::Bind()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaKvAppendCpu, jax_mea::KvAppendCpuImpl,
-                              jax_mea::KvAppendSignature(xla::ffi::Ffi::Bind()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaDecodeStepCpu, jax_mea::DecodeStepCpuImpl,
+                              jax_mea::DecodeStepSignature(xla::ffi::Ffi::Bind()));

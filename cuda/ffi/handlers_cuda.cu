@@ -34,14 +34,8 @@ cudaError_t Checked(cudaError_t err) {
   return err != cudaSuccess ? err : last;
 }
 
-ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k,
-                             ffi::AnyBuffer v, ffi::AnyBuffer mask,
-                             ffi::Buffer<ffi::S32> kv_lengths,
-                             ffi::Buffer<ffi::S32> causal_offsets,
-                             ffi::Result<ffi::AnyBuffer> out, AttentionAttrs attrs) {
-  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
-  if (params.has_error()) return params.error();
-  const AttentionParams& p = *params;
+// The decode kernel where it applies, else the forward kernel.
+ffi::Error RunAttention(const AttentionParams& p, cudaStream_t stream) {
 #ifdef JAX_MEA_HAVE_DECODE_KERNEL
   if (DecodeKernelApplies(p)) {
     if (cudaError_t err = Checked(LaunchDecodeAttention(p, stream)); err != cudaSuccess) {
@@ -57,6 +51,16 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
     return CudaError("attention", err);
   }
   return ffi::Error::Success();
+}
+
+ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k,
+                             ffi::AnyBuffer v, ffi::AnyBuffer mask,
+                             ffi::Buffer<ffi::S32> kv_lengths,
+                             ffi::Buffer<ffi::S32> causal_offsets,
+                             ffi::Result<ffi::AnyBuffer> out, AttentionAttrs attrs) {
+  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
+  if (params.has_error()) return params.error();
+  return RunAttention(*params, stream);
 }
 
 ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t stream) {
@@ -76,14 +80,18 @@ ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::Any
   return RunKvCopy("KV concat", *params, stream);
 }
 
-ffi::Error KvAppendCudaImpl(cudaStream_t stream, ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v,
-                            ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
-                            ffi::Buffer<ffi::S32> starts, ffi::Result<ffi::AnyBuffer> out_k,
-                            ffi::Result<ffi::AnyBuffer> out_v, KvCopyAttrs attrs) {
-  auto params =
-      MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, *out_k, *out_v, attrs);
+// Append, then attention, on the same stream (the attention reads the appended tokens).
+ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer new_k,
+                              ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v,
+                              ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
+                              ffi::Buffer<ffi::S32> starts, ffi::Result<ffi::AnyBuffer> out,
+                              ffi::Result<ffi::AnyBuffer> out_k,
+                              ffi::Result<ffi::AnyBuffer> out_v, AttentionAttrs attrs) {
+  auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, kv_lengths, starts,
+                                     *out, *out_k, *out_v, attrs);
   if (params.has_error()) return params.error();
-  return RunKvCopy("KV append", *params, stream);
+  if (ffi::Error err = RunKvCopy("KV append", params->append, stream); err.failure()) return err;
+  return RunAttention(params->attention, stream);
 }
 
 }  // namespace
@@ -98,6 +106,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
     jax_mea::KvConcatSignature(
         xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    JaxMeaKvAppendCuda, jax_mea::cuda::KvAppendCudaImpl,
-    jax_mea::KvAppendSignature(
+    JaxMeaDecodeStepCuda, jax_mea::cuda::DecodeStepCudaImpl,
+    jax_mea::DecodeStepSignature(
         xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
