@@ -108,6 +108,7 @@ struct Case {
   int config = -1;               // MMA kernel configuration, -1: default
   int fused = -1;                // fused combine: -1 default, 0 separate kernel
   bool own_ws = false;           // pass a workspace of DecodeWorkspaceBytes (auto splits only)
+  bool balanced = false;         // the plan must balance splits by the rows' lengths
 };
 
 TensorStrides Strides(bool bnsh, int N, int S, int D) {
@@ -241,6 +242,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0));
   const bool tma_fell_back = c.config == 3 && major >= 9 && !c.simt &&
                              res.plan.find("(no tensor map)") != std::string::npos;
+  const bool not_balanced = c.balanced && res.plan.find("balanced") == std::string::npos;
   DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : 0);
   if (c.own_ws) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
@@ -295,8 +297,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
-  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back;
+  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back &&
+             !not_balanced;
   if (tma_fell_back) res.why += " tma-not-used";
+  if (not_balanced) res.why += " not-balanced";
   if (ref_nan) res.why += " reference-nan=" + std::to_string(ref_nan);
   if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
   if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
@@ -460,6 +464,27 @@ std::vector<Case> BuildCases(bool small) {
       Case c; c.name = "tma-long-b1"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.config = 3;
       cases.push_back(c);
       c.name = "tma-long-b1-f16-bsnh"; c.dtype = DType::kFloat16; c.kv_bnsh = false; cases.push_back(c);
+    }
+    // Balanced splits: rows of different lengths (empty, one key, full), of one
+    // length, both combines, SIMT, q_len 4 causal, other head sizes, own workspace.
+    {
+      Case c; c.name = "bal-ragged"; c.B = 8; c.cap = 4096; c.balanced = true;
+      c.lens = {4096, 100, 0, 4096, 3000, 1, 2048, 4000};
+      cases.push_back(c);
+      c.name = "bal-ragged-sepcombine"; c.fused = 0; cases.push_back(c);
+      c.name = "bal-ragged-simt"; c.fused = -1; c.simt = true; cases.push_back(c);
+      c.name = "bal-ragged-causal-t4"; c.simt = false; c.T = 4; c.causal = true;
+      c.per_batch_offset = true; cases.push_back(c);
+      c.name = "bal-ragged-f16-bsnh-h64"; c.T = 1; c.causal = false; c.per_batch_offset = false;
+      c.dtype = DType::kFloat16; c.kv_bnsh = false; c.H = c.Hv = 64; cases.push_back(c);
+      c.name = "bal-ragged-h192-own-ws"; c.dtype = DType::kBFloat16; c.kv_bnsh = true; c.H = 192;
+      c.Hv = 128; c.own_ws = true; cases.push_back(c);
+      c.name = "bal-ragged-cfg2"; c.H = c.Hv = 128; c.own_ws = false; c.config = 2; cases.push_back(c);
+      c.name = "bal-uniform"; c.config = -1; c.lens.assign(8, 3000); cases.push_back(c);
+      c.name = "bal-uniform-sepcombine"; c.fused = 0; cases.push_back(c);
+      c.name = "bal-b16-ragged"; c.fused = -1; c.B = 16; c.cap = 8192;
+      c.lens = {8192, 1024, 5000, 1100, 7000, 2000, 1500, 1024, 3000, 8000, 1200, 1300, 4000, 1024, 1, 2500};
+      cases.push_back(c);
     }
     {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
@@ -682,7 +707,8 @@ int RunBench(const std::string& filter) {
     if (s.ragged) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     return p;
   };
-  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1) {
+  auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
+                        bool balance = true) {
     const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
@@ -693,6 +719,7 @@ int RunBench(const std::string& filter) {
     opt.num_splits = splits;
     opt.config = config;
     opt.fused_combine = fused;
+    opt.balance = balance;
     *used_splits = cuda::DecodeNumSplits(p, opt);
     CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));  // first call: workspace, attributes
     Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
@@ -739,6 +766,14 @@ int RunBench(const std::string& filter) {
         }
         std::printf("\n");
         std::fflush(stdout);
+      }
+      if (s.ragged) {  // balanced splits against splits by capacity
+        cuda::DecodeOptions o;
+        o.balance = false;
+        int used;
+        const double t = time_shape(s, 0, -1, &used, -1, false);
+        std::printf("%s c-1 unbalanced {%s}: [a%d] %.1f %.2f\n", name_of(s).c_str(),
+                    cuda::DecodePlanString(p, o).c_str(), used, t * 1e6, bytes_of(s) / t / 1e12);
       }
     }
     std::printf("\n%-28s %-58s %10s %8s %8s\n", "shape (bf16, T=1, BNSH)", "default plan", "time_us",

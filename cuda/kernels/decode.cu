@@ -35,9 +35,13 @@ __global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionP
                                                                 const DecodeArgs a) {
   constexpr int R = 16;  // >= rows_per_block of either decode kernel
   __shared__ float2 table[R * kMaxSplits];
-  const CtaCoord cta = ThisCta(a, a.rows_per_block);
-  const int nrows = min(a.rows_per_block, p.group_size() * p.q_len - cta.row0);
-  MergeGroup<T, R, kThreads>(p, a, cta, nrows, table);
+  CtaCoord cta = ThisCta(p, a, a.rows_per_block);
+  int kb, ke;
+  if (!CtaKeys(p, a, &cta, p.kv_length(cta.b), p.query_offset(cta.b), &kb, &ke) ||
+      cta.splits <= 1) {
+    return;  // one split wrote `out` itself
+  }
+  MergeGroup<T, R, kThreads>(p, a, cta, table);
 }
 
 // ------------------------------------------------------------------ device facts, cached
@@ -322,11 +326,25 @@ cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* p
   a.row_blocks = (rows + a.rows_per_block - 1) / a.rows_per_block;
   a.num_rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
   const int64_t base = static_cast<int64_t>(p.batch) * p.num_kv_heads * a.row_blocks;
+  a.tile_keys = plan->kernel.tile_keys;
+  const int64_t slots = static_cast<int64_t>(SmCount(dev)) * ctas_per_sm;
   if (opt.num_splits > 0) {
-    a.num_splits = std::min(opt.num_splits, kMaxSplits);
+    a.num_splits = a.uniform_splits = std::min(opt.num_splits, kMaxSplits);
   } else {
-    a.num_splits = ChooseSplits(base, static_cast<int64_t>(SmCount(dev)) * ctas_per_sm,
-                                p.kv_capacity, plan->kernel.tile_keys);
+    a.num_splits = ChooseSplits(base, slots, p.kv_capacity, a.tile_keys);
+    a.uniform_splits = a.num_splits;
+    // Rows of different lengths: split by capacity, the longest row's CTAs run on
+    // alone at the end. With fewer groups than slots (the block scheduler cannot
+    // even them out), launch up to the splits of one row alone, capped at about
+    // four CTAs per slot, and let each group take its share (GroupSplits).
+    if (opt.balance && p.kv_lengths != nullptr && p.batch > 1 && base < slots) {
+      const int one_row = ChooseSplits(base / p.batch, slots, p.kv_capacity, a.tile_keys);
+      const int most = std::min<int64_t>(one_row, (4 * slots + base - 1) / base);
+      if (most > a.num_splits) {
+        a.num_splits = most;
+        a.balance_slots = static_cast<int>(slots);
+      }
+    }
   }
   plan->num_kv_heads = p.num_kv_heads;
   plan->groups = base;
@@ -374,11 +392,15 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
     }
     kind = "mma-tma";
   }
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d ctas%lld",
+  char balanced[48] = "";
+  if (plan.args.balance_slots > 0) {
+    std::snprintf(balanced, sizeof balanced, " balanced(uniform %d)", plan.args.uniform_splits);
+  }
+  char buf[240];
+  std::snprintf(buf, sizeof buf, "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d%s ctas%lld",
                 kind, plan.kernel.config,
                 plan.kernel.threads / 32, plan.kernel.stages, plan.kernel.tile_keys,
-                plan.kernel.smem_bytes >> 10, ctas_per_sm, plan.args.num_splits,
+                plan.kernel.smem_bytes >> 10, ctas_per_sm, plan.args.num_splits, balanced,
                 static_cast<long long>(plan.groups * plan.args.num_splits));
   return buf;
 }
@@ -417,6 +439,10 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
     // Fewer splits where the workspace is short (graph capture, no memory).
     while (a.num_splits > 1 && WorkspaceBytes(p, a.num_rows, a.num_splits, cached) > have) {
       --a.num_splits;
+    }
+    if (a.num_splits <= a.uniform_splits) {  // no room left to balance
+      a.uniform_splits = a.num_splits;
+      a.balance_slots = 0;
     }
     if (a.num_splits > 1) {
       size_t ml_at = 0, o_at = 0;

@@ -68,6 +68,8 @@ struct DecodeOptions {
   int num_splits = 0;        // 0: chosen from the SM count and the work; else forced (<= 64)
   bool force_simt = false;   // take the float32 SIMT kernel even where the MMA one applies
   int config = -1;           // MMA kernel configuration (tests, tuning); -1: the default
+  bool balance = true;       // with per-row kv lengths and few groups: splits by each
+                             // group's share of the keys (chosen splits only)
   int fused_combine = -1;    // 0: separate combine kernel; else (default) the last CTA of
                              // each group merges the splits (cached workspace only)
   void* workspace = nullptr; // caller's workspace (device memory); null: the cached one

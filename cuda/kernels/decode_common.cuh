@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 
 #include "jax_mea/params.h"
@@ -24,7 +25,14 @@ constexpr int kMaxSplits = 64;
 
 // What the host decided, passed to every decode kernel by value.
 struct DecodeArgs {
-  int num_splits = 1;
+  int num_splits = 1;       // grid z: the most splits a group uses
+  // Balanced splits (per-row kv lengths, fewer groups than CTA slots): > 0 is the
+  // GPU's CTA slots, and each group takes splits by its share of the keys
+  // (GroupSplits); rows of equal length use uniform_splits. 0: every group uses
+  // num_splits.
+  int balance_slots = 0;
+  int uniform_splits = 1;
+  int tile_keys = 1;        // the kernel's keys per tile: splits are multiples of it
   int rows_per_block = 16;  // query rows (group heads x positions) per CTA
   int row_blocks = 1;       // ceil(group * q_len / rows_per_block)
   int64_t num_rows = 0;     // batch * num_heads * q_len: rows of the partials
@@ -32,7 +40,7 @@ struct DecodeArgs {
   float* ws_o = nullptr;    // [num_splits][num_rows][v_head_size]: unnormalised out
   // Non-null: the last CTA of each (batch, kv head, row block) to finish merges
   // the splits itself (no combine kernel). One counter per such group, zero
-  // between calls: atomicInc wraps it back to 0 on the last of num_splits.
+  // between calls: atomicInc wraps it back to 0 on the group's last split.
   unsigned* counters = nullptr;
   // MMA configuration 3 (sm_90): K and V as 4-D tensor maps (head dim, kv
   // position, kv head, batch) with boxes of 64 x tile_keys elements and 128-byte
@@ -46,15 +54,20 @@ struct DecodeArgs {
 struct CtaCoord {
   int b, kv_head, row0, split;
   unsigned group;  // (batch, kv head, row block): index of its counters
+  int nrows;       // valid rows of the block (<= rows_per_block)
+  int splits;      // splits of the group: a.num_splits, or its share (CtaKeys)
 };
 
-__device__ __forceinline__ CtaCoord ThisCta(const DecodeArgs& a, int rows_per_block) {
+__device__ __forceinline__ CtaCoord ThisCta(const AttentionParams& p, const DecodeArgs& a,
+                                            int rows_per_block) {
   CtaCoord c;
   c.kv_head = blockIdx.x / a.row_blocks;
   c.row0 = (blockIdx.x - c.kv_head * a.row_blocks) * rows_per_block;
   c.b = blockIdx.y;
   c.split = blockIdx.z;
   c.group = blockIdx.y * gridDim.x + blockIdx.x;
+  c.nrows = min(rows_per_block, p.group_size() * p.q_len - c.row0);
+  c.splits = a.num_splits;
   return c;
 }
 
@@ -118,27 +131,82 @@ __device__ __forceinline__ void GroupKeys(const AttentionParams& p, int kv_head,
   *hi = uhi;
 }
 
-// The keys [kb, ke) split `split` of num_splits processes: a contiguous chunk
-// of the group's keys, a multiple of `tile` keys; an empty range gives kb == ke.
-__device__ __forceinline__ void SplitRange(const AttentionParams& p, int kv_head, int row0,
-                                           int nrows, int kv_len, int offset, int split,
-                                           int num_splits, int tile, int* kb, int* ke) {
+__device__ __forceinline__ int TilesOf(int lo, int hi, int tile) {
+  return hi > lo ? (hi - lo + tile - 1) / tile : 0;
+}
+
+// Balanced splits: the number of splits of a group with `tiles` tiles. Rows of
+// one length keep the host's plan (a.uniform_splits, which minds the waves of
+// CTAs); otherwise each group gets ceil(tiles / target) splits (at most
+// a.num_splits), with target the work of one CTA slot plus 5%, so the longest
+// rows get the most CTAs and the block scheduler fills the GPU with the rest.
+// The work is measured on each batch row's first row block (exact for q_len 1).
+// All threads of the CTA call it (it synchronises them).
+__device__ __forceinline__ int GroupSplits(const AttentionParams& p, const DecodeArgs& a,
+                                           int tiles) {
+  __shared__ int s_min, s_max;
+  __shared__ unsigned long long s_sum;
+  if (threadIdx.x == 0) {
+    s_min = INT_MAX;
+    s_max = 0;
+    s_sum = 0;
+  }
+  __syncthreads();
+  const int nrows0 = min(a.rows_per_block, p.group_size() * p.q_len);
+  int mn = INT_MAX, mx = 0;
+  unsigned long long sum = 0;
+  for (int b = threadIdx.x; b < p.batch; b += blockDim.x) {
+    int lo, hi;
+    GroupKeys(p, 0, 0, nrows0, p.kv_length(b), p.query_offset(b), &lo, &hi);
+    const int t = TilesOf(lo, hi, a.tile_keys);
+    mn = min(mn, t);
+    mx = max(mx, t);
+    sum += t;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    mn = min(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    mx = max(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  }
+  if ((threadIdx.x & 31) == 0) {
+    atomicMin(&s_min, mn);
+    atomicMax(&s_max, mx);
+    atomicAdd(&s_sum, sum);
+  }
+  __syncthreads();
+  if (s_min == s_max) return a.uniform_splits;
+  const unsigned long long work = s_sum * p.num_kv_heads * a.row_blocks;
+  const unsigned long long slots = a.balance_slots;
+  const unsigned long long target = max(1ull, (work * 21 / 20 + slots - 1) / slots);
+  return static_cast<int>(min(static_cast<unsigned long long>(a.num_splits),
+                              max(1ull, (tiles + target - 1) / target)));
+}
+
+// This CTA's keys [*kb, *ke): split cta->split of the group's keys (contiguous
+// chunks, multiples of a.tile_keys; an empty range gives *kb == *ke), and
+// cta->splits. False where the CTA has no split (balanced splits: split >=
+// the group's splits): it then returns at once, writing nothing. All threads
+// of the CTA call it.
+__device__ __forceinline__ bool CtaKeys(const AttentionParams& p, const DecodeArgs& a,
+                                        CtaCoord* cta, int kv_len, int offset, int* kb,
+                                        int* ke) {
   int ulo, uhi;
-  GroupKeys(p, kv_head, row0, nrows, kv_len, offset, &ulo, &uhi);
-  if (ulo >= uhi) {
-    *kb = *ke = 0;
-    return;
+  GroupKeys(p, cta->kv_head, cta->row0, cta->nrows, kv_len, offset, &ulo, &uhi);
+  const int tile = a.tile_keys;
+  if (a.balance_slots > 0) {
+    cta->splits = GroupSplits(p, a, TilesOf(ulo, uhi, tile));
+    if (cta->split >= cta->splits) return false;
   }
+  *kb = *ke = 0;
+  if (ulo >= uhi) return true;
   const int len = uhi - ulo;
-  int chunk = (len + num_splits - 1) / num_splits;
+  int chunk = (len + cta->splits - 1) / cta->splits;
   chunk = (chunk + tile - 1) / tile * tile;
-  const int64_t start = static_cast<int64_t>(ulo) + static_cast<int64_t>(split) * chunk;
-  if (start >= uhi) {
-    *kb = *ke = 0;
-    return;
-  }
+  const int64_t start = static_cast<int64_t>(ulo) + static_cast<int64_t>(cta->split) * chunk;
+  if (start >= uhi) return true;
   *kb = static_cast<int>(start);
   *ke = static_cast<int>(min(static_cast<int64_t>(uhi), start + chunk));
+  return true;
 }
 
 // Score of key j for a row: range check, mask; returns log2-domain score or -inf.
@@ -163,7 +231,7 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
 
 // ------------------------------------------------------------------ split merge
 
-// Merges the num_splits partials of a group's rows into `out`: row r's output
+// Merges the cta.splits partials of a group's rows into `out`: row r's output
 // is sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0 where
 // no split saw a key). `table` is shared scratch of R * kMaxSplits float2.
 // First every (row, split) (max, sum) goes into the table and each row's
@@ -172,10 +240,10 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
 // partials are read with ld.cg: other CTAs wrote them. All NT threads call it.
 template <typename T, int R, int NT>
 __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const DecodeArgs& a,
-                                           const CtaCoord& cta, int nrows, float2* table) {
+                                           const CtaCoord& cta, float2* table) {
   constexpr int kChunk = 16;
   __shared__ int64_t s_partial_row[R], s_out_offset[R];
-  const int tid = threadIdx.x, S = a.num_splits, Hv = p.v_head_size;
+  const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
   const float2* ws_ml = reinterpret_cast<const float2*>(a.ws_ml);
   if (tid < nrows) {
     const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
@@ -252,11 +320,11 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
 template <typename T, int R, int NW = kWarps>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          float* ep_m, const float* ep_l, float* ep_acc,
-                                         int acc_stride, const CtaCoord& cta, int nrows) {
+                                         int acc_stride, const CtaCoord& cta) {
   constexpr int NT = NW * 32;
   __shared__ int64_t s_dst[R];  // where row r's values go: out or the partials
-  const int tid = threadIdx.x, Hv = p.v_head_size;
-  const bool split = a.num_splits > 1;
+  const int tid = threadIdx.x, Hv = p.v_head_size, nrows = cta.nrows;
+  const bool split = cta.splits > 1;
   if (tid < nrows) {  // ep_m[w][r] becomes warp w's weight for row r
     float mx = -INFINITY;
 #pragma unroll
@@ -302,13 +370,13 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   __syncthreads();
   if (tid == 0) {
     const unsigned old =
-        atomicInc(&a.counters[cta.group], static_cast<unsigned>(a.num_splits - 1));
-    s_last = old == static_cast<unsigned>(a.num_splits - 1);
+        atomicInc(&a.counters[cta.group], static_cast<unsigned>(cta.splits - 1));
+    s_last = old == static_cast<unsigned>(cta.splits - 1);
   }
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  MergeGroup<T, R, NT>(p, a, cta, nrows, reinterpret_cast<float2*>(ep_acc));
+  MergeGroup<T, R, NT>(p, a, cta, reinterpret_cast<float2*>(ep_acc));
 }
 
 }  // namespace jax_mea::cuda::decode_impl

@@ -82,13 +82,9 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   T* const q_s = reinterpret_cast<T*>(TMA ? pipe_bytes + Cfg::kPipeRegion : smem);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const CtaCoord cta = ThisCta(a, kMmaRows);
-  const int split = cta.split, kv_head = cta.kv_head, row0 = cta.row0, b = cta.b;
-  const int rows = p.group_size() * p.q_len;
-  const int nrows = min(kMmaRows, rows - row0);
+  CtaCoord cta = ThisCta(p, a, kMmaRows);
+  const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
-  const int kv_len = p.kv_length(b);
-  const int offset = p.query_offset(b);
 
   // Q first: its loads (16 bytes, all in flight at once) overlap with the
   // kv_length read and the pipeline start below; stored to shared memory later.
@@ -111,8 +107,10 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     }
   }
 
+  const int kv_len = p.kv_length(b);
+  const int offset = p.query_offset(b);
   int kb, ke;
-  SplitRange(p, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kTK, &kb, &ke);
+  if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;
@@ -393,7 +391,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   __syncthreads();
   static_assert(NW * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxSplits * 8,
                 "ep_acc holds MergeGroup's table");
-  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta, nrows);
+  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

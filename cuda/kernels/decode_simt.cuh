@@ -40,16 +40,14 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   int* row_hi = row_lo + R;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const CtaCoord cta = ThisCta(a, R);
-  const int split = cta.split, kv_head = cta.kv_head, row0 = cta.row0, b = cta.b;
-  const int rows = p.group_size() * p.q_len;
-  const int nrows = min(R, rows - row0);
+  CtaCoord cta = ThisCta(p, a, R);
+  const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
   const int kv_len = p.kv_length(b);
   const int offset = p.query_offset(b);
 
   int kb, ke;
-  SplitRange(p, kv_head, row0, nrows, kv_len, offset, split, a.num_splits, kWarps * U, &kb, &ke);
+  if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
 
   for (int idx = tid; idx < R * D; idx += kThreads) {
     const int r = idx / D, d = idx - r * D;
@@ -154,7 +152,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   }
   __syncthreads();
   static_assert(kWarps * R * D * 4 >= R * kMaxSplits * 8, "ep_acc holds MergeGroup's table");
-  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta, nrows);
+  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta);
 }
 
 }  // namespace jax_mea::cuda::decode_impl
