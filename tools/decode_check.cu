@@ -531,6 +531,9 @@ std::vector<Case> BuildCases(bool small) {
     Case c; c.name = "small-odd"; c.cap = 100; c.lens = {100, 3}; c.H = 20; c.Hv = 12; c.Nq = 4; c.Nkv = 2;
     c.splits = 3; cases.push_back(c);
     c.name = "small-rows32"; c.H = c.Hv = 128; c.Nq = 32; c.Nkv = 4; c.T = 4; cases.push_back(c);
+    c.name = "small-bal"; c.B = 4; c.lens = {100, 0, 1, 60}; c.T = 1; c.splits = 0; c.balanced = true;
+    cases.push_back(c);
+    c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 90); c.fused = 0; cases.push_back(c);
   }
   return cases;
 }
@@ -610,7 +613,9 @@ int RunBench(const std::string& filter) {
     std::printf("copy bandwidth (D2D 1 GB, read + write): %.3f TB/s\n", copy_tbs);
   }
 
-  struct Shape { int B, S, Nq, Nkv, H, Hv; bool ragged = false; };
+  // ragged: kv lengths drawn in [S/8, S]; full_lens: per-row lengths, all S (as a
+  // decode step passes them).
+  struct Shape { int B, S, Nq, Nkv, H, Hv; bool ragged = false, full_lens = false; };
   std::vector<Shape> shapes;
   const double kMaxBytes = 20e9;
   for (int B : {1, 8, 16, 64}) {
@@ -628,10 +633,13 @@ int RunBench(const std::string& filter) {
   for (int B : {8, 16, 64}) {
     for (int S : {4096, 32768}) shapes.push_back(Shape{B, S, 32, 8, 128, 128, true});
   }
+  for (int B : {8, 16}) {
+    for (int S : {4096, 32768}) shapes.push_back(Shape{B, S, 32, 8, 128, 128, false, true});
+  }
   auto name_of = [](const Shape& s) {
     char name[64];
     std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d%s", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv,
-                  s.ragged ? " ragged" : "");
+                  s.ragged ? " ragged" : s.full_lens ? " lens" : "");
     return std::string(name);
   };
   if (!filter.empty()) {  // exact names, comma separated
@@ -669,7 +677,8 @@ int RunBench(const std::string& filter) {
     uint64_t x = 0x2545F4914F6CDD1Dull * (s.B * 7919 + s.S);
     for (int b = 0; b < s.B; ++b) {
       x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-      ragged_lens[b] = s.S / 8 + static_cast<int>(x % static_cast<uint64_t>(s.S - s.S / 8 + 1));
+      ragged_lens[b] = s.ragged ? s.S / 8 + static_cast<int>(x % static_cast<uint64_t>(s.S - s.S / 8 + 1))
+                                : s.S;
     }
     CHECK_CUDA(cudaMemcpy(dlens.ptr, ragged_lens.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
   };
@@ -704,7 +713,7 @@ int RunBench(const std::string& filter) {
     p.out = dout.ptr;
     p.k = arena.ptr;
     p.v = arena.ptr;
-    if (s.ragged) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
+    if (s.ragged || s.full_lens) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     return p;
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
@@ -714,7 +723,7 @@ int RunBench(const std::string& filter) {
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     AttentionParams p = params_of(s);
     p.v = static_cast<char*>(arena.ptr) + kbytes;
-    if (s.ragged) ragged_lengths(s);
+    if (s.ragged || s.full_lens) ragged_lengths(s);
     cuda::DecodeOptions opt;
     opt.num_splits = splits;
     opt.config = config;
@@ -767,7 +776,7 @@ int RunBench(const std::string& filter) {
         std::printf("\n");
         std::fflush(stdout);
       }
-      if (s.ragged) {  // balanced splits against splits by capacity
+      if (s.ragged || s.full_lens) {  // balanced splits against splits by capacity
         cuda::DecodeOptions o;
         o.balance = false;
         int used;

@@ -138,8 +138,10 @@ __device__ __forceinline__ int TilesOf(int lo, int hi, int tile) {
 // Balanced splits: the number of splits of a group with `tiles` tiles. Rows of
 // one length keep the host's plan (a.uniform_splits, which minds the waves of
 // CTAs); otherwise each group gets ceil(tiles / target) splits (at most
-// a.num_splits), with target the work of one CTA slot plus 5%, so the longest
-// rows get the most CTAs and the block scheduler fills the GPU with the rest.
+// a.num_splits), with target half the work of one CTA slot: about two waves of
+// CTAs of at most `target` tiles, the longest rows in the most of them, which
+// the block scheduler packs (one wave of equal shares ran no faster than
+// splitting by capacity: CTAs do not stream at one rate).
 // The work is measured on each batch row's first row block (exact for q_len 1).
 // All threads of the CTA call it (it synchronises them).
 __device__ __forceinline__ int GroupSplits(const AttentionParams& p, const DecodeArgs& a,
@@ -177,7 +179,7 @@ __device__ __forceinline__ int GroupSplits(const AttentionParams& p, const Decod
   if (s_min == s_max) return a.uniform_splits;
   const unsigned long long work = s_sum * p.num_kv_heads * a.row_blocks;
   const unsigned long long slots = a.balance_slots;
-  const unsigned long long target = max(1ull, (work * 21 / 20 + slots - 1) / slots);
+  const unsigned long long target = max(1ull, (work + 2 * slots - 1) / (2 * slots));
   return static_cast<int>(min(static_cast<unsigned long long>(a.num_splits),
                               max(1ull, (tiles + target - 1) / target)));
 }
