@@ -11,7 +11,7 @@ fraction of the copy bandwidth measured in the same run, relative error of row 0
 against a float32 reference, and best peer time / jax_mea time (> 1: jax_mea faster;
 peers are the contenders that are not jax_mea's).
 
-    python benchmarks/decode.py [--grid small|full] [--shard 0/2] [--out benchmarks/out]
+    python benchmarks/decode.py [--grid small|full] [--shard 0/2] [--only ragged] [--out DIR]
     python benchmarks/decode.py --smoke          # tiny shapes, runs on the CPU
 
 Writes <out>/decode[_<grid>][_shard].csv (+ .json with device, versions, ceilings) and a
@@ -88,12 +88,16 @@ def main():
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th case from the i-th")
     p.add_argument("--smoke", action="store_true", help="tiny shapes, float32 (CPU check)")
     p.add_argument("--dtype", default=None, help="default bfloat16 (float32 with --smoke)")
+    p.add_argument("--only", default="", help="comma-separated parts of case names to keep "
+                   "(e.g. 'ragged,B1 S32768')")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
     dtype = args.dtype or ("float32" if args.smoke else "bfloat16")
     cases = SMOKE if args.smoke else (full_grid() if args.grid == "full" else small_grid())
     cases = [c for c in cases if c.cache_bytes(2) <= MAX_CACHE_BYTES]
+    if args.only:
+        cases = [c for c in cases if any(part in c.name for part in args.only.split(","))]
     i, n = map(int, args.shard.split("/"))
     cases = cases[i::n]
     contenders = available(args.contenders.split(","))
@@ -103,7 +107,7 @@ def main():
     print(f"{env['device']}, jax {env['jax']}, torch {env.get('torch', 'n/a')}, {dtype}; "
           f"copy {ceil['copy_Bps'] / 1e12:.3f} TB/s; {len(cases)} shapes")
     name = "decode_smoke" if args.smoke else f"decode_{args.grid}" + (
-        f"_{i}of{n}" if n > 1 else "")
+        f"_{i}of{n}" if n > 1 else "") + ("_only" if args.only else "")
     csv_path = os.path.join(args.out, name + ".csv")
     kw = dict(counts=(1, 3), repeats=3) if args.smoke else {}
     rows = run_cases(cases, contenders, dtype, metric="bytes", ceiling=ceil["copy_Bps"],

@@ -468,8 +468,8 @@ std::vector<Case> BuildCases(bool small) {
     // Balanced splits: rows of different lengths (empty, one key, full), of one
     // length, both combines, SIMT, q_len 4 causal, other head sizes, own workspace.
     {
-      Case c; c.name = "bal-ragged"; c.B = 8; c.cap = 4096; c.balanced = true;
-      c.lens = {4096, 100, 0, 4096, 3000, 1, 2048, 4000};
+      Case c; c.name = "bal-ragged"; c.B = 8; c.cap = 16500; c.balanced = true;
+      c.lens = {16500, 100, 0, 16384, 3000, 1, 2048, 9000};
       cases.push_back(c);
       c.name = "bal-ragged-sepcombine"; c.fused = 0; cases.push_back(c);
       c.name = "bal-ragged-simt"; c.fused = -1; c.simt = true; cases.push_back(c);
@@ -480,10 +480,10 @@ std::vector<Case> BuildCases(bool small) {
       c.name = "bal-ragged-h192-own-ws"; c.dtype = DType::kBFloat16; c.kv_bnsh = true; c.H = 192;
       c.Hv = 128; c.own_ws = true; cases.push_back(c);
       c.name = "bal-ragged-cfg2"; c.H = c.Hv = 128; c.own_ws = false; c.config = 2; cases.push_back(c);
-      c.name = "bal-uniform"; c.config = -1; c.lens.assign(8, 3000); cases.push_back(c);
+      c.name = "bal-uniform"; c.config = -1; c.lens.assign(8, 12000); cases.push_back(c);
       c.name = "bal-uniform-sepcombine"; c.fused = 0; cases.push_back(c);
-      c.name = "bal-b16-ragged"; c.fused = -1; c.B = 16; c.cap = 8192;
-      c.lens = {8192, 1024, 5000, 1100, 7000, 2000, 1500, 1024, 3000, 8000, 1200, 1300, 4000, 1024, 1, 2500};
+      c.name = "bal-b16-ragged"; c.fused = -1; c.B = 16; c.cap = 32768;
+      c.lens = {32768, 1024, 5000, 1100, 7000, 2000, 1500, 1024, 3000, 8000, 1200, 1300, 4000, 1024, 1, 25000};
       cases.push_back(c);
     }
     {
@@ -531,9 +531,9 @@ std::vector<Case> BuildCases(bool small) {
     Case c; c.name = "small-odd"; c.cap = 100; c.lens = {100, 3}; c.H = 20; c.Hv = 12; c.Nq = 4; c.Nkv = 2;
     c.splits = 3; cases.push_back(c);
     c.name = "small-rows32"; c.H = c.Hv = 128; c.Nq = 32; c.Nkv = 4; c.T = 4; cases.push_back(c);
-    c.name = "small-bal"; c.B = 4; c.lens = {100, 0, 1, 60}; c.T = 1; c.splits = 0; c.balanced = true;
-    cases.push_back(c);
-    c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 90); c.fused = 0; cases.push_back(c);
+    c.name = "small-bal"; c.B = 4; c.cap = 16384; c.lens = {16384, 0, 1, 600}; c.T = 1; c.splits = 0;
+    c.balanced = true; cases.push_back(c);
+    c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 900); c.fused = 0; cases.push_back(c);
   }
   return cases;
 }

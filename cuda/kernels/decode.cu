@@ -27,6 +27,13 @@ constexpr int kMinKeysPerSplit = 128;
 
 constexpr size_t kMinWorkspaceBytes = size_t{16} << 20;
 
+// Balanced splits (GroupSplits) pay for their empty CTAs and shorter splits only
+// on long caches. H100, N32/8 H128, kernel alone, balanced vs by capacity:
+// ragged B8 S32768 245 vs 259 us, B16 S32768 445 vs 480 us, but B16 S4096
+// 77 vs 68 us; rows all full (per-row lengths given) B8 S32768 360 vs 357 us,
+// B8 S4096 60 vs 56 us.
+constexpr int kMinBalancedCapacity = 16384;
+
 // ------------------------------------------------------------------ combine kernel
 
 // One CTA per (batch, kv head, row block): its rows' partials merged (MergeGroup).
@@ -337,7 +344,8 @@ cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* p
     // alone at the end. With fewer groups than slots (the block scheduler cannot
     // even them out), launch up to the splits of one row alone, capped at about
     // four CTAs per slot, and let each group take its share (GroupSplits).
-    if (opt.balance && p.kv_lengths != nullptr && p.batch > 1 && base < slots) {
+    if (opt.balance && p.kv_lengths != nullptr && p.batch > 1 && base < slots &&
+        p.kv_capacity >= kMinBalancedCapacity) {
       const int one_row = ChooseSplits(base / p.batch, slots, p.kv_capacity, a.tile_keys);
       const int most = std::min<int64_t>(one_row, (4 * slots + base - 1) / base);
       if (most > a.num_splits) {
