@@ -6,14 +6,24 @@
 // heads of a GQA group times the q_len positions are packed into the M = 16
 // rows of mma.sync m16n8k16 (float16 / bfloat16), so each K/V tile is read from
 // memory once for the whole group. K/V tiles stream through a multi-stage
-// cp.async (16-byte) shared-memory pipeline; the key range of each CTA is
-// bounded per batch by kv_lengths, causal offset, window and mask_len, and
-// divided on the device into num_splits chunks. With more than one split the
-// CTAs write float32 partials (unnormalised out, max, sum) to a workspace and a
-// log-sum-exp combine kernel writes `out`; with one split the kernel writes
-// `out` directly. float32 inputs, head sizes that are not multiples of 8 or
-// tensors not 16-byte aligned take a float32 SIMT kernel with the same
-// structure (same semantics, slower).
+// shared-memory pipeline: on sm_90 whole tiles by the copy engine (TMA: 4-D
+// tensor maps over [batch, kv head, position, dim] with 128-byte swizzle,
+// per-stage mbarriers; a split's partial last tile by cp.async), before sm_90
+// by cp.async (16-byte). The key range of each CTA is bounded per batch by
+// kv_lengths, causal offset, window and mask_len, and divided on the device
+// into the group's splits. With more than one split the CTAs write float32
+// partials (unnormalised out, max, sum) to a workspace and a log-sum-exp
+// combine writes `out`; with one split the kernel writes `out` directly.
+// float32 inputs, head sizes that are not multiples of 8 or tensors not
+// 16-byte aligned take a float32 SIMT kernel with the same structure (same
+// semantics, slower).
+//
+// Splits: chosen on the host from the SM count, the capacity and the number of
+// (batch, kv head, row block) groups (ChooseSplits). With per-row kv lengths on
+// a long cache and fewer groups than CTA slots, the grid holds up to the splits
+// of one row alone and each group takes splits by its share of the keys, read
+// from the lengths on the device (balanced splits, GroupSplits); rows of one
+// length keep the host's plan.
 //
 // Semantics are exactly cpu::AttentionForward's (see jax_mea/params.h): fully
 // masked rows give 0, keys at or past kv_length are never read.
@@ -31,16 +41,13 @@
 // kernel (one CTA per group, the same MergeGroup) merges the splits.
 //
 // Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
-// 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25): B16 Skv8192 N32/8
-// H128 0.190 ms (94%); B16 Skv32768 0.736 ms (98%); B1 Skv32768 N32/8 H128
-// 0.059 ms (76%), H64 0.038 ms (59%), H192/Hv128 0.072 ms (78%), H256 0.108 ms
-// (83%); B1 Skv1024 13.4 us. Where the time of a B1 Skv32768 call goes
-// (%globaltimer marks in every CTA): the first tile lands 5-8 us after the CTAs
-// start, streaming ends at 46-51 us, the epilogue takes ~1.7 us, the count
-// ~0.8 us, the merge ~2.5-3 us; launch and teardown add ~3.5 us between
-// back-to-back calls. One CTA streams ~30 GB/s with cp.async (B1 Skv8192, one
-// split); 1-D bulk copies (TMA) of one K/V row each were slower (H64 1.4x,
-// one CTA 26 GB/s), so whole tiles through a tensor map are the next step.
+// 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25, benchmarks/RESULTS.md):
+// B16 Skv8192 N32/8 H128 0.181 ms (TMA; cp.async 0.190), B1 Skv32768 N32/8 H128
+// 0.057 ms (cp.async 0.059; 79% of copy), one CTA per group 1.5x faster with TMA
+// (~47 GB/s per CTA against ~30). Where a B1 Skv32768 call goes (cp.async,
+// %globaltimer marks in every CTA): the first tile lands 5-8 us after the CTAs
+// start, the epilogue takes ~1.7 us, the count ~0.8 us, the merge ~2.5-3 us;
+// launch and teardown add ~3.5 us between back-to-back calls.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -2,14 +2,15 @@
 //
 // CTA: NW warps, 16 query rows (the GQA group's heads x q_len positions, zero
 // padded), one kv split. Key tiles of NW x 16 keys (16 per warp) of K and V
-// stream through a kStages-deep cp.async pipeline sized to a shared-memory
-// budget (BUDGET_KB: 112 gives two CTAs per SM on sm_90, 220 one CTA with a
-// deeper pipeline) (16-byte copies, zero-filled past the split's end and past
-// the head size, so nothing outside [kb, ke) x [0, H) is read). Each warp
-// keeps its own online-softmax state over
-// its keys of every tile: S = Q K^T (ldmatrix of Q and K, m16n8k16), masking in
-// registers, P (16-bit) as the A operand of P V (ldmatrix.trans of V). At the
-// end the 4 warps' states are merged in shared memory (Epilogue).
+// stream through a kStages-deep pipeline sized to a shared-memory budget
+// (BUDGET_KB: 112 gives two CTAs per SM on sm_90, 220 one CTA with a deeper
+// pipeline): cp.async 16-byte copies, or with TMA whole tiles through the
+// tensor maps in DecodeArgs on per-stage mbarriers. Rows past the split's end
+// and columns past the head size are zero-filled, never read. Each warp keeps
+// its own online-softmax state over its keys of every tile: S = Q K^T
+// (ldmatrix of Q and K, m16n8k16), masking in registers, P (16-bit) as the A
+// operand of P V (ldmatrix.trans of V). At the end the warps' states are
+// merged in shared memory (Epilogue).
 //
 // Requirements (checked by the host): H, Hv multiples of 8, H <= HP, Hv <= HVP,
 // k / v base pointers 16-byte aligned and their strides multiples of 8 elements.
