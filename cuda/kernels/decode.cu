@@ -61,47 +61,28 @@ int CurrentDevice() {
   return dev;
 }
 
+// A device attribute, looked up once per (attribute, device); `fallback` where
+// the query fails or gives no positive value.
+int DeviceAttribute(cudaDeviceAttr attr, int dev, int fallback) {
+  static std::map<std::pair<int, int>, int> cache;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  const auto key = std::make_pair(static_cast<int>(attr), dev);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  if (cudaDeviceGetAttribute(&n, attr, dev) != cudaSuccess || n <= 0) {
+    cudaGetLastError();
+    n = fallback;
+  }
+  cache[key] = n;
+  return n;
+}
+
 int MaxSmemOptin(int dev) {
-  static std::map<int, int> cache;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
-    cudaGetLastError();
-    n = 48 * 1024;
-  }
-  cache[dev] = n;
-  return n;
+  return DeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, dev, 48 * 1024);
 }
-
-int SmCount(int dev) {
-  static std::map<int, int> cache;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) {
-    cudaGetLastError();
-    n = 1;
-  }
-  cache[dev] = n;
-  return n;
-}
-
-int ComputeMajor(int dev) {
-  static std::map<int, int> cache;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = cache.find(dev);
-  if (it != cache.end()) return it->second;
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-    cudaGetLastError();
-    n = 0;
-  }
-  cache[dev] = n;
-  return n;
-}
+int SmCount(int dev) { return DeviceAttribute(cudaDevAttrMultiProcessorCount, dev, 1); }
+int ComputeMajor(int dev) { return DeviceAttribute(cudaDevAttrComputeCapabilityMajor, dev, 0); }
 
 // True when the kernel's machine code is sm_90 or newer (not sm_80 code JIT-run
 // on a Hopper, where the TMA helpers trap).
