@@ -1,0 +1,86 @@
+"""GPU timeline of decode attention calls through JAX, from the JAX profiler (CUPTI).
+
+Runs jitted programs of n back-to-back calls of jax_mea.dot_product_attention and
+jax.nn.dot_product_attention (cudnn) on the same BSNH inputs, traces three programs
+and prints every GPU kernel of the last n calls with its duration and the gap before
+it: what each call costs on the device, apart from the host (the benchmarks' wall
+clock per call includes the host where it is slower than the GPU).
+
+    python3 tools/jax_timeline.py [--shapes 1x1024,1x32768,16x8192] [--calls 12]
+    python3 tools/jax_timeline.py --smoke      # on the CPU: host events only
+"""
+import argparse
+import os
+import tempfile
+
+import jax
+import jax.numpy as jnp
+from jax.profiler import ProfileData
+
+import jax_mea
+
+
+def events(path, plane_prefix):
+    out = []
+    for plane in ProfileData.from_file(path).planes:
+        if plane.name.startswith(plane_prefix):
+            for line in plane.lines:
+                out += [(ev.start_ns, ev.duration_ns, ev.name, line.name) for ev in line.events]
+    return sorted(out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--shapes", default="1x1024,1x32768,16x8192", help="BxS, comma separated")
+    p.add_argument("--heads", default="32/8")
+    p.add_argument("--head-size", type=int, default=128)
+    p.add_argument("--calls", type=int, default=12)
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args()
+    nq, nkv = map(int, args.heads.split("/"))
+    H, n = args.head_size, args.calls
+    shapes = [(1, 256)] if args.smoke else [tuple(map(int, s.split("x")))
+                                            for s in args.shapes.split(",")]
+    fns = {"jax_mea": lambda q, k, v: jax_mea.dot_product_attention(q, k, v)}
+    if not args.smoke:
+        fns["jax-cudnn"] = lambda q, k, v: jax.nn.dot_product_attention(
+            q, k, v, implementation="cudnn")
+    plane = "/host:CPU" if args.smoke else "/device:GPU"
+    key = jax.random.PRNGKey(0)
+    for B, S in shapes:
+        q = jax.random.normal(key, (B, 1, nq, H), jnp.bfloat16)
+        k = jax.random.normal(key, (B, S, nkv, H), jnp.bfloat16)
+        v = jax.random.normal(key, (B, S, nkv, H), jnp.bfloat16)
+        for name, fn in fns.items():
+            prog = jax.jit(lambda *a, fn=fn: [fn(*a[3 * i:3 * i + 3]) for i in range(n)])
+            calls = [q, k, v] * n
+            try:
+                for _ in range(2):
+                    jax.block_until_ready(prog(*calls))
+            except Exception as e:  # e.g. cuDNN refusing the shape
+                print(f"=== {name} B{B} S{S}: n/a ({type(e).__name__})")
+                continue
+            d = tempfile.mkdtemp()
+            jax.profiler.start_trace(d)
+            for _ in range(3):
+                jax.block_until_ready(prog(*calls))
+            jax.profiler.stop_trace()
+            path = next(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
+                        if f.endswith(".xplane.pb"))
+            evs = events(path, plane)
+            last = evs[-(len(evs) // 3):] if evs else []   # the third program
+            print(f"=== {name} B{B} S{S} N{nq}/{nkv} H{H}: {len(last)} events in the last program")
+            prev_end, busy = None, 0
+            for start, dur, nm, line in last:
+                gap = (start - prev_end) / 1e3 if prev_end is not None else 0.0
+                busy += dur
+                print(f"  {nm[:64]:64s} {dur / 1e3:8.2f} us  gap {gap:7.2f} us  [{line[:24]}]")
+                prev_end = start + dur
+            if last:
+                span = (last[-1][0] + last[-1][1] - last[0][0]) / 1e3
+                print(f"  span {span:.1f} us for {n} calls: {span / n:.2f} us per call "
+                      f"(kernels busy {busy / 1e3 / n:.2f} us per call)")
+
+
+if __name__ == "__main__":
+    main()
