@@ -11,6 +11,7 @@ clock per call includes the host where it is slower than the GPU).
 """
 import argparse
 import os
+import re
 import tempfile
 
 import jax
@@ -80,6 +81,20 @@ def main():
                 span = (last[-1][0] + last[-1][1] - last[0][0]) / 1e3
                 print(f"  span {span:.1f} us for {n} calls: {span / n:.2f} us per call "
                       f"(kernels busy {busy / 1e3 / n:.2f} us per call)")
+            if last and not args.smoke:
+                # What the host did while the last program ran (from 1 ms before its
+                # first kernel): the busiest event names, with count and mean duration.
+                t0, t1 = last[0][0] - 1_000_000, last[-1][0] + last[-1][1]
+                by_name = {}
+                for start, dur, nm, line in events(path, "/host"):
+                    if t0 <= start <= t1:
+                        c = by_name.setdefault(re.sub(r"\.\d+$", "", nm)[:60], [0, 0])
+                        c[0] += 1
+                        c[1] += dur
+                top = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:12]
+                print("  host, busiest events in that window (count, mean us):")
+                for nm, (cnt, tot) in top:
+                    print(f"    {nm:60s} {cnt:5d} {tot / cnt / 1e3:9.2f}")
 
 
 if __name__ == "__main__":
