@@ -214,20 +214,23 @@ kv_concat_p.def_abstract_eval(_kv_concat_abstract_eval)
 kv_concat_p.def_impl(partial(dispatch.apply_primitive, kv_concat_p))
 
 
-def _kv_batch(prim):
+def _fold_all_batch(prim, keep=()):
+    """Batching rule of a primitive whose every argument has the batch axis first
+    (except the placeholders at indices `keep`, passed as they are): all are
+    folded, the batch size taken from argument 0, and every output unfolded."""
     def rule(args, dims, **params):
         size = _batch_size(args, dims)
-        first = next(a if d is None else jnp.moveaxis(a, d, 0)[0]
-                     for a, d in zip(args, dims))
+        first = args[0] if dims[0] is None else jnp.moveaxis(args[0], dims[0], 0)[0]
         batch = first.shape[0]
-        folded = [_fold(a, d, size, batch) for a, d in zip(args, dims)]
+        folded = [a if i in keep else _fold(a, d, size, batch)
+                  for i, (a, d) in enumerate(zip(args, dims))]
         outs = prim.bind(*folded, **params)
         return [_unfold(o, size) for o in outs], [0] * len(outs)
 
     return rule
 
 
-batching.primitive_batchers[kv_concat_p] = _kv_batch(kv_concat_p)
+batching.primitive_batchers[kv_concat_p] = _fold_all_batch(kv_concat_p)
 
 
 # ----------------------------------------------------------------------------
@@ -263,17 +266,8 @@ decode_step_p.def_abstract_eval(_decode_step_abstract_eval)
 decode_step_p.def_impl(partial(dispatch.apply_primitive, decode_step_p))
 
 
-def _decode_step_batch(args, dims, **params):
-    size = _batch_size(args, dims)
-    q, qd = args[0], dims[0]
-    batch = q.shape[0] if qd is None else jnp.moveaxis(q, qd, 0).shape[1]
-    folded = [a if i == 5 else _fold(a, d, size, batch)   # 5: the mask placeholder
-              for i, (a, d) in enumerate(zip(args, dims))]
-    outs = decode_step_p.bind(*folded, **params)
-    return [_unfold(o, size) for o in outs], [0, 0, 0]
-
-
-batching.primitive_batchers[decode_step_p] = _decode_step_batch
+# Argument 5 is the mask placeholder (mask_kind none): not batched.
+batching.primitive_batchers[decode_step_p] = _fold_all_batch(decode_step_p, keep=(5,))
 
 
 def _register_lowerings() -> None:
