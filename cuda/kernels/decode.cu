@@ -136,6 +136,13 @@ bool EncodeKvMap(const AttentionParams& p, const void* x, const TensorStrides& s
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// K's and V's tensor maps into `a`; false where either does not fit one (the
+// caller then takes the cp.async configuration 2).
+bool EncodeKvMaps(const AttentionParams& p, int tile_keys, DecodeArgs* a) {
+  return EncodeKvMap(p, p.k, p.k_strides, p.head_size, tile_keys, &a->tmap_k) &&
+         EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, tile_keys, &a->tmap_v);
+}
+
 // Raises the kernel's dynamic shared-memory limit (once per device) and
 // returns its CTAs per SM.
 cudaError_t PrepareKernel(const KernelHandle& h, int dev, int* ctas_per_sm) {
@@ -372,9 +379,7 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
   PrepareKernel(plan.kernel, CurrentDevice(), &ctas_per_sm);
   const char* kind = plan.kernel.config < 0 ? "simt" : "mma";
   if (plan.kernel.tma) {  // as LaunchDecodeAttention does: no tensor map, config 2
-    if (!EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &plan.args.tmap_k) ||
-        !EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys,
-                     &plan.args.tmap_v)) {
+    if (!EncodeKvMaps(p, plan.kernel.tile_keys, &plan.args)) {
       DecodeOptions cp_async = options;
       cp_async.config = 2;
       return "(no tensor map) " + DecodePlanString(p, cp_async);
@@ -406,9 +411,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   cudaError_t err = MakePlan(p, options, &plan);
   if (err != cudaSuccess) return err;
   DecodeArgs& a = plan.args;
-  if (plan.kernel.tma &&
-      !(EncodeKvMap(p, p.k, p.k_strides, p.head_size, plan.kernel.tile_keys, &a.tmap_k) &&
-        EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, plan.kernel.tile_keys, &a.tmap_v))) {
+  if (plan.kernel.tma && !EncodeKvMaps(p, plan.kernel.tile_keys, &a)) {
     DecodeOptions cp_async = options;  // the tensors do not fit a tensor map
     cp_async.config = 2;
     return LaunchDecodeAttention(p, stream, cp_async);
