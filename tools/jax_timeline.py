@@ -21,9 +21,9 @@ from jax.profiler import ProfileData
 import jax_mea
 
 
-def events(path, plane_prefix):
+def events(profile, plane_prefix):
     out = []
-    for plane in ProfileData.from_file(path).planes:
+    for plane in profile.planes:
         if plane.name.startswith(plane_prefix):
             for line in plane.lines:
                 out += [(ev.start_ns, ev.duration_ns, ev.name, line.name) for ev in line.events]
@@ -68,7 +68,8 @@ def main():
             jax.profiler.stop_trace()
             path = next(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
                         if f.endswith(".xplane.pb"))
-            evs = events(path, plane)
+            profile = ProfileData.from_file(path)
+            evs = events(profile, plane)
             last = evs[-(len(evs) // 3):] if evs else []   # the third program
             print(f"=== {name} B{B} S{S} N{nq}/{nkv} H{H}: {len(last)} events in the last program")
             prev_end, busy = None, 0
@@ -86,7 +87,7 @@ def main():
                 # first kernel): the busiest event names, with count and mean duration.
                 t0, t1 = last[0][0] - 1_000_000, last[-1][0] + last[-1][1]
                 by_name = {}
-                for start, dur, nm, line in events(path, "/host"):
+                for start, dur, nm, line in events(profile, "/host"):
                     if t0 <= start <= t1:
                         c = by_name.setdefault(re.sub(r"\.\d+$", "", nm)[:60], [0, 0])
                         c[0] += 1
