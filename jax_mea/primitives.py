@@ -144,6 +144,49 @@ def _ffi_rule(target: str, **lowering_args):
     return lambda ctx, *args, **params: lower(ctx, *args, **_lower_params(params))
 
 
+# The decode kernel's workspace (cuda/kernels/decode.h): per split and query row
+# (max, sum) and Hv floats, at most kMaxSplits splits, two 256-byte aligned
+# parts. XLA hands it to the handler as an extra result, so that the call
+# allocates nothing and can be recorded into XLA's command buffers (CUDA
+# graphs). A workspace short of the plan only means fewer splits, so the bound
+# is capped: plans that split much have few rows (fewer (batch, kv head) groups
+# than the GPU has CTA slots).
+_DECODE_MAX_SPLITS = 64
+_DECODE_MAX_ROWS_PER_KV_HEAD = 16
+_DECODE_WORKSPACE_CAP = 32 << 20
+
+
+def decode_workspace_bytes(batch: int, num_heads: int, num_kv_heads: int, q_len: int,
+                           v_head_size: int) -> int:
+    """Bytes of workspace a CUDA attention call asks XLA for (0: the decode kernel
+    never takes the call)."""
+    if (num_heads // max(num_kv_heads, 1)) * q_len > _DECODE_MAX_ROWS_PER_KV_HEAD:
+        return 0
+    rows = batch * num_heads * q_len
+    partials = _DECODE_MAX_SPLITS * rows * (2 + v_head_size) * 4 + 512
+    return min(partials, _DECODE_WORKSPACE_CAP)
+
+
+def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
+                    **lowering_args):
+    """The FFI lowering of attention_p / decode_step_p: the call's results plus a
+    uint8 workspace (empty on the CPU), which the primitive does not return.
+    kv_operands: the operand indices of the attended keys and values."""
+    lower = jax.ffi.ffi_lowering(target, **lowering_args)
+
+    def rule(ctx, *args, **params):
+        q, k, v = (ctx.avals_in[i] for i in (0, *kv_operands))
+        num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
+        num_kv_heads, _ = heads_and_seq(k.shape, params["k_layout"])
+        size = 0 if platform == "cpu" else decode_workspace_bytes(
+            q.shape[0], num_heads, num_kv_heads, q_len, v.shape[3])
+        workspace = jax.core.ShapedArray((size,), jnp.uint8)
+        ctx = ctx.replace(avals_out=[*ctx.avals_out, workspace])
+        return lower(ctx, *args, **_lower_params(params))[:-1]
+
+    return rule
+
+
 # ----------------------------------------------------------------------------
 # Batching: fold the vmapped axis into the batch axis.
 # ----------------------------------------------------------------------------
@@ -272,11 +315,14 @@ batching.primitive_batchers[decode_step_p] = _fold_all_batch(decode_step_p, keep
 
 def _register_lowerings() -> None:
     for platform in _ffi.lowering_platforms:
-        mlir.register_lowering(attention_p, _ffi_rule(_ffi.ATTENTION_TARGET), platform=platform)
+        mlir.register_lowering(
+            attention_p, _workspace_rule(_ffi.ATTENTION_TARGET, platform, (1, 2)),
+            platform=platform)
         mlir.register_lowering(kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), platform=platform)
         mlir.register_lowering(
             decode_step_p,
-            _ffi_rule(_ffi.DECODE_STEP_TARGET, operand_output_aliases={3: 1, 4: 2}),
+            _workspace_rule(_ffi.DECODE_STEP_TARGET, platform, (3, 4),
+                            operand_output_aliases={3: 1, 4: 2}),
             platform=platform,
         )
 

@@ -4,6 +4,8 @@ the same device. Fresh random data per case; NaN never passes."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,3 +87,58 @@ def test_large_decode(dtype, shape):
     np.testing.assert_array_equal(np.asarray(new.lengths), np.asarray(ref_cache.lengths))
     np.testing.assert_array_equal(np.asarray(new.key.astype(jnp.float32)),
                                   np.asarray(ref_cache.key))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_programs_of_many_calls(dtype):
+    """Programs of many attention calls and decode steps, which XLA records into a
+    command buffer (CUDA graph) with the handler run under stream capture: every
+    call's output against the reference, then again on fresh buffers (XLA
+    re-records), so a plan or workspace baked into the graph would show. Ragged
+    long caches (split, stream-K, the fused combine's counters) and B1."""
+    n = 8
+    shapes = [(8, 16384, 32, 8, 128, 128), (1, 8192, 32, 8, 64, 64)]
+    for B, L, Nq, Nkv, H, Hv in shapes:
+        def inputs(seed):
+            keys = jax.random.split(jax.random.key(seed), 4 * n)
+            sets = []
+            for i in range(n):
+                kq, kk, kv, kl = keys[4 * i:4 * i + 4]
+                lens = jax.random.randint(kl, (B,), 0, L + 1).at[0].set(L).astype(jnp.int32)
+                sets.append((_random(kq, (B, 1, Nq, H), dtype), _random(kk, (B, L, Nkv, H), dtype),
+                             _random(kv, (B, L, Nkv, Hv), dtype), lens))
+            return sets
+
+        program = jax.jit(lambda sets: [jax_mea.dot_product_attention(
+            q, k, v, key_value_seq_lengths=lens) for q, k, v, lens in sets])
+        reference = jax.jit(lambda q, k, v, lens: jax_mea.reference.dot_product_attention(
+            q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32),
+            key_value_seq_lengths=lens))
+        for seed in (1, 2):
+            sets = inputs(seed + B)
+            for i, out in enumerate(program(sets)):
+                _check(out, reference(*sets[i]), dtype, f"call {i} of {n}, B{B} S{L}, seed {seed}")
+
+    # Decode steps in one program: each appends a token and attends (aliased cache).
+    B, L, Nq, Nkv, H = 4, 4096, 16, 4, 128
+    keys = jax.random.split(jax.random.key(7), 4)
+    cache = jax_mea.KVCache.create(B, L, Nkv, H, dtype=dtype).replace(
+        key=_random(keys[0], (B, Nkv, L, H), dtype), value=_random(keys[1], (B, Nkv, L, H), dtype),
+        lengths=jnp.array([L - n, 0, 1000, 3], jnp.int32))
+    qs = _random(keys[2], (n, B, 1, Nq, H), dtype)
+    kvs = _random(keys[3], (n, B, 1, Nkv, H), dtype)
+
+    def steps(step, cache):
+        outs = []
+        for i in range(n):
+            out, cache = step(qs[i], kvs[i], kvs[i], cache)
+            outs.append(out)
+        return outs, cache
+
+    outs, new = jax.jit(partial(steps, jax_mea.decode_attention))(cache)
+    f32 = lambda c: c.replace(key=c.key.astype(jnp.float32), value=c.value.astype(jnp.float32))
+    ref_outs, ref_new = steps(lambda q, k, v, c: jax_mea.reference.decode_attention(
+        q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32), c), f32(cache))
+    for i in range(n):
+        _check(outs[i], ref_outs[i], dtype, f"decode step {i} of {n}")
+    np.testing.assert_array_equal(np.asarray(new.lengths), np.asarray(ref_new.lengths))

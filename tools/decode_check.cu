@@ -108,6 +108,7 @@ struct Case {
   int config = -1;               // MMA kernel configuration, -1: default
   int fused = -1;                // fused combine: -1 default, 0 separate kernel
   bool own_ws = false;           // pass a workspace of DecodeWorkspaceBytes (auto splits only)
+  size_t xla_ws = 0;             // > 0: pass a workspace of this many bytes (the XLA path)
   bool balanced = false;         // the plan must balance splits by the rows' lengths
 };
 
@@ -243,8 +244,8 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   const bool tma_fell_back = c.config == 3 && major >= 9 && !c.simt &&
                              res.plan.find("(no tensor map)") != std::string::npos;
   const bool not_balanced = c.balanced && res.plan.find("balanced") == std::string::npos;
-  DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : 0);
-  if (c.own_ws) {
+  DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : c.xla_ws);
+  if (c.own_ws || c.xla_ws > 0) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
     opt.workspace = ws.ptr;
     opt.workspace_bytes = ws.bytes;
@@ -486,6 +487,21 @@ std::vector<Case> BuildCases(bool small) {
       c.lens = {32768, 1024, 5000, 1100, 7000, 2000, 1500, 1024, 3000, 8000, 1200, 1300, 4000, 1024, 1, 25000};
       cases.push_back(c);
     }
+    // Workspaces as XLA hands them to the FFI handler (garbage): jax_mea/primitives.py's
+    // bound, and one too short for the plan (fewer splits).
+    {
+      auto xla_bound = [](const Case& c) {
+        return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
+      };
+      Case c; c.name = "xla-ws-balanced"; c.B = 8; c.cap = 16500; c.balanced = true;
+      c.lens = {16500, 100, 0, 16384, 3000, 1, 2048, 9000}; c.xla_ws = xla_bound(c);
+      cases.push_back(c);
+      c.name = "xla-ws-b1-long"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.balanced = false;
+      c.xla_ws = xla_bound(c); cases.push_back(c);
+      c.name = "xla-ws-short"; c.xla_ws = 3 * 32 * 130 * 4 + 512; cases.push_back(c);
+      c.name = "xla-ws-b1-h64-t4"; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
+      c.cap = 9000; c.lens = {8999}; c.xla_ws = xla_bound(c); cases.push_back(c);
+    }
     {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
       c.name = "rows32-2blocks"; c.Nq = 32; c.Nkv = 4; c.T = 4; c.causal = true; c.per_batch_offset = true;
@@ -533,6 +549,8 @@ std::vector<Case> BuildCases(bool small) {
     c.name = "small-rows32"; c.H = c.Hv = 128; c.Nq = 32; c.Nkv = 4; c.T = 4; cases.push_back(c);
     c.name = "small-bal"; c.B = 4; c.cap = 16384; c.lens = {16384, 0, 1, 600}; c.T = 1; c.splits = 0;
     c.balanced = true; cases.push_back(c);
+    c.name = "small-bal-xla-ws"; c.xla_ws = size_t{64} * 4 * 32 * 130 * 4 + 512; cases.push_back(c);
+    c.xla_ws = 0;
     c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 900); c.fused = 0; cases.push_back(c);
   }
   return cases;

@@ -12,13 +12,19 @@ clock per call includes the host where it is slower than the GPU).
 import argparse
 import os
 import re
+import statistics
+import sys
 import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
 from jax.profiler import ProfileData
 
 import jax_mea
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+import timing  # noqa: E402  (the benchmarks' timer, to compare with the timeline)
 
 
 def events(profile, plane_prefix):
@@ -28,6 +34,29 @@ def events(profile, plane_prefix):
             for line in plane.lines:
                 out += [(ev.start_ns, ev.duration_ns, ev.name, line.name) for ev in line.events]
     return sorted(out)
+
+
+def wall_clock(name, prog, calls, n, repeats=7):
+    """The host's view of a program of n calls: the time until prog() returns (the
+    host enqueueing every call) and until its results are ready, medians over
+    `repeats`; then the benchmarks' time_jax per call, to set beside the GPU span."""
+    enqueue, whole = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = prog(*calls)
+        t1 = time.perf_counter()
+        jax.block_until_ready(out)
+        t2 = time.perf_counter()
+        enqueue.append(t1 - t0)
+        whole.append(t2 - t0)
+    q, k, v = calls[:3]
+    per_call = timing.time_jax(FNS[name], [(q, k, v)])
+    print(f"=== {name}: host enqueue {statistics.median(enqueue) / n * 1e6:.2f} us per call, "
+          f"ready {statistics.median(whole) / n * 1e6:.2f} us per call ({n} calls); "
+          f"time_jax {per_call * 1e6:.2f} us per call")
+
+
+FNS = {}
 
 
 def main():
@@ -42,7 +71,8 @@ def main():
     H, n = args.head_size, args.calls
     shapes = [(1, 256)] if args.smoke else [tuple(map(int, s.split("x")))
                                             for s in args.shapes.split(",")]
-    fns = {"jax_mea": lambda q, k, v: jax_mea.dot_product_attention(q, k, v)}
+    fns = FNS
+    fns["jax_mea"] = lambda q, k, v: jax_mea.dot_product_attention(q, k, v)
     if not args.smoke:
         fns["jax-cudnn"] = lambda q, k, v: jax.nn.dot_product_attention(
             q, k, v, implementation="cudnn")
@@ -61,6 +91,7 @@ def main():
             except Exception as e:  # e.g. cuDNN refusing the shape
                 print(f"=== {name} B{B} S{S}: n/a ({type(e).__name__})")
                 continue
+            wall_clock(name, prog, calls, n)
             d = tempfile.mkdtemp()
             jax.profiler.start_trace(d)
             for _ in range(3):

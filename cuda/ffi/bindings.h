@@ -7,7 +7,13 @@
 
 namespace jax_mea {
 
-// (q, k, v, mask, kv_lengths, causal_offsets) -> out, attributes AttentionAttrs.
+// Attention and the decode step return a workspace after their outputs: device
+// memory for the decode kernel's split partials, handed out by XLA (never
+// allocated in a handler) so that XLA can record the call into a command buffer
+// (CUDA graph). Its size is jax_mea/primitives.py's bound, 0 on the CPU.
+
+// (q, k, v, mask, kv_lengths, causal_offsets) -> (out, workspace), attributes
+// AttentionAttrs.
 template <typename Binding>
 auto AttentionSignature(Binding binding) {
   return std::move(binding)
@@ -18,6 +24,7 @@ auto AttentionSignature(Binding binding) {
       .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths (placeholder unless has_kv_lengths)
       .template Arg<ffi::Buffer<ffi::S32>>()   // causal_offsets (placeholder unless has_...)
       .template Ret<ffi::AnyBuffer>()          // out
+      .template Ret<ffi::AnyBuffer>()          // workspace (u8)
       .template Attrs<AttentionAttrs>();
 }
 
@@ -35,7 +42,7 @@ auto KvConcatSignature(Binding binding) {
 }
 
 // A decode step in one call: (q, new_k, new_v, cache_k, cache_v, mask,
-// kv_lengths, starts) -> (out, cache_k, cache_v). The new tokens (in q_layout)
+// kv_lengths, starts) -> (out, cache_k, cache_v, workspace). The new tokens (in q_layout)
 // go into the BNSH caches at starts[b] + t (outputs aliasing the cache inputs),
 // then attention over them with the kv lengths and starts as causal offsets;
 // attributes AttentionAttrs. One custom call instead of an append and an
@@ -54,6 +61,7 @@ auto DecodeStepSignature(Binding binding) {
       .template Ret<ffi::AnyBuffer>()          // out
       .template Ret<ffi::AnyBuffer>()          // cache_k, aliasing the input
       .template Ret<ffi::AnyBuffer>()          // cache_v, aliasing the input
+      .template Ret<ffi::AnyBuffer>()          // workspace (u8)
       .template Attrs<AttentionAttrs>();
 }
 

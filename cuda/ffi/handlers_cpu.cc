@@ -9,6 +9,7 @@ namespace {
 ffi::Error AttentionCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
                             ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
                             ffi::Buffer<ffi::S32> causal_offsets, ffi::Result<ffi::AnyBuffer> out,
+                            ffi::Result<ffi::AnyBuffer> /*workspace: empty*/,
                             AttentionAttrs attrs) {
   auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
   if (params.has_error()) return params.error();
@@ -29,7 +30,9 @@ ffi::Error DecodeStepCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuf
                              ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer mask,
                              ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> starts,
                              ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> out_k,
-                             ffi::Result<ffi::AnyBuffer> out_v, AttentionAttrs attrs) {
+                             ffi::Result<ffi::AnyBuffer> out_v,
+                             ffi::Result<ffi::AnyBuffer> /*workspace: empty*/,
+                             AttentionAttrs attrs) {
   auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, kv_lengths, starts,
                                      *out, *out_k, *out_v, attrs);
   if (params.has_error()) return params.error();

@@ -34,11 +34,18 @@ cudaError_t Checked(cudaError_t err) {
   return err != cudaSuccess ? err : last;
 }
 
-// The decode kernel where it applies, else the forward kernel.
-ffi::Error RunAttention(const AttentionParams& p, cudaStream_t stream) {
+// The decode kernel where it applies (its split partials in `workspace`, from
+// XLA), else the forward kernel.
+ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace,
+                        cudaStream_t stream) {
 #ifdef JAX_MEA_HAVE_DECODE_KERNEL
   if (DecodeKernelApplies(p)) {
-    if (cudaError_t err = Checked(LaunchDecodeAttention(p, stream)); err != cudaSuccess) {
+    DecodeOptions options;
+    options.workspace = workspace.untyped_data();
+    options.workspace_bytes = workspace.size_bytes();
+    if (options.workspace_bytes == 0) options.workspace = nullptr;  // the cached one
+    if (cudaError_t err = Checked(LaunchDecodeAttention(p, stream, options));
+        err != cudaSuccess) {
       return CudaError("decode attention", err);
     }
     return ffi::Error::Success();
@@ -57,10 +64,11 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
                              ffi::AnyBuffer v, ffi::AnyBuffer mask,
                              ffi::Buffer<ffi::S32> kv_lengths,
                              ffi::Buffer<ffi::S32> causal_offsets,
-                             ffi::Result<ffi::AnyBuffer> out, AttentionAttrs attrs) {
+                             ffi::Result<ffi::AnyBuffer> out,
+                             ffi::Result<ffi::AnyBuffer> workspace, AttentionAttrs attrs) {
   auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
   if (params.has_error()) return params.error();
-  return RunAttention(*params, stream);
+  return RunAttention(*params, *workspace, stream);
 }
 
 ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t stream) {
@@ -86,26 +94,31 @@ ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuf
                               ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
                               ffi::Buffer<ffi::S32> starts, ffi::Result<ffi::AnyBuffer> out,
                               ffi::Result<ffi::AnyBuffer> out_k,
-                              ffi::Result<ffi::AnyBuffer> out_v, AttentionAttrs attrs) {
+                              ffi::Result<ffi::AnyBuffer> out_v,
+                              ffi::Result<ffi::AnyBuffer> workspace, AttentionAttrs attrs) {
   auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, kv_lengths, starts,
                                      *out, *out_k, *out_v, attrs);
   if (params.has_error()) return params.error();
   if (ffi::Error err = RunKvCopy("KV append", params->append, stream); err.failure()) return err;
-  return RunAttention(params->attention, stream);
+  return RunAttention(params->attention, *workspace, stream);
 }
 
 }  // namespace
 }  // namespace jax_mea::cuda
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    JaxMeaAttentionCuda, jax_mea::cuda::AttentionCudaImpl,
-    jax_mea::AttentionSignature(
-        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    JaxMeaKvConcatCuda, jax_mea::cuda::KvConcatCudaImpl,
-    jax_mea::KvConcatSignature(
-        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(
-    JaxMeaDecodeStepCuda, jax_mea::cuda::DecodeStepCudaImpl,
-    jax_mea::DecodeStepSignature(
-        xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()));
+// Command-buffer compatible: XLA may record these calls into a CUDA graph with
+// the work around them (stream capture on a stream of its own; replays skip the
+// handler). They allocate nothing (the workspace is XLA's), never synchronise,
+// and their launch parameters depend only on their buffers' addresses and
+// shapes, which XLA re-records on.
+#define JAX_MEA_CUDA_HANDLER(name, impl, signature)                                       \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(                                                         \
+      name, impl, signature(xla::ffi::Ffi::Bind().Ctx<xla::ffi::PlatformStream<cudaStream_t>>()), \
+      {xla::ffi::Traits::kCmdBufferCompatible})
+
+JAX_MEA_CUDA_HANDLER(JaxMeaAttentionCuda, jax_mea::cuda::AttentionCudaImpl,
+                     jax_mea::AttentionSignature);
+JAX_MEA_CUDA_HANDLER(JaxMeaKvConcatCuda, jax_mea::cuda::KvConcatCudaImpl,
+                     jax_mea::KvConcatSignature);
+JAX_MEA_CUDA_HANDLER(JaxMeaDecodeStepCuda, jax_mea::cuda::DecodeStepCudaImpl,
+                     jax_mea::DecodeStepSignature);

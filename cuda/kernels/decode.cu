@@ -186,8 +186,7 @@ size_t CachedWorkspace(int dev, cudaStream_t stream, size_t want, void** ptr) {
   }
   const size_t bytes = std::max(want, kMinWorkspaceBytes);
   void* fresh = nullptr;
-  if (cudaMallocAsync(&fresh, bytes, stream) != cudaSuccess ||
-      cudaMemsetAsync(fresh, 0, bytes, stream) != cudaSuccess) {  // counters start at 0
+  if (cudaMallocAsync(&fresh, bytes, stream) != cudaSuccess) {
     cudaGetLastError();
     *ptr = slot.first;
     return slot.second;
@@ -288,16 +287,38 @@ struct Plan {
   size_t ws_bytes = 0;  // for args.num_splits, without the fused combine's counters
 };
 
-// Workspace layout: [counters (cached workspace only)] ws_ml, ws_o. The
-// cached workspace always reserves its first kCounterBytes for the fused
-// combine's counters, so they stay at one place (and at zero) from call to call.
-constexpr size_t kCounterBytes = size_t{64} << 10;
-constexpr int64_t kMaxCounterGroups = kCounterBytes / sizeof(unsigned);
+// The fused combine's counters: kCounterBanks banks of one counter per group,
+// zero when the module loads; a group's last CTA wraps its counter back to 0
+// (atomicInc), so every launch leaves its bank at zero. Each launch takes the
+// next bank: launches that may run at once (other streams, graph nodes XLA runs
+// concurrently) use different counters unless kCounterBanks launches overlap.
+constexpr int kCounterBanks = 16;
+constexpr int64_t kMaxCounterGroups = 16384;
+__device__ unsigned g_counters[kCounterBanks][kMaxCounterGroups];
 
-size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits, bool cached,
+// The next bank of this device (null where the symbol cannot be had).
+unsigned* NextCounterBank(int dev) {
+  static std::map<int, unsigned*> banks;
+  static unsigned next = 0;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = banks.find(dev);
+  if (it == banks.end()) {
+    void* base = nullptr;
+    if (cudaGetSymbolAddress(&base, g_counters) != cudaSuccess) {
+      cudaGetLastError();
+      base = nullptr;
+    }
+    it = banks.emplace(dev, static_cast<unsigned*>(base)).first;
+  }
+  if (it->second == nullptr) return nullptr;
+  return it->second + (next++ % kCounterBanks) * kMaxCounterGroups;
+}
+
+// Workspace layout: ws_ml, then ws_o (256-byte aligned).
+size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
                       size_t* ml_offset = nullptr, size_t* o_offset = nullptr) {
   if (splits <= 1) return 0;
-  const size_t ml_at = cached ? kCounterBytes : 0;
+  const size_t ml_at = 0;
   const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
   const size_t o_at = ml_at + (ml + 255) / 256 * 256;
   const size_t o = static_cast<size_t>(splits) * num_rows * p.v_head_size * sizeof(float);
@@ -344,7 +365,7 @@ cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* p
   }
   plan->num_kv_heads = p.num_kv_heads;
   plan->groups = base;
-  plan->ws_bytes = WorkspaceBytes(p, a.num_rows, a.num_splits, false);
+  plan->ws_bytes = WorkspaceBytes(p, a.num_rows, a.num_splits);
   return cudaSuccess;
 }
 
@@ -418,18 +439,14 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   }
 
   if (a.num_splits > 1) {
-    void* ws = nullptr;
-    size_t have = 0;
-    const bool cached = options.workspace == nullptr;
-    if (!cached) {
-      ws = options.workspace;
-      have = options.workspace_bytes;
-    } else {
+    void* ws = options.workspace;
+    size_t have = options.workspace_bytes;
+    if (ws == nullptr) {
       have = CachedWorkspace(CurrentDevice(), stream,
-                             WorkspaceBytes(p, a.num_rows, a.num_splits, true), &ws);
+                             WorkspaceBytes(p, a.num_rows, a.num_splits), &ws);
     }
     // Fewer splits where the workspace is short (graph capture, no memory).
-    while (a.num_splits > 1 && WorkspaceBytes(p, a.num_rows, a.num_splits, cached) > have) {
+    while (a.num_splits > 1 && WorkspaceBytes(p, a.num_rows, a.num_splits) > have) {
       --a.num_splits;
     }
     if (a.num_splits <= a.uniform_splits) {  // no room left to balance
@@ -438,13 +455,11 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
     }
     if (a.num_splits > 1) {
       size_t ml_at = 0, o_at = 0;
-      WorkspaceBytes(p, a.num_rows, a.num_splits, cached, &ml_at, &o_at);
+      WorkspaceBytes(p, a.num_rows, a.num_splits, &ml_at, &o_at);
       a.ws_ml = reinterpret_cast<float*>(static_cast<char*>(ws) + ml_at);
       a.ws_o = reinterpret_cast<float*>(static_cast<char*>(ws) + o_at);
-      // The fused combine's counters must be zero between calls: only the cached
-      // workspace's (zeroed when allocated, left at zero by every call).
-      if (cached && options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
-        a.counters = static_cast<unsigned*>(ws);
+      if (options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
+        a.counters = NextCounterBank(CurrentDevice());  // null: the combine kernel
       }
     }
   }

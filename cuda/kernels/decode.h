@@ -28,17 +28,18 @@
 // Semantics are exactly cpu::AttentionForward's (see jax_mea/params.h): fully
 // masked rows give 0, keys at or past kv_length are never read.
 //
-// Workspace: LaunchDecodeAttention(p, stream) takes it from a per-(device,
-// stream) buffer allocated lazily with cudaMallocAsync on that stream (and
-// zeroed there), grown (never freed, never synchronising) when a call needs
-// more; while the stream is being captured into a graph no allocation is made
-// and the number of splits is reduced to what the existing buffer holds (down to
-// 1 split, which needs none). With it, the last CTA of each (batch, kv head)
-// merges the splits (per-group counters in the workspace that every call leaves
-// at zero), so one kernel launch does everything. A caller that can allocate
-// (XLA's scratch allocator) passes its own buffer of DecodeWorkspaceBytes(p)
-// bytes through DecodeOptions::workspace instead; then a second, small combine
-// kernel (one CTA per group, the same MergeGroup) merges the splits.
+// Workspace (the split partials): the caller's (DecodeOptions::workspace; the
+// XLA path passes a buffer XLA allocates, so that XLA can record the call into
+// a CUDA graph), else a per-(device, stream) buffer allocated lazily with
+// cudaMallocAsync on that stream, grown (never freed, never synchronising) when
+// a call needs more; while the stream is being captured no allocation is made.
+// A workspace short of the plan means fewer splits (down to 1, which needs
+// none). The last CTA of each (batch, kv head, row block) merges the splits
+// (fused combine), counting on per-group counters in a module-global bank that
+// every launch leaves at zero (no allocation, no memset); successive launches
+// take successive banks, so calls running at once do not share counters.
+// DecodeOptions::fused_combine = 0 takes a second, small combine kernel (one CTA
+// per group, the same MergeGroup) instead.
 //
 // Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
 // 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25, benchmarks/RESULTS.md):
@@ -78,9 +79,10 @@ struct DecodeOptions {
   bool balance = true;       // with per-row kv lengths and few groups: splits by each
                              // group's share of the keys (chosen splits only)
   int fused_combine = -1;    // 0: separate combine kernel; else (default) the last CTA of
-                             // each group merges the splits (cached workspace only)
-  void* workspace = nullptr; // caller's workspace (device memory); null: the cached one
-  size_t workspace_bytes = 0;
+                             // each group merges the splits
+  void* workspace = nullptr; // caller's workspace for the split partials (device memory,
+  size_t workspace_bytes = 0;  // any contents); null: the cached one. A short one means
+                               // fewer splits. The XLA path passes XLA's buffer.
 };
 
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
