@@ -37,7 +37,15 @@ def n_input_sets(bytes_per_set, l2_bytes=L2_BYTES, max_sets=64):
     return int(min(max_sets, math.ceil(2 * l2_bytes / max(bytes_per_set, 1))))
 
 
-def time_jax(fn, input_sets, *, carries=None, counts=(2, 12), repeats=7):
+# Calls per timed program: both at least XLA's smallest command buffer (5 commands,
+# --xla_gpu_graph_min_graph_size), so that both programs run the same way (a CUDA
+# graph, or thunk by thunk) and the difference holds no graph launch: with (2, 12)
+# a 12-call program paid a graph launch that a 2-call one did not (about 60 us of
+# host time before the GPU starts, 6 us per call in the slope; H100, 2026-11-25).
+JAX_COUNTS = (6, 18)
+
+
+def time_jax(fn, input_sets, *, carries=None, counts=JAX_COUNTS, repeats=7):
     """Seconds per call of `fn` on the device, measured inside one jitted program.
 
     input_sets: list of argument tuples; call i uses input_sets[i % len(input_sets)],
