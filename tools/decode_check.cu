@@ -112,6 +112,12 @@ struct Case {
   bool balanced = false;         // the plan must balance splits by the rows' lengths
 };
 
+// The workspace the XLA path asks for (jax_mea/primitives.py's
+// decode_workspace_bytes, below its cap): 64 splits of every row's partials.
+size_t XlaWorkspaceBound(const Case& c) {
+  return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
+}
+
 TensorStrides Strides(bool bnsh, int N, int S, int D) {
   if (bnsh) return {static_cast<int64_t>(N) * S * D, static_cast<int64_t>(S) * D, D};
   return {static_cast<int64_t>(S) * N * D, D, static_cast<int64_t>(N) * D};
@@ -490,17 +496,14 @@ std::vector<Case> BuildCases(bool small) {
     // Workspaces as XLA hands them to the FFI handler (garbage): jax_mea/primitives.py's
     // bound, and one too short for the plan (fewer splits).
     {
-      auto xla_bound = [](const Case& c) {
-        return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
-      };
       Case c; c.name = "xla-ws-balanced"; c.B = 8; c.cap = 16500; c.balanced = true;
-      c.lens = {16500, 100, 0, 16384, 3000, 1, 2048, 9000}; c.xla_ws = xla_bound(c);
+      c.lens = {16500, 100, 0, 16384, 3000, 1, 2048, 9000}; c.xla_ws = XlaWorkspaceBound(c);
       cases.push_back(c);
       c.name = "xla-ws-b1-long"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.balanced = false;
-      c.xla_ws = xla_bound(c); cases.push_back(c);
+      c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
       c.name = "xla-ws-short"; c.xla_ws = 3 * 32 * 130 * 4 + 512; cases.push_back(c);
       c.name = "xla-ws-b1-h64-t4"; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
-      c.cap = 9000; c.lens = {8999}; c.xla_ws = xla_bound(c); cases.push_back(c);
+      c.cap = 9000; c.lens = {8999}; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     }
     {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
@@ -549,7 +552,7 @@ std::vector<Case> BuildCases(bool small) {
     c.name = "small-rows32"; c.H = c.Hv = 128; c.Nq = 32; c.Nkv = 4; c.T = 4; cases.push_back(c);
     c.name = "small-bal"; c.B = 4; c.cap = 16384; c.lens = {16384, 0, 1, 600}; c.T = 1; c.splits = 0;
     c.balanced = true; cases.push_back(c);
-    c.name = "small-bal-xla-ws"; c.xla_ws = size_t{64} * 4 * 32 * 130 * 4 + 512; cases.push_back(c);
+    c.name = "small-bal-xla-ws"; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     c.xla_ws = 0;
     c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 900); c.fused = 0; cases.push_back(c);
   }

@@ -36,7 +36,7 @@ def events(profile, plane_prefix):
     return sorted(out)
 
 
-def wall_clock(name, prog, calls, n, repeats=7):
+def wall_clock(name, fn, prog, calls, n, repeats=7):
     """The host's view of a program of n calls: the time until prog() returns (the
     host enqueueing every call) and until its results are ready, medians over
     `repeats`; then the benchmarks' time_jax per call, to set beside the GPU span."""
@@ -50,13 +50,10 @@ def wall_clock(name, prog, calls, n, repeats=7):
         enqueue.append(t1 - t0)
         whole.append(t2 - t0)
     q, k, v = calls[:3]
-    per_call = timing.time_jax(FNS[name], [(q, k, v)])
+    per_call = timing.time_jax(fn, [(q, k, v)])
     print(f"=== {name}: host enqueue {statistics.median(enqueue) / n * 1e6:.2f} us per call, "
           f"ready {statistics.median(whole) / n * 1e6:.2f} us per call ({n} calls); "
           f"time_jax {per_call * 1e6:.2f} us per call")
-
-
-FNS = {}
 
 
 def main():
@@ -71,8 +68,7 @@ def main():
     H, n = args.head_size, args.calls
     shapes = [(1, 256)] if args.smoke else [tuple(map(int, s.split("x")))
                                             for s in args.shapes.split(",")]
-    fns = FNS
-    fns["jax_mea"] = lambda q, k, v: jax_mea.dot_product_attention(q, k, v)
+    fns = {"jax_mea": lambda q, k, v: jax_mea.dot_product_attention(q, k, v)}
     if not args.smoke:
         fns["jax-cudnn"] = lambda q, k, v: jax.nn.dot_product_attention(
             q, k, v, implementation="cudnn")
@@ -91,7 +87,7 @@ def main():
             except Exception as e:  # e.g. cuDNN refusing the shape
                 print(f"=== {name} B{B} S{S}: n/a ({type(e).__name__})")
                 continue
-            wall_clock(name, prog, calls, n)
+            wall_clock(name, fn, prog, calls, n)
             d = tempfile.mkdtemp()
             jax.profiler.start_trace(d)
             for _ in range(3):

@@ -284,7 +284,7 @@ struct Plan {
   DecodeArgs args;
   int num_kv_heads = 0;
   int64_t groups = 0;   // CTAs per split: batch * num_kv_heads * row_blocks
-  size_t ws_bytes = 0;  // for args.num_splits, without the fused combine's counters
+  size_t ws_bytes = 0;  // for args.num_splits
 };
 
 // The fused combine's counters: kCounterBanks banks of one counter per group,
@@ -314,15 +314,13 @@ unsigned* NextCounterBank(int dev) {
   return it->second + (next++ % kCounterBanks) * kMaxCounterGroups;
 }
 
-// Workspace layout: ws_ml, then ws_o (256-byte aligned).
+// Workspace layout: ws_ml at 0, then ws_o at *o_offset (256-byte aligned).
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
-                      size_t* ml_offset = nullptr, size_t* o_offset = nullptr) {
+                      size_t* o_offset = nullptr) {
   if (splits <= 1) return 0;
-  const size_t ml_at = 0;
   const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
-  const size_t o_at = ml_at + (ml + 255) / 256 * 256;
+  const size_t o_at = (ml + 255) / 256 * 256;
   const size_t o = static_cast<size_t>(splits) * num_rows * p.v_head_size * sizeof(float);
-  if (ml_offset) *ml_offset = ml_at;
   if (o_offset) *o_offset = o_at;
   return o_at + o;
 }
@@ -454,9 +452,9 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
       a.balance_slots = 0;
     }
     if (a.num_splits > 1) {
-      size_t ml_at = 0, o_at = 0;
-      WorkspaceBytes(p, a.num_rows, a.num_splits, &ml_at, &o_at);
-      a.ws_ml = reinterpret_cast<float*>(static_cast<char*>(ws) + ml_at);
+      size_t o_at = 0;
+      WorkspaceBytes(p, a.num_rows, a.num_splits, &o_at);
+      a.ws_ml = static_cast<float*>(ws);
       a.ws_o = reinterpret_cast<float*>(static_cast<char*>(ws) + o_at);
       if (options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
         a.counters = NextCounterBank(CurrentDevice());  // null: the combine kernel
