@@ -36,7 +36,32 @@ def events(profile, plane_prefix):
     return sorted(out)
 
 
-def wall_clock(name, fn, prog, calls, n, repeats=7):
+def trace(run):
+    """run() under the JAX profiler; returns its ProfileData."""
+    d = tempfile.mkdtemp()
+    jax.profiler.start_trace(d)
+    run()
+    jax.profiler.stop_trace()
+    path = next(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
+                if f.endswith(".xplane.pb"))
+    return ProfileData.from_file(path)
+
+
+def print_busiest_host_events(profile, t0=None, t1=None, top=12):
+    """The host events with the most total time (in [t0, t1] where given): name,
+    count, mean duration."""
+    by_name = {}
+    for start, dur, nm, line in events(profile, "/host"):
+        if (t0 is None or t0 <= start) and (t1 is None or start <= t1):
+            c = by_name.setdefault(re.sub(r"\.\d+$", "", nm)[:60], [0, 0])
+            c[0] += 1
+            c[1] += dur
+    print("  host, busiest events (count, mean us):")
+    for nm, (cnt, tot) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
+        print(f"    {nm:60s} {cnt:5d} {tot / cnt / 1e3:9.2f}")
+
+
+def wall_clock(name, fn, prog, calls, n, repeats=7, trace_timer=False):
     """The host's view of a program of n calls: the time until prog() returns (the
     host enqueueing every call) and until its results are ready, medians over
     `repeats`; then the benchmarks' time_jax per call, to set beside the GPU span."""
@@ -51,6 +76,10 @@ def wall_clock(name, fn, prog, calls, n, repeats=7):
         whole.append(t2 - t0)
     q, k, v = calls[:3]
     per_call = timing.time_jax(fn, [(q, k, v)])
+    if trace_timer:  # what the host does while time_jax runs (e.g. graphs re-recorded)
+        profile = trace(lambda: timing.time_jax(fn, [(q, k, v)], repeats=2))
+        print(f"=== {name}: time_jax under the profiler")
+        print_busiest_host_events(profile, top=25)
     print(f"=== {name}: host enqueue {statistics.median(enqueue) / n * 1e6:.2f} us per call, "
           f"ready {statistics.median(whole) / n * 1e6:.2f} us per call ({n} calls); "
           f"time_jax {per_call * 1e6:.2f} us per call")
@@ -63,6 +92,8 @@ def main():
     p.add_argument("--head-size", type=int, default=128)
     p.add_argument("--calls", type=int, default=12)
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--trace-timer", action="store_true",
+                   help="also profile timing.time_jax itself and list the host's busiest events")
     args = p.parse_args()
     nq, nkv = map(int, args.heads.split("/"))
     H, n = args.head_size, args.calls
@@ -87,15 +118,8 @@ def main():
             except Exception as e:  # e.g. cuDNN refusing the shape
                 print(f"=== {name} B{B} S{S}: n/a ({type(e).__name__})")
                 continue
-            wall_clock(name, fn, prog, calls, n)
-            d = tempfile.mkdtemp()
-            jax.profiler.start_trace(d)
-            for _ in range(3):
-                jax.block_until_ready(prog(*calls))
-            jax.profiler.stop_trace()
-            path = next(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
-                        if f.endswith(".xplane.pb"))
-            profile = ProfileData.from_file(path)
+            wall_clock(name, fn, prog, calls, n, trace_timer=args.trace_timer)
+            profile = trace(lambda: [jax.block_until_ready(prog(*calls)) for _ in range(3)])
             evs = events(profile, plane)
             last = evs[-(len(evs) // 3):] if evs else []   # the third program
             print(f"=== {name} B{B} S{S} N{nq}/{nkv} H{H}: {len(last)} events in the last program")
@@ -112,17 +136,8 @@ def main():
             if last and not args.smoke:
                 # What the host did while the last program ran (from 1 ms before its
                 # first kernel): the busiest event names, with count and mean duration.
-                t0, t1 = last[0][0] - 1_000_000, last[-1][0] + last[-1][1]
-                by_name = {}
-                for start, dur, nm, line in events(profile, "/host"):
-                    if t0 <= start <= t1:
-                        c = by_name.setdefault(re.sub(r"\.\d+$", "", nm)[:60], [0, 0])
-                        c[0] += 1
-                        c[1] += dur
-                top = sorted(by_name.items(), key=lambda kv: -kv[1][1])[:12]
-                print("  host, busiest events in that window (count, mean us):")
-                for nm, (cnt, tot) in top:
-                    print(f"    {nm:60s} {cnt:5d} {tot / cnt / 1e3:9.2f}")
+                print_busiest_host_events(profile, last[0][0] - 1_000_000,
+                                          last[-1][0] + last[-1][1])
 
 
 if __name__ == "__main__":
