@@ -110,6 +110,8 @@ struct Case {
   bool own_ws = false;           // pass a workspace of DecodeWorkspaceBytes (auto splits only)
   size_t xla_ws = 0;             // > 0: pass a workspace of this many bytes (the XLA path)
   bool balanced = false;         // the plan must balance splits by the rows' lengths
+  int cluster = -1;              // cluster merge: -1 where it applies, 0 never
+  bool must_cluster = false;     // the plan must merge in clusters (on sm_90)
 };
 
 // The workspace the XLA path asks for (jax_mea/primitives.py's
@@ -241,6 +243,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   opt.force_simt = c.simt;
   opt.config = c.config;
   opt.fused_combine = c.fused;
+  opt.cluster_merge = c.cluster;
   res.splits = cuda::DecodeNumSplits(pd, opt);
   res.plan = cuda::DecodePlanString(pd, opt);
   // A configuration-3 case must run the TMA kernel where the device has it (sm_90),
@@ -250,6 +253,9 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   const bool tma_fell_back = c.config == 3 && major >= 9 && !c.simt &&
                              res.plan.find("(no tensor map)") != std::string::npos;
   const bool not_balanced = c.balanced && res.plan.find("balanced") == std::string::npos;
+  const bool in_cluster = res.plan.find(" cluster") != std::string::npos;
+  const bool cluster_wrong = (c.must_cluster && major >= 9 && !in_cluster) ||
+                             (c.cluster == 0 && in_cluster);
   DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : c.xla_ws);
   if (c.own_ws || c.xla_ws > 0) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
@@ -305,9 +311,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
   res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back &&
-             !not_balanced;
+             !not_balanced && !cluster_wrong;
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
+  if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
   if (ref_nan) res.why += " reference-nan=" + std::to_string(ref_nan);
   if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
   if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
@@ -318,7 +325,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
 std::string Describe(const Case& c) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "%s %s B%d N%d/%d T%d cap%d H%d/%d q%s kv%s o%s%s%s%s%s%s%s%s sp%d%s cfg%d%s%s", c.name.c_str(),
+                "%s %s B%d N%d/%d T%d cap%d H%d/%d q%s kv%s o%s%s%s%s%s%s%s%s sp%d%s cfg%d%s%s%s", c.name.c_str(),
                 DTypeName(c.dtype), c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv, c.q_bnsh ? "BNSH" : "BSNH",
                 c.kv_bnsh ? "BNSH" : "BSNH", c.out_bnsh ? "BNSH" : "BSNH", c.lens.empty() ? "" : " lens",
                 c.causal ? (c.per_batch_offset ? " causal(offs)" : " causal") : "",
@@ -327,7 +334,8 @@ std::string Describe(const Case& c) {
                 c.softcap > 0 ? " softcap" : "",
                 c.mask == MaskKind::kBool ? " boolmask" : c.mask == MaskKind::kAdditive ? " addmask" : "",
                 c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
-                c.splits, c.simt ? " simt" : "", c.config, c.fused == 0 ? " sepcombine" : "", c.own_ws ? " ownws" : "");
+                c.splits, c.simt ? " simt" : "", c.config, c.fused == 0 ? " sepcombine" : "", c.own_ws ? " ownws" : "",
+                c.cluster == 0 ? " nocluster" : "");
   return buf;
 }
 
@@ -505,6 +513,45 @@ std::vector<Case> BuildCases(bool small) {
       c.name = "xla-ws-b1-h64-t4"; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
       c.cap = 9000; c.lens = {8999}; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     }
+    // Cluster merge (sm_90): the splits of a group merge in shared memory. Six
+    // groups of up to 16 splits (96 CTAs) fit the clusters an H100 runs at once
+    // (1 CTA per SM: 7 of 16, 15 of 8, 22 of 5), so the plan must take it. Every
+    // feature, both kernel configurations, head sizes, empty rows, and the same
+    // cases with it turned off.
+    for (int f = 0; f < 8; ++f) {
+      for (int sp : {2, 5, 8, 16}) {
+        for (int off = 0; off < 2; ++off) {
+          Case c;
+          c.name = std::string(off ? "nocl-feat" : "cl-feat") + std::to_string(f);
+          c.B = 3;
+          c.Nq = 8;
+          c.Nkv = 2;
+          c.cap = 2111;
+          c.lens = {2111, 1500, 0};
+          c.T = f % 2 ? 4 : 1;
+          ApplyFeature(c, f);
+          c.splits = sp;
+          c.config = (f + sp) % 2 ? 3 : 0;
+          if (f == 3) c.H = c.Hv = 64;
+          if (f == 6) { c.H = 192; c.Hv = 128; c.config = 3; }
+          if (f == 7) c.dtype = DType::kFloat16;
+          c.cluster = off ? 0 : -1;
+          c.must_cluster = !off;
+          cases.push_back(c);
+        }
+      }
+    }
+    {
+      Case c; c.name = "cl-b1-s1024"; c.B = 1; c.cap = 1024; c.must_cluster = true; cases.push_back(c);
+      c.name = "cl-b8-s1024"; c.B = 8; c.must_cluster = false; cases.push_back(c);  // 2 splits
+      c.name = "cl-b1-s1024-rows32"; c.B = 1; c.must_cluster = true; c.Nq = 32; c.Nkv = 2; c.T = 2; cases.push_back(c);
+      c.name = "cl-b1-long"; c.Nkv = 8; c.cap = 32768; c.lens = {30001}; c.must_cluster = false;
+      cases.push_back(c);
+      c.name = "cl-b1-long-h64-causal-t4"; c.H = c.Hv = 64; c.T = 4; c.causal = true;
+      c.per_batch_offset = true; cases.push_back(c);
+      c.name = "cl-all-empty"; c.T = 1; c.causal = false; c.per_batch_offset = false; c.cap = 1037;
+      c.lens = {0, 0}; c.B = 2; c.splits = 4; c.must_cluster = true; cases.push_back(c);
+    }
     {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
       c.name = "rows32-2blocks"; c.Nq = 32; c.Nkv = 4; c.T = 4; c.causal = true; c.per_batch_offset = true;
@@ -555,6 +602,11 @@ std::vector<Case> BuildCases(bool small) {
     c.name = "small-bal-xla-ws"; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     c.xla_ws = 0;
     c.name = "small-bal-uniform-sepcombine"; c.lens.assign(4, 900); c.fused = 0; cases.push_back(c);
+    // Four groups (one row, four kv heads): clusters of 8 and of 16 fit.
+    c.name = "small-cluster"; c.fused = -1; c.balanced = false; c.B = 1; c.lens = {900};
+    c.cap = 900; c.splits = 8; c.must_cluster = true; cases.push_back(c);
+    c.name = "small-cluster-mask-t4"; c.T = 4; c.Nq = 16; ApplyFeature(c, 5); cases.push_back(c);
+    c.name = "small-cluster16"; c.splits = 16; cases.push_back(c);
   }
   return cases;
 }
@@ -738,7 +790,7 @@ int RunBench(const std::string& filter) {
     return p;
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
-                        bool balance = true) {
+                        bool balance = true, int cluster = -1) {
     const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
@@ -750,6 +802,7 @@ int RunBench(const std::string& filter) {
     opt.config = config;
     opt.fused_combine = fused;
     opt.balance = balance;
+    opt.cluster_merge = cluster;
     *used_splits = cuda::DecodeNumSplits(p, opt);
     CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));  // first call: workspace, attributes
     Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
@@ -806,15 +859,19 @@ int RunBench(const std::string& filter) {
                     cuda::DecodePlanString(p, o).c_str(), used, t * 1e6, bytes_of(s) / t / 1e12);
       }
     }
-    std::printf("\n%-28s %-58s %10s %8s %8s\n", "shape (bf16, T=1, BNSH)", "default plan", "time_us",
-                "TB/s", "of_copy");
+    std::printf("\n%-28s %-66s %10s %8s %8s %12s\n", "shape (bf16, T=1, BNSH)", "default plan",
+                "time_us", "TB/s", "of_copy", "nocluster_us");
     for (const Shape& s : shapes) {
       int used;
-      double best = 1e9;
-      for (int rep = 0; rep < 3; ++rep) best = std::min(best, time_shape(s, 0, -1, &used));
+      double best = 1e9, best_plain = 1e9;
+      for (int rep = 0; rep < 3; ++rep) {  // interleaved: default, then the cluster merge off
+        best = std::min(best, time_shape(s, 0, -1, &used));
+        best_plain = std::min(best_plain, time_shape(s, 0, -1, &used, -1, true, 0));
+      }
       const double tbs = bytes_of(s) / best / 1e12;
-      std::printf("%-28s %-58s %10.2f %8.3f %7.1f%%\n", name_of(s).c_str(),
-                  cuda::DecodePlanString(params_of(s)).c_str(), best * 1e6, tbs, 100.0 * tbs / copy_tbs);
+      std::printf("%-28s %-66s %10.2f %8.3f %7.1f%% %12.2f\n", name_of(s).c_str(),
+                  cuda::DecodePlanString(params_of(s)).c_str(), best * 1e6, tbs, 100.0 * tbs / copy_tbs,
+                  best_plain * 1e6);
     }
     return 0;
   }

@@ -141,6 +141,32 @@ __device__ __forceinline__ void TmaLoad4d(void* dst, const void* tmap, int c0, i
       : "memory"));
 }
 
+// ---------------------------------------------------------------- thread-block clusters (sm_90)
+// A kernel launched with a cluster dimension: its CTAs synchronise as one
+// cluster and read each other's shared memory (distributed shared memory).
+// sm_90 and newer only, like the tensor copies above.
+
+// Every thread of every CTA of the cluster arrives, then waits for all: the
+// CTAs' earlier shared-memory writes are visible to the whole cluster after it.
+// (Not .aligned: the warps need not be converged where it is called.)
+__device__ __forceinline__ void ClusterSync() {
+  JAX_MEA_SM90_ONLY(asm volatile("barrier.cluster.arrive.release;\n"
+                                 "barrier.cluster.wait.acquire;\n" ::: "memory"));
+}
+// The float at `p` (this CTA's shared memory) in the shared memory of the
+// cluster's CTA of rank `rank`.
+__device__ __forceinline__ float LdPeerShared(const float* p, unsigned rank) {
+  float v = 0.f;
+  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+                                                  : "=r"(remote)
+                                                  : "r"(SmemAddr(p)), "r"(rank));
+                    asm volatile("ld.shared::cluster.f32 %0, [%1];\n"
+                                 : "=f"(v)
+                                 : "r"(remote)
+                                 : "memory"));
+  return v;
+}
+
 // ---------------------------------------------------------------- tensor-core MMA
 
 // D += A(16x16, row) * B(16x8, col), float32 accumulators.

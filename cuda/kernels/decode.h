@@ -41,6 +41,16 @@
 // DecodeOptions::fused_combine = 0 takes a second, small combine kernel (one CTA
 // per group, the same MergeGroup) instead.
 //
+// Cluster merge (sm_90): where a group has at most 16 splits, they are one
+// thread-block cluster; each CTA keeps its partials in shared memory and, after
+// a cluster barrier, the CTAs merge them reading each other's shared memory
+// (ClusterMerge): no workspace, no fence, counter or second L2 round trip at the
+// end of every call. The plan takes it only where the GPU holds as many CTAs in
+// clusters as it would plain (cudaOccupancyMaxActiveClusters; an H100 with one
+// CTA per SM runs 7 clusters of 16, 15 of 8, 22 of 5); where the chosen splits
+// do not fit, a TMA plan takes half as many, merged in clusters (B1 N32/8: 8
+// splits in clusters beat 16 through the workspace at every cache length).
+//
 // Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
 // 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25, benchmarks/RESULTS.md):
 // B16 Skv8192 N32/8 H128 0.181 ms (TMA; cp.async 0.190), B1 Skv32768 N32/8 H128
@@ -49,6 +59,11 @@
 // %globaltimer marks in every CTA): the first tile lands 5-8 us after the CTAs
 // start, the epilogue takes ~1.7 us, the count ~0.8 us, the merge ~2.5-3 us;
 // launch and teardown add ~3.5 us between back-to-back calls.
+// Cluster merge (2026-11-27, same device, kernel alone, default plan vs the
+// cluster merge off): B1 S1024 N32/8 H128 12.1 vs 13.3 us, H64 10.7 vs 12.4,
+// B8 S1024 21.7 vs 23.6; B1 N32/8 H128 with 8 splits in clusters vs the former
+// 16 through the workspace: S4096 17.1 vs 18.5, S8192 22.6 vs 23.6, S32768 55.2
+// vs 56.7 (2.43 TB/s, 81% of copy).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -80,6 +95,10 @@ struct DecodeOptions {
                              // group's share of the keys (chosen splits only)
   int fused_combine = -1;    // 0: separate combine kernel; else (default) the last CTA of
                              // each group merges the splits
+  int cluster_merge = -1;    // 0: never; else (default) a group's splits merge inside a
+                             // thread-block cluster where that applies (sm_90 machine
+                             // code, MMA kernel, 2..16 splits, fused combine, no
+                             // balancing, the clusters fill the GPU as plain CTAs would)
   void* workspace = nullptr; // caller's workspace for the split partials (device memory,
   size_t workspace_bytes = 0;  // any contents); null: the cached one. A short one means
                                // fewer splits. The XLA path passes XLA's buffer.

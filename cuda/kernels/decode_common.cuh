@@ -22,6 +22,9 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;  // 4 warps per CTA, both kernels
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxSplits = 64;
+// Most splits merged inside a thread-block cluster (DecodeArgs::cluster_merge):
+// 16 CTAs is the largest cluster an H100 runs (8 is the portable size).
+constexpr int kMaxClusterSplits = 16;
 
 // What the host decided, passed to every decode kernel by value.
 struct DecodeArgs {
@@ -42,6 +45,11 @@ struct DecodeArgs {
   // the splits itself (no combine kernel). One counter per such group, zero
   // between calls: atomicInc wraps it back to 0 on the group's last split.
   unsigned* counters = nullptr;
+  // The splits of each group are one thread-block cluster (sm_90, grid z =
+  // cluster z = num_splits <= kMaxClusterSplits): the partials stay in each CTA's
+  // shared memory and the cluster merges them there (ClusterMerge); no workspace,
+  // no counters.
+  bool cluster_merge = false;
   // MMA configuration 3 (sm_90): K and V as 4-D tensor maps (head dim, kv
   // position, kv head, batch) with boxes of 64 x tile_keys elements and 128-byte
   // swizzle; the kernel takes DecodeArgs as a __grid_constant__ parameter.
@@ -311,22 +319,84 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
   }
 }
 
+// ------------------------------------------------------------------ cluster merge
+
+// Merges a group's splits inside its thread-block cluster (DecodeArgs::
+// cluster_merge; the CTA of split s is the cluster's rank s). Each CTA left its
+// rows' unnormalised output in `partial` (row r at r * stride) and their (max,
+// sum) in `ml`, in its own shared memory; after a cluster barrier each CTA
+// writes a slice of the group's `out` elements, reading every split's values
+// from its peers' shared memory (no global round trip, no fence, no counter).
+// `table` is scratch of R * kMaxClusterSplits float2 that does not overlap
+// `partial` or `ml`; `out_offset[r]` is row r's offset in `out`. All NT
+// threads of every CTA of the cluster call it (it synchronises them).
+template <typename T, int R, int NT>
+__device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const CtaCoord& cta,
+                                             const float* partial, int stride, const float2* ml,
+                                             float2* table, const int64_t* out_offset) {
+  const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
+  ClusterSync();  // every split's partials are in its shared memory
+  for (int i = tid; i < nrows * S; i += NT) {
+    const int r = i / S, sp = i - r * S;
+    const float* m = reinterpret_cast<const float*>(ml + r);
+    table[r * kMaxClusterSplits + sp] = make_float2(LdPeerShared(m, sp), LdPeerShared(m + 1, sp));
+  }
+  __syncthreads();
+  if (tid < nrows) {  // table[r][s].x becomes split s's weight, normalised
+    float2* t = table + tid * kMaxClusterSplits;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
+    float sum = 0.f;
+    for (int sp = 0; sp < S; ++sp) {
+      const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
+      t[sp].x = w;
+      sum += w * t[sp].y;
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
+  }
+  __syncthreads();
+  // This CTA's slice of the nrows * Hv elements; every split's value of an
+  // element is loaded at once (one round trip).
+  for (int idx = cta.split * NT + tid; idx < nrows * Hv; idx += S * NT) {
+    const int r = idx / Hv, d = idx - r * Hv;
+    float v[kMaxClusterSplits];
+#pragma unroll
+    for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
+      v[sp] = sp < S ? LdPeerShared(partial + r * stride + d, sp) : 0.f;
+    }
+    float o = 0.f;
+#pragma unroll
+    for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
+      if (sp < S) o += table[r * kMaxClusterSplits + sp].x * v[sp];
+    }
+    static_cast<T*>(p.out)[out_offset[r] + d] = FromF32<T>(o);
+  }
+  ClusterSync();  // no CTA leaves while its peers still read its shared memory
+}
+
 // ------------------------------------------------------------------ epilogue
 
 // The warps' states are in shared memory: ep_m / ep_l [NW][R] (max in log2
 // units, sum) and ep_acc [NW][R][acc_stride]. Merges them per row and writes
 // either `out` (one split: normalised, fully masked rows 0) or the partials;
 // with a.counters, the group's last CTA then merges the splits (MergeGroup,
-// with ep_acc as its table: it must hold R * kMaxSplits float2). ep_m is
-// overwritten with the warps' weights. All NW * 32 threads call it.
+// with ep_acc as its table: it must hold R * kMaxSplits float2); with
+// a.cluster_merge the partials stay in shared memory, over warp 0's rows of
+// ep_acc, and the cluster merges them (ClusterMerge, its table over warp 1's
+// rows on: they must hold R * kMaxClusterSplits float2). ep_m is overwritten
+// with the warps' weights. All NW * 32 threads call it.
 template <typename T, int R, int NW = kWarps>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          float* ep_m, const float* ep_l, float* ep_acc,
                                          int acc_stride, const CtaCoord& cta) {
   constexpr int NT = NW * 32;
   __shared__ int64_t s_dst[R];  // where row r's values go: out or the partials
+  __shared__ float2 s_ml[R];    // cluster merge: row r's (max, sum)
   const int tid = threadIdx.x, Hv = p.v_head_size, nrows = cta.nrows;
   const bool split = cta.splits > 1;
+  const bool in_cluster = split && a.cluster_merge;
+  const bool to_partials = split && !in_cluster;  // the workspace
   if (tid < nrows) {  // ep_m[w][r] becomes warp w's weight for row r
     float mx = -INFINITY;
 #pragma unroll
@@ -342,13 +412,14 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
 #pragma unroll
     for (int w = 0; w < NW; ++w) ep_m[w * R + tid] *= scale;
     const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
-    if (split) {
+    if (to_partials) {
       const int64_t slot = static_cast<int64_t>(cta.split) * a.num_rows + PartialRow(p, cta.b, rc);
       s_dst[tid] = slot * Hv;
       a.ws_ml[2 * slot] = mx;
       a.ws_ml[2 * slot + 1] = sum;
     } else {
       s_dst[tid] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
+      s_ml[tid] = make_float2(mx, sum);
     }
   }
   __syncthreads();
@@ -357,11 +428,18 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     float o = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; ++w) o += ep_m[w * R + r] * ep_acc[(w * R + r) * acc_stride + d];
-    if (split) {
+    if (in_cluster) {
+      ep_acc[r * acc_stride + d] = o;  // warp 0's row r: only this thread read element d
+    } else if (split) {
       a.ws_o[s_dst[r] + d] = o;
     } else {
       static_cast<T*>(p.out)[s_dst[r] + d] = FromF32<T>(o);
     }
+  }
+  if (in_cluster) {
+    ClusterMerge<T, R, NT>(p, cta, ep_acc, acc_stride, s_ml,
+                           reinterpret_cast<float2*>(ep_acc + R * acc_stride), s_dst);
+    return;
   }
   if (!split || a.counters == nullptr) return;
 

@@ -392,6 +392,8 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   __syncthreads();
   static_assert(NW * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxSplits * 8,
                 "ep_acc holds MergeGroup's table");
+  static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,
+                "ep_acc past warp 0's rows holds ClusterMerge's table");
   Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta);
 }
 
