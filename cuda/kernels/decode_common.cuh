@@ -196,7 +196,8 @@ __device__ __forceinline__ int GroupSplits(const AttentionParams& p, const Decod
 // chunks, multiples of a.tile_keys; an empty range gives *kb == *ke), and
 // cta->splits. False where the CTA has no split (balanced splits: split >=
 // the group's splits): it then returns at once, writing nothing. All threads
-// of the CTA call it.
+// of the CTA call it. Never false with a.cluster_merge (the host never
+// balances then): every CTA of a cluster must reach ClusterMerge's barriers.
 __device__ __forceinline__ bool CtaKeys(const AttentionParams& p, const DecodeArgs& a,
                                         CtaCoord* cta, int kv_len, int offset, int* kb,
                                         int* ke) {
