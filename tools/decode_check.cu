@@ -452,8 +452,8 @@ std::vector<Case> BuildCases(bool small) {
       c.name = "long-b1-causal"; c.causal = true; c.per_batch_offset = true; c.T = 4; cases.push_back(c);
       c.name = "long-b1-f16-mha"; c.dtype = DType::kFloat16; c.Nkv = 32; c.T = 1; cases.push_back(c);
       c.name = "long-b1-own-ws"; c.dtype = DType::kBFloat16; c.Nkv = 8; c.causal = false;
-      c.per_batch_offset = false; c.own_ws = true; cases.push_back(c);
-      c.name = "b3-own-ws-mask"; c.B = 3; c.cap = 2111; c.lens = {2111, 1500, 7}; ApplyFeature(c, 5);
+      c.per_batch_offset = false; c.own_ws = true; c.cluster = 0; cases.push_back(c);  // uses it
+      c.name = "b3-own-ws-mask"; c.cluster = -1; c.B = 3; c.cap = 2111; c.lens = {2111, 1500, 7}; ApplyFeature(c, 5);
       cases.push_back(c);
     }
     // The TMA configuration (3) on its own: partial last tiles, BSNH k/v, columns
@@ -507,10 +507,12 @@ std::vector<Case> BuildCases(bool small) {
       Case c; c.name = "xla-ws-balanced"; c.B = 8; c.cap = 16500; c.balanced = true;
       c.lens = {16500, 100, 0, 16384, 3000, 1, 2048, 9000}; c.xla_ws = XlaWorkspaceBound(c);
       cases.push_back(c);
+      // (The cluster merge off: it needs no workspace.)
       c.name = "xla-ws-b1-long"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.balanced = false;
-      c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
+      c.cluster = 0; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
       c.name = "xla-ws-short"; c.xla_ws = 3 * 32 * 130 * 4 + 512; cases.push_back(c);
-      c.name = "xla-ws-b1-h64-t4"; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
+      c.name = "xla-ws-short-cluster"; c.cluster = -1; c.must_cluster = true; cases.push_back(c);
+      c.name = "xla-ws-b1-h64-t4"; c.must_cluster = false; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
       c.cap = 9000; c.lens = {8999}; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     }
     // Cluster merge (sm_90): the splits of a group merge in shared memory. Six
