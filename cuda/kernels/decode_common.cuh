@@ -242,6 +242,22 @@ __device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
 
 // ------------------------------------------------------------------ split merge
 
+// One row's split weights: t[s] = (max in log2 units, sum) of split s; t[s].x
+// becomes w_s / sum_s' w_s' l_s' with w_s = exp2(m_s - max_s' m_s'), 0 where no
+// split saw a key (the row's output is then 0).
+__device__ __forceinline__ void SplitWeights(float2* t, int S) {
+  float mx = -INFINITY;
+  for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
+  float sum = 0.f;
+  for (int sp = 0; sp < S; ++sp) {
+    const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
+    t[sp].x = w;
+    sum += w * t[sp].y;
+  }
+  const float inv = sum > 0.f ? 1.f / sum : 0.f;
+  for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
+}
+
 // Merges the cta.splits partials of a group's rows into `out`: row r's output
 // is sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0 where
 // no split saw a key). `table` is shared scratch of R * kMaxSplits float2.
@@ -267,19 +283,7 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
     table[r * kMaxSplits + sp] = __ldcg(ws_ml + sp * a.num_rows + s_partial_row[r]);
   }
   __syncthreads();
-  if (tid < nrows) {  // table[r][s].x becomes split s's weight, normalised
-    float2* t = table + tid * kMaxSplits;
-    float mx = -INFINITY;
-    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
-    float sum = 0.f;
-    for (int sp = 0; sp < S; ++sp) {
-      const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
-      t[sp].x = w;
-      sum += w * t[sp].y;
-    }
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
-  }
+  if (tid < nrows) SplitWeights(table + tid * kMaxSplits, S);
   __syncthreads();
   const int64_t split_stride = a.num_rows * Hv;
   const int n = nrows * Hv;
@@ -343,19 +347,7 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Cta
     table[r * kMaxClusterSplits + sp] = make_float2(LdPeerShared(m, sp), LdPeerShared(m + 1, sp));
   }
   __syncthreads();
-  if (tid < nrows) {  // table[r][s].x becomes split s's weight, normalised
-    float2* t = table + tid * kMaxClusterSplits;
-    float mx = -INFINITY;
-    for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
-    float sum = 0.f;
-    for (int sp = 0; sp < S; ++sp) {
-      const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
-      t[sp].x = w;
-      sum += w * t[sp].y;
-    }
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
-  }
+  if (tid < nrows) SplitWeights(table + tid * kMaxClusterSplits, S);
   __syncthreads();
   // This CTA's slice of the nrows * Hv elements; every split's value of an
   // element is loaded at once (one round trip).
