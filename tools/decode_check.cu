@@ -31,25 +31,12 @@
 #include "cpu/kernels.h"
 #include "jax_mea/params.h"
 #include "kernels/decode.h"
+#include "check_common.h"
 
 using namespace jax_mea;
-
-#define CHECK_CUDA(x)                                                                   \
-  do {                                                                                  \
-    cudaError_t err_ = (x);                                                             \
-    if (err_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(err_),      \
-                   __FILE__, __LINE__, cudaGetErrorString(err_));                       \
-      std::exit(2);                                                                     \
-    }                                                                                   \
-  } while (0)
+using namespace jax_mea::check;
 
 namespace {
-
-const char* DTypeName(DType t) {
-  return t == DType::kFloat32 ? "f32" : t == DType::kFloat16 ? "f16" : "bf16";
-}
-size_t ElemBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
 
 // ------------------------------------------------------------------ host element helpers
 
@@ -71,19 +58,6 @@ void HostStore(DType t, void* base, int64_t i, float x) {
   }
 }
 
-struct DevBuf {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  DevBuf() = default;
-  explicit DevBuf(size_t n) : bytes(n) {
-    if (n) CHECK_CUDA(cudaMalloc(&ptr, n));
-  }
-  ~DevBuf() {
-    if (ptr) cudaFree(ptr);
-  }
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-};
 
 // ------------------------------------------------------------------ a case
 
@@ -120,10 +94,7 @@ size_t XlaWorkspaceBound(const Case& c) {
   return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
 }
 
-TensorStrides Strides(bool bnsh, int N, int S, int D) {
-  if (bnsh) return {static_cast<int64_t>(N) * S * D, static_cast<int64_t>(S) * D, D};
-  return {static_cast<int64_t>(S) * N * D, D, static_cast<int64_t>(N) * D};
-}
+Layout LayoutOf(bool bnsh) { return bnsh ? kBNSH : kBSNH; }
 
 struct Result {
   bool pass = false;
@@ -146,23 +117,11 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   for (int64_t i = 0; i < nk; ++i) HostStore(c.dtype, hk.data(), i, uni(rng));
   for (int64_t i = 0; i < nv; ++i) HostStore(c.dtype, hv.data(), i, uni(rng));
 
-  AttentionParams p;
-  p.dtype = c.dtype;
-  p.batch = c.B;
-  p.num_heads = c.Nq;
-  p.num_kv_heads = c.Nkv;
-  p.q_len = c.T;
-  p.kv_capacity = c.cap;
-  p.head_size = c.H;
-  p.v_head_size = c.Hv;
-  p.q_strides = Strides(c.q_bnsh, c.Nq, c.T, c.H);
-  p.k_strides = Strides(c.kv_bnsh, c.Nkv, c.cap, c.H);
-  p.v_strides = Strides(c.kv_bnsh, c.Nkv, c.cap, c.Hv);
-  p.out_strides = Strides(c.out_bnsh, c.Nq, c.T, c.Hv);
+  AttentionParams p = ShapeParams(c.dtype, c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv,
+                                  LayoutOf(c.q_bnsh), LayoutOf(c.kv_bnsh), LayoutOf(c.out_bnsh));
   p.is_causal = c.causal;
   p.left_window = c.left;
   p.right_window = c.right;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(c.H));
   p.softcap = c.softcap;
 
   // K/V at positions >= kv_length: NaN (never to be read or used).
@@ -394,6 +353,19 @@ void ApplyFeature(Case& c, int f) {
   }
 }
 
+// Feature set f on the three-row case of the feature grids (rows of 2111, 1500
+// and 7 keys; q_len 4 for odd f).
+Case FeatureCase(const std::string& name, int f) {
+  Case c;
+  c.name = name + std::to_string(f);
+  c.B = 3;
+  c.cap = 2111;
+  c.lens = {2111, 1500, 7};
+  c.T = f % 2 ? 4 : 1;
+  ApplyFeature(c, f);
+  return c;
+}
+
 std::vector<Case> BuildCases(bool small) {
   std::vector<Case> cases;
   const DType dtypes[] = {DType::kBFloat16, DType::kFloat16, DType::kFloat32};
@@ -433,13 +405,7 @@ std::vector<Case> BuildCases(bool small) {
     // Every feature on the headline shape, with several split counts.
     for (int f = 0; f < 8; ++f) {
       for (int sp : {0, 1, 3, 64}) {
-        Case c;
-        c.name = "feat" + std::to_string(f);
-        c.B = 3;
-        c.cap = 2111;
-        c.lens = {2111, 1500, 7};
-        c.T = f % 2 ? 4 : 1;
-        ApplyFeature(c, f);
+        Case c = FeatureCase("feat", f);
         c.splits = sp;
         c.config = (f + sp) % 5 - 1;
         c.fused = (f + sp / 3) % 2 - 1;
@@ -460,15 +426,10 @@ std::vector<Case> BuildCases(bool small) {
     // past H inside a 64-wide box (H 96), H 192/128, every feature, forced splits.
     for (int f = 0; f < 8; ++f) {
       for (auto hh : {std::array<int, 2>{128, 128}, {96, 96}, {192, 128}, {64, 64}}) {
-        Case c;
-        c.name = "tma-feat" + std::to_string(f) + "-h" + std::to_string(hh[0]);
-        c.B = 3;
-        c.cap = 2111;
-        c.lens = {2111, 1500, 7};
+        Case c = FeatureCase("tma-feat", f);
+        c.name += "-h" + std::to_string(hh[0]);
         c.H = hh[0];
         c.Hv = hh[1];
-        c.T = f % 2 ? 4 : 1;
-        ApplyFeature(c, f);
         c.splits = f % 3 == 0 ? 0 : (f % 3 == 1 ? 1 : 5);
         c.config = 3;
         c.fused = f % 2 - 1;
@@ -523,15 +484,10 @@ std::vector<Case> BuildCases(bool small) {
     for (int f = 0; f < 8; ++f) {
       for (int sp : {2, 5, 8, 16}) {
         for (int off = 0; off < 2; ++off) {
-          Case c;
-          c.name = std::string(off ? "nocl-feat" : "cl-feat") + std::to_string(f);
-          c.B = 3;
+          Case c = FeatureCase(off ? "nocl-feat" : "cl-feat", f);
           c.Nq = 8;
           c.Nkv = 2;
-          c.cap = 2111;
-          c.lens = {2111, 1500, 0};
-          c.T = f % 2 ? 4 : 1;
-          ApplyFeature(c, f);
+          c.lens.back() = 0;
           c.splits = sp;
           c.config = (f + sp) % 2 ? 3 : 0;
           if (f == 3) c.H = c.Hv = 64;
@@ -770,20 +726,8 @@ int RunBench(const std::string& filter) {
   std::vector<cudaEvent_t> ev(2 * kIters);
   for (auto& e : ev) CHECK_CUDA(cudaEventCreate(&e));
   auto params_of = [&](const Shape& s) {
-    AttentionParams p;
-    p.dtype = DType::kBFloat16;
-    p.batch = s.B;
-    p.num_heads = s.Nq;
-    p.num_kv_heads = s.Nkv;
-    p.q_len = 1;
-    p.kv_capacity = s.S;
-    p.head_size = s.H;
-    p.v_head_size = s.Hv;
-    p.q_strides = Strides(false, s.Nq, 1, s.H);
-    p.k_strides = Strides(true, s.Nkv, s.S, s.H);
-    p.v_strides = Strides(true, s.Nkv, s.S, s.Hv);
-    p.out_strides = Strides(false, s.Nq, 1, s.Hv);
-    p.scale = 1.f / std::sqrt(static_cast<float>(s.H));
+    AttentionParams p = ShapeParams(DType::kBFloat16, s.B, s.Nq, s.Nkv, 1, s.S, s.H, s.Hv, kBSNH,
+                                    kBNSH, kBSNH);
     p.q = dq.ptr;
     p.out = dout.ptr;
     p.k = arena.ptr;
@@ -883,15 +827,7 @@ int RunBench(const std::string& filter) {
     Shape s{1, 32768, 32, 8, 128, 128};
     int used;
     time_shape(s, 0, -1, &used);
-    AttentionParams p;
-    p.dtype = DType::kBFloat16;
-    p.batch = 1; p.num_heads = 32; p.num_kv_heads = 8; p.q_len = 1; p.kv_capacity = 32768;
-    p.head_size = p.v_head_size = 128;
-    p.q_strides = Strides(false, 32, 1, 128);
-    p.k_strides = p.v_strides = Strides(true, 8, 32768, 128);
-    p.out_strides = Strides(false, 32, 1, 128);
-    p.scale = 0.088f;
-    p.q = dq.ptr; p.out = dout.ptr; p.k = arena.ptr;
+    AttentionParams p = params_of(s);
     p.v = static_cast<char*>(arena.ptr) + 2ull * 8 * 32768 * 128;
     Spin<<<1, 32>>>(20000000);
     for (int fused : {-1, 0}) {

@@ -31,28 +31,15 @@
 #include "jax_mea/params.h"
 #include "kernels/attention.h"
 #include "kernel_check_variants.h"
+#include "check_common.h"
 
 using namespace jax_mea;
-
-#define CK(call)                                                                        \
-  do {                                                                                  \
-    cudaError_t e_ = (call);                                                            \
-    if (e_ != cudaSuccess) {                                                            \
-      std::fprintf(stderr, "CUDA error %s at %s:%d: %s\n", cudaGetErrorName(e_), __FILE__, \
-                   __LINE__, cudaGetErrorString(e_));                                   \
-      std::exit(2);                                                                     \
-    }                                                                                   \
-  } while (0)
+using namespace jax_mea::check;
 
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-size_t ElemBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
-const char* DTypeName(DType t) {
-  return t == DType::kFloat32 ? "f32" : (t == DType::kFloat16 ? "f16" : "bf16");
-}
 
 // Host tensors of any dtype as bytes.
 struct HostTensor {
@@ -76,25 +63,6 @@ struct HostTensor {
     }
   }
 };
-
-struct DevBuf {
-  void* p = nullptr;
-  DevBuf() = default;
-  explicit DevBuf(size_t bytes) { if (bytes) CK(cudaMalloc(&p, bytes)); }
-  DevBuf(const void* host, size_t bytes) : DevBuf(bytes) {
-    if (bytes) CK(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
-  }
-  ~DevBuf() { if (p) cudaFree(p); }
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-};
-
-enum Layout { kBSNH = 0, kBNSH = 1 };
-
-TensorStrides Strides(Layout l, int64_t N, int64_t S, int64_t H) {
-  if (l == kBSNH) return {S * N * H, H, N * H};
-  return {N * S * H, S * H, H};
-}
 
 // ------------------------------------------------------------------ attention cases
 
@@ -135,25 +103,14 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
   for (size_t i = 0; i < k.size(); ++i) k.set(i, u(rng));
   for (size_t i = 0; i < v.size(); ++i) v.set(i, u(rng) * 0.5f);
 
-  AttentionParams p;
-  p.dtype = dt;
-  p.batch = c.B;
-  p.num_heads = c.Nq;
-  p.num_kv_heads = c.Nkv;
-  p.q_len = c.Sq;
-  p.kv_capacity = c.Skv;
-  p.head_size = c.H;
-  p.v_head_size = c.Hv;
-  p.q_strides = Strides(c.q_layout, c.Nq, c.Sq, c.H);
-  p.k_strides = Strides(c.kv_layout, c.Nkv, c.Skv, c.H);
-  p.v_strides = Strides(c.kv_layout, c.Nkv, c.Skv, c.Hv);
-  p.out_strides = Strides(c.out_layout, c.Nq, c.Sq, c.Hv);
+  AttentionParams p = ShapeParams(dt, c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv, c.q_layout,
+                                  c.kv_layout, c.out_layout);
   p.is_causal = c.causal;
   p.causal_offset = c.causal_offset;
   p.left_window = c.left;
   p.right_window = c.right;
   p.softcap = c.softcap;
-  p.scale = c.scale > 0.f ? c.scale : 1.f / std::sqrt(static_cast<float>(c.H));
+  if (c.scale > 0.f) p.scale = c.scale;
 
   std::vector<int32_t> kv_lengths(c.B, c.Skv), offsets(c.B, 0);
   if (c.kv_lengths) {
@@ -231,15 +188,15 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
                                          : static_cast<const void*>(mask_t.bytes.data()),
                c.mask == MaskKind::kBool ? mask_bool.size()
                                          : (c.mask == MaskKind::kAdditive ? mask_t.bytes.size() : 0));
-  if (out.bytes.size()) CK(cudaMemset(dout.p, 0xff, out.bytes.size()));  // NaN in every dtype
+  if (out.bytes.size()) CHECK_CUDA(cudaMemset(dout.ptr, 0xff, out.bytes.size()));  // NaN in every dtype
   AttentionParams gp = p;
-  gp.q = dq.p;
-  gp.k = dk.p;
-  gp.v = dv.p;
-  gp.out = dout.p;
-  gp.kv_lengths = c.kv_lengths ? static_cast<const int32_t*>(dlen.p) : nullptr;
-  gp.causal_offsets = c.per_batch_offsets ? static_cast<const int32_t*>(doff.p) : nullptr;
-  gp.mask = dmask.p;
+  gp.q = dq.ptr;
+  gp.k = dk.ptr;
+  gp.v = dv.ptr;
+  gp.out = dout.ptr;
+  gp.kv_lengths = c.kv_lengths ? static_cast<const int32_t*>(dlen.ptr) : nullptr;
+  gp.causal_offsets = c.per_batch_offsets ? static_cast<const int32_t*>(doff.ptr) : nullptr;
+  gp.mask = dmask.ptr;
 
   Result r;
   const std::string why = cuda::AttentionForwardUnsupported(gp);
@@ -247,9 +204,9 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
     std::printf("  unsupported: %s\n", why.c_str());
     return r;
   }
-  CK(cuda::LaunchAttentionForward(gp, 0));
-  CK(cudaDeviceSynchronize());
-  if (out.bytes.size()) CK(cudaMemcpy(out.bytes.data(), dout.p, out.bytes.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cuda::LaunchAttentionForward(gp, 0));
+  CHECK_CUDA(cudaDeviceSynchronize());
+  if (out.bytes.size()) CHECK_CUDA(cudaMemcpy(out.bytes.data(), dout.ptr, out.bytes.size(), cudaMemcpyDeviceToHost));
 
   HostTensor ref(dt, 0);
   ref.bytes = ref_bytes;
@@ -405,16 +362,16 @@ bool RunCopyCase(const CopyCase& c, std::mt19937& rng, std::string* detail) {
   DevBuf gdk(dk.bytes.data(), dk.bytes.size()), gdv(dv.bytes.data(), dv.bytes.size());
   DevBuf gst(starts.data(), starts.size() * 4);
   KvCopyParams gp = p;
-  gp.new_k = gnk.p; gp.new_v = gnv.p; gp.dst_k = gdk.p; gp.dst_v = gdv.p;
-  if (c.concat) { gp.past_k = gpk.p; gp.past_v = gpv.p; }
-  else gp.dst_starts = static_cast<const int32_t*>(gst.p);
+  gp.new_k = gnk.ptr; gp.new_v = gnv.ptr; gp.dst_k = gdk.ptr; gp.dst_v = gdv.ptr;
+  if (c.concat) { gp.past_k = gpk.ptr; gp.past_v = gpv.ptr; }
+  else gp.dst_starts = static_cast<const int32_t*>(gst.ptr);
   const std::string why = cuda::KvCopyUnsupported(gp);
   if (!why.empty()) { *detail = "unsupported: " + why; return false; }
-  CK(cuda::LaunchKvCopy(gp, 0));
-  CK(cudaDeviceSynchronize());
+  CHECK_CUDA(cuda::LaunchKvCopy(gp, 0));
+  CHECK_CUDA(cudaDeviceSynchronize());
   std::vector<uint8_t> ok(dk.bytes.size()), ov(dv.bytes.size());
-  CK(cudaMemcpy(ok.data(), gdk.p, ok.size(), cudaMemcpyDeviceToHost));
-  CK(cudaMemcpy(ov.data(), gdv.p, ov.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(ok.data(), gdk.ptr, ok.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(ov.data(), gdv.ptr, ov.size(), cudaMemcpyDeviceToHost));
   size_t bad = 0;
   for (size_t i = 0; i < ok.size(); ++i) bad += ok[i] != rk.bytes[i];
   for (size_t i = 0; i < ov.size(); ++i) bad += ov[i] != rv.bytes[i];
@@ -436,23 +393,23 @@ using LaunchFn = cudaError_t (*)(const AttentionParams&, cudaStream_t);
 // Median of 20 timed launches (after 3 warm-ups), in ms; min in *min_ms.
 double TimeLaunch(const AttentionParams& p, LaunchFn fn, double* min_ms) {
   cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 3; ++i) CK(fn(p, 0));
-  CK(cudaDeviceSynchronize());
+  CHECK_CUDA(cudaEventCreate(&e0));
+  CHECK_CUDA(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) CHECK_CUDA(fn(p, 0));
+  CHECK_CUDA(cudaDeviceSynchronize());
   std::vector<float> ms;
   for (int i = 0; i < 20; ++i) {
-    CK(cudaEventRecord(e0));
-    CK(fn(p, 0));
-    CK(cudaEventRecord(e1));
-    CK(cudaEventSynchronize(e1));
+    CHECK_CUDA(cudaEventRecord(e0));
+    CHECK_CUDA(fn(p, 0));
+    CHECK_CUDA(cudaEventRecord(e1));
+    CHECK_CUDA(cudaEventSynchronize(e1));
     float t;
-    CK(cudaEventElapsedTime(&t, e0, e1));
+    CHECK_CUDA(cudaEventElapsedTime(&t, e0, e1));
     ms.push_back(t);
   }
   std::sort(ms.begin(), ms.end());
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
+  CHECK_CUDA(cudaEventDestroy(e0));
+  CHECK_CUDA(cudaEventDestroy(e1));
   *min_ms = ms.front();
   return ms[ms.size() / 2];
 }
@@ -460,8 +417,8 @@ double TimeLaunch(const AttentionParams& p, LaunchFn fn, double* min_ms) {
 // Relative L2 difference of two device outputs of n elements.
 double RelDiff(const void* a, const void* b, size_t n, DType dt) {
   HostTensor ha(dt, n), hb(dt, n);
-  CK(cudaMemcpy(ha.bytes.data(), a, ha.bytes.size(), cudaMemcpyDeviceToHost));
-  CK(cudaMemcpy(hb.bytes.data(), b, hb.bytes.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(ha.bytes.data(), a, ha.bytes.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(hb.bytes.data(), b, hb.bytes.size(), cudaMemcpyDeviceToHost));
   double num = 0, den = 0;
   for (size_t i = 0; i < n; ++i) {
     const double x = ha.get(i), y = hb.get(i);
@@ -488,7 +445,7 @@ void Bench(const std::string& filter) {
       {"prefill B1 S2048 N16 H128 f32", 1, 16, 16, 2048, 128, 128, false, DType::kFloat32},
   };
   cudaDeviceProp prop;
-  CK(cudaGetDeviceProperties(&prop, 0));
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("bench on %s (%d SMs); TFLOP/s counts 2*B*N*Sq*Skv*(H+Hv), halved for causal\n",
               prop.name, prop.multiProcessorCount);
   std::mt19937 rng(1234);
@@ -503,17 +460,10 @@ void Bench(const std::string& filter) {
     DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
         dv(v.bytes.data(), v.bytes.size()), dout(n_out * ElemBytes(dt)),
         dout2(n_out * ElemBytes(dt));
-    AttentionParams p;
-    p.dtype = dt;
-    p.q = dq.p; p.k = dk.p; p.v = dv.p; p.out = dout.p;
-    p.batch = c.B; p.num_heads = c.Nq; p.num_kv_heads = c.Nkv; p.q_len = c.S;
-    p.kv_capacity = c.S; p.head_size = c.H; p.v_head_size = c.Hv;
-    p.q_strides = Strides(kBSNH, c.Nq, c.S, c.H);
-    p.k_strides = Strides(kBSNH, c.Nkv, c.S, c.H);
-    p.v_strides = Strides(kBSNH, c.Nkv, c.S, c.Hv);
-    p.out_strides = Strides(kBSNH, c.Nq, c.S, c.Hv);
+    AttentionParams p =
+        ShapeParams(dt, c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
+    p.q = dq.ptr; p.k = dk.ptr; p.v = dv.ptr; p.out = dout.ptr;
     p.is_causal = c.causal;
-    p.scale = 1.f / std::sqrt(float(c.H));
     double flops = 2.0 * c.B * c.Nq * double(c.S) * c.S * (c.H + c.Hv);
     if (c.causal) flops *= 0.5;
     double mn;
@@ -525,11 +475,11 @@ void Bench(const std::string& filter) {
     for (const cuda::FwdVariant& var : cuda::FwdVariants()) {
       if (var.head_size != c.H || var.v_head_size != c.Hv) continue;
       AttentionParams pv = p;
-      pv.out = dout2.p;
+      pv.out = dout2.ptr;
       const double t = TimeLaunch(pv, var.launch, &mn);
       std::printf("    variant %-38s %8.3f ms  %7.1f TFLOP/s  (diff vs shipped %.1e)\n",
                   var.name, t, flops / (t * 1e-3) / 1e12,
-                  RelDiff(dout2.p, dout.p, n_out, dt));
+                  RelDiff(dout2.ptr, dout.ptr, n_out, dt));
       std::fflush(stdout);
     }
   }
@@ -551,7 +501,7 @@ int main(int argc, char** argv) {
     }
   }
   int ndev = 0;
-  CK(cudaGetDeviceCount(&ndev));
+  CHECK_CUDA(cudaGetDeviceCount(&ndev));
   if (bench) {
     Bench(filter);
     return 0;
