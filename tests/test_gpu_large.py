@@ -95,7 +95,8 @@ def test_programs_of_many_calls(dtype):
     command buffer (CUDA graph) with the handler run under stream capture: every
     call's output against the reference, then again on fresh buffers (XLA
     re-records), so a plan or workspace baked into the graph would show. Ragged
-    long caches (split, stream-K, the fused combine's counters) and B1."""
+    long caches (split, balanced splits, the fused combine's counters) and B1 (the
+    cluster merge)."""
     n = 8
     shapes = [(8, 16384, 32, 8, 128, 128), (1, 8192, 32, 8, 64, 64)]
     for B, L, Nq, Nkv, H, Hv in shapes:

@@ -68,7 +68,7 @@ profile() {
 for stage in "${stages[@]}"; do
   case $stage in
     build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS build" ;;
-    kernels) run_stage kernels 300 bash -c "$(declare -f kernels); kernels" ;;
+    kernels) run_stage kernels 600 bash -c "$(declare -f kernels); kernels" ;;
     tests) run_stage tests 480 python3 -m pytest tests -q -p no:cacheprovider -n 4 --durations=15 ;;
     sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); sanitizer" ;;
     kbench) run_stage kbench 400 build/decode_check/decode_check --bench ;;

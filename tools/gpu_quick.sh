@@ -47,7 +47,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 build_pid=$!
 
 stage kbench kbench.log 120 "$DC" --bench --filter "$KSHAPES"
-stage check check.log 150 "$DC"
+stage check check.log 300 "$DC"
 [ "${MEMCHECK:-1}" != 0 ] && stage memcheck check.log 150 compute-sanitizer --tool memcheck --error-exitcode 1 "$DC" --small
 if [ "${JAX:-1}" = 0 ]; then  # JAX=0: the kernel stages only
   printf '%s\n' "${summary[@]}"; grep -E "cases passed|ERROR SUMMARY" "$OUT/check.log"; exit 0
