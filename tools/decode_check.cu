@@ -781,17 +781,22 @@ int RunBench(const std::string& filter) {
 
   if (!filter.empty()) {
     // Focused sweep: the plan of each configuration and its time over splits.
-    std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default)\n");
+    std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default; "
+                "a: the plan's own splits, +cl: merged in clusters)\n");
     for (const Shape& s : shapes) {
       const AttentionParams p = params_of(s);
       for (int config : {-1, 0, 1, 2, 3}) {
         cuda::DecodeOptions o;
         o.config = config;
         std::printf("%s c%d {%s}:", name_of(s).c_str(), config, cuda::DecodePlanString(p, o).c_str());
-        for (int sp : {0, 1, 8, 16, 32, 48, 64}) {
+        for (int sp : {0, 1, 4, 8, 12, 15, 16, 32, 64}) {
+          cuda::DecodeOptions os = o;
+          os.num_splits = sp;
+          const bool cl = cuda::DecodePlanString(p, os).find(" cluster") != std::string::npos;
           int used;
           const double t = time_shape(s, sp, config, &used);
-          std::printf(" [%s%d] %.1f %.2f", sp == 0 ? "a" : "", used, t * 1e6, bytes_of(s) / t / 1e12);
+          std::printf(" [%s%d%s] %.1f %.2f", sp == 0 ? "a" : "", used, cl ? "+cl" : "", t * 1e6,
+                      bytes_of(s) / t / 1e12);
         }
         std::printf("\n");
         std::fflush(stdout);
