@@ -423,7 +423,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     for (int w = 0; w < NW; ++w) o += ep_m[w * R + r] * ep_acc[(w * R + r) * acc_stride + d];
     if (in_cluster) {
       ep_acc[r * acc_stride + d] = o;  // warp 0's row r: only this thread read element d
-    } else if (split) {
+    } else if (to_partials) {
       a.ws_o[s_dst[r] + d] = o;
     } else {
       static_cast<T*>(p.out)[s_dst[r] + d] = FromF32<T>(o);
