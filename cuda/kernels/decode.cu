@@ -99,6 +99,17 @@ bool CompiledForSm90(const void* func) {
   return ok;
 }
 
+// The launch attribute that makes the CTAs of each grid z column (a group's
+// splits) one cluster of `size`.
+cudaLaunchAttribute SplitCluster(int size) {
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = 1;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = size;
+  return attr;
+}
+
 // CTAs of `h` that run at once in clusters of `size` (0 where the query fails),
 // looked up once per (kernel, device, size). Clusters over 8 CTAs are allowed
 // first (non-portable on sm_90).
@@ -113,11 +124,7 @@ int64_t ClusterSlots(const KernelHandle& h, int dev, int size) {
                                        1) != cudaSuccess) {
     cudaGetLastError();
   } else {
-    cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = 1;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = size;
+    cudaLaunchAttribute attr = SplitCluster(size);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(1, 1, size);
     cfg.blockDim = dim3(h.threads);
@@ -543,11 +550,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   launch.blockDim = dim3(plan.kernel.threads);
   launch.dynamicSmemBytes = plan.kernel.smem_bytes;
   launch.stream = stream;
-  cudaLaunchAttribute cluster;  // a group's splits (grid z) as one cluster
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = 1;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = a.num_splits;
+  cudaLaunchAttribute cluster = SplitCluster(a.num_splits);
   if (a.cluster_merge) {
     launch.attrs = &cluster;
     launch.numAttrs = 1;
