@@ -6,6 +6,7 @@ user sees the mistake at trace time instead of a kernel failure.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -51,13 +52,45 @@ def check_equal(name: str, got, expected, what: str) -> None:
         raise ValueError(f"{name}: {what} is {got}, expected {expected}")
 
 
-def check_scale(scale) -> None:
-    if scale is not None and not float(scale) > 0.0:
+def is_traced(x) -> bool:
+    """True for a value only known when the program runs (a jax tracer)."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def _float32_value(name: str, value, what: str = "") -> float:
+    """float(value), checked to be finite in float32: the kernels' type for it."""
+    if np.ndim(value) != 0 and np.size(value) != 1:
+        raise ValueError(f"{name} must be a scalar, got shape {shape_of(value)}")
+    value = float(np.reshape(np.asarray(value), ()))
+    if np.isnan(value) or np.isinf(value):
+        raise ValueError(f"{name} must be finite{what}, got {value}")
+    if abs(value) > float(np.finfo(np.float32).max):
+        raise ValueError(f"{name} = {value:g} overflows float32 (the kernels' type for it; "
+                         f"largest {float(np.finfo(np.float32).max):.3g})")
+    return value
+
+
+def check_scale(scale, *, positive: bool = True) -> None:
+    """A static scale must be finite in float32 (and positive, unless `positive` is
+    False: jax.nn accepts any sign). A traced scale is checked by nothing but its
+    shape: it is folded into the query (see `split_scale`)."""
+    if scale is None:
+        return
+    if is_traced(scale):
+        if shape_of(scale) not in ((), (1,)):
+            raise ValueError(f"scale must be a scalar, got shape {shape_of(scale)}")
+        return
+    value = _float32_value("scale", scale)
+    if positive and not value > 0.0:
         raise ValueError(f"scale must be positive, got {scale}")
+    if positive and np.float32(value) == 0.0:
+        raise ValueError(f"scale = {value:g} underflows to 0 in float32 (the kernels' type "
+                         "for it)")
 
 
 def check_softcap(softcap) -> None:
-    if not float(softcap) >= 0.0:
+    value = _float32_value("softcap", softcap, " (0 disables it)")
+    if not value >= 0.0:
         raise ValueError(f"softcap must be >= 0 (0 disables it), got {softcap}")
 
 
@@ -65,14 +98,47 @@ def default_scale(scale, head_size: int) -> float:
     return float(scale) if scale is not None else 1.0 / float(np.sqrt(head_size))
 
 
+def split_scale(scale, head_size: int):
+    """(kernel_scale, query_factor): the kernels take a positive static scale, and
+    any other scale is folded into the query: a traced one whole (kernel scale 1),
+    a negative one as an exact sign flip, zero as a zero query. query_factor is
+    None when there is nothing to fold. `scale` has passed check_scale."""
+    if scale is None:
+        return 1.0 / float(np.sqrt(head_size)), None
+    if is_traced(scale):
+        return 1.0, jnp.reshape(scale, ())
+    value = float(np.reshape(np.asarray(scale), ()))
+    if value > 0.0:
+        return value, None
+    if value < 0.0:
+        return -value, -1.0
+    return 1.0, 0.0
+
+
+def fold_into_query(query, factor):
+    """query * factor (see split_scale), in float32 and rounded once to the query's
+    dtype, so a bfloat16 query is rounded once, not at every product."""
+    if factor is None:
+        return query
+    scaled = query.astype(jnp.float32) * jnp.asarray(factor, jnp.float32)
+    return scaled.astype(query.dtype)
+
+
+def check_positive(name: str, value: int, what: str) -> None:
+    """Head counts and head sizes: the kernels divide by them."""
+    if value <= 0:
+        raise ValueError(f"{name}: {what} is {value}, must be positive")
+
+
 def mask_to_rank4(name: str, mask, batch: int, num_heads: int, q_len: int, kv_len: int, *,
-                  allow_short: bool):
-    """Views a rank 2-4 mask as [B|1, N|1, Sq|1, T'] (a reshape: leading 1 axes).
+                  allow_short: bool, ranks=(1, 2, 3, 4)):
+    """Views a mask of rank in `ranks` as [B|1, N|1, Sq|1, T'] (a reshape: leading 1
+    axes; rank 1 is [T'], as ONNX opset 25 and jax.nn broadcast it).
 
     With allow_short (ONNX), the last axis may be shorter than kv_len (the rest
     counts as masked); otherwise it must be kv_len or 1 (broadcast, materialised).
     """
-    check_rank(name, mask, (2, 3, 4))
+    check_rank(name, mask, ranks)
     shape = shape_of(mask)
     full = (1,) * (4 - len(shape)) + shape
     expected = f"[{batch}|1, {num_heads}|1, {q_len}|1, " + (
@@ -89,17 +155,53 @@ def mask_to_rank4(name: str, mask, batch: int, num_heads: int, q_len: int, kv_le
     return mask
 
 
+def _window_size(name: str, w) -> int:
+    """One side of a jax.nn-style window: an int, or a float read as jax.nn reads it
+    (key j is kept iff j >= i - w, so w counts as floor(w)); +inf is unbounded (-1)."""
+    if isinstance(w, (bool, int, np.integer)):
+        return int(w)
+    try:
+        value = float(w)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} sizes must be numbers, got {w!r}") from None
+    if value == np.inf:
+        return -1
+    if not np.isfinite(value):
+        raise ValueError(f"{name} sizes must be finite or +inf (unbounded), got {w!r}")
+    return int(np.floor(value))
+
+
 def window_pair(name: str, window) -> tuple[int, int]:
-    """(left, right) from None, an int w (= (w, w)) or a pair; -1 = unbounded."""
+    """(left, right) from None, a size w (= (w, w)) or a pair; -1 = unbounded."""
     if window is None:
         return -1, -1
-    if isinstance(window, (int, np.integer)):
-        left = right = int(window)
+    if np.ndim(window) == 0:
+        left = right = _window_size(name, window)
     else:
-        try:
-            left, right = (int(w) for w in window)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an int or a pair (left, right), got {window!r}")
+        if np.shape(window) != (2,):
+            raise ValueError(f"{name} must be a number or a pair (left, right), "
+                             f"got {window!r}")
+        left, right = (_window_size(name, w) for w in window)
     if left < -1 or right < -1:
         raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
     return left, right
+
+
+def onnx_window_size(name: str, value) -> int:
+    """An ONNX window attribute: an integer >= -1 (-1: unbounded); None is -1."""
+    if value is None:
+        return -1
+    if isinstance(value, (bool, int, np.integer)):
+        size = int(value)
+    else:
+        try:
+            ok = float(value).is_integer()
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must be an integer (an ONNX int attribute), "
+                             f"got {value!r}")
+        size = int(value)
+    if size < -1:
+        raise ValueError(f"{name} must be >= -1 (-1: unbounded), got {value}")
+    return size

@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jax_mea import _checks as C
+from jax_mea import reference
 from jax_mea.primitives import Layout, MaskKind, bind_attention, bind_kv_concat
 
 
@@ -27,34 +28,54 @@ def _mask_operand(name: str, mask, dtype, **rank4_args):
     return C.mask_to_rank4(name, mask, **rank4_args), kind
 
 
+def _check_group(q_name: str, num_heads: int, kv_name: str, num_kv_heads: int) -> None:
+    if num_heads % num_kv_heads:
+        raise ValueError(f"the number of query heads ({num_heads}, {q_name}) must be a multiple "
+                         f"of the number of key/value heads ({num_kv_heads}, {kv_name})")
+
+
 def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
                    nonpad_kv_seqlen=None, *, scale=None, is_causal=False, q_num_heads=None,
                    kv_num_heads=None, softcap=0.0, softmax_precision=None, left_window_size=-1,
-                   right_window_size=-1):
-    """The ONNX ``Attention`` operator (opset 24) as one jittable call.
+                   right_window_size=-1, qk_matmul_output_mode=None):
+    """The ONNX ``Attention`` operator (opset 24, with opset 25's window and rank-1
+    masks) as one jittable call.
 
     Args:
       Q: [B, Sq, Nq*H] (3D, needs ``q_num_heads``) or [B, Nq, Sq, H] (4D).
       K: [B, Skv, Nkv*H] or [B, Nkv, Skv, H].
       V: [B, Skv, Nkv*Hv] or [B, Nkv, Skv, Hv]; Hv may differ from H.
-      attn_mask: bool (True = attend) or additive float, rank 2 [Sq, T], 3
-        [Nq|1, Sq, T] or 4 [B|1, Nq|1, Sq, T], T = past + Skv; a shorter last
+      attn_mask: bool (True = attend) or additive float, rank 1 [T], 2 [Sq, T],
+        3 [Nq|1, Sq, T] or 4 [B|1, Nq|1, Sq, T], T = past + Skv; a shorter last
         axis is padded with False / -inf.
       past_key, past_value: [B, Nkv, P, H] / [B, Nkv, P, Hv] (BNSH), or None.
       nonpad_kv_seqlen: int [B]; keys at positions >= it are masked (an
         external cache). Not combined with past.
-      scale: defaults to 1/sqrt(H). softcap > 0: scores = softcap *
-        tanh(scores / softcap), before the mask. is_causal: bottom-right.
+      scale: defaults to 1/sqrt(H); may be traced (it is then folded into Q).
+        softcap > 0: scores = softcap * tanh(scores / softcap), before the
+        mask. is_causal: bottom-right.
       softmax_precision: accepted for ONNX compatibility; the softmax is always
         computed in float32.
-      left_window_size, right_window_size: keys further than this before /
-        after the query's position are masked (-1: unbounded). An extension.
+      left_window_size, right_window_size: integers; keys further than this
+        before / after the query's position are masked (-1: unbounded).
+      qk_matmul_output_mode: None, or 0-3 to also return ONNX's
+        qk_matmul_output [B, Nq, Sq, T]: 0 the scaled QK, 1 after softcap, 2
+        after softcap and mask/bias (-inf where masked), 3 the softmax (0 on
+        rows with no visible key). It is the whole score matrix, so it is
+        computed unfused, apart from the kernel (jax_mea.reference.score_stages).
 
     Returns:
-      (Y, present_key, present_value): Y is [B, Sq, Nq*Hv] for 3D inputs and
+      (Y, present_key, present_value), and qk_matmul_output when
+      qk_matmul_output_mode is not None: Y is [B, Sq, Nq*Hv] for 3D inputs and
       [B, Nq, Sq, Hv] for 4D; present = concat(past, K/V) in BNSH.
     """
     del softmax_precision  # float32 softmax always
+    if qk_matmul_output_mode is not None and (
+            qk_matmul_output_mode not in reference.QK_MATMUL_OUTPUT_MODES):
+        raise ValueError("qk_matmul_output_mode must be None or one of "
+                         f"{reference.QK_MATMUL_OUTPUT_MODES}, got {qk_matmul_output_mode!r}")
+    left_window = C.onnx_window_size("left_window_size", left_window_size)
+    right_window = C.onnx_window_size("right_window_size", right_window_size)
     dtype = C.check_float_dtype("Q", Q)
     C.check_same_dtype((("K", K), ("V", V), ("past_key", past_key),
                         ("past_value", past_value)), dtype)
@@ -70,9 +91,11 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
         if q_num_heads is None or kv_num_heads is None:
             raise ValueError("3D inputs need q_num_heads and kv_num_heads, got "
                              f"q_num_heads={q_num_heads}, kv_num_heads={kv_num_heads}")
+        C.check_positive("q_num_heads", q_num_heads, "the number of query heads")
+        C.check_positive("kv_num_heads", kv_num_heads, "the number of key/value heads")
         for name, x, heads in (("Q", Q, q_num_heads), ("K", K, kv_num_heads),
                                ("V", V, kv_num_heads)):
-            if heads <= 0 or x.shape[2] % heads:
+            if x.shape[2] % heads:
                 raise ValueError(f"{name} hidden size {x.shape[2]} (shape {x.shape}) is not "
                                  f"divisible by its head count {heads}")
         layout = Layout.BSNH
@@ -96,9 +119,11 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     C.check_equal("K", k4.shape[3], head_size, "head size (must equal Q's)")
     C.check_equal("V", v_heads, num_kv_heads, "number of heads (must equal K's)")
     C.check_equal("V", v_len, kv_len, "sequence length (must equal K's)")
-    if num_heads % num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"number of key/value heads ({num_kv_heads})")
+    C.check_positive("Q", num_heads, "the number of heads")
+    C.check_positive("K", num_kv_heads, "the number of heads (kv_num_heads)")
+    C.check_positive("Q", head_size, "the head size")
+    C.check_positive("V", v_head_size, "the head size")
+    _check_group("Q", num_heads, "K", num_kv_heads)
 
     past_len = 0
     if (past_key is None) != (past_value is None):
@@ -120,7 +145,8 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     mask, mask_kind = _mask_operand("attn_mask", attn_mask, dtype, batch=batch,
                                     num_heads=num_heads, q_len=q_len, kv_len=total_len,
                                     allow_short=True)
-    scale = C.default_scale(scale, head_size)
+    scale, q_factor = C.split_scale(scale, head_size)
+    q4 = C.fold_into_query(q4, q_factor)
 
     # present = concat(past, new) in BNSH: the attention reads it when there is a
     # past; without one, present is K/V itself (4D) or its BNSH copy (3D).
@@ -148,11 +174,25 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     y = bind_attention(q4, k_att, v_att, q_layout=layout, kv_layout=kv_layout, out_layout=layout,
                        mask=mask, mask_kind=mask_kind, kv_lengths=kv_lengths,
                        causal_offsets=causal_offsets, causal_offset=causal_offset,
-                       is_causal=is_causal, left_window=int(left_window_size),
-                       right_window=int(right_window_size), scale=scale, softcap=softcap)
+                       is_causal=is_causal, left_window=left_window,
+                       right_window=right_window, scale=scale, softcap=softcap)
     if rank == 3:
         y = y.reshape(batch, q_len, num_heads * v_head_size)
-    return y, present_key, present_value
+    if qk_matmul_output_mode is None:
+        return y, present_key, present_value
+
+    # The 4th output is the S x S score matrix by definition: computed unfused, from
+    # the same query (scale folded or not), present_key and visibility as the kernel.
+    q_bnsh = q4 if layout == Layout.BNSH else q4.transpose(0, 2, 1, 3)
+    bias, allowed = reference.onnx_mask(
+        attn_mask, dtype=dtype, batch=batch, num_heads=num_heads, q_len=q_len,
+        total_len=total_len, offsets=causal_offset if causal_offsets is None else causal_offsets,
+        is_causal=bool(is_causal), left_window=left_window, right_window=right_window,
+        kv_lengths=kv_lengths)
+    stages = reference.score_stages(q_bnsh, present_key, scale=scale, softcap=float(softcap),
+                                     bias=bias, allowed=allowed)
+    qk = reference.qk_matmul_output(stages, qk_matmul_output_mode, dtype)
+    return y, present_key, present_value, qk
 
 
 def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None,
@@ -161,14 +201,15 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     """A drop-in for ``jax.nn.dot_product_attention`` (BTNH layout).
 
     Same arguments and semantics (causal is top-left, ``local_window_size`` is
-    an int or (left, right)), plus what it lacks: ``value`` may have a head size
+    a size or (left, right), floats read as jax.nn reads them, ``scale`` any
+    number, traced too), plus what it lacks: ``value`` may have a head size
     different from ``query``/``key``, and ``softcap`` > 0 applies
     ``softcap * tanh(scores / softcap)`` to the scaled scores before bias and
-    mask. Rows that may attend to no key give 0.
+    mask. Unlike jax.nn, rows that may attend to no key give 0.
 
     Shapes: query [B, T, N, H], key [B, S, K, H], value [B, S, K, Hv] with
     N % K == 0 (rank 3 without the batch axis is accepted too); bias and mask
-    broadcast to [B, N, T, S]. Returns [B, T, N, Hv].
+    (rank 0-4) broadcast to [B, N, T, S]. Returns [B, T, N, Hv].
     """
     dtype = C.check_float_dtype("query", query)
     C.check_same_dtype((("key", key), ("value", value)), dtype)
@@ -178,18 +219,22 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     C.check_rank("value", value, query.ndim, "(the rank of query)")
     if unbatched:
         query, key, value = query[None], key[None], value[None]
-    C.check_scale(scale)
+    C.check_scale(scale, positive=False)  # any sign, as jax.nn
     C.check_softcap(softcap)
     batch, q_len, num_heads, head_size = query.shape
     _, kv_len, num_kv_heads, _ = key.shape
+    v_head_size = value.shape[3]
     C.check_equal("key", key.shape[0], batch, "batch size")
     C.check_equal("key", key.shape[3], head_size, "head size (must equal query's)")
     C.check_equal("value", value.shape[:3], key.shape[:3], "[B, S, K] (must equal key's)")
-    if num_heads % num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"number of key/value heads ({num_kv_heads})")
+    C.check_positive("key", num_kv_heads, "the number of heads")
+    _check_group("query", num_heads, "key", num_kv_heads)
+    if head_size == 0 and v_head_size:
+        raise ValueError(f"query and key have head size 0, so value's head size must be 0 too "
+                         f"(an empty result, as jax.nn gives), got value {value.shape}")
 
-    rank4 = dict(batch=batch, num_heads=num_heads, q_len=q_len, kv_len=kv_len, allow_short=False)
+    rank4 = dict(batch=batch, num_heads=num_heads, q_len=q_len, kv_len=kv_len, allow_short=False,
+                 ranks=range(5))  # as jax.nn: any rank up to 4, leading axes broadcast
     if mask is not None and jnp.result_type(mask) != jnp.bool_:
         # As jax.nn: an additive mask belongs in `bias`; casting it would attend everywhere.
         raise TypeError(f"mask must be bool (True = attend), got {jnp.result_type(mask)}; "
@@ -211,15 +256,20 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
         C.check_int_vector("key_value_seq_lengths", key_value_seq_lengths, batch)
         kv_lengths = jnp.asarray(key_value_seq_lengths, jnp.int32)
     left, right = C.window_pair("local_window_size", local_window_size)
+    if query_seq_lengths is not None:
+        C.check_int_vector("query_seq_lengths", query_seq_lengths, batch)
 
-    out = bind_attention(query, key, value, q_layout=Layout.BSNH, kv_layout=Layout.BSNH,
-                         out_layout=Layout.BSNH, mask=mask_op, mask_kind=kind,
-                         kv_lengths=kv_lengths, is_causal=is_causal, left_window=left,
-                         right_window=right, scale=C.default_scale(scale, head_size),
-                         softcap=softcap)
+    out_shape = (batch, q_len, num_heads, v_head_size)
+    if 0 in out_shape:  # as jax.nn, e.g. H = Hv = 0: nothing to compute
+        out = jnp.zeros(out_shape, dtype)
+        return out[0] if unbatched else out
+    scale, q_factor = C.split_scale(scale, head_size)
+    out = bind_attention(C.fold_into_query(query, q_factor), key, value, q_layout=Layout.BSNH,
+                         kv_layout=Layout.BSNH, out_layout=Layout.BSNH, mask=mask_op,
+                         mask_kind=kind, kv_lengths=kv_lengths, is_causal=is_causal,
+                         left_window=left, right_window=right, scale=scale, softcap=softcap)
     if query_seq_lengths is not None:
         # As jax.nn: query rows past their sequence's length are zero.
-        C.check_int_vector("query_seq_lengths", query_seq_lengths, batch)
         valid = jnp.arange(q_len)[None, :] < jnp.asarray(query_seq_lengths)[:, None]
         out = jnp.where(valid[:, :, None, None], out, jnp.zeros((), out.dtype))
     return out[0] if unbatched else out

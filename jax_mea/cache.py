@@ -114,7 +114,8 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
       query: [B, T, Nq, H]; key: [B, T, Nkv, H]; value: [B, T, Nkv, Hv], in the
         cache's dtype. T = 1 is a decode step, T > 1 a prefill or a chunk of one.
       cache: the KVCache; the new tokens go at positions cache.lengths[b] + t.
-      scale: defaults to 1/sqrt(H). softcap: see onnx_attention.
+      scale: defaults to 1/sqrt(H); positive, or traced (folded into the query).
+        softcap: see onnx_attention.
       local_window_size: int w (or (w, _)): token at position p sees keys
         p - w .. p only.
 
@@ -143,6 +144,10 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
                          f"H and the query's T), got {key.shape}")
     if value.shape != want_v:
         raise ValueError(f"value must be [B, T, Nkv, Hv] = {list(want_v)}, got {value.shape}")
+    C.check_positive("query", num_heads, "the number of heads")
+    C.check_positive("cache.key", cache.num_kv_heads, "the number of key/value heads")
+    C.check_positive("cache.key", head_size, "the head size")
+    C.check_positive("cache.value", cache.v_head_size, "the head size")
     if num_heads % cache.num_kv_heads:
         raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
                          f"cache's key/value heads ({cache.num_kv_heads})")
@@ -155,9 +160,10 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     wanted = starts + steps
     new_lengths = jnp.minimum(wanted, cache.max_seq_len).astype(jnp.int32)
     # One custom call: append (positions past max_seq_len dropped), then attention.
+    scale, q_factor = C.split_scale(scale, head_size)
     out, new_key, new_value = bind_decode_step(
-        query, key, value, cache.key, cache.value, starts, new_lengths, left_window=left,
-        scale=C.default_scale(scale, head_size), softcap=softcap)
+        C.fold_into_query(query, q_factor), key, value, cache.key, cache.value, starts,
+        new_lengths, left_window=left, scale=scale, softcap=softcap)
     new_cache = cache.replace(key=new_key, value=new_value, lengths=new_lengths,
                               overflowed=cache.overflowed | (wanted > cache.max_seq_len))
     return out, new_cache

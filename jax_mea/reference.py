@@ -23,7 +23,10 @@ import numpy as np
 
 __all__ = [
     "attention_core",
+    "score_stages",
     "position_mask",
+    "onnx_mask",
+    "qk_matmul_output",
     "onnx_attention",
     "dot_product_attention",
     "decode_attention",
@@ -37,36 +40,55 @@ _FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.b
 # ----------------------------------------------------------------------------
 
 
-def attention_core(q, k, v, *, scale, softcap=0.0, bias=None, allowed=None):
-    """Masked softmax attention in float32, BNSH.
+def score_stages(q, k, *, scale, softcap=0.0, bias=None, allowed=None):
+    """The scores of one attention call, stage by stage, float32 [B, Nq, Sq, T] each.
 
-    q [B, Nq, Sq, H], k [B, Nkv, T, H], v [B, Nkv, T, Hv] (Nq % Nkv == 0; query
-    head h uses kv head h // (Nq // Nkv)). ``bias`` (float) and ``allowed``
-    (bool, True = may attend) broadcast to [B, Nq, Sq, T].
+    q [B, Nq, Sq, H], k [B, Nkv, T, H] (Nq % Nkv == 0; query head h uses kv head
+    h // (Nq // Nkv)); ``bias`` (float) and ``allowed`` (bool, True = may attend)
+    broadcast to [B, Nq, Sq, T]. Returns (raw, capped, masked, probs), ONNX
+    Attention's qk_matmul_output modes 0-3:
 
-    scores = scale * q k^T; softcap > 0: scores = softcap * tanh(scores / softcap);
-    then + bias; keys not allowed are dropped. A row with no key left (every key
-    disallowed, or every bias -inf) gives exactly 0. Returns [B, Nq, Sq, Hv] float32.
+    - raw = scale * q k^T;
+    - capped = softcap * tanh(raw / softcap) when softcap > 0, else raw;
+    - masked = capped + bias, -inf where not allowed;
+    - probs = softmax(masked); a row with no visible key (every key disallowed or
+      biased -inf) is 0. Visibility is decided on the mask alone, never on the
+      scores, so a NaN at a visible position propagates (as in jax.nn and ONNX).
     """
-    q, k, v = (jnp.asarray(t, jnp.float32) for t in (q, k, v))
-    group = q.shape[1] // k.shape[1]
-    k = jnp.repeat(k, group, axis=1)
-    v = jnp.repeat(v, group, axis=1)
-    hi = jax.lax.Precision.HIGHEST
-    s = jnp.einsum("bnqh,bnkh->bnqk", q, k, precision=hi) * jnp.float32(scale)
+    q, k = jnp.asarray(q, jnp.float32), jnp.asarray(k, jnp.float32)
+    k = jnp.repeat(k, q.shape[1] // k.shape[1], axis=1)
+    raw = jnp.einsum("bnqh,bnkh->bnqk", q, k,
+                     precision=jax.lax.Precision.HIGHEST) * jnp.float32(scale)
+    capped = raw
     if softcap > 0:
-        s = jnp.float32(softcap) * jnp.tanh(s / jnp.float32(softcap))
+        capped = jnp.float32(softcap) * jnp.tanh(raw / jnp.float32(softcap))
+    masked = capped
+    visible = jnp.ones(raw.shape, bool)
     if bias is not None:
-        s = s + jnp.asarray(bias, jnp.float32)
+        bias = jnp.asarray(bias, jnp.float32)
+        masked = masked + bias
+        visible = visible & (bias > -jnp.inf)
     if allowed is not None:
-        s = jnp.where(allowed, s, -jnp.inf)
-    m = jnp.max(s, axis=-1, keepdims=True)
-    has_key = m > -jnp.inf
-    p = jnp.exp(s - jnp.where(has_key, m, 0.0))
-    denom = jnp.sum(p, axis=-1, keepdims=True)
-    p = p / jnp.where(has_key, denom, 1.0)
-    out = jnp.einsum("bnqk,bnkh->bnqh", p, v, precision=hi)
-    return jnp.where(has_key, out, 0.0)
+        masked = jnp.where(allowed, masked, -jnp.inf)
+        visible = visible & allowed
+    has_key = jnp.any(visible, axis=-1, keepdims=True)
+    m = jnp.max(masked, axis=-1, keepdims=True)
+    p = jnp.exp(masked - jnp.where(has_key, m, 0.0))
+    probs = jnp.where(has_key, p / jnp.sum(p, axis=-1, keepdims=True), 0.0)
+    return raw, capped, masked, probs
+
+
+def attention_core(q, k, v, *, scale, softcap=0.0, bias=None, allowed=None):
+    """Masked softmax attention in float32, BNSH: softmax(scores) v with the scores
+    of :func:`score_stages` (same arguments), v [B, Nkv, T, Hv]. A row with no
+    visible key gives exactly 0. Returns [B, Nq, Sq, Hv] float32.
+
+    Unlike the kernels, this reads the values of masked keys too (with weight 0),
+    so a NaN or inf there propagates; keep reference inputs finite."""
+    *_, probs = score_stages(q, k, scale=scale, softcap=softcap, bias=bias, allowed=allowed)
+    v = jnp.repeat(jnp.asarray(v, jnp.float32), q.shape[1] // v.shape[1], axis=1)
+    out = jnp.einsum("bnqk,bnkh->bnqh", probs, v, precision=jax.lax.Precision.HIGHEST)
+    return jnp.where(jnp.any(probs != 0, axis=-1, keepdims=True), out, 0.0)  # no key: 0
 
 
 def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=-1,
@@ -120,10 +142,12 @@ def _int_lengths(x, batch, name):
     return x.astype(jnp.int32)
 
 
-def _check_scale(scale, head_size):
+def _check_scale(scale, head_size, positive=True):
     if scale is None:
         return 1.0 / math.sqrt(head_size)
-    if not scale > 0:
+    if isinstance(scale, jax.core.Tracer):
+        return scale
+    if positive and not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
     return float(scale)
 
@@ -164,8 +188,11 @@ def _to_bnsh(x, name, rank, num_heads, heads_name):
 def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
                    nonpad_kv_seqlen=None, *, scale=None, is_causal=False,
                    q_num_heads=None, kv_num_heads=None, softcap=0.0,
-                   softmax_precision=None, left_window_size=-1, right_window_size=-1):
-    """ONNX Attention (opset 24, plus the opset-25 window) -> (Y, present_key, present_value).
+                   softmax_precision=None, left_window_size=-1, right_window_size=-1,
+                   qk_matmul_output_mode=None):
+    """ONNX Attention (opset 24, plus opset 25's window and rank-1 masks) ->
+    (Y, present_key, present_value), and qk_matmul_output (see
+    :func:`qk_matmul_output`) when qk_matmul_output_mode is 0-3.
 
     Computed in float32 whatever ``softmax_precision`` says; returned in Q's dtype.
     A negative left/right_window_size leaves that side unbounded.
@@ -243,33 +270,64 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
-    allowed = position_mask(sq, total, offsets=offsets, is_causal=bool(is_causal),
-                            left_window=left_window_size, right_window=right_window_size,
-                            kv_lengths=kv_lengths)
-    bias = None
-    if attn_mask is not None:
-        attn_mask = jnp.asarray(attn_mask)
-        if attn_mask.dtype != jnp.bool_:
-            _same_dtype(attn_mask, dtype, "attn_mask", "Q (or bool)")
-        if attn_mask.ndim not in (2, 3, 4):
-            raise ValueError(f"attn_mask must have rank 2, 3 or 4, got {attn_mask.ndim}")
-        mask_len = attn_mask.shape[-1]
-        if mask_len > total:
-            raise ValueError(f"attn_mask last dim {mask_len} exceeds the total kv "
-                             f"length {total}")
-        m = _broadcast_4d(attn_mask, "attn_mask", (batch, nq, sq, mask_len),
-                          "[B, Nq, Sq, T]")
-        pad = [(0, 0)] * 3 + [(0, total - mask_len)]
-        if m.dtype == jnp.bool_:
-            allowed = allowed & jnp.pad(m, pad, constant_values=False)
-        else:
-            bias = jnp.pad(m.astype(jnp.float32), pad, constant_values=-jnp.inf)
-
+    bias, allowed = onnx_mask(attn_mask, dtype=dtype, batch=batch, num_heads=nq, q_len=sq,
+                              total_len=total, offsets=offsets, is_causal=bool(is_causal),
+                              left_window=left_window_size, right_window=right_window_size,
+                              kv_lengths=kv_lengths)
+    stages = score_stages(q, present_key, scale=scale, softcap=softcap, bias=bias,
+                          allowed=allowed)
     y = attention_core(q, present_key, present_value, scale=scale, softcap=softcap,
                        bias=bias, allowed=allowed).astype(dtype)
     if rank == 3:
         y = y.transpose(0, 2, 1, 3).reshape(batch, sq, nq * v_head_size)
-    return y, present_key, present_value
+    if qk_matmul_output_mode is None:
+        return y, present_key, present_value
+    return y, present_key, present_value, qk_matmul_output(stages, qk_matmul_output_mode, dtype)
+
+
+QK_MATMUL_OUTPUT_MODES = (0, 1, 2, 3)
+
+
+def qk_matmul_output(stages, mode, dtype):
+    """ONNX Attention's 4th output [B, Nq, Sq, T] in `dtype`, from score_stages:
+    mode 0 the raw scaled QK, 1 after softcap, 2 after softcap + mask/bias, 3 the
+    softmax probabilities (0 on rows with no visible key)."""
+    if mode not in QK_MATMUL_OUTPUT_MODES:
+        raise ValueError(f"qk_matmul_output_mode must be None or one of "
+                         f"{QK_MATMUL_OUTPUT_MODES}, got {mode!r}")
+    return stages[int(mode)].astype(dtype)
+
+
+def onnx_mask(attn_mask, *, dtype, batch, num_heads, q_len, total_len, offsets=0,
+              is_causal=False, left_window=-1, right_window=-1, kv_lengths=None):
+    """ONNX Attention's visibility: (bias float32 [B|1, Nq|1, Sq|1, T] or None,
+    allowed bool [B|1, Nq|1, Sq, T]).
+
+    attn_mask is bool (True = attend) or additive float in `dtype`, rank 1 [T']
+    (opset 25), 2 [Sq, T'], 3 [Nq|1, Sq, T'] or 4 [B|1, Nq|1, Sq, T'], T' <= T
+    padded with False / -inf. Positions (causal, window, kv lengths) as in
+    :func:`position_mask`; a negative window side is unbounded.
+    """
+    allowed = position_mask(q_len, total_len, offsets=offsets, is_causal=is_causal,
+                            left_window=left_window, right_window=right_window,
+                            kv_lengths=kv_lengths)
+    if attn_mask is None:
+        return None, allowed
+    attn_mask = jnp.asarray(attn_mask)
+    if attn_mask.dtype != jnp.bool_:
+        _same_dtype(attn_mask, dtype, "attn_mask", "Q (or bool)")
+    if attn_mask.ndim not in (1, 2, 3, 4):
+        raise ValueError(f"attn_mask must have rank 1, 2, 3 or 4, got {attn_mask.ndim}")
+    mask_len = attn_mask.shape[-1]
+    if mask_len > total_len:
+        raise ValueError(f"attn_mask last dim {mask_len} exceeds the total kv "
+                         f"length {total_len}")
+    m = _broadcast_4d(attn_mask, "attn_mask", (batch, num_heads, q_len, mask_len),
+                      "[B, Nq, Sq, T]")
+    pad = [(0, 0)] * 3 + [(0, total_len - mask_len)]
+    if m.dtype == jnp.bool_:
+        return None, allowed & jnp.pad(m, pad, constant_values=False)
+    return jnp.pad(m.astype(jnp.float32), pad, constant_values=-jnp.inf), allowed
 
 
 # ----------------------------------------------------------------------------
@@ -277,14 +335,20 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 # ----------------------------------------------------------------------------
 
 
+def _window_side(w):
+    """As jax.nn reads a window side (key j kept iff j >= i - w): floor(w); +inf
+    (and -1) are unbounded."""
+    return -1 if w == math.inf else int(math.floor(w))
+
+
 def _window_pair(name, window):
-    """(left, right) from None, an int w (= (w, w)) or a pair; -1 = unbounded."""
+    """(left, right) from None, a size w (= (w, w)) or a pair; -1 = unbounded."""
     if window is None:
         return -1, -1
-    if isinstance(window, (int, np.integer)):
-        left = right = int(window)
+    if np.ndim(window) == 0:
+        left = right = _window_side(window)
     else:
-        left, right = (int(w) for w in window)
+        left, right = (_window_side(w) for w in window)
     if left < -1 or right < -1:
         raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
     return left, right
@@ -319,7 +383,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
                          f"[B, S, K] = {tuple(key.shape[:3])}")
     if nq % nkv:
         raise ValueError(f"query heads ({nq}) must be a multiple of key/value heads ({nkv})")
-    scale = _check_scale(scale, head_size)
+    scale = _check_scale(scale, head_size, positive=False)  # any sign, as jax.nn
     softcap = _check_softcap(softcap)
     target = (batch, nq, q_len, kv_len)
 

@@ -51,7 +51,9 @@ ONNX_ERRORS = {
                           "past_value"),
     "past_key-alone": ("past", dict(past_value=None), ValueError, "past_value"),
     "past_value-alone": ("past", dict(past_key=None), ValueError, "past_key"),
-    "mask-rank-1": ("4d", dict(attn_mask=arr(SKV, dtype=bool)), ValueError, "attn_mask"),
+    "mask-rank-0": ("4d", dict(attn_mask=np.zeros((), bool)), ValueError, "attn_mask"),
+    "mask-rank-1-too-long": ("4d", dict(attn_mask=arr(SKV + 1, dtype=bool)), ValueError,
+                             "attn_mask"),
     "mask-rank-5": ("4d", dict(attn_mask=arr(1, B, NQ, SQ, SKV, dtype=bool)), ValueError,
                     "attn_mask"),
     "mask-batch": ("4d", dict(attn_mask=arr(B + 1, NQ, SQ, SKV, dtype=bool)), ValueError,
@@ -70,6 +72,37 @@ ONNX_ERRORS = {
                      "nonpad_kv_seqlen"),
     "scale-zero": ("4d", dict(scale=0.0), ValueError, "scale"),
     "scale-negative": ("4d", dict(scale=-0.5), ValueError, "scale"),
+    # Issue 16: each of these used to fail without naming the argument, or not at all.
+    "scale-overflows-float32": ("4d", dict(scale=1e39), ValueError,
+                                r"scale = 1e\+39 overflows float32"),
+    "scale-underflows-float32": ("4d", dict(scale=1e-50), ValueError,
+                                 r"scale = 1e-50 underflows to 0 in float32"),
+    "scale-nan": ("4d", dict(scale=float("nan")), ValueError, "scale must be finite"),
+    "softcap-inf": ("4d", dict(softcap=float("inf")), ValueError,
+                    r"softcap must be finite \(0 disables it\), got inf"),
+    "softcap-overflows-float32": ("4d", dict(softcap=1e40), ValueError,
+                                  r"softcap = 1e\+40 overflows float32"),
+    "head-size-zero": ("4d", dict(Q=arr(B, NQ, SQ, 0), K=arr(B, NKV, SKV, 0)), ValueError,
+                       r"Q: the head size is 0, must be positive"),
+    "v-head-size-zero": ("4d", dict(V=arr(B, NKV, SKV, 0)), ValueError,
+                         r"V: the head size is 0, must be positive"),
+    "kv-heads-zero": ("4d", dict(K=arr(B, 0, SKV, H), V=arr(B, 0, SKV, HV)), ValueError,
+                      r"K: the number of heads \(kv_num_heads\) is 0, must be positive"),
+    "q-heads-zero": ("4d", dict(Q=arr(B, 0, SQ, H)), ValueError,
+                     r"Q: the number of heads is 0, must be positive"),
+    "3d-kv_num_heads-zero": ("3d", dict(kv_num_heads=0), ValueError,
+                             r"kv_num_heads: the number of key/value heads is 0"),
+    "3d-head-size-zero": ("3d", dict(Q=arr(B, SQ, 0), K=arr(B, SKV, 0)), ValueError,
+                          r"Q: the head size is 0, must be positive"),
+    "left-window-float": ("4d", dict(left_window_size=2.5), ValueError,
+                          r"left_window_size must be an integer \(an ONNX int attribute\), "
+                          r"got 2\.5"),
+    "right-window-float": ("4d", dict(right_window_size=0.5), ValueError,
+                           r"right_window_size must be an integer"),
+    "left-window-below-minus-1": ("4d", dict(left_window_size=-2), ValueError,
+                                  r"left_window_size must be >= -1 \(-1: unbounded\)"),
+    "qk_matmul_output_mode": ("4d", dict(qk_matmul_output_mode=4), ValueError,
+                              "qk_matmul_output_mode must be None or one of"),
     "Q-int": ("4d", dict(Q=arr(B, NQ, SQ, H, dtype=np.int32), K=arr(B, NKV, SKV, H, dtype=np.int32),
                          V=arr(B, NKV, SKV, HV, dtype=np.int32)), TypeError, r"\bQ\b"),
     "K-dtype": ("4d", dict(K=arr(B, NKV, SKV, H, dtype=np.float16)), TypeError, r"\bK\b"),
@@ -127,7 +160,20 @@ DPA_ERRORS = {
                                 ValueError, "query_seq_lengths"),
     "key_value_seq_lengths-shape": (dict(key_value_seq_lengths=np.full((B, 1), SKV, np.int32)),
                                     ValueError, "key_value_seq_lengths"),
-    "scale-zero": (dict(scale=0.0), ValueError, "scale"),
+    "scale-overflows-float32": (dict(scale=-1e39), ValueError,
+                                r"scale = -1e\+39 overflows float32"),
+    "scale-not-scalar": (dict(scale=np.ones(2, np.float32)), ValueError,
+                         "scale must be a scalar"),
+    "softcap-inf": (dict(softcap=float("inf")), ValueError, "softcap must be finite"),
+    "kv-heads-zero": (dict(query=arr(B, SQ, 0, H), key=arr(B, SKV, 0, H),
+                           value=arr(B, SKV, 0, HV)), ValueError,
+                      "key: the number of heads is 0, must be positive"),
+    "head-size-zero-value-not": (dict(query=arr(B, SQ, NQ, 0), key=arr(B, SKV, NKV, 0)),
+                                 ValueError, "value's head size must be 0 too"),
+    "window-nan": (dict(local_window_size=(float("nan"), 1)), ValueError,
+                   r"local_window_size sizes must be finite or \+inf"),
+    "window-triple": (dict(local_window_size=(1, 2, 3)), ValueError,
+                      r"local_window_size must be a number or a pair"),
     "query-int": (dict(query=arr(B, SQ, NQ, H, dtype=np.int32),
                        key=arr(B, SKV, NKV, H, dtype=np.int32),
                        value=arr(B, SKV, NKV, HV, dtype=np.int32)), TypeError, "query"),
@@ -151,3 +197,47 @@ def test_dot_product_attention_errors(name, use_jit):
 def test_dot_product_attention_valid_base():
     out = _call(jax_mea.dot_product_attention, ("query", "key", "value"), DPA_BASE, False)
     assert out.shape == (B, SQ, NQ, HV)
+
+
+def _cache(num_kv_heads=NKV, head_size=H, v_head_size=HV, length=8):
+    return jax_mea.KVCache(key=np.zeros((B, num_kv_heads, length, head_size), np.float32),
+                           value=np.zeros((B, num_kv_heads, length, v_head_size), np.float32),
+                           lengths=np.zeros(B, np.int32), overflowed=np.zeros(B, bool))
+
+
+def _decode_args(nq=NQ, nkv=NKV, h=H, hv=HV):
+    return dict(query=arr(B, 1, nq, h), key=arr(B, 1, nkv, h), value=arr(B, 1, nkv, hv),
+                cache=_cache(nkv, h, hv))
+
+
+# name: (arguments, message pattern); all ValueError.
+DECODE_ERRORS = {
+    "scale-overflows-float32": (dict(scale=3.5e38), r"scale = 3\.5e\+38 overflows float32"),
+    "scale-negative": (dict(scale=-1.0), "scale must be positive"),
+    "softcap-inf": (dict(softcap=float("inf")), "softcap must be finite"),
+    "softcap-negative": (dict(softcap=-1.0), "softcap must be >= 0"),
+    "kv-heads-zero": (_decode_args(nkv=0),
+                      "cache.key: the number of key/value heads is 0, must be positive"),
+    "q-heads-zero": (_decode_args(nq=0), "query: the number of heads is 0, must be positive"),
+    "head-size-zero": (_decode_args(h=0), "cache.key: the head size is 0, must be positive"),
+    "v-head-size-zero": (_decode_args(hv=0),
+                         "cache.value: the head size is 0, must be positive"),
+    "window-nan": (dict(local_window_size=float("nan")),
+                   r"local_window_size sizes must be finite or \+inf"),
+}
+
+
+@pytest.mark.parametrize("name", list(DECODE_ERRORS))
+def test_decode_attention_errors(name):
+    changes, pattern = DECODE_ERRORS[name]
+    args = {**_decode_args(), **changes}
+    with pytest.raises(ValueError, match=pattern):
+        jax_mea.decode_attention(args.pop("query"), args.pop("key"), args.pop("value"),
+                                 args.pop("cache"), **args)
+
+
+def test_decode_attention_valid_base():
+    args = _decode_args()
+    out, _ = jax_mea.decode_attention(args.pop("query"), args.pop("key"), args.pop("value"),
+                                      args.pop("cache"), **args)
+    assert out.shape == (B, 1, NQ, HV)
