@@ -108,11 +108,11 @@ def split_scale(scale, head_size: int):
     if is_traced(scale):
         return 1.0, jnp.reshape(scale, ())
     value = float(np.reshape(np.asarray(scale), ()))
-    if value > 0.0:
-        return value, None
+    if np.float32(value) == 0.0:  # zero, or as good as zero for the kernels' float32
+        return 1.0, 0.0
     if value < 0.0:
         return -value, -1.0
-    return 1.0, 0.0
+    return value, None
 
 
 def fold_into_query(query, factor):
