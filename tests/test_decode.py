@@ -301,3 +301,14 @@ def test_decode_dtype_mismatch():
         jax_mea.decode_attention(q, q, q, cache)
     with pytest.raises(ValueError, match="max_seq_len"):
         jax_mea.KVCache.create(1, 0, 1, 8)
+
+
+def test_traced_scale(rng):
+    """A traced scale is folded into the query: the step matches the oracle."""
+    stream = Stream(rng, 2, 4, 2, 16, 16, "float32")
+    cache = jax_mea.KVCache.create(2, 8, 2, 16, dtype=jnp.float32)
+    q, k, v = stream.tokens(3)
+    step = jax.jit(lambda q, k, v, cache, scale: jax_mea.decode_attention(q, k, v, cache,
+                                                                          scale=scale))
+    out, after = step(q, k, v, cache, jnp.float32(0.7))
+    check_step(out, after, q, np.zeros(2, int), scale=0.7, dtype="float32")

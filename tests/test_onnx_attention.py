@@ -1,5 +1,7 @@
 """jax_mea.onnx_attention against the ONNX oracle (onnx.reference, op Attention)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 import jax_mea
 from jax_mea import reference
 from conftest import (DTYPES, OnnxCase, assert_close, assert_zero_rows, call_onnx_attention,
-                      check_onnx_case, f32, make_onnx_inputs, y_rows)
+                      check_onnx_case, f32, make_onnx_inputs, onnx_reference, y_rows)
 
 HEADS = pytest.mark.parametrize("q_heads,kv_heads", [(4, 4), (4, 2), (3, 1)],
                                 ids=["mha", "gqa", "mqa"])
@@ -194,3 +196,15 @@ def test_matches_reference(case, seed):
 ], ids=["prefill-causal", "decode-long-past", "nonpad-float-mask", "window-softcap"])
 def test_large_against_reference(rng, case, dtype):
     check_against_reference(case.replace(dtype=dtype), rng)
+
+
+def test_traced_scale(rng):
+    """A traced scale is folded into Q (the kernels take a static one)."""
+    case = OnnxCase(mask="bool:BNQT", is_causal=True, scale=0.7)
+    inputs, attrs = make_onnx_inputs(case, rng)
+    scale = attrs.pop("scale")
+    fn = jax.jit(lambda x, s: call_onnx_attention(jax_mea.onnx_attention, x, dict(attrs,
+                                                                                 scale=s)))
+    y, _, _ = fn({k: v for k, v in inputs.items() if v is not None}, jnp.float32(scale))
+    ey, _, _ = onnx_reference(inputs, dict(attrs, scale=scale))
+    assert_close(y, ey, "float32", "Y")
