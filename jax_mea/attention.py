@@ -70,10 +70,7 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
       [B, Nq, Sq, Hv] for 4D; present = concat(past, K/V) in BNSH.
     """
     del softmax_precision  # float32 softmax always
-    if qk_matmul_output_mode is not None and (
-            qk_matmul_output_mode not in reference.QK_MATMUL_OUTPUT_MODES):
-        raise ValueError("qk_matmul_output_mode must be None or one of "
-                         f"{reference.QK_MATMUL_OUTPUT_MODES}, got {qk_matmul_output_mode!r}")
+    reference.check_qk_matmul_output_mode(qk_matmul_output_mode)
     left_window = C.onnx_window_size("left_window_size", left_window_size)
     right_window = C.onnx_window_size("right_window_size", right_window_size)
     dtype = C.check_float_dtype("Q", Q)

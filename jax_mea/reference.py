@@ -27,6 +27,7 @@ __all__ = [
     "position_mask",
     "onnx_mask",
     "qk_matmul_output",
+    "check_qk_matmul_output_mode",
     "onnx_attention",
     "dot_product_attention",
     "decode_attention",
@@ -74,7 +75,8 @@ def score_stages(q, k, *, scale, softcap=0.0, bias=None, allowed=None):
     has_key = jnp.any(visible, axis=-1, keepdims=True)
     m = jnp.max(masked, axis=-1, keepdims=True)
     p = jnp.exp(masked - jnp.where(has_key, m, 0.0))
-    probs = jnp.where(has_key, p / jnp.sum(p, axis=-1, keepdims=True), 0.0)
+    denom = jnp.where(has_key, jnp.sum(p, axis=-1, keepdims=True), 1.0)  # no 0/0 (grads)
+    probs = jnp.where(has_key, p / denom, 0.0)
     return raw, capped, masked, probs
 
 
@@ -198,6 +200,7 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     A negative left/right_window_size leaves that side unbounded.
     """
     del softmax_precision  # always float32 here
+    check_qk_matmul_output_mode(qk_matmul_output_mode)
     Q, K, V = jnp.asarray(Q), jnp.asarray(K), jnp.asarray(V)
     dtype = _float_dtype(Q, "Q")
     _same_dtype(K, dtype, "K", "Q")
@@ -288,13 +291,17 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 QK_MATMUL_OUTPUT_MODES = (0, 1, 2, 3)
 
 
+def check_qk_matmul_output_mode(mode) -> None:
+    if mode is not None and mode not in QK_MATMUL_OUTPUT_MODES:
+        raise ValueError(f"qk_matmul_output_mode must be None or one of "
+                         f"{QK_MATMUL_OUTPUT_MODES}, got {mode!r}")
+
+
 def qk_matmul_output(stages, mode, dtype):
     """ONNX Attention's 4th output [B, Nq, Sq, T] in `dtype`, from score_stages:
     mode 0 the raw scaled QK, 1 after softcap, 2 after softcap + mask/bias, 3 the
     softmax probabilities (0 on rows with no visible key)."""
-    if mode not in QK_MATMUL_OUTPUT_MODES:
-        raise ValueError(f"qk_matmul_output_mode must be None or one of "
-                         f"{QK_MATMUL_OUTPUT_MODES}, got {mode!r}")
+    check_qk_matmul_output_mode(mode)
     return stages[int(mode)].astype(dtype)
 
 
