@@ -15,16 +15,15 @@
 
 #include "jax_mea/params.h"
 #include "kernels/common.cuh"  // element conversions, async copies, ldmatrix
+#include "kernels/decode_plan.h"
 
 namespace jax_mea::cuda::decode_impl {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;  // 4 warps per CTA, both kernels
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxSplits = 64;
-// Most splits merged inside a thread-block cluster (DecodeArgs::cluster_merge):
-// 16 CTAs is the largest cluster an H100 runs (8 is the portable size).
-constexpr int kMaxClusterSplits = 16;
+using decode_plan::kMaxClusterSplits;  // most splits merged inside a cluster
+using decode_plan::kMaxSplits;
 
 // What the host decided, passed to every decode kernel by value.
 struct DecodeArgs {
