@@ -645,8 +645,14 @@ int RunBench(const std::string& filter) {
   }
 
   // ragged: kv lengths drawn in [S/8, S]; full_lens: per-row lengths, all S (as a
-  // decode step passes them).
-  struct Shape { int B, S, Nq, Nkv, H, Hv; bool ragged = false, full_lens = false; };
+  // decode step passes them); extra: the cache holds S keys in a capacity of S + extra
+  // (a decode loop's cache is larger than its contents; per-row lengths S).
+  struct Shape {
+    int B, S, Nq, Nkv, H, Hv;
+    bool ragged = false, full_lens = false;
+    int extra = 0;
+    int capacity() const { return S + extra; }
+  };
   std::vector<Shape> shapes;
   const double kMaxBytes = 20e9;
   for (int B : {1, 8, 16, 64}) {
@@ -667,10 +673,23 @@ int RunBench(const std::string& filter) {
   for (int B : {8, 16}) {
     for (int S : {4096, 32768}) shapes.push_back(Shape{B, S, 32, 8, 128, 128, false, true});
   }
+  // Capacity past the contents, by a little and by 2x, on the GQA shapes of
+  // benchmarks/decode_model.py's large config (N16/4) and of the grid (N32/8).
+  for (int extra_of : {64, 0}) {
+    for (auto bs : {std::pair<int, int>{1, 32768}, {8, 4096}, {32, 2048}, {8, 1024}}) {
+      for (auto nn : {std::pair<int, int>{16, 4}, {32, 8}}) {
+        const int extra = extra_of ? extra_of : bs.second;  // 0: twice the length
+        shapes.push_back(Shape{bs.first, bs.second, nn.first, nn.second, 128, 128, false, true,
+                               extra});
+      }
+    }
+  }
   auto name_of = [](const Shape& s) {
     char name[64];
-    std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d%s", s.B, s.S, s.Nq, s.Nkv, s.H, s.Hv,
-                  s.ragged ? " ragged" : s.full_lens ? " lens" : "");
+    char cap[24] = "";
+    if (s.extra) std::snprintf(cap, sizeof cap, " cap+%d", s.extra);
+    std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d%s%s", s.B, s.S, s.Nq, s.Nkv, s.H,
+                  s.Hv, s.ragged ? " ragged" : s.full_lens && !s.extra ? " lens" : "", cap);
     return std::string(name);
   };
   if (!filter.empty()) {  // exact names, comma separated
@@ -696,7 +715,8 @@ int RunBench(const std::string& filter) {
   }
   size_t arena_bytes = 256u << 20;
   for (auto& s : shapes) {
-    arena_bytes = std::max<size_t>(arena_bytes, 2ull * s.B * s.Nkv * s.S * (s.H + s.Hv) + 4096);
+    arena_bytes =
+        std::max<size_t>(arena_bytes, 2ull * s.B * s.Nkv * s.capacity() * (s.H + s.Hv) + 4096);
   }
   DevBuf arena(arena_bytes);
   FillRandom<<<4096, 256>>>(static_cast<uint16_t*>(arena.ptr), arena_bytes / 2, 7);
@@ -726,8 +746,8 @@ int RunBench(const std::string& filter) {
   std::vector<cudaEvent_t> ev(2 * kIters);
   for (auto& e : ev) CHECK_CUDA(cudaEventCreate(&e));
   auto params_of = [&](const Shape& s) {
-    AttentionParams p = ShapeParams(DType::kBFloat16, s.B, s.Nq, s.Nkv, 1, s.S, s.H, s.Hv, kBSNH,
-                                    kBNSH, kBSNH);
+    AttentionParams p = ShapeParams(DType::kBFloat16, s.B, s.Nq, s.Nkv, 1, s.capacity(), s.H,
+                                    s.Hv, kBSNH, kBNSH, kBSNH);
     p.q = dq.ptr;
     p.out = dout.ptr;
     p.k = arena.ptr;
@@ -737,7 +757,8 @@ int RunBench(const std::string& filter) {
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
                         bool balance = true, int cluster = -1) {
-    const size_t kbytes = 2ull * s.B * s.Nkv * s.S * s.H, vbytes = 2ull * s.B * s.Nkv * s.S * s.Hv;
+    const size_t kbytes = 2ull * s.B * s.Nkv * s.capacity() * s.H,
+                 vbytes = 2ull * s.B * s.Nkv * s.capacity() * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     AttentionParams p = params_of(s);
