@@ -513,6 +513,19 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
     }
   }
 
+  if (const KvCopyParams* ap = options.append; ap != nullptr && ap->num_new > 0) {
+    if (ap->dst_k != p.k || ap->dst_v != p.v || ap->dtype != p.dtype || ap->batch != p.batch ||
+        ap->num_kv_heads != p.num_kv_heads || ap->dst_starts == nullptr) {
+      return cudaErrorInvalidValue;  // not an append to this call's cache
+    }
+    a.append_k = ap->new_k;
+    a.append_v = ap->new_v;
+    a.append_k_strides = ap->new_k_strides;
+    a.append_v_strides = ap->new_v_strides;
+    a.append_starts = ap->dst_starts;
+    a.append_num_new = ap->num_new;
+  }
+
   // (groups, batch, splits): see CtaCoord in decode_common.cuh.
   const int64_t grid_x = static_cast<int64_t>(p.num_kv_heads) * a.row_blocks;
   if (grid_x > 0x7fffffff || p.batch > 65535) return cudaErrorInvalidValue;

@@ -104,18 +104,13 @@ DecodePlan PlanDecode(const AttentionParams& p, const KernelFacts& k, const Devi
       }
     }
   }
+  // Where the chosen splits do not fit the clusters the GPU runs at once (8 groups
+  // x 16 splits: an H200 runs 7 clusters of 16), they merge through the workspace.
+  // Taking half as many splits in clusters instead was 1.03x faster on the H100
+  // (B1 S32768 N32/8) but 1.14-1.22x slower on the H200 (kernel alone, 2026-11-29:
+  // B1 S32768 N32/8 8+cl 54.9 us vs 16 splits 45.0; B8 S4096 N16/4 2+cl 32.6 vs 4
+  // splits 28.6): every CTA slot streaming beats a cheaper merge.
   plan.cluster_merge = ClusterMergeFits(plan, plan.num_splits, k, d, o, slots);
-  // Too many split CTAs for the clusters the GPU runs at once (8 groups x 16
-  // splits: an H100 runs 7 clusters of 16): half the splits, merged in clusters
-  // (faster on the H100 at every cache length: benchmarks/RESULTS.md, fifth session).
-  if (!plan.cluster_merge && o.num_splits == 0 && k.tma && plan.balance_slots == 0 &&
-      plan.num_splits > 2) {
-    const int half = (plan.num_splits + 1) / 2;
-    if (ClusterMergeFits(plan, half, k, d, o, slots)) {
-      plan.num_splits = plan.uniform_splits = half;
-      plan.cluster_merge = true;
-    }
-  }
   plan.ws_bytes =
       plan.cluster_merge ? 0 : WorkspaceBytes(plan.num_rows, p.v_head_size, plan.num_splits);
   return plan;
