@@ -30,6 +30,7 @@
 #include "cpu/cpu_types.h"
 #include "cpu/kernels.h"
 #include "jax_mea/params.h"
+#include "jax_mea/workspace.h"
 #include "kernels/decode.h"
 #include "check_common.h"
 
@@ -88,10 +89,9 @@ struct Case {
   bool must_cluster = false;     // the plan must merge in clusters (on sm_90)
 };
 
-// The workspace the XLA path asks for (jax_mea/primitives.py's
-// decode_workspace_bytes, below its cap): 64 splits of every row's partials.
+// The workspace the XLA path asks for (the bound of jax_mea/workspace.h).
 size_t XlaWorkspaceBound(const Case& c) {
-  return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
+  return static_cast<size_t>(DecodeWorkspaceBound(c.B, c.Nq, c.Nkv, c.T, c.Hv));
 }
 
 Layout LayoutOf(bool bnsh) { return bnsh ? kBNSH : kBSNH; }

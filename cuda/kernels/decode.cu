@@ -14,6 +14,7 @@
 #include <tuple>
 #include <utility>
 
+#include "jax_mea/workspace.h"
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_kernels.cuh"
 
@@ -357,16 +358,15 @@ unsigned* NextCounterBank(int dev) {
   return it->second + (next++ % kCounterBanks) * kMaxCounterGroups;
 }
 
-// Workspace layout: ws_ml at 0, then ws_o at *o_offset (256-byte aligned).
+// Workspace layout (jax_mea/workspace.h): ws_ml at 0, then ws_o at *o_offset.
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
                       size_t* o_offset = nullptr) {
-  if (splits <= 1) return 0;
-  const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
-  const size_t o_at = (ml + 255) / 256 * 256;
-  const size_t o = static_cast<size_t>(splits) * num_rows * p.v_head_size * sizeof(float);
-  if (o_offset) *o_offset = o_at;
-  return o_at + o;
+  int64_t o_at = 0;
+  const int64_t bytes = DecodeWorkspaceLayout(splits, num_rows, p.v_head_size, &o_at);
+  if (o_offset) *o_offset = static_cast<size_t>(o_at);
+  return static_cast<size_t>(bytes);
 }
+static_assert(kMaxSplits <= kDecodeMaxSplits, "XLA's workspace bound is sized for kDecodeMaxSplits");
 
 // True where the plan's splits can merge inside thread-block clusters
 // (DecodeArgs::cluster_merge): an MMA kernel with sm_90 machine code, 2 to
