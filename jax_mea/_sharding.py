@@ -120,11 +120,21 @@ def _split_axes(in_roles, arg_shapes, role_set: str) -> tuple[str, ...]:
     return ()
 
 
+def _batch_and_heads(in_roles, operands) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The mesh axes the operands split their batch and their heads over."""
+    batch = _split_axes(in_roles, operands, "b")
+    return batch, tuple(a for a in _split_axes(in_roles, operands, "nk") if a not in batch)
+
+
+def _spec(roles: str, batch, heads) -> PartitionSpec:
+    return PartitionSpec(*(_entry(batch) if r == "b" else _entry(heads) if r in "nk" else None
+                           for r in roles))
+
+
 def _shardings(prim_name, in_roles, out_roles, num_kv_heads, mesh, arg_shapes):
     """(operand shardings, result shardings) for each device to run its own shard:
     batch and heads as the operands have them, every other axis whole."""
-    batch = _split_axes(in_roles, arg_shapes, "b")
-    heads = tuple(a for a in _split_axes(in_roles, arg_shapes, "nk") if a not in batch)
+    batch, heads = _batch_and_heads(in_roles, arg_shapes)
     splits = 1
     for a in heads:
         splits *= mesh.shape[a]
@@ -134,13 +144,8 @@ def _shardings(prim_name, in_roles, out_roles, num_kv_heads, mesh, arg_shapes):
             f"but there are {num_kv_heads} key/value heads. Heads shard as whole GQA groups "
             f"(query heads with their key/value heads): split them over a number of devices "
             f"that divides {num_kv_heads}, and use the other devices for the batch.")
-
-    def sharding(roles: str) -> NamedSharding:
-        spec = [_entry(batch) if r == "b" else _entry(heads) if r in "nk" else None
-                for r in roles]
-        return NamedSharding(mesh, PartitionSpec(*spec))
-
-    return (tuple(sharding(r) for r in in_roles), tuple(sharding(r) for r in out_roles))
+    return tuple(tuple(NamedSharding(mesh, _spec(r, batch, heads)) for r in roles)
+                 for roles in (in_roles, out_roles))
 
 
 def _call(prim_name, params, in_roles, out_roles, num_kv_heads, group, *args):
@@ -173,6 +178,18 @@ _partitioned.def_partition(
     infer_sharding_from_operands=_infer_result_shardings,
     sharding_rule=_sharding_rule if SdyShardingRule is not None else None,
 )
+
+
+def result_shardings(roles: RolesFn, params: dict, avals_in) -> list:
+    """The results' sharding in types (None: jax's default): batch and heads split
+    as the operands' are over explicit mesh axes (jax types auto axes as None),
+    the other axes whole, as the partitioned call makes them."""
+    in_roles, out_roles = roles(params, avals_in)
+    mesh = getattr(getattr(avals_in[0], "sharding", None), "mesh", None)
+    if mesh is None or mesh.empty:
+        return [None] * len(out_roles)
+    batch, heads = _batch_and_heads(in_roles, avals_in)
+    return [NamedSharding(mesh, _spec(r, batch, heads)) for r in out_roles]
 
 
 # ----------------------------------------------------------------------------

@@ -108,11 +108,18 @@ def bind_attention(
     )
 
 
-def _attention_abstract_eval(q, k, v, mask, kv_lengths, causal_offsets, *, q_layout, v_layout,
-                             out_layout, **_):
-    num_heads, q_len = heads_and_seq(q.shape, q_layout)
-    out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], out_layout)
-    return jax.core.ShapedArray(out_shape, q.dtype)
+def _results(roles, params, avals_in, shapes_and_dtypes):
+    """The abstract results, typed with the sharding the partitioned call gives them."""
+    shardings = _sharding.result_shardings(roles, params, avals_in)
+    return [jax.core.ShapedArray(shape, dtype, sharding=sharding)
+            for (shape, dtype), sharding in zip(shapes_and_dtypes, shardings)]
+
+
+def _attention_abstract_eval(*avals, **params):
+    q, _, v = avals[:3]
+    num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
+    out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], params["out_layout"])
+    return _results(_attention_roles, params, avals, [(out_shape, q.dtype)])[0]
 
 
 attention_p.def_impl(partial(dispatch.apply_primitive, attention_p))
@@ -229,13 +236,13 @@ def bind_kv_concat(past_key, past_value, key, value, *, new_layout: Layout):
     return kv_concat_p.bind(past_key, past_value, key, value, new_layout=Layout(new_layout))
 
 
-def _kv_concat_abstract_eval(past_key, past_value, key, value, *, new_layout):
-    _, new_len = heads_and_seq(key.shape, new_layout)
+def _kv_concat_abstract_eval(*avals, **params):
+    past_key, past_value, key, value = avals
+    _, new_len = heads_and_seq(key.shape, params["new_layout"])
     total = past_key.shape[2] + new_len
-    return (
-        jax.core.ShapedArray(past_key.shape[:2] + (total, past_key.shape[3]), key.dtype),
-        jax.core.ShapedArray(past_value.shape[:2] + (total, past_value.shape[3]), value.dtype),
-    )
+    return _results(_kv_concat_roles, params, avals, [
+        (past_key.shape[:2] + (total, past_key.shape[3]), key.dtype),
+        (past_value.shape[:2] + (total, past_value.shape[3]), value.dtype)])
 
 
 kv_concat_p.def_abstract_eval(_kv_concat_abstract_eval)
@@ -283,11 +290,11 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, 
         right_window=-1, scale=float(scale), softcap=float(softcap))
 
 
-def _decode_step_abstract_eval(q, key, value, cache_key, cache_value, mask, kv_lengths, starts,
-                               **_):
-    out = jax.core.ShapedArray(q.shape[:3] + (cache_value.shape[3],), q.dtype)
-    return (out, jax.core.ShapedArray(cache_key.shape, cache_key.dtype),
-            jax.core.ShapedArray(cache_value.shape, cache_value.dtype))
+def _decode_step_abstract_eval(*avals, **params):
+    q, cache_key, cache_value = avals[0], avals[3], avals[4]
+    return _results(_decode_step_roles, params, avals, [
+        (q.shape[:3] + (cache_value.shape[3],), q.dtype),
+        (cache_key.shape, cache_key.dtype), (cache_value.shape, cache_value.dtype)])
 
 
 decode_step_p.def_abstract_eval(_decode_step_abstract_eval)

@@ -44,8 +44,12 @@ def eight_devices():
 
 @functools.lru_cache(maxsize=None)
 def mesh_of(name):
-    shape, names, batch, heads = MESHES[name]
-    return jax.make_mesh(shape, names), batch, heads
+    """(mesh, batch axes, heads axes); jax.make_mesh's axes are explicit (sharding in
+    types), "-auto" ones are not (the sharding is known only to the compiler)."""
+    base, auto = name.removesuffix("-auto"), name.endswith("-auto")
+    shape, names, batch, heads = MESHES[base]
+    types = {"axis_types": (jax.sharding.AxisType.Auto,) * len(names)} if auto else {}
+    return jax.make_mesh(shape, names, **types), batch, heads
 
 
 def put(x, mesh, *spec):
@@ -157,7 +161,7 @@ def _cache(mesh, b, n, capacity=32):
     return sharded, jax_mea.KVCache(*(jnp.asarray(x) for x in host))
 
 
-@pytest.mark.parametrize("mesh_name", list(MESHES))
+@pytest.mark.parametrize("mesh_name", [*MESHES, "2x4-auto"])
 def test_decode_step_in_place(mesh_name):
     mesh, b, n = mesh_of(mesh_name)
     steps = 2
@@ -166,6 +170,11 @@ def test_decode_step_in_place(mesh_name):
     args = (put(q, mesh, b, None, n), put(k, mesh, b, None, n), put(v, mesh, b, None, n), cache)
     step = jax.jit(jax_mea.decode_attention, donate_argnums=3)
     check_no_collectives(step, *args)
+    # Under an explicit mesh the sharding is in the types too.
+    out_type, cache_type = jax.eval_shape(step, *args)
+    if all(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types):
+        assert out_type.sharding.spec == P(b, None, n, None)
+        assert cache_type.key.sharding.spec == P(b, n, None, None)
     pointers = [s.data.unsafe_buffer_pointer() for s in cache.key.addressable_shards]
 
     out, new_cache = step(*args)
