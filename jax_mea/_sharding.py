@@ -33,13 +33,7 @@ from jax.extend.core import Primitive
 from jax.interpreters import mlir
 from jax.sharding import NamedSharding, PartitionSpec
 
-try:  # The Shardy rule classes are not re-exported publicly (jax 0.10 and 0.11).
-    from jax._src.custom_partitioning_sharding_rule import (ArrayMapping, CompoundFactor,
-                                                           SdyShardingRule)
-except ImportError:  # pragma: no cover - a jax without them: GSPMD callbacks only
-    ArrayMapping = CompoundFactor = SdyShardingRule = None
-
-SPLIT_ROLES = "bnk"
+from jax_mea import _ffi
 
 # Roles(params, avals_in) -> (operand roles, result roles): one string per operand
 # and per result, one role per axis.
@@ -49,8 +43,9 @@ _PRIMITIVES: dict[str, Primitive] = {}
 
 
 def layout_roles(layout, batch: str, heads: str, seq: str, dim: str) -> str:
-    """The roles of a rank-4 tensor in `layout` (0 BSNH, 1 BNSH)."""
-    return batch + (seq + heads if int(layout) == 0 else heads + seq) + dim
+    """The roles of a rank-4 tensor in `layout` (BSNH or BNSH)."""
+    bsnh = int(layout) == _ffi.LAYOUTS["BSNH"]
+    return batch + (seq + heads if bsnh else heads + seq) + dim
 
 
 def _group(in_roles, avals_in) -> tuple[int, int]:
@@ -70,28 +65,32 @@ def _group(in_roles, avals_in) -> tuple[int, int]:
 
 def _sharding_rule(prim_name, params, in_roles, out_roles, num_kv_heads, group, mesh,
                    value_types, result_types):
+    """The Shardy rule, in custom_partitioning's einsum-like notation (public in
+    jax 0.10 and 0.11, where the rule classes are not): e.g. for attention over
+    BSNH q and BNSH k/v, ``b s (k g) h, b k t h, b k t d, ... -> b s (k g) d``."""
     del prim_name, params, num_kv_heads, mesh, value_types, result_types
     fresh = iter(range(1 << 20))
 
-    def mapping(roles: str):
-        factors = []
-        for r in roles:
-            if r == ".":
-                factors.append(f"u{next(fresh)}")
-            elif r == "n":
-                factors.append(CompoundFactor("k", "g") if group > 1 else "k")
-            else:
-                factors.append(r)
-        return ArrayMapping(*factors)
+    def factor(role: str) -> str:
+        if role == ".":
+            return f"u{next(fresh)}"
+        if role == "n":
+            return "(k g)" if group > 1 else "k"
+        return role
 
-    operands = tuple(mapping(r) for r in in_roles)
-    results = tuple(mapping(r) for r in out_roles)
-    names = [f for m in operands + results for f in m if isinstance(f, str)]
-    sizes = {"g": group} if group > 1 else {}
+    def mapping(roles: str) -> str:
+        return " ".join(factor(r) for r in roles)
+
+    lhs = ", ".join(mapping(r) for r in in_roles)
+    rhs = ", ".join(mapping(r) for r in out_roles)
+    names = (lhs + " " + rhs).replace(",", " ").replace("(", " ").replace(")", " ").split()
     # Only batch and whole GQA groups split; every other axis is gathered first.
     # (In order of first use: Shardy wants the special factors sorted so.)
-    replicated = tuple(f for f in dict.fromkeys(names) if f not in ("b", "k"))
-    return SdyShardingRule(operands, results, need_replication_factors=replicated, **sizes)
+    replicated = tuple(f for f in dict.fromkeys(names) if f not in ("b", "k", "g"))
+    options = {"need_replication_factors": replicated}
+    if group > 1:
+        options["g"] = group  # used only inside (k g): its size is not inferred
+    return f"{lhs} -> {rhs}", options
 
 
 # ----------------------------------------------------------------------------
@@ -176,7 +175,7 @@ _partitioned = custom_partitioning(_call, static_argnums=(0, 1, 2, 3, 4, 5))
 _partitioned.def_partition(
     partition=_partition,
     infer_sharding_from_operands=_infer_result_shardings,
-    sharding_rule=_sharding_rule if SdyShardingRule is not None else None,
+    sharding_rule=_sharding_rule,
 )
 
 
