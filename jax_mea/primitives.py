@@ -14,6 +14,8 @@ Three primitives, one per custom-call target:
 The public functions in ``attention.py`` and ``cache.py`` validate user input
 and call the ``bind_*`` helpers here; these helpers assume valid shapes.
 Batching rules fold a vmapped axis into the kernel's batch axis (no loop).
+Under jit with sharded inputs, each device runs its own shard: the lowerings
+go through ``_sharding.py`` with the axis roles declared below.
 """
 
 from __future__ import annotations
