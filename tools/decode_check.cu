@@ -30,6 +30,7 @@
 #include "cpu/cpu_types.h"
 #include "cpu/kernels.h"
 #include "jax_mea/params.h"
+#include "jax_mea/workspace.h"
 #include "kernels/decode.h"
 #include "check_common.h"
 
@@ -88,10 +89,9 @@ struct Case {
   bool must_cluster = false;     // the plan must merge in clusters (on sm_90)
 };
 
-// The workspace the XLA path asks for (jax_mea/primitives.py's
-// decode_workspace_bytes, below its cap): 64 splits of every row's partials.
+// The workspace the XLA path asks for (the bound of jax_mea/workspace.h).
 size_t XlaWorkspaceBound(const Case& c) {
-  return size_t{64} * c.B * c.Nq * c.T * (2 + c.Hv) * 4 + 512;
+  return static_cast<size_t>(DecodeWorkspaceBound(c.B, c.Nq, c.Nkv, c.T, c.Hv));
 }
 
 Layout LayoutOf(bool bnsh) { return bnsh ? kBNSH : kBSNH; }
@@ -472,7 +472,9 @@ std::vector<Case> BuildCases(bool small) {
       c.name = "xla-ws-b1-long"; c.B = 1; c.cap = 32768; c.lens = {30001}; c.balanced = false;
       c.cluster = 0; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
       c.name = "xla-ws-short"; c.xla_ws = 3 * 32 * 130 * 4 + 512; cases.push_back(c);
-      c.name = "xla-ws-short-cluster"; c.cluster = -1; c.must_cluster = true; cases.push_back(c);
+      // 8 groups x 16 splits do not fit the clusters the GPU runs: through the short
+      // workspace, with fewer splits, even with the cluster merge allowed.
+      c.name = "xla-ws-short-cluster-allowed"; c.cluster = -1; cases.push_back(c);
       c.name = "xla-ws-b1-h64-t4"; c.must_cluster = false; c.H = c.Hv = 64; c.T = 4; c.Nq = 8; c.Nkv = 2; c.causal = true;
       c.cap = 9000; c.lens = {8999}; c.xla_ws = XlaWorkspaceBound(c); cases.push_back(c);
     }

@@ -43,12 +43,10 @@ int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_
 }
 
 size_t WorkspaceBytes(int64_t num_rows, int v_head_size, int splits, size_t* o_offset) {
-  if (splits <= 1) return 0;
-  const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
-  const size_t o_at = (ml + 255) / 256 * 256;
-  const size_t o = static_cast<size_t>(splits) * num_rows * v_head_size * sizeof(float);
-  if (o_offset) *o_offset = o_at;
-  return o_at + o;
+  int64_t o_at = 0;
+  const int64_t bytes = DecodeWorkspaceLayout(splits, num_rows, v_head_size, &o_at);
+  if (o_offset) *o_offset = static_cast<size_t>(o_at);
+  return static_cast<size_t>(bytes);
 }
 
 namespace {

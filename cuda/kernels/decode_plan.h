@@ -15,10 +15,12 @@
 #include <functional>
 
 #include "jax_mea/params.h"
+#include "jax_mea/workspace.h"
 
 namespace jax_mea::decode_plan {
 
-constexpr int kMaxSplits = 64;
+// XLA's workspace bound (jax_mea/workspace.h) is sized for this many splits.
+constexpr int kMaxSplits = kDecodeMaxSplits;
 // Most splits merged inside a thread-block cluster: 16 CTAs is the largest
 // cluster an H100 / H200 runs (8 is the portable size).
 constexpr int kMaxClusterSplits = 16;
@@ -83,8 +85,8 @@ int DefaultMmaConfig(const AttentionParams& p, const DeviceFacts& d);
 // its keys (rounded up to `tile`) plus `cta_overhead_keys`.
 int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_overhead_keys);
 
-// Workspace of `splits` split partials: (max, sum) per split and row at 0, then
-// the unnormalised out at *o_offset (256-byte aligned). 0 for one split.
+// Workspace of `splits` split partials (jax_mea/workspace.h's layout): (max, sum)
+// per split and row at 0, then the unnormalised out at *o_offset. 0 for one split.
 size_t WorkspaceBytes(int64_t num_rows, int v_head_size, int splits, size_t* o_offset = nullptr);
 
 // The whole plan. `p` needs only its shapes and whether kv_lengths is given.
