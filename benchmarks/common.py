@@ -220,7 +220,7 @@ def run_jax_mea_scan(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **
     carried and donated) holds lens - 1 tokens, each step sets its lengths back and
     appends the lens-th token in place, then attends over lens."""
     q, kn, vn, cache = _decode_state(case, dtype, seed)
-    lengths = cache.lengths
+    lengths = jnp.asarray(case.kv_lengths() - 1)   # its own buffer: the cache is donated
 
     def attend(cache, q, kn, vn, lengths):
         return jax_mea.decode_attention(q, kn, vn, replace_fields(cache, lengths=lengths))
