@@ -132,7 +132,7 @@ def main():
     deadline = time.monotonic() + args.budget_s if args.budget_s else None
     dtype = args.dtype or ("float32" if args.smoke else "bfloat16")
     cases = SMOKE if args.smoke else (full_grid() if args.grid == "full" else small_grid())
-    cases = with_capacities(cases, args.capacity)
+    cases = list(dict.fromkeys(with_capacities(cases, args.capacity)))   # each shape once
     cases = [c for c in cases if c.cache_bytes(2) <= MAX_CACHE_BYTES]
     if args.only:
         cases = [c for c in cases if any(part in c.name for part in args.only.split(","))]

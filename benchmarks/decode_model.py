@@ -234,6 +234,14 @@ def measure_point(config, cfg, params, B, P, *, steps, variants, copy_Bps, dtype
     return rows
 
 
+def usable(variants):
+    """The variants that can run here (jax-cudnn needs a GPU; dropped with the reason)."""
+    if "jax-cudnn" in variants and jax.default_backend() != "gpu":
+        print("(jax's cudnn attention needs a GPU: skipping jax-cudnn)")
+        return [v for v in variants if v != "jax-cudnn"]
+    return variants
+
+
 def ints(text):
     return [int(x) for x in text.split(",")]
 
@@ -266,10 +274,7 @@ def main():
     batches, contexts = ints(args.batch or grid["batch"]), ints(args.context or grid["context"])
     steps = args.steps or (4 if args.smoke else 32)
     dtype = jnp.dtype(args.dtype or ("float32" if args.smoke else "bfloat16"))
-    variants = args.variants.split(",")
-    if "jax-cudnn" in variants and jax.default_backend() != "gpu":
-        print("(jax's cudnn attention needs a GPU: skipping jax-cudnn)")
-        variants.remove("jax-cudnn")
+    variants = usable(args.variants.split(","))
     stats = jax.devices()[0].memory_stats() or {}
     memory = args.memory_gb * 1e9 if args.memory_gb else stats.get("bytes_limit")
 

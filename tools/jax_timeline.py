@@ -78,8 +78,7 @@ def model_timeline(args):
     attention kernel's calls and time and the layer's copy floor over that time."""
     import decode_model as dm
     dtype = jnp.dtype(args.dtype or ("float32" if args.smoke else "bfloat16"))
-    variants = [v for v in args.variants.split(",")
-                if jax.default_backend() == "gpu" or v != "jax-cudnn"]
+    variants = dm.usable(args.variants.split(","))
     ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
     cfg, params = dm.setup(args.model, dtype)
     print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, {dtype}; copy "
