@@ -24,8 +24,9 @@ programs of steps/4 and steps steps instead, timing.time_steps), tokens/s, the f
 of the roofline ((weight bytes + cache bytes read) per step / the copy bandwidth measured
 in the same run), jax_mea / best peer step time, and attention's share of the step:
 one more run under the JAX profiler, the time of the attention kernels (the rule:
-kernel_times.py) over that run's device time (first kernel start to last kernel end). The logits of the first step and the
-fed tokens are checked against the first variant's.
+kernel_times.py) over that run's device time (first kernel start to last kernel end).
+The logits of the first step and the fed tokens are checked against the first
+variant's.
 
     python benchmarks/decode_model.py [--config large,8b] [--batch 1,8,32]
         [--context 1024,4096,32768] [--steps 32] [--budget-s 480] [--out DIR]

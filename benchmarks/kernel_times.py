@@ -166,7 +166,7 @@ def program_kernels(profile, hlo_text):
         if gpu and "stream" not in line.lower():
             continue    # derived lines (XLA Ops, XLA Modules, Steps) repeat the streams' events
         hlo_op = _hlo_op_of(stats)
-        if not gpu and (hlo_op is None or (module and stats.get("hlo_module") not in (None, module))):
+        if not gpu and (hlo_op is None or stats.get("hlo_module") not in (None, module)):
             continue    # on the CPU: only the program's thunks
         instr, how = None, "unresolved"
         if gpu and (_OURS.search(name) or _CUDNN.search(name)):
