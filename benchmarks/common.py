@@ -186,8 +186,7 @@ def _decode_error(case, step, cache, q, *args):
     relative error of out's row 0 against the reference over the cache it attended to,
     the cache)."""
     out, cache = jax.jit(step, donate_argnums=0)(cache, q, *args)
-    c = cache
-    return rel_error(out[:1], reference(q[:1], c.key[:1], c.value[:1],
+    return rel_error(out[:1], reference(q[:1], cache.key[:1], cache.value[:1],
                                         case.kv_lengths()[:1], False, "BNSH")), cache
 
 
