@@ -162,6 +162,33 @@ def setup(config, dtype, seed=0):
     return cfg, ex.init_params(cfg, seed, jnp.dtype(dtype))
 
 
+def first_line(e):
+    return (str(e).strip().splitlines() or [""])[0][:120]
+
+
+def profile_run(prog, n, state, params, first, n_layers, kv_layer, copy_Bps):
+    """One more run of the compiled n-step program under the JAX profiler (the caches
+    in and back into state['caches']): attention's kernel time per step and per layer,
+    its share of the traced run's device time (first kernel start to last kernel end:
+    the profiler's overhead, small on the GPU, large on the CPU, is on both sides), and
+    the '_kernels' for tools/jax_timeline.py."""
+    def run():
+        state["caches"], out = prog(state["caches"], params, first)
+        jax.block_until_ready((state["caches"], out))
+    kernels = kernel_times.program_kernels(kernel_times.trace(run), prog.as_text())
+    tot = kernel_times.totals(kernels)
+    per_step = lambda ns: ns / n / 1e6    # ms per step
+    attn_us = per_step(tot["attention_ns"]) * 1e3 / n_layers
+    return dict(attn_ms_per_step=per_step(tot["attention_ns"]),
+                attn_share=tot["attention_ns"] / tot["span_ns"] if tot["span_ns"] else None,
+                traced_ms_per_step=per_step(tot["span_ns"]), attn_us_per_layer=attn_us,
+                kernel_ms_per_step=per_step(tot["kernel_ns"]),
+                unresolved_ms_per_step=per_step(tot["unresolved_ns"]),
+                # a layer's K+V at copy speed over attention's time per layer
+                attn_frac_copy=kv_layer / copy_Bps * 1e6 / attn_us if attn_us else None,
+                _kernels=kernels, _steps=n)
+
+
 def measure_point(config, cfg, params, B, P, *, steps, variants, copy_Bps, dtype,
                   repeats=5, slope=False, profile=True, seed=0):
     """Every variant at one grid point: a row (dict) each, with '_kernels' (the
@@ -191,31 +218,13 @@ def measure_point(config, cfg, params, B, P, *, steps, variants, copy_Bps, dtype
             row.update(max_logit_diff=float(jnp.max(jnp.abs(logits - ref[1]))),
                        tokens_agree=float(np.mean(np.asarray(fed == ref[0]))))
             if profile:
-                n = counts[-1]
-
-                def run():
-                    state["caches"], out = progs[n](state["caches"], params, first)
-                    jax.block_until_ready((state["caches"], out))
-                kernels = kernel_times.program_kernels(kernel_times.trace(run),
-                                                       progs[n].as_text())
-                tot = kernel_times.totals(kernels)
-                per_step = lambda ns: ns / n / 1e6    # ms per step
-                # the share within the traced run itself (the profiler's overhead, small
-                # on the GPU, large on the CPU, is on both sides)
-                row.update(attn_ms_per_step=per_step(tot["attention_ns"]),
-                           attn_share=(tot["attention_ns"] / tot["span_ns"]
-                                       if tot["span_ns"] else None),
-                           traced_ms_per_step=per_step(tot["span_ns"]),
-                           attn_us_per_layer=per_step(tot["attention_ns"]) * 1e3 / cfg.n_layers,
-                           kernel_ms_per_step=per_step(tot["kernel_ns"]),
-                           unresolved_ms_per_step=per_step(tot["unresolved_ns"]),
-                           _kernels=kernels, _steps=n)
-                # attention's K+V read per layer at copy speed, over its time in the model
-                row["attn_frac_copy"] = (kv_layer / copy_Bps * 1e6 / row["attn_us_per_layer"]
-                                         if row["attn_us_per_layer"] else None)
+                try:
+                    row.update(profile_run(progs[counts[-1]], counts[-1], state, params, first,
+                                           cfg.n_layers, kv_layer, copy_Bps))
+                except Exception as e:  # the timing above stands
+                    row["note"] = f"profile: {type(e).__name__}: {first_line(e)}"
         except Exception as e:  # OOM, cuDNN refusing a shape: this variant only
-            msg = (str(e).strip().splitlines() or [""])[0][:120]
-            row["note"] = f"{type(e).__name__}: {msg}"
+            row["note"] = f"{type(e).__name__}: {first_line(e)}"
         finally:
             state.clear()
             gc.collect()
