@@ -13,6 +13,14 @@ append to a donated KVCache, then attend; Sq == 1 only), jax-xla / jax-cudnn
 SDPA backends, on jax-made buffers through DLPack). Every contender is timed on the
 device side (timing.time_jax / time_torch: many calls per program or CUDA graph,
 rotating among input sets where they would fit in L2).
+
+The *-scan contenders (Sq == 1 only) time the same attention as n steps of one
+lax.scan instead (timing.time_steps, the method of issue 11): each step's query is the
+previous one plus 1e-3 x the previous output, so that no step can be hoisted or
+overlapped, and the inputs stay the same (a cache that fits in L2 is served from L2,
+as in a decode loop). jax_mea-scan carries a KVCache of capacity case.cap (donated)
+and appends a token per step in place; jax-xla-scan / jax-cudnn-scan attend over the
+case's Skv keys. Each family (calls, scan) has its own best peer (run_cases).
 """
 import dataclasses
 import functools
@@ -20,6 +28,7 @@ import gc
 import importlib.util
 import os
 import sys
+import time
 import warnings
 
 import timing  # noqa: F401  (before jax: GPU memory settings)
@@ -57,6 +66,12 @@ class Case:
     Hv: int | None = None    # value head size, default H
     causal: bool = False
     ragged: bool = False     # per-row kv lengths, drawn in [Skv/8, Skv]
+    capacity: int | None = None  # KV cache capacity (default Skv): a decode loop's cache
+    #                              is larger than what it holds (jax_mea-step, -scan)
+
+    @property
+    def cap(self):
+        return self.Skv if self.capacity is None else self.capacity
 
     @property
     def hv(self):
@@ -69,6 +84,7 @@ class Case:
         n = f"N{self.Nq}" if self.Nq == self.Nkv else f"N{self.Nq}/{self.Nkv}"
         h = f"H{self.H}" if self.hv == self.H else f"H{self.H}/{self.hv}"
         extra = (" causal" if self.causal else "") + (" ragged" if self.ragged else "")
+        extra += f" cap{self.cap}" if self.cap != self.Skv else ""
         return f"{kind} B{self.B} {s} {n} {h}{extra}"
 
     def kv_lengths(self):
@@ -89,7 +105,7 @@ class Case:
         return f / 2 if self.causal else f
 
     def cache_bytes(self, itemsize):
-        return itemsize * self.B * self.Nkv * self.Skv * (self.H + self.hv)
+        return itemsize * self.B * self.Nkv * self.cap * (self.H + self.hv)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -154,38 +170,102 @@ def run_dot_product_attention(attention, **options):
     return run
 
 
-def run_jax_mea_step(case, dtype, seed, **timing_kw):
-    """A whole decode step, jax_mea.decode_attention: the cache (BNSH, donated) holds
-    lens - 1 tokens, the step appends the lens-th in place and attends over lens. The
-    cache comes back with its lengths reset, so that every call does the same work."""
+def _decode_state(case, dtype, seed):
+    """What a jax_mea decode step starts from: (q, the new token's k and v [B, 1, Nkv, H],
+    a KVCache of capacity case.cap holding the first kv_lengths() - 1 keys)."""
     if case.Sq != 1:
         raise ValueError("decode steps only")
-    lens = case.kv_lengths()
+    q, kc, vc = make_inputs(case, dtype, seed, "BNSH")
+    kn, vn = (randn(key, (case.B, 1, case.Nkv, h), jnp.dtype(dtype)) for key, h in
+              zip(jax.random.split(jax.random.PRNGKey(seed + 10**6)), (case.H, case.hv)))
+    return q, kn, vn, filled_cache(kc, vc, case.kv_lengths() - 1, case.cap)
 
+
+def _decode_error(case, step, cache, q, *args):
+    """Runs step(cache, q, *args) -> (out, cache) once, the cache donated; returns (the
+    relative error of out's row 0 against the reference over the cache it attended to,
+    the cache)."""
+    out, cache = jax.jit(step, donate_argnums=0)(cache, q, *args)
+    return rel_error(out[:1], reference(q[:1], cache.key[:1], cache.value[:1],
+                                        case.kv_lengths()[:1], False, "BNSH")), cache
+
+
+def run_jax_mea_step(case, dtype, seed, **timing_kw):
+    """A whole decode step, jax_mea.decode_attention: the cache (BNSH, capacity case.cap,
+    donated) holds lens - 1 tokens, the step appends the lens-th in place and attends
+    over lens. The cache comes back with its lengths reset, so that every call does the
+    same work."""
     def step(cache, q, k, v):
         out, new = jax_mea.decode_attention(q, k, v, cache)
         return out, replace_fields(new, lengths=cache.lengths)
 
     caches, sets = [], []
     for s in range(_sets(case, dtype)):
-        q, kc, vc = make_inputs(case, dtype, seed + s, "BNSH")
-        kn, vn = (randn(key, (case.B, 1, case.Nkv, h), jnp.dtype(dtype)) for key, h in
-                  zip(jax.random.split(jax.random.PRNGKey(seed + 10**6 + s)), (case.H, case.hv)))
-        caches.append(filled_cache(kc, vc, lens - 1))
+        q, kn, vn, cache = _decode_state(case, dtype, seed + s)
+        caches.append(cache)
         sets.append((q, kn, vn))
-        del kc, vc
-    out, caches[0] = jax.jit(step, donate_argnums=0)(caches[0], *sets[0])
-    c = caches[0]
-    err = rel_error(out[:1], reference(sets[0][0][:1], c.key[:1], c.value[:1], lens[:1],
-                                       False, "BNSH"))
+    err, caches[0] = _decode_error(case, step, caches[0], *sets[0])
     return timing.time_jax(step, sets, carries=caches, **timing_kw), err
 
 
-def filled_cache(k, v, lengths):
-    """A jax_mea.KVCache holding k, v (BNSH, capacity = their length) and lengths."""
+def next_query(q, out):
+    """The next scan step's query: q plus 1e-3 x the first channel of each head's output,
+    so that a step depends on the one before it (none can be hoisted or overlapped)."""
+    return q + (out[..., :1] * 1e-3).astype(q.dtype)
+
+
+def run_jax_mea_scan(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **_):
+    """jax_mea.decode_attention steps in one lax.scan: the cache (capacity case.cap,
+    carried and donated) holds lens - 1 tokens, each step sets its lengths back and
+    appends the lens-th token in place, then attends over lens."""
+    q, kn, vn, cache = _decode_state(case, dtype, seed)
+    lengths = jnp.asarray(case.kv_lengths() - 1)   # its own buffer: the cache is donated
+
+    def attend(cache, q, kn, vn, lengths):
+        return jax_mea.decode_attention(q, kn, vn, replace_fields(cache, lengths=lengths))
+
+    def step(carry, kn, vn, lengths):
+        q, cache = carry
+        out, cache = attend(cache, q, kn, vn, lengths)
+        return next_query(q, out), cache
+
+    err, cache = _decode_error(case, attend, cache, q, kn, vn, lengths)
+    t, _, _ = timing.time_steps(timing.scan_programs(step, counts), (q, cache),
+                                (kn, vn, lengths), repeats=repeats)
+    return t, err
+
+
+def run_peer_scan(implementation):
+    """jax.nn.dot_product_attention steps in one lax.scan over the case's Skv keys
+    [B, Skv, Nkv, H] (key_value_seq_lengths for ragged rows): the peers' best case, no
+    larger cache to mask and no append."""
+    def run(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **_):
+        if case.Sq != 1:
+            raise ValueError("decode steps only")
+        lens = case.kv_lengths()
+        q, k, v = make_inputs(case, dtype, seed, "BSNH")
+        kv_lens = jnp.asarray(lens) if case.ragged else None
+        attend = lambda q, k, v, kv_lens: jax.nn.dot_product_attention(
+            q, k, v, key_value_seq_lengths=kv_lens, implementation=implementation)
+        err = rel_error(jax.jit(attend)(q, k, v, kv_lens)[:1],
+                        reference(q[:1], k[:1], v[:1], lens[:1], False, "BSNH"))
+        step = lambda q, k, v, kv_lens: next_query(q, attend(q, k, v, kv_lens))
+        t, _, _ = timing.time_steps(timing.scan_programs(step, counts), q, (k, v, kv_lens),
+                                    repeats=repeats)
+        return t, err
+    return run
+
+
+def filled_cache(k, v, lengths, capacity=None):
+    """A jax_mea.KVCache holding k, v (BNSH) and lengths, of the given capacity (default
+    the keys' length; positions past the keys are zeros)."""
     B, Nkv, L, H = k.shape
+    capacity = L if capacity is None else capacity
+    if capacity > L:
+        pad = ((0, 0), (0, 0), (0, capacity - L), (0, 0))
+        k, v = jnp.pad(k, pad), jnp.pad(v, pad)
     template = jax.eval_shape(lambda: jax_mea.KVCache.create(
-        B, L, Nkv, H, v_head_size=v.shape[-1], dtype=k.dtype))
+        B, capacity, Nkv, H, v_head_size=v.shape[-1], dtype=k.dtype))
     cache = replace_fields(template, key=k, value=v, lengths=jnp.asarray(lengths, jnp.int32))
     # any other field (e.g. a flag array) as KVCache.create makes it: zeros
     return jax.tree_util.tree_map(
@@ -232,7 +312,14 @@ CONTENDERS = {
     "torch-flash": run_torch("FLASH_ATTENTION"),
     "torch-efficient": run_torch("EFFICIENT_ATTENTION"),
     "torch-cudnn": run_torch("CUDNN_ATTENTION"),
+    "jax_mea-scan": run_jax_mea_scan,
+    "jax-xla-scan": run_peer_scan("xla"),
+    "jax-cudnn-scan": run_peer_scan("cudnn"),
 }
+SCAN_CONTENDERS = [n for n in CONTENDERS if n.endswith("-scan")]
+# The contenders whose result depends on Case.capacity; the others are measured once
+# per case without it (run_cases reuses their result).
+USES_CAPACITY = ("jax_mea-step", "jax_mea-scan")
 
 
 def measure(name, case, dtype, seed=0, **timing_kw):
@@ -251,13 +338,17 @@ def measure(name, case, dtype, seed=0, **timing_kw):
 
 
 def available(contenders):
-    """The contenders that can run here: no torch ones without torch + CUDA."""
+    """The contenders that can run here: no torch ones without torch + CUDA, no cuDNN
+    ones without a GPU (each dropped with a printed reason)."""
+    drop = {}
     if timing.torch_cuda() is None:
-        dropped = [n for n in contenders if n.startswith("torch")]
-        if dropped:
-            print(f"(no torch with CUDA here: skipping {', '.join(dropped)})")
-        contenders = [n for n in contenders if not n.startswith("torch")]
-    return contenders
+        drop.update((n, "no torch with CUDA here") for n in contenders if n.startswith("torch"))
+    if jax.default_backend() != "gpu":
+        drop.update((n, "jax's cudnn attention needs a GPU")
+                    for n in contenders if n.startswith("jax-cudnn"))
+    for reason in dict.fromkeys(drop.values()):
+        print(f"({reason}: skipping {', '.join(n for n, r in drop.items() if r == reason)})")
+    return [n for n in contenders if n not in drop]
 
 
 def is_ours(name):
@@ -265,57 +356,82 @@ def is_ours(name):
     return name.startswith("jax_mea")
 
 
+def family(name):
+    """How a contender is timed: 'scan' (timing.time_steps) or 'calls' (time_jax,
+    time_torch). Ours are compared with the best peer of their own family."""
+    return "scan" if name.endswith("-scan") else "calls"
+
+
 def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=None,
-              meta=None, verbose=True, **timing_kw):
+              meta=None, verbose=True, deadline=None, **timing_kw):
     """Time contenders on cases. metric 'bytes' (TB/s, fraction of copy bandwidth
     `ceiling`) or 'flops' (TFLOP/s, fraction of matmul rate `ceiling`); unit 1e9 for
-    GB/s, GFLOP/s. The first
-    contender is 'ours': every row gets ratio = best peer time / its time (peers: the
-    contenders that are not jax_mea's, see is_ours).
+    GB/s, GFLOP/s. Every row gets ratio = best peer time / its time, the peers being
+    the contenders that are not jax_mea's (is_ours) of the row's family (calls or scan).
+    A contender that ignores Case.capacity (not in USES_CAPACITY) is measured once per
+    case without it and its result reused. deadline (time.monotonic()): no case starts
+    after it; the ones left are named.
     Prints one line per result as it comes and a table per case at the end; writes the
     CSV (rewritten after every case, so that a cut-off run keeps what it measured)."""
     itemsize = jnp.dtype(dtype).itemsize
     rate_name = {1e9: "G", 1e12: "T"}[unit] + ("B/s" if metric == "bytes" else "FLOP/s")
-    rows, table = [], []
-    for case in cases:
+    rows, table, memo = [], [], {}
+    for ci, case in enumerate(cases):
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"(time budget spent: {len(cases) - ci} cases not run, from {case.name})")
+            break
+        t_case = time.monotonic()
         work = case.nbytes(itemsize) if metric == "bytes" else case.flops()
-        results = {n: measure(n, case, dtype, **timing_kw) for n in contenders}
-        peer_times = [r[0] for n, r in results.items() if not is_ours(n) and r[0]]
-        best_peer = min(peer_times) if peer_times else None
+        results = {}
+        for n in contenders:
+            key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
+            if key not in memo:
+                memo[key] = measure(n, case, dtype, **timing_kw)
+            results[n] = memo[key]
+        best_peer = {}
+        for n, r in results.items():
+            if not is_ours(n) and r[0]:
+                best_peer[family(n)] = min(r[0], best_peer.get(family(n), r[0]))
         wide = {"case": case.name}
         for n, (t, err, note) in results.items():
             rate = work / t / unit if t else None
+            best = best_peer.get(family(n))
             row = {"case": case.name, "contender": n, "B": case.B, "Sq": case.Sq,
-                   "Skv": case.Skv, "Nq": case.Nq, "Nkv": case.Nkv, "H": case.H,
-                   "Hv": case.hv, "causal": case.causal, "ragged": case.ragged,
+                   "Skv": case.Skv, "capacity": case.cap, "Nq": case.Nq, "Nkv": case.Nkv,
+                   "H": case.H, "Hv": case.hv, "causal": case.causal, "ragged": case.ragged,
                    "dtype": str(jnp.dtype(dtype)), "time_ms": t * 1e3 if t else None,
                    rate_name.replace("/", "p"): rate,
                    "frac_ceiling": rate * unit / ceiling if t else None,
-                   "best_peer_over_this": best_peer / t if (t and best_peer) else None,
+                   "best_peer_over_this": best / t if (t and best) else None,
                    "rel_err": err, "note": note}
             rows.append(row)
             wide[n] = row["time_ms"]
-            if n == "jax_mea-step":
-                wide.update(step_ratio=row["best_peer_over_this"])
+            wide[f"ratio {n}"] = row["best_peer_over_this"]
+            wide[f"frac {n}"] = row["frac_ceiling"]
             if n == contenders[0]:
-                wide.update(rate=rate, frac=row["frac_ceiling"], err=err,
-                            ratio=row["best_peer_over_this"])
+                wide.update(rate=rate, err=err)
             if verbose:
                 print(f"  {case.name:44s} {n:16s} " + (
                     f"{t * 1e3:9.4f} ms  {rate:8.3f} {rate_name}"
                     f"  err {err:.1e}" if t else f"n/a  {note}"), flush=True)
-        wide["best_peer"] = best_peer * 1e3 if best_peer else None
+        if verbose:
+            print(f"  ({time.monotonic() - t_case:.1f} s)")
         table.append(wide)
         if csv_path:
-            timing.write_csv(csv_path, rows, meta, quiet=case is not cases[-1])
+            timing.write_csv(csv_path, rows, meta, quiet=True)
     frac_name = "of copy" if metric == "bytes" else "of matmul"
+    ours = [n for n in contenders if is_ours(n)]
     cols = [("case", "case", "<s"), (contenders[0], f"{contenders[0]} ms", ".4g"),
-            ("rate", rate_name, ".3g"), ("frac", frac_name, ".0%"), ("err", "rel err", ".1e")]
-    cols += [(n, f"{n} ms", ".4g") for n in contenders[1:]]
-    cols += [("ratio", "best peer / ours", ".2f")]
-    if "jax_mea-step" in contenders[1:]:
-        cols += [("step_ratio", "best peer / step", ".2f")]
+            ("rate", rate_name, ".3g"), (f"frac {contenders[0]}", frac_name, ".0%"),
+            ("err", "rel err", ".1e")]
+    for n in contenders[1:]:
+        cols += [(n, f"{n} ms", ".4g")]
+        if is_ours(n):
+            cols += [(f"frac {n}", frac_name, ".0%")]
+    short = lambda n: n.replace("jax_mea-", "").replace("jax_mea", "ours")
+    cols += [(f"ratio {n}", f"best peer / {short(n)}", ".2f") for n in ours]
     print()
     timing.print_table(table, cols)
+    if rows and csv_path:
+        timing.write_csv(csv_path, rows, meta)
     return rows
-

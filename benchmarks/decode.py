@@ -11,19 +11,30 @@ fraction of the copy bandwidth measured in the same run, relative error of row 0
 against a float32 reference, and best peer time / jax_mea time (> 1: jax_mea faster;
 peers are the contenders that are not jax_mea's).
 
-    python benchmarks/decode.py [--grid small|full] [--shard 0/2] [--only ragged] [--out DIR]
-    python benchmarks/decode.py --smoke          # tiny shapes, runs on the CPU
+--scan adds the scan-timed contenders (common.py): jax_mea-scan, jax-xla-scan and
+jax-cudnn-scan, n decode steps inside one lax.scan, each step's query depending on the
+previous output, per step = (t(40) - t(8)) / 32; jax_mea's cache is carried and
+appended in place, with capacity Case.cap. Their ratio column compares jax_mea-scan
+with the best scan peer. The small grid has shapes whose cache capacity exceeds the
+length, by 64 and by 2x (a decode loop's cache is larger than what it holds);
+--capacity adds such variants to every shape.
+
+    python benchmarks/decode.py [--grid small|full] [--scan] [--capacity +64,2x]
+                                [--shard 0/2] [--only ragged] [--budget-s 500] [--out DIR]
+    python benchmarks/decode.py --smoke [--scan]  # tiny shapes, runs on the CPU
 
 Writes <out>/decode[_<grid>][_shard].csv (+ .json with device, versions, ceilings) and a
 PNG of the fraction of copy bandwidth per shape and contender.
 """
 import argparse
+import dataclasses
 import itertools
 import os
+import time
 
 import timing
 
-from common import CONTENDERS, Case, available, run_cases
+from common import CONTENDERS, SCAN_CONTENDERS, Case, available, run_cases
 
 BATCHES = (1, 8, 16, 64)
 LENGTHS = (1024, 4096, 8192, 32768)
@@ -49,15 +60,33 @@ def small_grid():
               for h, hv in HEAD_SIZES if h != 128]
     cases += [Case(B, 32, 8, 128, L, ragged=True) for B, L in ((8, 32768), (16, 8192), (64, 4096))]
     cases += [Case(64, 32, 8, 128, 2048)]
+    # Issue 11's shapes apart from the grid, each with capacity = length, + 64 and 2x
+    # (B1 S4096 N32/8: a cache that fits in L2)
+    cases += with_capacities([Case(B, nq, nkv, 128, S) for B, S, nq, nkv in (
+        (8, 4096, 32, 8), (8, 4096, 16, 4), (16, 4096, 16, 4), (8, 8192, 16, 4),
+        (1, 4096, 32, 8), (1, 32768, 32, 8))], "+64,2x")
     return cases
 
 
+def with_capacities(cases, spec):
+    """Each case, then the same with each cache capacity of spec ('+64': 64 more than
+    the length, '2x': twice the length; comma separated)."""
+    caps = [(lambda S, e=int(c[1:]): S + e) if c.startswith("+") else
+            (lambda S, f=int(c[:-1]): f * S) for c in spec.split(",") if c]
+    return [dataclasses.replace(c, capacity=cap(c.Skv)) if cap else c
+            for c in cases for cap in [None] + caps]
+
+
 SMOKE = [Case(2, 4, 2, 32, 256), Case(1, 8, 8, 64, 512), Case(2, 4, 2, 48, 128, Hv=32),
-         Case(3, 4, 2, 32, 300, ragged=True)]
+         Case(3, 4, 2, 32, 300, ragged=True)] + with_capacities([Case(2, 8, 2, 32, 192)], "+64,2x")
 
 
 def plot(rows, path, title):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("(no matplotlib here: no plot)")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     cases = list(dict.fromkeys(r["case"] for r in rows))
@@ -90,17 +119,28 @@ def main():
     p.add_argument("--dtype", default=None, help="default bfloat16 (float32 with --smoke)")
     p.add_argument("--only", default="", help="comma-separated parts of case names to keep "
                    "(e.g. 'ragged,B1 S32768')")
-    p.add_argument("--contenders", default=",".join(CONTENDERS))
+    p.add_argument("--contenders", default=",".join(
+        n for n in CONTENDERS if n not in SCAN_CONTENDERS))
+    p.add_argument("--scan", action="store_true",
+                   help="add the scan-timed contenders (" + ", ".join(SCAN_CONTENDERS) + ")")
+    p.add_argument("--capacity", default="",
+                   help="add variants of every shape with these cache capacities (+64, 2x)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="start no shape after this many seconds (the table covers the rest)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
+    deadline = time.monotonic() + args.budget_s if args.budget_s else None
     dtype = args.dtype or ("float32" if args.smoke else "bfloat16")
     cases = SMOKE if args.smoke else (full_grid() if args.grid == "full" else small_grid())
+    cases = list(dict.fromkeys(with_capacities(cases, args.capacity)))   # each shape once
     cases = [c for c in cases if c.cache_bytes(2) <= MAX_CACHE_BYTES]
     if args.only:
         cases = [c for c in cases if any(part in c.name for part in args.only.split(","))]
     i, n = map(int, args.shard.split("/"))
     cases = cases[i::n]
-    contenders = available(args.contenders.split(","))
+    contenders = args.contenders.split(",")
+    contenders = available(contenders + [n for n in SCAN_CONTENDERS
+                                         if args.scan and n not in contenders])
 
     env = timing.environment()
     ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
@@ -108,10 +148,12 @@ def main():
           f"copy {ceil['copy_Bps'] / 1e12:.3f} TB/s; {len(cases)} shapes")
     name = "decode_smoke" if args.smoke else f"decode_{args.grid}" + (
         f"_{i}of{n}" if n > 1 else "") + ("_only" if args.only else "")
+    name += "_scan" if args.scan else ""
     csv_path = os.path.join(args.out, name + ".csv")
     kw = dict(counts=(1, 3), repeats=3) if args.smoke else {}
     rows = run_cases(cases, contenders, dtype, metric="bytes", ceiling=ceil["copy_Bps"],
-                     csv_path=csv_path, meta=dict(env, ceilings=ceil), **kw)
+                     csv_path=csv_path, meta=dict(env, ceilings=ceil), deadline=deadline,
+                     **kw)
     plot(rows, os.path.join(args.out, name + ".png"),
          f"decode attention, {dtype}, {env['device']}, {env['date']}; copy "
          f"{ceil['copy_Bps'] / 1e12:.2f} TB/s")

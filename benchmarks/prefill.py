@@ -14,7 +14,7 @@ import os
 
 import timing
 
-from common import CONTENDERS, Case, available, run_cases
+from common import CONTENDERS, SCAN_CONTENDERS, Case, available, run_cases
 
 
 def cases(B=2, S=4096, N=32, smoke=False):
@@ -33,7 +33,8 @@ def main():
     p.add_argument("--dtype", default=None, help="default bfloat16 (float32 with --smoke)")
     p.add_argument("--seq", type=int, default=4096)
     p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--contenders", default=",".join(n for n in CONTENDERS if n != "jax_mea-step"))
+    p.add_argument("--contenders", default=",".join(
+        n for n in CONTENDERS if n != "jax_mea-step" and n not in SCAN_CONTENDERS))
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
     dtype = args.dtype or ("float32" if args.smoke else "bfloat16")

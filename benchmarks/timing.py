@@ -7,6 +7,8 @@ that torch can run in the same process.
                 calls back to back in one jit (rotating among input sets, optionally
                 threading a donated state), (t(n2) - t(n1)) / (n2 - n1) of their medians
   time_torch    the same for a torch callable, from CUDA-graph replays timed by events
+  time_steps    seconds per step of programs that run n steps each (a lax.scan of a
+                decode step: scan_programs), the state donated and threaded through runs
   ceilings      measured copy bandwidth and bf16 matmul rate, in this process
   print_table, write_csv, environment
 """
@@ -105,6 +107,64 @@ def per_call(run, counts, repeats):
         whole.append(t2 / n2)
     slope, upper = statistics.median(slopes), statistics.median(whole)
     return slope if 0.5 * upper <= slope <= upper else upper
+
+
+# Scan lengths of the scan-timed programs (scan_programs): the shorter is long enough
+# for a step's cost to dominate its program's, the longer keeps a run short.
+SCAN_COUNTS = (8, 40)
+
+
+def scan_programs(step, counts=SCAN_COUNTS):
+    """{n: program(carry, *consts) -> (carry, None)} running carry = step(carry, *consts)
+    n times in one lax.scan, for time_steps. The carry is donated (a KV cache carried
+    through the scan is updated in place, never copied); consts are arguments, not
+    closed-over constants, so that large arrays are not baked into the program."""
+    def program(n):
+        def run(carry, *consts):
+            carry, _ = jax.lax.scan(lambda c, _: (step(c, *consts), None), carry, None,
+                                    length=n)
+            return carry, None
+        return jax.jit(run, donate_argnums=0)
+    return {n: program(n) for n in counts}
+
+
+def time_steps(programs, carry, consts=(), *, repeats=5):
+    """Seconds per step of device programs that run n steps each, timed on the device.
+
+    programs: {n: program(carry, *consts) -> (carry, out)}, each running n steps in one
+      program (a lax.scan: scan_programs, or a model's own generate loop); the carry is
+      donated and threaded from one run to the next (a run must leave it ready for the
+      next one, e.g. cache lengths set back).
+    Each program runs twice to warm up (compile, autotune), then `repeats` times, each
+    run timed from the call to block_until_ready (one program: one dispatch for n
+    steps). With one n: the median of t / n (the run's fixed cost, tens of us, spread
+    over the steps); with two: per_call's median of (t(n2) - t(n1)) / (n2 - n1), the
+    fixed cost cancelled.
+    Returns (seconds per step, the carry after the last run, the first run's `out` of
+    the largest n): the caller goes on with the carry (the one passed in was donated).
+    """
+    counts = sorted(programs)
+    state = {"carry": carry}
+    outs = {}
+
+    def timed(n):
+        t0 = time.perf_counter()
+        state["carry"], out = programs[n](state["carry"], *consts)
+        jax.block_until_ready((state["carry"], out))
+        outs.setdefault(n, out)
+        return time.perf_counter() - t0
+
+    for n in counts:
+        timed(n)
+        timed(n)
+    if len(counts) == 1:
+        n = counts[0]
+        t = statistics.median(timed(n) / n for _ in range(repeats))
+    elif len(counts) == 2:
+        t = per_call([lambda n=n: timed(n) for n in counts], counts, repeats)
+    else:
+        raise ValueError(f"time_steps takes one or two programs, got {counts}")
+    return t, state["carry"], outs[counts[-1]]
 
 
 def _host_seconds(fn):

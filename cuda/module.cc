@@ -1,8 +1,16 @@
-// nanobind module jax_mea._ext: hands the FFI handlers to Python as capsules
-// and reports what was built.
+// nanobind module jax_mea._ext: hands the FFI handlers to Python as capsules,
+// and owns the facts both sides of the language boundary use (target names,
+// enum values, limits, the decode workspace bound): jax_mea/_ffi.py reads them
+// here instead of typing them again.
 #include <nanobind/nanobind.h>
 
+#include <map>
+
 #include "ffi/handlers.h"
+#include "kernels/decode_plan.h"
+#include "ffi/params_from_ffi.h"
+#include "jax_mea/params.h"
+#include "jax_mea/workspace.h"
 
 namespace nb = nanobind;
 
@@ -13,26 +21,124 @@ nb::capsule Capsule(Fn* fn) {
   return nb::capsule(reinterpret_cast<void*>(fn));
 }
 
+// The decode planner (kernels/decode_plan.h) over given shapes and facts, for
+// tests on machines without a GPU. `cluster_slots`: {size: CTAs running at once in
+// clusters of that size}; sizes not in it run none.
+nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int kv_capacity,
+                    int head_size, int v_head_size, bool has_kv_lengths, int sm_count,
+                    int compute_major, int config, int rows_per_block, int tile_keys,
+                    int ctas_per_sm, bool tma, bool sm90_code, int key_bytes,
+                    nb::dict cluster_slots, int num_splits, bool balance, bool cluster_merge) {
+  namespace dp = jax_mea::decode_plan;
+  static const int32_t kSomeLength = 0;
+  jax_mea::AttentionParams p;
+  p.batch = batch;
+  p.num_heads = num_heads;
+  p.num_kv_heads = num_kv_heads;
+  p.q_len = q_len;
+  p.kv_capacity = kv_capacity;
+  p.head_size = head_size;
+  p.v_head_size = v_head_size;
+  p.kv_lengths = has_kv_lengths ? &kSomeLength : nullptr;  // only its presence is read
+  const dp::DeviceFacts d{sm_count, compute_major};
+  dp::KernelFacts k;
+  k.config = config;
+  k.rows_per_block = rows_per_block;
+  k.tile_keys = tile_keys;
+  k.ctas_per_sm = ctas_per_sm;
+  k.tma = tma;
+  k.sm90_code = sm90_code;
+  k.key_bytes = key_bytes;
+  std::map<int, int64_t> slots;
+  for (auto [size, n] : cluster_slots) slots[nb::cast<int>(size)] = nb::cast<int64_t>(n);
+  k.cluster_slots = [slots](int size) {
+    auto it = slots.find(size);
+    return it == slots.end() ? int64_t{0} : it->second;
+  };
+  dp::PlanOptions o;
+  o.num_splits = num_splits;
+  o.balance = balance;
+  o.cluster_merge = cluster_merge;
+  const dp::DecodePlan plan = dp::PlanDecode(p, k, d, o);
+  nb::dict r;
+  r["default_config"] = dp::DefaultMmaConfig(p, d);
+  r["num_splits"] = plan.num_splits;
+  r["uniform_splits"] = plan.uniform_splits;
+  r["balanced"] = plan.balance_slots > 0;
+  r["cluster_merge"] = plan.cluster_merge;
+  r["row_blocks"] = plan.row_blocks;
+  r["groups"] = plan.groups;
+  r["workspace_bytes"] = plan.ws_bytes;
+  return r;
+}
+
+template <typename E>
+int64_t Value(E e) {
+  return static_cast<int64_t>(e);
+}
+
 }  // namespace
 
 NB_MODULE(_ext, m) {
+  using namespace jax_mea;
   m.doc() = "jax-mea native kernels (XLA FFI handlers)";
   m.def("cpu_targets", []() {
     nb::dict d;
-    d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCpu);
-    d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCpu);
-    d[jax_mea::kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
+    d[kAttentionTarget] = Capsule(JaxMeaAttentionCpu);
+    d[kKvConcatTarget] = Capsule(JaxMeaKvConcatCpu);
+    d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
     return d;
   });
   m.def("cuda_targets", []() {
     nb::dict d;
 #ifdef JAX_MEA_WITH_CUDA
-    d[jax_mea::kAttentionTarget] = Capsule(JaxMeaAttentionCuda);
-    d[jax_mea::kKvConcatTarget] = Capsule(JaxMeaKvConcatCuda);
-    d[jax_mea::kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCuda);
+    d[kAttentionTarget] = Capsule(JaxMeaAttentionCuda);
+    d[kKvConcatTarget] = Capsule(JaxMeaKvConcatCuda);
+    d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCuda);
 #endif
     return d;
   });
+  m.def("decode_plan", &DecodePlan, nb::arg("batch"), nb::arg("num_heads"),
+        nb::arg("num_kv_heads"), nb::arg("q_len"), nb::arg("kv_capacity"),
+        nb::arg("head_size"), nb::arg("v_head_size"), nb::arg("has_kv_lengths") = true,
+        nb::arg("sm_count") = 132, nb::arg("compute_major") = 9, nb::arg("config") = 3,
+        nb::arg("rows_per_block") = 16, nb::arg("tile_keys") = 128,
+        nb::arg("ctas_per_sm") = 1, nb::arg("tma") = true, nb::arg("sm90_code") = true,
+        nb::arg("key_bytes") = 512, nb::arg("cluster_slots") = nb::dict(),
+        nb::arg("num_splits") = 0, nb::arg("balance") = true,
+        nb::arg("cluster_merge") = true,
+        "The decode kernel's plan (kernels/decode_plan.h) for the given shapes and "
+        "kernel / device facts (defaults: an H200 and the sm_90 TMA kernel at H128).");
+
+  nb::dict targets;
+  targets["attention"] = kAttentionTarget;
+  targets["kv_concat"] = kKvConcatTarget;
+  targets["decode_step"] = kDecodeStepTarget;
+  m.attr("targets") = targets;
+
+  nb::dict layouts;  // the layout attributes (params_from_ffi.h)
+  layouts["BSNH"] = Value(Layout::kBSNH);
+  layouts["BNSH"] = Value(Layout::kBNSH);
+  m.attr("layouts") = layouts;
+
+  nb::dict mask_kinds;  // the mask_kind attribute (params.h)
+  mask_kinds["NONE"] = Value(MaskKind::kNone);
+  mask_kinds["BOOL"] = Value(MaskKind::kBool);
+  mask_kinds["ADDITIVE"] = Value(MaskKind::kAdditive);
+  m.attr("mask_kinds") = mask_kinds;
+
+  nb::dict limits;  // workspace.h
+  limits["decode_max_splits"] = kDecodeMaxSplits;
+  limits["decode_max_rows_per_kv_head"] = kDecodeMaxRowsPerKvHead;
+  limits["decode_workspace_cap"] = kDecodeWorkspaceCap;
+  m.attr("limits") = limits;
+
+  m.def("decode_workspace_bytes", &DecodeWorkspaceBound, nb::arg("batch"), nb::arg("num_heads"),
+        nb::arg("num_kv_heads"), nb::arg("q_len"), nb::arg("v_head_size"),
+        "Bytes of workspace a CUDA attention call asks XLA for: an upper bound from the\n"
+        "shapes alone, 0 where the decode kernel never takes the call. A dimension < 0 is\n"
+        "unknown (a symbolic batch): the cap, unless the known ones rule the kernel out.");
+
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else

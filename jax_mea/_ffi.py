@@ -1,7 +1,9 @@
-"""Loads the native extension and registers its XLA FFI targets.
+"""Loads the native extension, reads the facts it owns, registers its XLA FFI targets.
 
 The extension always carries the CPU kernels; the CUDA kernels are there when the
-package was built with a CUDA toolkit (`built_with_cuda`). Registration happens
+package was built with a CUDA toolkit (`built_with_cuda`). Target names, enum
+values, limits and the decode workspace bound come from the extension
+(cuda/module.cc), so that C++ and Python cannot disagree. Registration happens
 once, at import.
 """
 
@@ -11,27 +13,35 @@ import jax
 
 from jax_mea import _ext
 
-ATTENTION_TARGET = "jax_mea_attention"
-KV_CONCAT_TARGET = "jax_mea_kv_concat"
-DECODE_STEP_TARGET = "jax_mea_decode_step"
+ATTENTION_TARGET: str = _ext.targets["attention"]
+KV_CONCAT_TARGET: str = _ext.targets["kv_concat"]
+DECODE_STEP_TARGET: str = _ext.targets["decode_step"]
+TARGETS: tuple[str, ...] = tuple(_ext.targets.values())
+
+LAYOUTS: dict[str, int] = dict(_ext.layouts)
+MASK_KINDS: dict[str, int] = dict(_ext.mask_kinds)
+LIMITS: dict[str, int] = dict(_ext.limits)
+decode_workspace_bytes = _ext.decode_workspace_bytes
 
 built_with_cuda: bool = bool(_ext.built_with_cuda)
 
-# Platforms (as jax's lowering registry names them) whose targets are registered.
-lowering_platforms: list[str] = []
+# Platforms (as jax's lowering registry names them) where the kernels are
+# registered with XLA and can run. The lowerings exist for "cpu" and "cuda"
+# either way, so that a CPU-only machine can export for both.
+registered_platforms: list[str] = []
 
 
 def _register() -> None:
     for name, capsule in _ext.cpu_targets().items():
         jax.ffi.register_ffi_target(name, capsule, platform="cpu")
-    lowering_platforms.append("cpu")
+    registered_platforms.append("cpu")
     if built_with_cuda:
         try:
             for name, capsule in _ext.cuda_targets().items():
                 jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
         except Exception:  # a jaxlib without the CUDA plugin: the CPU path still works
             return
-        lowering_platforms.append("cuda")
+        registered_platforms.append("cuda")
 
 
 _register()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.export
 import jax.numpy as jnp
 
 from jax_mea import _checks as C
@@ -104,6 +105,14 @@ class KVCache:
         Not jittable (the length is data); for inspection and tests."""
         n = int(self.lengths[b])
         return self.key[b, :, :n], self.value[b, :, :n]
+
+
+# jax.export serializes the calling convention's pytrees: a KVCache argument or
+# result needs a name there. Its node has no auxiliary data (all four fields are
+# arrays).
+jax.export.register_pytree_node_serialization(
+    KVCache, serialized_name="jax_mea.KVCache",
+    serialize_auxdata=lambda aux: b"", deserialize_auxdata=lambda data: ())
 
 
 def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0.0,

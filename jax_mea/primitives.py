@@ -14,6 +14,8 @@ Three primitives, one per custom-call target:
 The public functions in ``attention.py`` and ``cache.py`` validate user input
 and call the ``bind_*`` helpers here; these helpers assume valid shapes.
 Batching rules fold a vmapped axis into the kernel's batch axis (no loop).
+Under jit with sharded inputs, each device runs its own shard: the lowerings
+go through ``_sharding.py`` with the axis roles declared below.
 """
 
 from __future__ import annotations
@@ -23,28 +25,23 @@ import enum
 from functools import partial
 
 import jax
+import jax.export
 import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import Primitive
 from jax._src import dispatch  # apply_primitive: the standard eager impl
 from jax.interpreters import batching, mlir
 
-from jax_mea import _ffi
+from jax_mea import _ffi, _sharding
 
 
-class Layout(enum.IntEnum):
-    """Axis order of a rank-4 tensor (must match ``Layout`` in params_from_ffi.h)."""
+# The enum values are the extension's (cuda/module.cc), never typed here.
+Layout = enum.IntEnum("Layout", _ffi.LAYOUTS, module=__name__)
+Layout.__doc__ = """Axis order of a rank-4 tensor: BSNH [batch, seq, heads, head_dim] (also
+a 3D [B, S, N*H] input), BNSH [batch, heads, seq, head_dim]."""
 
-    BSNH = 0  # [batch, seq, heads, head_dim]; also a 3D [B, S, N*H] input
-    BNSH = 1  # [batch, heads, seq, head_dim]
-
-
-class MaskKind(enum.IntEnum):
-    """How the mask operand is read (must match ``MaskKind`` in params.h)."""
-
-    NONE = 0
-    BOOL = 1
-    ADDITIVE = 2
+MaskKind = enum.IntEnum("MaskKind", _ffi.MASK_KINDS, module=__name__)
+MaskKind.__doc__ = """How the mask operand is read: NONE, BOOL (True = attend), ADDITIVE."""
 
 
 def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
@@ -113,11 +110,18 @@ def bind_attention(
     )
 
 
-def _attention_abstract_eval(q, k, v, mask, kv_lengths, causal_offsets, *, q_layout, v_layout,
-                             out_layout, **_):
-    num_heads, q_len = heads_and_seq(q.shape, q_layout)
-    out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], out_layout)
-    return jax.core.ShapedArray(out_shape, q.dtype)
+def _results(roles, params, avals_in, shapes_and_dtypes):
+    """The abstract results, typed with the sharding the partitioned call gives them."""
+    shardings = _sharding.result_shardings(roles, params, avals_in)
+    return [jax.core.ShapedArray(shape, dtype, sharding=sharding)
+            for (shape, dtype), sharding in zip(shapes_and_dtypes, shardings)]
+
+
+def _attention_abstract_eval(*avals, **params):
+    q, _, v = avals[:3]
+    num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
+    out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], params["out_layout"])
+    return _results(_attention_roles, params, avals, [(out_shape, q.dtype)])[0]
 
 
 attention_p.def_impl(partial(dispatch.apply_primitive, attention_p))
@@ -144,27 +148,17 @@ def _ffi_rule(target: str, **lowering_args):
     return lambda ctx, *args, **params: lower(ctx, *args, **_lower_params(params))
 
 
-# The decode kernel's workspace (cuda/kernels/decode.h): per split and query row
-# (max, sum) and Hv floats, at most kMaxSplits splits, two 256-byte aligned
-# parts. XLA hands it to the handler as an extra result, so that the call
-# allocates nothing and can be recorded into XLA's command buffers (CUDA
-# graphs). A workspace short of the plan only means fewer splits, so the bound
-# is capped: plans that split much have few rows (fewer (batch, kv head) groups
-# than the GPU has CTA slots).
-_DECODE_MAX_SPLITS = 64
-_DECODE_MAX_ROWS_PER_KV_HEAD = 16
-_DECODE_WORKSPACE_CAP = 32 << 20
-
-
-def decode_workspace_bytes(batch: int, num_heads: int, num_kv_heads: int, q_len: int,
-                           v_head_size: int) -> int:
+# The decode kernel's workspace: XLA hands it to the handler as an extra result,
+# so that the call allocates nothing and can be recorded into XLA's command
+# buffers (CUDA graphs). Its size is the extension's bound
+# (cuda/include/jax_mea/workspace.h), a pure function of the shapes.
+def decode_workspace_bytes(batch, num_heads, num_kv_heads, q_len, v_head_size) -> int:
     """Bytes of workspace a CUDA attention call asks XLA for (0: the decode kernel
-    never takes the call)."""
-    if (num_heads // max(num_kv_heads, 1)) * q_len > _DECODE_MAX_ROWS_PER_KV_HEAD:
-        return 0
-    rows = batch * num_heads * q_len
-    partials = _DECODE_MAX_SPLITS * rows * (2 + v_head_size) * 4 + 512
-    return min(partials, _DECODE_WORKSPACE_CAP)
+    never takes the call). A symbolic dimension (jax.export) counts as unknown:
+    the bound is then the cap."""
+    dims = [d if isinstance(d, (int, np.integer)) else -1
+            for d in (batch, num_heads, num_kv_heads, q_len, v_head_size)]
+    return int(_ffi.decode_workspace_bytes(*dims))
 
 
 def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
@@ -244,13 +238,13 @@ def bind_kv_concat(past_key, past_value, key, value, *, new_layout: Layout):
     return kv_concat_p.bind(past_key, past_value, key, value, new_layout=Layout(new_layout))
 
 
-def _kv_concat_abstract_eval(past_key, past_value, key, value, *, new_layout):
-    _, new_len = heads_and_seq(key.shape, new_layout)
+def _kv_concat_abstract_eval(*avals, **params):
+    past_key, past_value, key, value = avals
+    _, new_len = heads_and_seq(key.shape, params["new_layout"])
     total = past_key.shape[2] + new_len
-    return (
-        jax.core.ShapedArray(past_key.shape[:2] + (total, past_key.shape[3]), key.dtype),
-        jax.core.ShapedArray(past_value.shape[:2] + (total, past_value.shape[3]), value.dtype),
-    )
+    return _results(_kv_concat_roles, params, avals, [
+        (past_key.shape[:2] + (total, past_key.shape[3]), key.dtype),
+        (past_value.shape[:2] + (total, past_value.shape[3]), value.dtype)])
 
 
 kv_concat_p.def_abstract_eval(_kv_concat_abstract_eval)
@@ -298,11 +292,11 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, 
         right_window=-1, scale=float(scale), softcap=float(softcap))
 
 
-def _decode_step_abstract_eval(q, key, value, cache_key, cache_value, mask, kv_lengths, starts,
-                               **_):
-    out = jax.core.ShapedArray(q.shape[:3] + (cache_value.shape[3],), q.dtype)
-    return (out, jax.core.ShapedArray(cache_key.shape, cache_key.dtype),
-            jax.core.ShapedArray(cache_value.shape, cache_value.dtype))
+def _decode_step_abstract_eval(*avals, **params):
+    q, cache_key, cache_value = avals[0], avals[3], avals[4]
+    return _results(_decode_step_roles, params, avals, [
+        (q.shape[:3] + (cache_value.shape[3],), q.dtype),
+        (cache_key.shape, cache_key.dtype), (cache_value.shape, cache_value.dtype)])
 
 
 decode_step_p.def_abstract_eval(_decode_step_abstract_eval)
@@ -313,26 +307,76 @@ decode_step_p.def_impl(partial(dispatch.apply_primitive, decode_step_p))
 batching.primitive_batchers[decode_step_p] = _fold_all_batch(decode_step_p, keep=(5,))
 
 
+# ----------------------------------------------------------------------------
+# Lowering and partitioning
+# ----------------------------------------------------------------------------
+
+# Dimension roles of each primitive's operands and results (see _sharding.py):
+# b batch, n query heads, k kv heads (the axes that split over devices); other
+# letters name axes that stay whole; "." an axis of its own (placeholders, the
+# size-1 axes of broadcast masks).
+
+
+def _attention_roles(params, avals):
+    q, _, _, mask, _, _ = avals
+    L = _sharding.layout_roles
+    if params["mask_kind"] == MaskKind.NONE:
+        mask_roles = "."
+    else:  # [B|1, Nq|1, Sq|1, mask_len]: broadcast axes are replicated
+        full = (q.shape[0], *heads_and_seq(q.shape, params["q_layout"]))
+        mask_roles = "".join(r if m == f else "." for r, m, f in zip("bns", mask.shape, full))
+        mask_roles += "m"
+    return ((L(params["q_layout"], "b", "n", "s", "h"), L(params["k_layout"], "b", "k", "t", "h"),
+             L(params["v_layout"], "b", "k", "t", "d"), mask_roles,
+             "b" if params["has_kv_lengths"] else ".",
+             "b" if params["has_causal_offsets"] else "."),
+            (L(params["out_layout"], "b", "n", "s", "d"),))
+
+
+def _kv_concat_roles(params, avals):
+    L = _sharding.layout_roles
+    return (("bkph", "bkpd", L(params["new_layout"], "b", "k", "t", "h"),
+             L(params["new_layout"], "b", "k", "t", "d")), ("bkxh", "bkxd"))
+
+
+def _decode_step_roles(params, avals):
+    # (q, new_k, new_v, cache_k, cache_v, mask placeholder, kv_lengths, starts)
+    return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b", "b"),
+            ("bsnd", "bklh", "bkld"))
+
+
 def _register_lowerings() -> None:
-    for platform in _ffi.lowering_platforms:
-        mlir.register_lowering(
-            attention_p, _workspace_rule(_ffi.ATTENTION_TARGET, platform, (1, 2)),
-            platform=platform)
-        mlir.register_lowering(kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), platform=platform)
-        mlir.register_lowering(
-            decode_step_p,
-            _workspace_rule(_ffi.DECODE_STEP_TARGET, platform, (3, 4),
-                            operand_output_aliases={3: 1, 4: 2}),
-            platform=platform,
+    # Both platforms always, so that a CPU-only machine can export for CUDA; the
+    # targets are registered with XLA only where the kernels were built (_ffi.py).
+    for platform in ("cpu", "cuda"):
+        rules = (
+            (attention_p, _workspace_rule(_ffi.ATTENTION_TARGET, platform, (1, 2)),
+             _attention_roles),
+            (kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), _kv_concat_roles),
+            (decode_step_p, _workspace_rule(_ffi.DECODE_STEP_TARGET, platform, (3, 4),
+                                            operand_output_aliases={3: 1, 4: 2}),
+             _decode_step_roles),
         )
+        for prim, plain, roles in rules:
+            mlir.register_lowering(prim, _sharding.partitioned_lowering(prim, plain, roles),
+                                   platform=platform)
 
 
 _register_lowerings()
 
 
+def export_disabled_checks() -> list:
+    """The jax.export.DisabledSafetyCheck list that lets jax.export serialize
+    programs that call jax-mea: its custom-call targets carry no stability
+    guarantee of jax's own, so jax asks for each to be named. Use as
+    ``jax.export.export(jax.jit(f), disabled_checks=jax_mea.export_disabled_checks())``.
+    The program runs where jax_mea is imported (which registers the targets)."""
+    return [jax.export.DisabledSafetyCheck.custom_call(t) for t in _ffi.TARGETS]
+
+
 def cuda_available() -> bool:
     """True when the CUDA kernels are built and registered."""
-    return "cuda" in _ffi.lowering_platforms
+    return "cuda" in _ffi.registered_platforms
 
 
 __all__ = [
@@ -345,5 +389,6 @@ __all__ = [
     "bind_kv_concat",
     "bind_decode_step",
     "cuda_available",
+    "export_disabled_checks",
 ]
 

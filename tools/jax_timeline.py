@@ -8,50 +8,38 @@ clock per call includes the host where it is slower than the GPU).
 
     python3 tools/jax_timeline.py [--shapes 1x1024,1x32768,16x8192] [--calls 12]
     python3 tools/jax_timeline.py --smoke      # on the CPU: host events only
+
+--model CONFIG instead profiles benchmarks/decode_model.py's program (its grid point
+--batch x --context, every variant) and prints each attention kernel's time per layer
+against the copy-bandwidth floor of that layer's K+V (the bytes the step reads from
+the layer's cache / the copy bandwidth measured in the same run), as a fraction; the
+kernels are found and told apart as benchmarks/kernel_times.py says.
+
+    python3 tools/jax_timeline.py --model large --batch 8 --context 4096 [--steps 32]
+    python3 tools/jax_timeline.py --model smoke --smoke      # on the CPU
 """
 import argparse
 import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 
 import jax
 import jax.numpy as jnp
-from jax.profiler import ProfileData
 
 import jax_mea
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
 import timing  # noqa: E402  (the benchmarks' timer, to compare with the timeline)
-
-
-def events(profile, plane_prefix):
-    out = []
-    for plane in profile.planes:
-        if plane.name.startswith(plane_prefix):
-            for line in plane.lines:
-                out += [(ev.start_ns, ev.duration_ns, ev.name, line.name) for ev in line.events]
-    return sorted(out)
-
-
-def trace(run):
-    """run() under the JAX profiler; returns its ProfileData."""
-    d = tempfile.mkdtemp()
-    jax.profiler.start_trace(d)
-    run()
-    jax.profiler.stop_trace()
-    path = next(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs
-                if f.endswith(".xplane.pb"))
-    return ProfileData.from_file(path)
+from kernel_times import events, summarize, totals, trace  # noqa: E402
 
 
 def print_busiest_host_events(profile, t0=None, t1=None, top=12):
     """The host events with the most total time (in [t0, t1] where given): name,
     count, mean duration."""
     by_name = {}
-    for start, dur, nm, line in events(profile, "/host"):
+    for start, dur, nm, line, _ in events(profile, "/host"):
         if (t0 is None or t0 <= start) and (t1 is None or start <= t1):
             c = by_name.setdefault(re.sub(r"\.\d+$", "", nm)[:60], [0, 0])
             c[0] += 1
@@ -85,6 +73,53 @@ def wall_clock(name, fn, prog, calls, n, repeats=7, trace_timer=False):
           f"time_jax {per_call * 1e6:.2f} us per call")
 
 
+def model_timeline(args):
+    """--model: every variant of one decode_model grid point, profiled; per layer, each
+    attention kernel's calls and time and the layer's copy floor over that time."""
+    import decode_model as dm
+    dtype = jnp.dtype(args.dtype or ("float32" if args.smoke else "bfloat16"))
+    variants = dm.usable(args.variants.split(","))
+    ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
+    cfg, params = dm.setup(args.model, dtype)
+    print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, {dtype}; copy "
+          f"{ceil['copy_Bps'] / 1e12:.3f} TB/s\n{args.model}: {cfg}")
+    rows = dm.measure_point(args.model, cfg, params, args.batch, args.context,
+                            steps=args.steps, variants=variants, copy_Bps=ceil["copy_Bps"],
+                            dtype=dtype, repeats=args.repeats)
+    for r in rows:
+        if "_kernels" not in r:
+            print(f"=== {r['variant']}: n/a ({r.get('note', '')})")
+            continue
+        per = r["_steps"] * cfg.n_layers                      # kernel calls per layer
+        floor_us = r["kv_MB_per_layer"] * 1e6 / ceil["copy_Bps"] * 1e6
+        tot = totals(r["_kernels"])
+        print(f"=== {r['variant']} {args.model} B{r['batch']} ctx{r['context']} (capacity "
+              f"{r['capacity']}): {r['ms_per_step']:.4f} ms/step timed, "
+              f"{r['traced_ms_per_step']:.4f} traced; K+V read per layer "
+              f"{r['kv_MB_per_layer']:.1f} MB, at copy speed {floor_us:.2f} us")
+        print(f"  {'attention kernel':56s} {'calls/layer':>11s} {'us/layer':>9s} "
+              f"{'floor/time':>10s}")
+        groups = summarize(r["_kernels"])
+        for group, attention, count, ns in groups:
+            if attention:
+                us = ns / per / 1e3
+                print(f"  {group[:56]:56s} {count / per:11.2f} {us:9.2f} {floor_us / us:10.0%}")
+        us = tot["attention_ns"] / per / 1e3
+        if us:
+            print(f"  {'all attention':56s} {'':11s} {us:9.2f} {floor_us / us:10.0%}"
+                  f"   ({r['attn_share']:.0%} of the traced step)")
+        other = [(g, c, ns) for g, a, c, ns in groups if not a]
+        print(f"  other kernels, the longest per step (of {len(other)} kinds):")
+        for group, count, ns in other[:args.top]:
+            print(f"    {group[:60]:60s} {count / r['_steps']:7.1f}/step "
+                  f"{ns / r['_steps'] / 1e3:9.2f} us/step")
+        if tot["unresolved_ns"]:
+            names = sorted({k.group for k in r["_kernels"] if k.how == "unresolved"})
+            print(f"  unresolved (counted as not attention): "
+                  f"{tot['unresolved_ns'] / r['_steps'] / 1e3:.2f} us/step in "
+                  f"{', '.join(names[:8])}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shapes", default="1x1024,1x32768,16x8192", help="BxS, comma separated")
@@ -94,7 +129,22 @@ def main():
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--trace-timer", action="store_true",
                    help="also profile timing.time_jax itself and list the host's busiest events")
+    p.add_argument("--model", default=None,
+                   help="a benchmarks/decode_model.py config: profile its decode program")
+    p.add_argument("--batch", type=int, default=None, help="--model: batch (default 8)")
+    p.add_argument("--context", type=int, default=None,
+                   help="--model: tokens in the cache (default 4096)")
+    p.add_argument("--steps", type=int, default=None, help="--model: steps per run (32)")
+    p.add_argument("--repeats", type=int, default=5, help="--model: timed runs")
+    p.add_argument("--variants", default="jax_mea,jax-cudnn,jax-xla")
+    p.add_argument("--dtype", default=None, help="--model: default bfloat16 (float32 with --smoke)")
+    p.add_argument("--top", type=int, default=8, help="--model: other kernels to list")
     args = p.parse_args()
+    if args.model:
+        args.batch = args.batch or (2 if args.smoke else 8)
+        args.context = args.context or (24 if args.smoke else 4096)
+        args.steps = args.steps or (4 if args.smoke else 32)
+        return model_timeline(args)
     nq, nkv = map(int, args.heads.split("/"))
     H, n = args.head_size, args.calls
     shapes = [(1, 256)] if args.smoke else [tuple(map(int, s.split("x")))
@@ -124,7 +174,7 @@ def main():
             last = evs[-(len(evs) // 3):] if evs else []   # the third program
             print(f"=== {name} B{B} S{S} N{nq}/{nkv} H{H}: {len(last)} events in the last program")
             prev_end, busy = None, 0
-            for start, dur, nm, line in last:
+            for start, dur, nm, line, _ in last:
                 gap = (start - prev_end) / 1e3 if prev_end is not None else 0.0
                 busy += dur
                 print(f"  {nm[:64]:64s} {dur / 1e3:8.2f} us  gap {gap:7.2f} us  [{line[:24]}]")

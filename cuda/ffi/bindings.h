@@ -10,7 +10,8 @@ namespace jax_mea {
 // Attention and the decode step return a workspace after their outputs: device
 // memory for the decode kernel's split partials, handed out by XLA (never
 // allocated in a handler) so that XLA can record the call into a command buffer
-// (CUDA graph). Its size is jax_mea/primitives.py's bound, 0 on the CPU.
+// (CUDA graph). Its size is the bound of jax_mea/workspace.h (read by
+// jax_mea/primitives.py through the extension), 0 on the CPU.
 
 // (q, k, v, mask, kv_lengths, causal_offsets) -> (out, workspace), attributes
 // AttentionAttrs.

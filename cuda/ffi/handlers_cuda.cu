@@ -34,13 +34,26 @@ cudaError_t Checked(cudaError_t err) {
   return err != cudaSuccess ? err : last;
 }
 
+ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t stream) {
+  if (std::string why = KvCopyUnsupported(p); !why.empty()) return Unsupported(what, why);
+  if (cudaError_t err = Checked(LaunchKvCopy(p, stream)); err != cudaSuccess) {
+    return CudaError(what, err);
+  }
+  return ffi::Error::Success();
+}
+
 // The decode kernel where it applies (its split partials in `workspace`, from
-// XLA), else the forward kernel.
-ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace,
-                        cudaStream_t stream) {
+// XLA), else the forward kernel. `append`: new tokens to store into the cache
+// first, inside the decode kernel where it runs (one launch per decode step),
+// else by the copy kernel.
+ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace, cudaStream_t stream,
+                        const KvCopyParams* append = nullptr) {
 #ifdef JAX_MEA_HAVE_DECODE_KERNEL
-  if (DecodeKernelApplies(p)) {
+  const bool fuse_append =
+      append == nullptr || (p.num_heads > 0 && KvCopyUnsupported(*append).empty());
+  if (DecodeKernelApplies(p) && fuse_append) {
     DecodeOptions options;
+    options.append = append;
     options.workspace = workspace.untyped_data();
     options.workspace_bytes = workspace.size_bytes();
     if (options.workspace_bytes == 0) options.workspace = nullptr;  // the cached one
@@ -51,6 +64,9 @@ ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace,
     return ffi::Error::Success();
   }
 #endif
+  if (append != nullptr) {
+    if (ffi::Error err = RunKvCopy("KV append", *append, stream); err.failure()) return err;
+  }
   if (std::string why = AttentionForwardUnsupported(p); !why.empty()) {
     return Unsupported("attention", why);
   }
@@ -71,14 +87,6 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
   return RunAttention(*params, *workspace, stream);
 }
 
-ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t stream) {
-  if (std::string why = KvCopyUnsupported(p); !why.empty()) return Unsupported(what, why);
-  if (cudaError_t err = Checked(LaunchKvCopy(p, stream)); err != cudaSuccess) {
-    return CudaError(what, err);
-  }
-  return ffi::Error::Success();
-}
-
 ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::AnyBuffer past_v,
                             ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
                             ffi::Result<ffi::AnyBuffer> present_k,
@@ -88,7 +96,8 @@ ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::Any
   return RunKvCopy("KV concat", *params, stream);
 }
 
-// Append, then attention, on the same stream (the attention reads the appended tokens).
+// Append, then attention (the attention reads the appended tokens): one launch where
+// the decode kernel runs, else the copy kernel then the forward kernel on the stream.
 ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer new_k,
                               ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v,
                               ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
@@ -99,8 +108,7 @@ ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuf
   auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, kv_lengths, starts,
                                      *out, *out_k, *out_v, attrs);
   if (params.has_error()) return params.error();
-  if (ffi::Error err = RunKvCopy("KV append", params->append, stream); err.failure()) return err;
-  return RunAttention(params->attention, *workspace, stream);
+  return RunAttention(params->attention, *workspace, stream, &params->append);
 }
 
 }  // namespace

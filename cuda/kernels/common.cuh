@@ -108,6 +108,11 @@ __device__ __forceinline__ void MbarInit(uint64_t* bar, unsigned count) {
   JAX_MEA_SM90_ONLY(asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(SmemAddr(bar)),
                                  "r"(count)));
 }
+// Orders this thread's ordinary global writes before later copy-engine (TMA) reads
+// of the same memory (then __syncthreads before the reads are issued).
+__device__ __forceinline__ void FenceProxyAsyncGlobal() {
+  JAX_MEA_SM90_ONLY(asm volatile("fence.proxy.async.global;\n" ::: "memory"));
+}
 // Makes initialised barriers visible to the copy engine (then __syncthreads).
 __device__ __forceinline__ void FenceMbarInit() {
   JAX_MEA_SM90_ONLY(asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"));

@@ -1,10 +1,13 @@
-// Host side of the split-KV decode attention (decode.h): kernel choice, number
-// of splits, workspace, launches, and the log-sum-exp combine kernel.
+// Host side of the split-KV decode attention (decode.h): the device facts
+// (looked up once, cached), the kernel choice, the plan (decode_plan.h: splits,
+// clusters, workspace; cached per shape), tensor maps, the launches, and the
+// log-sum-exp combine kernel.
 #include "kernels/decode.h"
 
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -16,24 +19,14 @@
 
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_kernels.cuh"
+#include "kernels/decode_plan.h"
 
 namespace jax_mea::cuda {
 namespace decode_impl {
 namespace {
 
-// 128: one 8-warp tile. Short caches with few (batch, kv head) groups run
-// fastest split this fine (B1 S1024 N32/8 H128 on an H100: 4 splits 15.9 us,
-// 8 splits 13.5 us); longer caches reach kMaxSplits first.
-constexpr int kMinKeysPerSplit = 128;
-
+// The cached workspace (no XLA workspace given) starts at this size.
 constexpr size_t kMinWorkspaceBytes = size_t{16} << 20;
-
-// Balanced splits (GroupSplits) pay for their empty CTAs and shorter splits only
-// on long caches. H100, N32/8 H128, kernel alone, balanced vs by capacity:
-// ragged B8 S32768 245 vs 259 us, B16 S32768 445 vs 480 us, but B16 S4096
-// 77 vs 68 us; rows all full (per-row lengths given) B8 S32768 360 vs 357 us,
-// B8 S4096 60 vs 56 us.
-constexpr int kMinBalancedCapacity = 16384;
 
 // ------------------------------------------------------------------ combine kernel
 
@@ -180,10 +173,32 @@ bool EncodeKvMap(const AttentionParams& p, const void* x, const TensorStrides& s
 }
 
 // K's and V's tensor maps into `a`; false where either does not fit one (the
-// caller then takes the cp.async configuration 2).
+// caller then takes the cp.async configuration 2). Encoded once per (addresses,
+// shapes, strides, tile): a decode loop passes the same cache buffers every step.
 bool EncodeKvMaps(const AttentionParams& p, int tile_keys, DecodeArgs* a) {
-  return EncodeKvMap(p, p.k, p.k_strides, p.head_size, tile_keys, &a->tmap_k) &&
-         EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, tile_keys, &a->tmap_v);
+  using Key = std::array<int64_t, 15>;
+  struct Maps {
+    bool ok;
+    CUtensorMap k, v;
+  };
+  static std::map<Key, Maps> cache;
+  static std::mutex mutex;
+  const Key key = {reinterpret_cast<int64_t>(p.k), reinterpret_cast<int64_t>(p.v),
+                   static_cast<int64_t>(p.dtype), p.batch, p.num_kv_heads, p.kv_capacity,
+                   p.head_size, p.v_head_size, tile_keys, p.k_strides.batch, p.k_strides.head,
+                   p.k_strides.seq, p.v_strides.batch, p.v_strides.head, p.v_strides.seq};
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    if (cache.size() >= 1024) cache.clear();  // bounded: buffers come and go
+    Maps m;
+    m.ok = EncodeKvMap(p, p.k, p.k_strides, p.head_size, tile_keys, &m.k) &&
+           EncodeKvMap(p, p.v, p.v_strides, p.v_head_size, tile_keys, &m.v);
+    it = cache.emplace(key, m).first;
+  }
+  a->tmap_k = it->second.k;
+  a->tmap_v = it->second.v;
+  return it->second.ok;
 }
 
 // Raises the kernel's dynamic shared-memory limit (once per device) and
@@ -258,25 +273,15 @@ bool HeadSizesOk(const AttentionParams& p) {
   return p.head_size >= 1 && p.head_size <= 256 && p.v_head_size >= 1 && p.v_head_size <= 256;
 }
 
-// MMA configuration (decode_kernels.cuh): many short CTAs run best two per SM
-// (config 0); otherwise one 8-warp CTA per SM with a deep pipeline: its K/V
-// tiles by TMA on sm_90 (config 3), by cp.async before (config 2).
-int DefaultMmaConfig(const AttentionParams& p, int dev) {
-  const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
-  const int64_t base = static_cast<int64_t>(p.batch) * p.num_kv_heads * ((rows + 15) / 16);
-  if (2 * base >= 3 * static_cast<int64_t>(SmCount(dev)) && p.kv_capacity <= 2048) return 0;
-  // sm_90: K/V tiles by TMA (H100, 2026-11-25: 3-5% faster than cp.async on large
-  // caches, 1.5x on one CTA per head); PickKernel falls back where it cannot be used.
-  return ComputeMajor(dev) >= 9 ? 3 : 2;
-}
-
 bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
   if (!opt.force_simt && MmaAligned(p)) {
     const int hp = PadHeadDim(p.head_size), hvp = PadHeadDim(p.v_head_size);
     auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     // The preferred configuration, then the cp.async ones (config 3 needs sm_90 code).
-    for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 2, 0}) {
+    const int preferred = opt.config >= 0 ? opt.config
+                                          : decode_plan::DefaultMmaConfig(p, {SmCount(dev), ComputeMajor(dev)});
+    for (int config : {preferred, 2, 0}) {
       if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
       const int m = std::max(hp, hvp);
       if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max &&
@@ -291,44 +296,94 @@ bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, Ker
   return SimtKernel(p.dtype, dj, h);
 }
 
-// Number of kv splits. Each CTA streams `chunk` keys (rounded up to the
-// kernel's tile); the slowest GPU slot runs ceil(CTAs / slots) of them one
-// after the other, so the time goes as waves * chunk. Takes the fewest splits
-// within 5% of the best such cost (each split costs a CTA start and partials),
-// at most kMaxSplits, each at least kMinKeysPerSplit keys of the capacity.
-// Returns the number of non-empty splits for that chunk.
-int ChooseSplits(int64_t base, int64_t slots, int capacity, int tile) {
-  if (base <= 0 || capacity <= 0 || slots <= 0) return 1;
-  const int max_s = static_cast<int>(std::min<int64_t>(
-      kMaxSplits, (static_cast<int64_t>(capacity) + kMinKeysPerSplit - 1) / kMinKeysPerSplit));
-  if (max_s <= 1) return 1;
-  auto plan = [&](int s, int* n_eff) {
-    int64_t chunk = (capacity + s - 1) / s;
-    chunk = (chunk + tile - 1) / tile * tile;
-    *n_eff = static_cast<int>((capacity + chunk - 1) / chunk);
-    const int64_t waves = (base * *n_eff + slots - 1) / slots;
-    return static_cast<double>(waves * chunk);
-  };
-  double best = 0;
-  for (int s = 1; s <= max_s; ++s) {
-    int n;
-    const double c = plan(s, &n);
-    if (s == 1 || c < best) best = c;
-  }
-  for (int s = 1; s <= max_s; ++s) {
-    int n;
-    if (plan(s, &n) <= 1.05 * best) return n;
-  }
-  return 1;
+// The kernel's and the device's facts for the planner (decode_plan.h).
+decode_plan::KernelFacts FactsOf(const KernelHandle& h, const AttentionParams& p, int dev,
+                                 int ctas_per_sm) {
+  decode_plan::KernelFacts k;
+  k.config = h.config;
+  k.rows_per_block = h.rows_per_block;
+  k.tile_keys = h.tile_keys;
+  k.ctas_per_sm = ctas_per_sm;
+  k.tma = h.tma;
+  k.sm90_code = CompiledForSm90(h.func);
+  const int elem = p.dtype == DType::kFloat32 ? 4 : 2;
+  k.key_bytes = h.config >= 0 ? (PadHeadDim(p.head_size) + PadHeadDim(p.v_head_size)) * elem
+                              : (p.head_size + p.v_head_size) * elem;
+  k.cluster_slots = [h, dev](int size) { return ClusterSlots(h, dev, size); };
+  return k;
 }
 
 struct Plan {
   KernelHandle kernel;
   DecodeArgs args;
-  int num_kv_heads = 0;
   int64_t groups = 0;   // CTAs per split: batch * num_kv_heads * row_blocks
   size_t ws_bytes = 0;  // for args.num_splits
 };
+
+// What a plan depends on besides the options: the device and the call's shapes.
+using PlanKey = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool, int, int,
+                           int, int, int, int64_t>;
+
+PlanKey KeyOf(const AttentionParams& p, const DecodeOptions& o, int dev) {
+  return {dev, static_cast<int>(p.dtype), p.batch, p.num_heads, p.num_kv_heads, p.q_len,
+          p.kv_capacity, p.head_size, p.v_head_size, p.kv_lengths != nullptr, MmaAligned(p),
+          o.num_splits, (o.force_simt ? 1 : 0) | (o.balance ? 2 : 0), o.config,
+          o.fused_combine, o.cluster_merge, o.cta_overhead_bytes};
+}
+
+cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt, int dev,
+                             Plan* plan) {
+  if (!PickKernel(p, opt, dev, &plan->kernel)) return cudaErrorInvalidValue;
+  int ctas_per_sm = 1;
+  cudaError_t err = PrepareKernel(plan->kernel, dev, &ctas_per_sm);
+  if (err != cudaSuccess) return err;
+  decode_plan::PlanOptions o;
+  o.num_splits = opt.num_splits;
+  o.balance = opt.balance;
+  o.fused_combine = opt.fused_combine != 0;
+  o.cluster_merge = opt.cluster_merge != 0;
+  if (opt.cta_overhead_bytes >= 0) o.cta_overhead_bytes = opt.cta_overhead_bytes;
+  const decode_plan::DecodePlan dp = decode_plan::PlanDecode(
+      p, FactsOf(plan->kernel, p, dev, ctas_per_sm), {SmCount(dev), ComputeMajor(dev)}, o);
+  DecodeArgs& a = plan->args;
+  a.num_splits = dp.num_splits;
+  a.uniform_splits = dp.uniform_splits;
+  a.balance_slots = dp.balance_slots;
+  a.tile_keys = plan->kernel.tile_keys;
+  a.rows_per_block = dp.rows_per_block;
+  a.row_blocks = dp.row_blocks;
+  a.num_rows = dp.num_rows;
+  a.cluster_merge = dp.cluster_merge;
+  plan->groups = dp.groups;
+  plan->ws_bytes = dp.ws_bytes;
+  return cudaSuccess;
+}
+
+// The plan of a call, computed once per (device, shapes, options): a call then
+// pays one lookup, not the kernel choice, the occupancy queries and the planner.
+cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* plan) {
+  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
+    return cudaErrorInvalidValue;
+  }
+  const int dev = CurrentDevice();
+  static std::map<PlanKey, Plan> cache;
+  static std::mutex mutex;  // not g_mutex: the fact lookups below take that one
+  const PlanKey key = KeyOf(p, opt, dev);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) {
+      *plan = it->second;
+      return cudaSuccess;
+    }
+  }
+  cudaError_t err = MakePlanUncached(p, opt, dev, plan);
+  if (err != cudaSuccess) return err;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 4096) cache.clear();  // bounded: shapes of a long-running process
+  cache.emplace(key, *plan);
+  return cudaSuccess;
+}
 
 // The fused combine's counters: kCounterBanks banks of one counter per group,
 // zero when the module loads; a group's last CTA wraps its counter back to 0
@@ -357,91 +412,10 @@ unsigned* NextCounterBank(int dev) {
   return it->second + (next++ % kCounterBanks) * kMaxCounterGroups;
 }
 
-// Workspace layout: ws_ml at 0, then ws_o at *o_offset (256-byte aligned).
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
                       size_t* o_offset = nullptr) {
-  if (splits <= 1) return 0;
-  const size_t ml = static_cast<size_t>(splits) * num_rows * 2 * sizeof(float);
-  const size_t o_at = (ml + 255) / 256 * 256;
-  const size_t o = static_cast<size_t>(splits) * num_rows * p.v_head_size * sizeof(float);
-  if (o_offset) *o_offset = o_at;
-  return o_at + o;
+  return decode_plan::WorkspaceBytes(num_rows, p.v_head_size, splits, o_offset);
 }
-
-// True where the plan's splits can merge inside thread-block clusters
-// (DecodeArgs::cluster_merge): an MMA kernel with sm_90 machine code, 2 to
-// kMaxClusterSplits splits of one size for every group (no balancing), the fused
-// combine asked for, and clusters that keep as many CTAs running as plain
-// launches would (up to the grid's size).
-bool ClusterMergeFits(const Plan& plan, const DecodeOptions& opt, int dev, int64_t slots) {
-  const DecodeArgs& a = plan.args;
-  const int s = a.num_splits;
-  if (opt.cluster_merge == 0 || opt.fused_combine == 0 || plan.kernel.config < 0 ||
-      s < 2 || s > kMaxClusterSplits || a.balance_slots > 0 || ComputeMajor(dev) < 9 ||
-      !CompiledForSm90(plan.kernel.func)) {
-    return false;
-  }
-  const int64_t wanted = std::min(plan.groups * s, slots - slots % s);
-  return ClusterSlots(plan.kernel, dev, s) >= wanted;
-}
-
-cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* plan) {
-  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
-    return cudaErrorInvalidValue;
-  }
-  const int dev = CurrentDevice();
-  if (!PickKernel(p, opt, dev, &plan->kernel)) return cudaErrorInvalidValue;
-  int ctas_per_sm = 1;
-  cudaError_t err = PrepareKernel(plan->kernel, dev, &ctas_per_sm);
-  if (err != cudaSuccess) return err;
-  DecodeArgs& a = plan->args;
-  const int rows = p.group_size() * p.q_len;
-  a.rows_per_block = plan->kernel.rows_per_block;
-  a.row_blocks = (rows + a.rows_per_block - 1) / a.rows_per_block;
-  a.num_rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
-  const int64_t base = static_cast<int64_t>(p.batch) * p.num_kv_heads * a.row_blocks;
-  a.tile_keys = plan->kernel.tile_keys;
-  const int64_t slots = static_cast<int64_t>(SmCount(dev)) * ctas_per_sm;
-  if (opt.num_splits > 0) {
-    a.num_splits = a.uniform_splits = std::min(opt.num_splits, kMaxSplits);
-  } else {
-    a.num_splits = ChooseSplits(base, slots, p.kv_capacity, a.tile_keys);
-    a.uniform_splits = a.num_splits;
-    // Rows of different lengths: split by capacity, the longest row's CTAs run on
-    // alone at the end. With fewer groups than slots (the block scheduler cannot
-    // even them out), launch up to the splits of one row alone, capped at about
-    // four CTAs per slot, and let each group take its share (GroupSplits).
-    if (opt.balance && p.kv_lengths != nullptr && p.batch > 1 && base < slots &&
-        p.kv_capacity >= kMinBalancedCapacity) {
-      const int one_row = ChooseSplits(base / p.batch, slots, p.kv_capacity, a.tile_keys);
-      const int most = std::min<int64_t>(one_row, (4 * slots + base - 1) / base);
-      if (most > a.num_splits) {
-        a.num_splits = most;
-        a.balance_slots = static_cast<int>(slots);
-      }
-    }
-  }
-  plan->num_kv_heads = p.num_kv_heads;
-  plan->groups = base;
-  plan->ws_bytes = WorkspaceBytes(p, a.num_rows, a.num_splits);
-  a.cluster_merge = ClusterMergeFits(*plan, opt, dev, slots);
-  // Too many split CTAs for the clusters the GPU runs at once (8 groups x 16
-  // splits: an H100 runs 7 clusters of 16): half the splits, merged in clusters.
-  // H100, TMA kernel, B1 N32/8 H128, kernel alone, 8 splits in clusters against
-  // 16 through the workspace: S1024 12.4 vs 14.4 us, S4096 17.1 vs 18.5, S8192
-  // 22.6 vs 23.6, S32768 55.2 vs 56.7 (64 TMA CTAs stream at 2.4 TB/s already).
-  if (!a.cluster_merge && opt.num_splits == 0 && plan->kernel.tma && a.balance_slots == 0 &&
-      a.num_splits > 2) {
-    Plan half = *plan;
-    half.args.num_splits = half.args.uniform_splits = (a.num_splits + 1) / 2;
-    if (ClusterMergeFits(half, opt, dev, slots)) {
-      a.num_splits = a.uniform_splits = half.args.num_splits;
-      a.cluster_merge = true;
-    }
-  }
-  return cudaSuccess;
-}
-
 }  // namespace
 }  // namespace decode_impl
 
@@ -537,6 +511,19 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
         a.counters = NextCounterBank(CurrentDevice());  // null: the combine kernel
       }
     }
+  }
+
+  if (const KvCopyParams* ap = options.append; ap != nullptr && ap->num_new > 0) {
+    if (ap->dst_k != p.k || ap->dst_v != p.v || ap->dtype != p.dtype || ap->batch != p.batch ||
+        ap->num_kv_heads != p.num_kv_heads || ap->dst_starts == nullptr) {
+      return cudaErrorInvalidValue;  // not an append to this call's cache
+    }
+    a.append_k = ap->new_k;
+    a.append_v = ap->new_v;
+    a.append_k_strides = ap->new_k_strides;
+    a.append_v_strides = ap->new_v_strides;
+    a.append_starts = ap->dst_starts;
+    a.append_num_new = ap->num_new;
   }
 
   // (groups, batch, splits): see CtaCoord in decode_common.cuh.

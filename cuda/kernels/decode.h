@@ -69,6 +69,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "jax_mea/params.h"
@@ -99,6 +100,12 @@ struct DecodeOptions {
                              // thread-block cluster where that applies (sm_90 machine
                              // code, MMA kernel, 2..16 splits, fused combine, no
                              // balancing, the clusters fill the GPU as plain CTAs would)
+  int64_t cta_overhead_bytes = -1;  // the split cost model's per-CTA cost (decode_plan.h);
+                                    // -1: the default (tuning sweeps set it)
+  // Non-null: append these new tokens to the cache (p.k / p.v, which must be the
+  // copy's destination) inside the attention kernel itself (a decode step: one
+  // launch instead of a copy kernel and the attention).
+  const KvCopyParams* append = nullptr;
   void* workspace = nullptr; // caller's workspace for the split partials (device memory,
   size_t workspace_bytes = 0;  // any contents); null: the cached one. A short one means
                                // fewer splits. The XLA path passes XLA's buffer.

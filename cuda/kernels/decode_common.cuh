@@ -15,16 +15,15 @@
 
 #include "jax_mea/params.h"
 #include "kernels/common.cuh"  // element conversions, async copies, ldmatrix
+#include "kernels/decode_plan.h"
 
 namespace jax_mea::cuda::decode_impl {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;  // 4 warps per CTA, both kernels
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxSplits = 64;
-// Most splits merged inside a thread-block cluster (DecodeArgs::cluster_merge):
-// 16 CTAs is the largest cluster an H100 runs (8 is the portable size).
-constexpr int kMaxClusterSplits = 16;
+using decode_plan::kMaxClusterSplits;  // most splits merged inside a cluster
+using decode_plan::kMaxSplits;
 
 // What the host decided, passed to every decode kernel by value.
 struct DecodeArgs {
@@ -50,6 +49,16 @@ struct DecodeArgs {
   // shared memory and the cluster merges them there (ClusterMerge); no workspace,
   // no counters.
   bool cluster_merge = false;
+  // Fused append (a decode step): new token t of batch b goes to cache position
+  // append_starts[b] + t (dropped at or past kv_capacity); the cache is p.k / p.v.
+  // Each CTA writes the new rows inside its key range before it reads them
+  // (AppendNewRows; CTAs of other row blocks store the same values), so a step
+  // needs no copy kernel. append_num_new == 0: nothing to append.
+  const void* append_k = nullptr;  // [batch, kv head, token, head_size] via strides
+  const void* append_v = nullptr;  // [batch, kv head, token, v_head_size]
+  TensorStrides append_k_strides, append_v_strides;
+  const int32_t* append_starts = nullptr;
+  int append_num_new = 0;
   // MMA configuration 3 (sm_90): K and V as 4-D tensor maps (head dim, kv
   // position, kv head, batch) with boxes of 64 x tile_keys elements and 128-byte
   // swizzle; the kernel takes DecodeArgs as a __grid_constant__ parameter.
@@ -218,6 +227,30 @@ __device__ __forceinline__ bool CtaKeys(const AttentionParams& p, const DecodeAr
   *kb = static_cast<int>(start);
   *ke = static_cast<int>(min(static_cast<int64_t>(uhi), start + chunk));
   return true;
+}
+
+// The fused append (DecodeArgs::append_*): the new tokens at cache positions in
+// [kb, ke) are stored into the cache by all threads of this CTA. The caller then
+// publishes them with __syncthreads (after FenceProxyAsyncGlobal where the copy
+// engine reads the cache) before the CTA's first read of its keys.
+template <typename T>
+__device__ __forceinline__ void AppendNewRows(const AttentionParams& p, const DecodeArgs& a,
+                                              int b, int kv_head, int kb, int ke) {
+  const int start = a.append_starts[b];
+  const int lo = max(kb, start);
+  const int hi = min(min(ke, start + a.append_num_new), p.kv_capacity);
+  auto copy = [&](const void* src_ptr, const TensorStrides& ss, const void* dst_ptr,
+                  const TensorStrides& ds, int dim) {
+    const T* src = static_cast<const T*>(src_ptr) + b * ss.batch + kv_head * ss.head;
+    T* dst = static_cast<T*>(const_cast<void*>(dst_ptr)) + b * ds.batch + kv_head * ds.head;
+    for (int i = threadIdx.x; i < (hi - lo) * dim; i += blockDim.x) {
+      const int j = lo + i / dim, d = i % dim;
+      dst[static_cast<int64_t>(j) * ds.seq + d] = src[static_cast<int64_t>(j - start) * ss.seq + d];
+    }
+  };
+  if (lo >= hi) return;
+  copy(a.append_k, a.append_k_strides, p.k, p.k_strides, p.head_size);
+  copy(a.append_v, a.append_v_strides, p.v, p.v_strides, p.v_head_size);
 }
 
 // Score of key j for a row: range check, mask; returns log2-domain score or -inf.

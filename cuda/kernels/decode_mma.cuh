@@ -112,6 +112,11 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const int offset = p.query_offset(b);
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
+  if (a.append_num_new > 0) {  // uniform: every thread takes the barrier
+    AppendNewRows<T>(p, a, b, kv_head, kb, ke);
+    if constexpr (TMA) FenceProxyAsyncGlobal();
+    __syncthreads();
+  }
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;

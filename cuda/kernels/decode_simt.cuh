@@ -48,6 +48,8 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
 
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
+  // The fused append: published by the __syncthreads below, before any K/V read.
+  if (a.append_num_new > 0) AppendNewRows<T>(p, a, b, kv_head, kb, ke);
 
   for (int idx = tid; idx < R * D; idx += kThreads) {
     const int r = idx / D, d = idx - r * D;

@@ -1,0 +1,56 @@
+// The decode kernel's workspace: its layout for a plan, and the bound XLA is
+// asked for. Host-only plain C++ (no CUDA types), so that the CPU build compiles
+// it too: jax_mea/primitives.py reads the bound through the extension
+// (module.cc), decode.cu lays a plan out with it, tools/decode_check.cu sizes the
+// XLA path's workspace with it. One formula, one owner.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace jax_mea {
+
+// The most kv splits a decode plan uses (decode_common.cuh's kMaxSplits must
+// not exceed it: the bound below is sized for it).
+inline constexpr int kDecodeMaxSplits = 64;
+// The decode kernel takes a call only where a kv head's query rows
+// (group size x q_len) are at most this many; others need no workspace.
+inline constexpr int64_t kDecodeMaxRowsPerKvHead = 16;
+// The bound is capped: a workspace short of the plan only means fewer splits,
+// and plans that split much have few rows (fewer (batch, kv head) groups than
+// the GPU has CTA slots).
+inline constexpr int64_t kDecodeWorkspaceCap = int64_t{32} << 20;
+// ws_o starts at this alignment after ws_ml.
+inline constexpr int64_t kDecodeWorkspaceAlign = 256;
+
+// Bytes of a plan's workspace for `splits` splits of `num_rows` query rows:
+// ws_ml (per split and row: max, sum) at 0, then ws_o (per split and row:
+// v_head_size floats) at *o_offset. 0 when the plan runs unsplit.
+inline int64_t DecodeWorkspaceLayout(int splits, int64_t num_rows, int64_t v_head_size,
+                                     int64_t* o_offset = nullptr) {
+  if (splits <= 1) return 0;
+  const int64_t ml = int64_t{splits} * num_rows * 2 * static_cast<int64_t>(sizeof(float));
+  const int64_t o_at = (ml + kDecodeWorkspaceAlign - 1) / kDecodeWorkspaceAlign *
+                       kDecodeWorkspaceAlign;
+  const int64_t o = int64_t{splits} * num_rows * v_head_size * static_cast<int64_t>(sizeof(float));
+  if (o_offset) *o_offset = o_at;
+  return o_at + o;
+}
+
+// The workspace an attention call asks XLA for: an upper bound from shapes
+// alone (no device query), so that it is known at lowering time, for export
+// and on a machine without a GPU. 0 where the decode kernel never takes the
+// call. A dimension given as < 0 is unknown (a symbolic batch in jax.export):
+// then the cap, unless the known ones already rule the decode kernel out.
+inline int64_t DecodeWorkspaceBound(int64_t batch, int64_t num_heads, int64_t num_kv_heads,
+                                    int64_t q_len, int64_t v_head_size) {
+  const bool known_rows = num_heads >= 0 && num_kv_heads > 0 && q_len >= 0;
+  if (known_rows && num_heads / num_kv_heads * q_len > kDecodeMaxRowsPerKvHead) return 0;
+  if (!known_rows || batch < 0 || v_head_size < 0) return kDecodeWorkspaceCap;
+  const int64_t rows = batch * num_heads * q_len;
+  return std::min(DecodeWorkspaceLayout(kDecodeMaxSplits, rows, v_head_size),
+                  kDecodeWorkspaceCap);
+}
+
+}  // namespace jax_mea
