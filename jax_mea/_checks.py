@@ -94,10 +94,6 @@ def check_softcap(softcap) -> None:
         raise ValueError(f"softcap must be >= 0 (0 disables it), got {softcap}")
 
 
-def default_scale(scale, head_size: int) -> float:
-    return float(scale) if scale is not None else 1.0 / float(np.sqrt(head_size))
-
-
 def split_scale(scale, head_size: int):
     """(kernel_scale, query_factor): the kernels take a positive static scale, and
     any other scale is folded into the query: a traced one whole (kernel scale 1),
@@ -116,8 +112,8 @@ def split_scale(scale, head_size: int):
 
 
 def fold_into_query(query, factor):
-    """query * factor (see split_scale), in float32 and rounded once to the query's
-    dtype, so a bfloat16 query is rounded once, not at every product."""
+    """query * factor (see split_scale), multiplied in float32 and rounded once to
+    the query's dtype: the factor itself is never rounded to bfloat16/float16."""
     if factor is None:
         return query
     scaled = query.astype(jnp.float32) * jnp.asarray(factor, jnp.float32)
