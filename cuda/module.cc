@@ -41,20 +41,13 @@ nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int k
   p.v_head_size = v_head_size;
   p.kv_lengths = has_kv_lengths ? &kSomeLength : nullptr;  // only its presence is read
   const dp::DeviceFacts d{sm_count, compute_major};
-  dp::KernelFacts k;
-  k.config = config;
-  k.rows_per_block = rows_per_block;
-  k.tile_keys = tile_keys;
-  k.ctas_per_sm = ctas_per_sm;
-  k.tma = tma;
-  k.sm90_code = sm90_code;
-  k.key_bytes = key_bytes;
   std::map<int, int64_t> slots;
   for (auto [size, n] : cluster_slots) slots[nb::cast<int>(size)] = nb::cast<int64_t>(n);
-  k.cluster_slots = [slots](int size) {
-    auto it = slots.find(size);
-    return it == slots.end() ? int64_t{0} : it->second;
-  };
+  const dp::KernelFacts k{config, rows_per_block, tile_keys, ctas_per_sm, tma, sm90_code,
+                          key_bytes, [slots](int size) {
+                            auto it = slots.find(size);
+                            return it == slots.end() ? int64_t{0} : it->second;
+                          }};
   dp::PlanOptions o;
   o.num_splits = num_splits;
   o.balance = balance;
