@@ -103,3 +103,19 @@ def window_pair(name: str, window) -> tuple[int, int]:
     if left < -1 or right < -1:
         raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
     return left, right
+
+
+def decode_window(name: str, window) -> int:
+    """The left window of causal decode from None, an int w or a pair (w, right):
+    right may only be 0, -1 or None, which mean what causality already does (a
+    query sees no later key); a wider right side would contradict it."""
+    if window is None or isinstance(window, (int, np.integer)):
+        return window_pair(name, window)[0]
+    try:
+        left, right = window
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair (left, right), got {window!r}")
+    if right not in (0, -1, None):
+        raise ValueError(f"{name}: decode_attention is causal, so the right side must be 0, "
+                         f"-1 or None, got {window!r}")
+    return window_pair(name, (left, -1))[0]
