@@ -24,6 +24,8 @@ import pytest
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+from jax_mea import reference
+
 DTYPES = ("float32", "float16", "bfloat16")
 
 
@@ -170,6 +172,15 @@ def assert_zero_rows(actual_rows, zero_rows, what: str = "output"):
     assert np.isfinite(a).all(), f"{what}: non-finite values"
     bad = zero_rows & np.any(a != 0, axis=-1)
     assert not bad.any(), f"{what}: {int(bad.sum())} fully masked rows are not exactly 0"
+
+
+# jax_mea.reference jitted, attributes static: eager, it dispatches op by op,
+# several times slower.
+reference_onnx_attention = jax.jit(reference.onnx_attention, static_argnames=(
+    "scale", "is_causal", "q_num_heads", "kv_num_heads", "softcap", "softmax_precision",
+    "left_window_size", "right_window_size"))
+reference_dot_product_attention = jax.jit(reference.dot_product_attention, static_argnames=(
+    "scale", "is_causal", "local_window_size", "softcap"))
 
 
 def to_jnp(tree):
@@ -482,8 +493,12 @@ def jax_dpa_oracle(args: tuple, kwargs: dict) -> np.ndarray:
     if "bias" in kw:
         kw["bias"] = f32(kw["bias"])
     with jax.default_matmul_precision("highest"):
-        out = jax.nn.dot_product_attention(*to_jnp(args32), **to_jnp(kw), implementation="xla")
+        out = _jax_dpa(*to_jnp(args32), **to_jnp(kw))
     return f32(out)
+
+
+_jax_dpa = jax.jit(functools.partial(jax.nn.dot_product_attention, implementation="xla"),
+                   static_argnames=("scale", "is_causal", "local_window_size"))
 
 
 def _jax_understands(case: DpaCase) -> bool:
