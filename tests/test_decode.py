@@ -309,13 +309,15 @@ def test_capacity_overflow_drops_tokens_and_flags(rng):
     key = np.asarray(new.key)
     np.testing.assert_array_equal(key[0, 0, 8:10], k[0, :2, 0])  # the two that fit
     np.testing.assert_array_equal(key[1], 7.0)                    # full: nothing written
-    # The flag is sticky (a step that fits keeps it) and reset() clears it.
+    # The flag is sticky (sequence 0, shortened, then a step that fits, keeps it) and
+    # reset(which) clears it for those sequences only (sequence 1).
     which = np.array([False, True, False])
+    new = model.set_lengths(new, [5, 10, 6])
     model.lengths[which], model.overflowed[which] = 0, False
     _, again = run_step(jax_mea.decode_attention, model, new.reset(jnp.asarray(which)),
                         *(x[:, :1] for x in (q, k, v)), "float32")
     np.testing.assert_array_equal(again.overflowed, [True, False, False])
-    np.testing.assert_array_equal(again.lengths, [10, 1, 7])
+    np.testing.assert_array_equal(again.lengths, [6, 1, 7])
     assert np.asarray(new.reset().overflowed).sum() == 0
     assert int(new.reset().lengths.sum()) == 0
 
