@@ -101,7 +101,8 @@ MUTANTS = [
     Mutant("cpu-softcap-after-mask", CPU,
            "    if (p_.softcap > 0.f) {\n"
            "      const float inv_cap = 1.f / p_.softcap;\n"
-           "      for (int t = lo; t < hi; ++t) scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
+           "      for (int t = lo; t < hi; ++t) "
+           "scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
            "    }\n"
            "    if (p_.mask_kind != MaskKind::kNone) {\n"
            "      for (int t = lo; t < hi; ++t) scores[t] += MaskTerm(b, head, i, j0 + t);\n"
@@ -111,7 +112,8 @@ MUTANTS = [
            "    }\n"
            "    if (p_.softcap > 0.f) {\n"
            "      const float inv_cap = 1.f / p_.softcap;\n"
-           "      for (int t = lo; t < hi; ++t) scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
+           "      for (int t = lo; t < hi; ++t) "
+           "scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
            "    }\n",
            (f"{ONNX}::test_softcap_and_scale",),
            bug="softcap applied after the mask instead of before"),
@@ -161,7 +163,8 @@ MUTANTS = [
            bug="an overflowing append writes one token past the cache's capacity"),
     Mutant("kv-concat-past-value-short", KV_COPY,
            "CopyRows(p.past_v, p.past_v_strides, p.dst_v, p.dst_v_strides, b, h, 0, 0, p.past_len,",
-           "CopyRows(p.past_v, p.past_v_strides, p.dst_v, p.dst_v_strides, b, h, 0, 0, p.past_len - 1,",
+           "CopyRows(p.past_v, p.past_v_strides, p.dst_v, p.dst_v_strides, b, h, 0, 0, "
+           "p.past_len - 1,",
            (f"{ONNX}::test_shapes",),
            bug="present_value misses the last past token"),
     # --- Python: offsets, masks, batching, decode ------------------------------------
