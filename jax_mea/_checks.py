@@ -201,3 +201,19 @@ def onnx_window_size(name: str, value) -> int:
     if size < -1:
         raise ValueError(f"{name} must be >= -1 (-1: unbounded), got {value}")
     return size
+
+
+def decode_window(name: str, window) -> int:
+    """The left window of causal decode from None, a size w or a pair (w, right):
+    right may only be 0, -1 or None, which mean what causality already does (a
+    query sees no later key); a wider right side would contradict it."""
+    if window is None or np.ndim(window) == 0:
+        return window_pair(name, window)[0]
+    try:
+        left, right = window
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair (left, right), got {window!r}")
+    if right not in (0, -1, None):
+        raise ValueError(f"{name}: decode_attention is causal, so the right side must be 0, "
+                         f"-1 or None, got {window!r}")
+    return window_pair(name, (left, -1))[0]

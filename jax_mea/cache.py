@@ -125,8 +125,8 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
       cache: the KVCache; the new tokens go at positions cache.lengths[b] + t.
       scale: defaults to 1/sqrt(H); positive, or traced (folded into the query).
         softcap: see onnx_attention.
-      local_window_size: int w (or (w, _)): token at position p sees keys
-        p - w .. p only.
+      local_window_size: int w, or (w, r) with r 0, -1 or None (decode is causal:
+        any other r raises): token at position p sees keys p - w .. p only.
 
     Returns:
       (out [B, T, Nq, Hv], the cache with the tokens stored and lengths + T).
@@ -163,7 +163,7 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     if steps > cache.max_seq_len:
         raise ValueError(f"query has T = {steps} tokens, more than the cache holds "
                          f"(max_seq_len = {cache.max_seq_len})")
-    left, _ = C.window_pair("local_window_size", local_window_size)
+    left = C.decode_window("local_window_size", local_window_size)
 
     starts = cache.lengths.astype(jnp.int32)
     wanted = starts + steps

@@ -451,7 +451,8 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     .key [B, Nkv, L, H], .value [B, Nkv, L, Hv], .lengths int32 [B] (and
     optionally .overflowed bool [B]). Token t of batch b sits at position
     p = lengths[b] + t, is written there when p < L, and sees keys j <= p with
-    j < min(lengths[b] + T, L) (and j >= p - w for local_window_size w).
+    j < min(lengths[b] + T, L) (and j >= p - w for local_window_size w, or (w, r)
+    with r 0, -1 or None; another r raises ValueError).
     Returns (out [B, T, Nq, Hv] in query's dtype, new cache).
     """
     query, key, value = jnp.asarray(query), jnp.asarray(key), jnp.asarray(value)
@@ -472,9 +473,14 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
         raise ValueError(f"query heads ({nq}) must be a multiple of kv heads ({nkv})")
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
-    if local_window_size is not None and not isinstance(local_window_size, (int, np.integer)):
-        raise TypeError("decode_attention's local_window_size is an int (left window)")
-    left, _ = _window_pair("local_window_size", local_window_size)
+    window = local_window_size
+    if window is not None and not isinstance(window, (int, np.integer)):
+        # Causal: a right side other than 0 / -1 / None would contradict it.
+        if len(window) != 2 or window[1] not in (0, -1, None):
+            raise ValueError(f"local_window_size of decode_attention is an int w or "
+                             f"(w, 0), got {window!r}")
+        window = window[0]
+    left, _ = _window_pair("local_window_size", window)
 
     lengths = jnp.asarray(cache.lengths, jnp.int32)
     new_key = _append(cache.key, key, lengths)

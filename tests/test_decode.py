@@ -1,8 +1,9 @@
-"""KVCache and decode_attention: every step against full attention over the
-history (a float64 numpy oracle written here, independent of the kernels and of
-jax_mea.reference), cache contents, ragged lengths, chunked prefill, vmap,
-donation (in place, checked from the compiled step), capacity overflow, and no
-recompilation per step."""
+"""KVCache and decode_attention: every step against a numpy model of the cache
+(the tokens appended, the ones past max_seq_len dropped) and full attention in
+float64 over what that model holds, both independent of the kernels and of
+jax_mea.reference; cache contents after every step; ragged lengths, 200+ cached
+keys, a cache filled exactly to capacity and past it, chunked prefill, vmap,
+donation (in place, checked from the compiled step) and no recompilation per step."""
 
 from __future__ import annotations
 
@@ -12,35 +13,85 @@ import numpy as np
 import pytest
 
 import jax_mea
-from conftest import DTYPES, assert_close, np_dtype, randn
+from jax_mea import reference
+from conftest import (DTYPES, assert_close, assert_same, assert_same_kernel, attention_f64, f32,
+                      np_dtype, randn)
 
 
-def history_attention(q, keys, values, start, *, scale, softcap=0.0, window=None):
-    """float64 oracle: q [T, Nq, H] at positions start..start+T-1 over keys [Nkv, S, H]
-    (S = the positions the cache holds after the step). Causal, GQA, left window."""
-    steps, num_heads, _ = q.shape
-    num_kv, stored, _ = keys.shape
-    group = num_heads // num_kv
-    out = np.zeros((steps, num_heads, values.shape[2]))
-    for t in range(steps):
-        pos = start + t
-        hi = min(pos + 1, stored)
-        lo = 0 if window is None else max(0, pos - window)
-        if hi <= lo:
-            continue
-        for h in range(num_heads):
-            k = keys[h // group, lo:hi].astype(np.float64)
-            v = values[h // group, lo:hi].astype(np.float64)
-            s = k @ q[t, h].astype(np.float64) * scale
-            if softcap > 0:
-                s = softcap * np.tanh(s / softcap)
-            p = np.exp(s - s.max())
-            out[t, h] = p @ v / p.sum()
-    return out
+class CacheModel:
+    """What a KVCache must hold after each step, kept in numpy: key/value
+    [B, Nkv, L, H|Hv] float32, lengths, overflowed."""
+
+    def __init__(self, cache: jax_mea.KVCache):
+        self.key = np.array(cache.key.astype(jnp.float32))
+        self.value = np.array(cache.value.astype(jnp.float32))
+        self.lengths = np.asarray(cache.lengths).astype(np.int64)
+        self.overflowed = np.asarray(cache.overflowed).copy()
+
+    @property
+    def capacity(self) -> int:
+        return self.key.shape[2]
+
+    def set_lengths(self, cache: jax_mea.KVCache, lengths) -> jax_mea.KVCache:
+        """Sets the lengths of both the model and `cache` (ragged starts)."""
+        self.lengths = np.asarray(lengths, np.int64)
+        return cache.replace(lengths=jnp.asarray(lengths, jnp.int32))
+
+    def append(self, k, v) -> np.ndarray:
+        """Stores k [B, T, Nkv, H] / v at lengths[b] + t (dropping positions past
+        capacity); returns the lengths before the step."""
+        starts = self.lengths.copy()
+        steps = k.shape[1]
+        for b in range(k.shape[0]):
+            for t in range(steps):
+                if starts[b] + t < self.capacity:
+                    self.key[b, :, starts[b] + t] = f32(k[b, t])
+                    self.value[b, :, starts[b] + t] = f32(v[b, t])
+        self.lengths = np.minimum(starts + steps, self.capacity)
+        self.overflowed |= starts + steps > self.capacity
+        return starts
+
+    def attend(self, q, starts, *, scale, softcap=0.0, window=None) -> np.ndarray:
+        """float64 [B, T, Nq, Hv]: token t of sequence b sits at p = starts[b] + t and
+        sees the stored keys j < lengths[b] with j <= p (and j >= p - window)."""
+        steps = q.shape[1]
+        pos = starts[:, None, None, None] + np.arange(steps)[:, None]
+        j = np.arange(self.capacity)
+        allowed = (j <= pos) & (j < self.lengths[:, None, None, None])
+        if window is not None:
+            allowed &= j >= pos - window
+        out = attention_f64(np.swapaxes(f32(q), 1, 2), self.key, self.value, scale=scale,
+                            softcap=softcap, allowed=allowed)
+        return np.swapaxes(out, 1, 2)
+
+    def check(self, cache: jax_mea.KVCache):
+        """The cache holds exactly what the model does."""
+        np.testing.assert_array_equal(f32(cache.key.astype(jnp.float32)), self.key, "cache.key")
+        np.testing.assert_array_equal(f32(cache.value.astype(jnp.float32)), self.value,
+                                      "cache.value")
+        np.testing.assert_array_equal(np.asarray(cache.lengths), self.lengths, "cache.lengths")
+        np.testing.assert_array_equal(np.asarray(cache.overflowed), self.overflowed,
+                                      "cache.overflowed")
+
+
+def run_step(step, model, cache, q, k, v, dtype, **options):
+    """One step: the output against the model's float64 attention, the returned
+    cache against the model. options: decode_attention's keywords."""
+    starts = model.append(k, v)
+    out, cache = step(q, k, v, cache, **options)
+    model.check(cache)
+    window = options.get("local_window_size")
+    window = window[0] if isinstance(window, tuple) else window
+    scale = options.get("scale") or q.shape[-1] ** -0.5
+    want = model.attend(q, starts, scale=scale, softcap=options.get("softcap", 0.0),
+                        window=window)
+    assert out.dtype == np_dtype(dtype) and out.shape == want.shape
+    assert_close(out, want, dtype)
+    return out, cache
 
 
 class Stream:
-    """Random tokens for a batch, and the history each sequence has seen."""
+    """Random tokens for a batch."""
 
     def __init__(self, rng, batch, num_heads, num_kv, head_size, v_head_size, dtype):
         self.rng, self.dtype = rng, dtype
@@ -53,16 +104,14 @@ class Stream:
                 randn(self.rng, (b, steps, nkv, hv), self.dtype))
 
 
-def check_step(out, cache_after, q, starts, *, scale, softcap=0.0, window=None, dtype):
-    """out [B, T, Nq, Hv] of one step against the oracle over the cache it produced."""
-    keys = np.asarray(cache_after.key.astype(jnp.float32))
-    values = np.asarray(cache_after.value.astype(jnp.float32))
-    lengths = np.asarray(cache_after.lengths)
-    q = np.asarray(jnp.asarray(q).astype(jnp.float32))
-    for b in range(q.shape[0]):
-        want = history_attention(q[b], keys[b, :, :lengths[b]], values[b, :, :lengths[b]],
-                                 int(starts[b]), scale=scale, softcap=softcap, window=window)
-        assert_close(np.asarray(out[b].astype(jnp.float32)), want, dtype, f"batch {b}")
+def random_cache(rng, batch, capacity, num_kv, head_size, v_head_size, dtype, lengths):
+    """A cache whose every slot holds random data (stale slots included)."""
+    cache = jax_mea.KVCache.create(batch, capacity, num_kv, head_size, v_head_size,
+                                   dtype=np_dtype(dtype))
+    return cache.replace(
+        key=jnp.asarray(randn(rng, cache.key.shape, dtype)),
+        value=jnp.asarray(randn(rng, cache.value.shape, dtype)),
+        lengths=jnp.asarray(lengths, jnp.int32))
 
 
 CONFIGS = [
@@ -84,60 +133,70 @@ def test_decode_steps_match_history(rng, dtype, heads):
     stream = Stream(rng, batch, num_heads, num_kv, head_size, v_head_size, dtype)
     cache = jax_mea.KVCache.create(batch, capacity, num_kv, head_size, v_head_size,
                                    dtype=np_dtype(dtype))
+    model = CacheModel(cache)
     step = jax.jit(jax_mea.decode_attention)
-    scale = 1.0 / np.sqrt(head_size)
-    written_k = [[] for _ in range(batch)]
-    written_v = [[] for _ in range(batch)]
-
     # Ragged start: sequence b gets a prompt of its own length (0 allowed), by
     # resetting the other sequences' lengths after a shared prefill.
-    prompt = 9
-    q, k, v = stream.tokens(prompt)
-    out, cache = step(q, k, v, cache)
-    check_step(out, cache, q, np.zeros(batch, int), scale=scale, dtype=dtype)
-    keep = np.array([prompt, 4, 0])
-    cache = cache.replace(lengths=jnp.asarray(keep, jnp.int32))
-    for b in range(batch):
-        written_k[b] += list(k[b, :keep[b]])
-        written_v[b] += list(v[b, :keep[b]])
-
+    _, cache = run_step(step, model, cache, *stream.tokens(9), dtype)
+    cache = model.set_lengths(cache, [9, 4, 0])
     for _ in range(6):
-        starts = np.asarray(cache.lengths)
-        q, k, v = stream.tokens(1)
-        out, cache = step(q, k, v, cache)
-        check_step(out, cache, q, starts, scale=scale, dtype=dtype)
-        for b in range(batch):
-            written_k[b].append(k[b, 0])
-            written_v[b].append(v[b, 0])
-
-    np.testing.assert_array_equal(np.asarray(cache.lengths), keep + 6)
-    assert not np.asarray(cache.overflowed).any()
-    for b in range(batch):
-        got_k, got_v = cache.sequence(b)
-        np.testing.assert_array_equal(np.asarray(got_k), np.stack(written_k[b], axis=1))
-        np.testing.assert_array_equal(np.asarray(got_v), np.stack(written_v[b], axis=1))
+        _, cache = run_step(step, model, cache, *stream.tokens(1), dtype)
+    np.testing.assert_array_equal(np.asarray(cache.lengths), [15, 10, 6])
 
 
-@pytest.mark.parametrize("options", [
-    dict(softcap=5.0), dict(scale=0.3), dict(local_window_size=3), dict(local_window_size=(2, 0)),
+@pytest.mark.parametrize("dtype,options", [
+    ("float32", dict(softcap=5.0)),
+    ("float32", dict(scale=0.3)),
+    ("float32", dict(local_window_size=3)),
+    ("float32", dict(local_window_size=(2, 0))),
+    ("float16", dict(local_window_size=3)),
+    ("float16", dict(softcap=5.0)),
+    ("bfloat16", dict(softcap=2.0, local_window_size=4)),
 ], ids=str)
-def test_decode_options(rng, options):
+def test_decode_options(rng, dtype, options):
     batch, num_heads, num_kv, head_size, v_head_size = 2, 4, 2, 16, 24
-    stream = Stream(rng, batch, num_heads, num_kv, head_size, v_head_size, "float32")
-    cache = jax_mea.KVCache.create(batch, 32, num_kv, head_size, v_head_size, dtype=jnp.float32)
-    cache = cache.replace(lengths=jnp.asarray([0, 5], jnp.int32))
-    window = options.get("local_window_size")
-    window = window[0] if isinstance(window, tuple) else window
+    stream = Stream(rng, batch, num_heads, num_kv, head_size, v_head_size, dtype)
+    cache = random_cache(rng, batch, 32, num_kv, head_size, v_head_size, dtype, [0, 5])
+    model = CacheModel(cache)
     for steps in (7, 1, 3, 1):
-        starts = np.asarray(cache.lengths)
-        q, k, v = stream.tokens(steps)
-        out, cache = jax_mea.decode_attention(q, k, v, cache, **options)
-        check_step(out, cache, q, starts, scale=options.get("scale", head_size ** -0.5),
-                   softcap=options.get("softcap", 0.0), window=window, dtype="float32")
+        _, cache = run_step(jax_mea.decode_attention, model, cache, *stream.tokens(steps),
+                            dtype, **options)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("options", [{}, dict(local_window_size=100, softcap=3.0)],
+                         ids=["plain", "window-softcap"])
+def test_decode_past_the_tiles(rng, dtype, options):
+    """Several CPU key tiles (64 keys) and query blocks (64 rows of heads x
+    positions): ragged lengths up to 250, a 70-token chunk (overflowing the
+    first sequence), then a decode step."""
+    batch, num_heads, num_kv, head_size, v_head_size = 3, 8, 2, 64, 48
+    stream = Stream(rng, batch, num_heads, num_kv, head_size, v_head_size, dtype)
+    cache = random_cache(rng, batch, 300, num_kv, head_size, v_head_size, dtype,
+                         [250, 63, 0])
+    model = CacheModel(cache)
+    step = jax.jit(jax_mea.decode_attention, static_argnames=("local_window_size", "softcap"))
+    for steps in (70, 1):
+        _, cache = run_step(step, model, cache, *stream.tokens(steps), dtype, **options)
+    assert model.overflowed[0] and not model.overflowed[1:].any()
+
+
+def test_cache_filled_exactly_to_capacity(rng):
+    """lengths + T == max_seq_len fits (no overflow); one token more overflows."""
+    stream = Stream(rng, 2, 4, 2, 16, 16, "float32")
+    cache = random_cache(rng, 2, 10, 2, 16, 16, "float32", [7, 0])
+    model = CacheModel(cache)
+    _, cache = run_step(jax_mea.decode_attention, model, cache, *stream.tokens(3), "float32")
+    np.testing.assert_array_equal(np.asarray(cache.lengths), [10, 3])
+    np.testing.assert_array_equal(np.asarray(cache.overflowed), [False, False])
+    np.testing.assert_array_equal(np.asarray(cache.remaining()), [0, 7])
+    _, cache = run_step(jax_mea.decode_attention, model, cache, *stream.tokens(1), "float32")
+    np.testing.assert_array_equal(np.asarray(cache.overflowed), [True, False])
 
 
 def test_chunked_prefill_equals_one_shot(rng):
-    """A prompt fed as chunks 5 + 3 + 1 gives the outputs of a single T = 9 call."""
+    """A prompt fed as chunks 5 + 3 + 1 gives the outputs of a single T = 9 call,
+    bit for bit (the same rows, the same key tiles), and the same cache."""
     stream = Stream(rng, 2, 8, 2, 32, 32, "float32")
     q, k, v = stream.tokens(9)
     empty = jax_mea.KVCache.create(2, 16, 2, 32, dtype=jnp.float32)
@@ -146,13 +205,15 @@ def test_chunked_prefill_equals_one_shot(rng):
     for a, b in ((0, 5), (5, 8), (8, 9)):
         out, cache = jax_mea.decode_attention(q[:, a:b], k[:, a:b], v[:, a:b], cache)
         pieces.append(out)
-    np.testing.assert_allclose(np.concatenate(pieces, axis=1), whole, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(cache.key, whole_cache.key)
+    assert_same_kernel(np.concatenate(pieces, axis=1), whole, "float32")
+    assert_same(cache.key, whole_cache.key)
+    assert_same(cache.value, whole_cache.value)
     np.testing.assert_array_equal(cache.lengths, [9, 9])
 
 
 def test_scan_decode_loop(rng):
-    """The cache as a lax.scan carry: same outputs as a Python loop of steps."""
+    """The cache as a lax.scan carry: bit for bit the outputs of a Python loop of
+    steps (the same kernel on the same shapes)."""
     stream = Stream(rng, 2, 4, 2, 16, 16, "float32")
     q, k, v = stream.tokens(6)
     cache = jax_mea.KVCache.create(2, 8, 2, 16, dtype=jnp.float32)
@@ -168,8 +229,9 @@ def test_scan_decode_loop(rng):
         out, loop_cache = jax_mea.decode_attention(q[:, t:t + 1], k[:, t:t + 1], v[:, t:t + 1],
                                                    loop_cache)
         loop_outs.append(out[:, 0])
-    np.testing.assert_allclose(outs, np.stack(loop_outs), rtol=1e-6, atol=1e-6)
-    np.testing.assert_array_equal(final.key, loop_cache.key)
+    assert_same(outs, np.stack(loop_outs))
+    assert_same(final.key, loop_cache.key)
+    assert_same(final.value, loop_cache.value)
 
 
 def test_vmap_over_per_sequence_caches(rng):
@@ -183,8 +245,9 @@ def test_vmap_over_per_sequence_caches(rng):
                                                   stacked)
     for i, c in enumerate(caches):
         o, c = jax_mea.decode_attention(qs[i], ks[i], vs[i], c)
-        np.testing.assert_allclose(out[i], o, rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(new.key[i], c.key)
+        assert_same_kernel(out[i], o, "float32")
+        assert_same(new.key[i], c.key)
+        assert_same(new.value[i], c.value)
         np.testing.assert_array_equal(new.lengths[i], c.lengths)
 
 
@@ -195,9 +258,12 @@ def _decode_step(cache, q, k, v):
 
 def test_donated_cache_is_updated_in_place(rng):
     """With the cache donated, the compiled step aliases it (no second cache in
-    the step's memory) and the returned cache lives in the same buffers."""
+    the step's memory), the returned cache lives in the same buffers, and the
+    step is right: a token appended after 300 and 511 stored ones."""
     batch, capacity, num_kv, head_size = 2, 512, 2, 32
-    cache = jax_mea.KVCache.create(batch, capacity, num_kv, head_size, dtype=jnp.float32)
+    cache = random_cache(rng, batch, capacity, num_kv, head_size, head_size, "float32",
+                         [300, 511])
+    model = CacheModel(cache)
     q, k, v = Stream(rng, batch, 4, num_kv, head_size, head_size, "float32").tokens(1)
     cache_bytes = cache.key.nbytes + cache.value.nbytes
 
@@ -207,9 +273,12 @@ def test_donated_cache_is_updated_in_place(rng):
     assert memory.temp_size_in_bytes < cache.key.nbytes
 
     pointers = (cache.key.unsafe_buffer_pointer(), cache.value.unsafe_buffer_pointer())
-    _, new = step(cache, q, k, v)
+    starts = model.append(k, v)
+    out, new = step(cache, q, k, v)
     assert (new.key.unsafe_buffer_pointer(), new.value.unsafe_buffer_pointer()) == pointers
     assert cache.key.is_deleted()
+    model.check(new)
+    assert_close(out, model.attend(q, starts, scale=head_size ** -0.5), "float32")
 
 
 def test_undonated_cache_is_left_intact(rng):
@@ -223,27 +292,32 @@ def test_undonated_cache_is_left_intact(rng):
 
 def test_capacity_overflow_drops_tokens_and_flags(rng):
     """A step past max_seq_len writes nothing out of bounds: the tokens that fit
-    are stored, the rest dropped, lengths saturate and `overflowed` is set."""
+    are stored, the rest dropped, lengths saturate and `overflowed` is set; the
+    outputs of every sequence, overflowing ones included, attend over what the
+    cache holds."""
     batch, capacity, num_kv, head_size = 3, 10, 1, 8
     cache = jax_mea.KVCache.create(batch, capacity, num_kv, head_size, dtype=jnp.float32)
     sentinel = jnp.full_like(cache.key, 7.0)
-    cache = cache.replace(key=sentinel, value=sentinel,
+    cache = cache.replace(key=sentinel, value=sentinel - 9.0,
                           lengths=jnp.asarray([8, 10, 2], jnp.int32))
+    model = CacheModel(cache)
     q, k, v = Stream(rng, batch, 2, num_kv, head_size, head_size, "float32").tokens(4)
-    out, new = jax.jit(_decode_step)(cache, q, k, v)
+    _, new = run_step(jax.jit(jax_mea.decode_attention), model, cache, q, k, v, "float32")
 
     np.testing.assert_array_equal(new.lengths, [10, 10, 6])
     np.testing.assert_array_equal(new.overflowed, [True, True, False])
     key = np.asarray(new.key)
     np.testing.assert_array_equal(key[0, 0, 8:10], k[0, :2, 0])  # the two that fit
-    np.testing.assert_array_equal(key[0, 0, :8], 7.0)
     np.testing.assert_array_equal(key[1], 7.0)                    # full: nothing written
-    np.testing.assert_array_equal(key[2, 0, 2:6], k[2, :, 0])
-    np.testing.assert_array_equal(key[2, 0, 6:], 7.0)
-    assert np.isfinite(np.asarray(out)).all()
-    check_step(out[2:], jax.tree_util.tree_map(lambda x: x[2:], new), q[2:], [2],
-               scale=head_size ** -0.5, dtype="float32")
-    # The flag is sticky and reset() clears it.
+    # The flag is sticky (sequence 0, shortened, then a step that fits, keeps it) and
+    # reset(which) clears it for those sequences only (sequence 1).
+    which = np.array([False, True, False])
+    new = model.set_lengths(new, [5, 10, 6])
+    model.lengths[which], model.overflowed[which] = 0, False
+    _, again = run_step(jax_mea.decode_attention, model, new.reset(jnp.asarray(which)),
+                        *(x[:, :1] for x in (q, k, v)), "float32")
+    np.testing.assert_array_equal(again.overflowed, [True, False, False])
+    np.testing.assert_array_equal(again.lengths, [6, 1, 7])
     assert np.asarray(new.reset().overflowed).sum() == 0
     assert int(new.reset().lengths.sum()) == 0
 
@@ -307,8 +381,38 @@ def test_traced_scale(rng):
     """A traced scale is folded into the query: the step matches the oracle."""
     stream = Stream(rng, 2, 4, 2, 16, 16, "float32")
     cache = jax_mea.KVCache.create(2, 8, 2, 16, dtype=jnp.float32)
+    model = CacheModel(cache)
     q, k, v = stream.tokens(3)
     step = jax.jit(lambda q, k, v, cache, scale: jax_mea.decode_attention(q, k, v, cache,
                                                                           scale=scale))
-    out, after = step(q, k, v, cache, jnp.float32(0.7))
-    check_step(out, after, q, np.zeros(2, int), scale=0.7, dtype="float32")
+    run_step(lambda q, k, v, cache, scale: step(q, k, v, cache, jnp.float32(scale)), model,
+             cache, q, k, v, "float32", scale=0.7)
+
+
+def test_decode_bad_arguments():
+    """KVCache.create's dtype and decode_attention's cache argument are checked."""
+    with pytest.raises(TypeError, match="dtype"):
+        jax_mea.KVCache.create(1, 4, 1, 8, dtype=jnp.int32)
+    cache = jax_mea.KVCache.create(1, 4, 1, 8, dtype=jnp.float32)
+    q = jnp.zeros((1, 1, 1, 8), jnp.float32)
+    as_tuple = (cache.key, cache.value, cache.lengths, cache.overflowed)
+    with pytest.raises(TypeError, match="KVCache"):
+        jax_mea.decode_attention(q, q, q, as_tuple)
+
+
+@pytest.mark.parametrize("fn", [jax_mea.decode_attention, reference.decode_attention],
+                         ids=["jax_mea", "reference"])
+def test_decode_window_right_side(rng, fn):
+    """decode_attention is causal: a window's right side may be 0, -1 or None (all
+    mean what causality already says) and gives the int window's result; any other
+    right side is an error, in jax_mea and in the reference alike."""
+    cache = random_cache(rng, 2, 16, 2, 8, 8, "float32", [5, 9])
+    q, k, v = Stream(rng, 2, 4, 2, 8, 8, "float32").tokens(3)
+    fn = jax.jit(fn, static_argnames="local_window_size")
+    want, _ = fn(q, k, v, cache, local_window_size=2)
+    for window in ((2, 0), (2, -1), (2, None)):
+        got, _ = fn(q, k, v, cache, local_window_size=window)
+        assert_same(got, want, f"local_window_size={window}")
+    for window in ((2, 1), (2, -2)):
+        with pytest.raises(ValueError, match="local_window_size"):
+            fn(q, k, v, cache, local_window_size=window)

@@ -1,12 +1,12 @@
 """jax_mea.dot_product_attention against jax.nn.dot_product_attention (xla) and,
-where jax has no equivalent (value head size != key head size, softcap), against
-jax_mea.reference. Rows with no visible key are compared only with 0: jax gives
-them a uniform average (it masks with a large finite negative), jax-mea gives 0."""
+where jax has no equivalent (value head size != key head size, softcap, an
+unbounded window side), against the float64 oracle of conftest. Rows with no
+visible key are compared only with 0: jax gives them a uniform average (it masks
+with a large finite negative), jax-mea gives 0."""
 
 import pytest
 
 import jax_mea
-from jax_mea import reference
 from conftest import (DTYPES, DpaCase, assert_close, check_dpa_case, jax_dpa_oracle,
                       make_dpa_inputs, to_jnp)
 
@@ -32,7 +32,9 @@ def test_shapes(rng, q_heads, kv_heads, head_size, scale, q_len, kv_len, is_caus
 @pytest.mark.parametrize("is_causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("bias,mask", [
     ("BNTS", None), ("B1TS", None), ("11TS", None), (None, "BNTS"), (None, "B1TS"),
-    (None, "1N1S"), ("1NTS", "11TS"), ("B11S", "BNTS")], ids=str)
+    (None, "1N1S"), ("1NTS", "11TS"), ("B11S", "BNTS"),
+    # ranks 2 and 3 (leading axes implied), and size-1 key axes (broadcast, not padded)
+    ("TS", None), (None, "NTS"), ("NT1", "1S"), ("BNT1", "B11S"), (None, "1NT1")], ids=str)
 def test_bias_and_mask(rng, bias, mask, is_causal, dtype):
     check(DpaCase(bias=bias, mask=mask, is_causal=is_causal, dtype=dtype), rng)
 
@@ -54,9 +56,18 @@ def test_lengths_and_window(rng, q_lengths, kv_lengths, window, is_causal, dtype
 @pytest.mark.parametrize("softcap", [0.0, 2.0])
 @pytest.mark.parametrize("head_size,v_head_size", [(48, 24), (64, 32), (24, 80)])
 def test_value_head_size_and_softcap(rng, head_size, v_head_size, softcap, options, dtype):
-    """Beyond jax.nn: compared with jax_mea.reference."""
+    """Beyond jax.nn: compared with the float64 oracle."""
     check(DpaCase(head_size=head_size, v_head_size=v_head_size, softcap=softcap, dtype=dtype,
-                  **options), rng, oracle=reference.dot_product_attention)
+                  **options), rng)
+
+
+@pytest.mark.parametrize("is_causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("window", [(-1, 2), (3, -1), (-1, -1)], ids=str)
+def test_window_unbounded_side(rng, window, is_causal):
+    """-1: that side of the window is unbounded (jax.nn has no such value: the
+    float64 oracle)."""
+    check(DpaCase(window=window, is_causal=is_causal, q_len=9, kv_len=7,
+                  kv_lengths=(7, 5)), rng)
 
 
 def _false_rows(kwargs):

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 import jax_mea
 from jax_mea import reference
-from conftest import (DTYPES, OnnxCase, assert_close, assert_zero_rows, call_onnx_attention,
-                      check_onnx_case, f32, make_onnx_inputs, onnx_reference, y_rows)
+from conftest import (DTYPES, OnnxCase, assert_close, assert_same, assert_ulp_close,
+                      assert_zero_rows, call_onnx_attention, check_onnx_case, f32,
+                      make_onnx_inputs, onnx_reference, reference_onnx_attention, y_rows)
 
 HEADS = pytest.mark.parametrize("q_heads,kv_heads", [(4, 4), (4, 2), (3, 1)],
                                 ids=["mha", "gqa", "mqa"])
@@ -22,14 +23,16 @@ def check(case, rng, edit=None):
 
 
 def check_against_reference(case, rng):
-    """jax_mea.onnx_attention vs jax_mea.reference.onnx_attention on the same inputs."""
+    """jax_mea.onnx_attention vs jax_mea.reference.onnx_attention on the same inputs:
+    both compute in float32 and round to the dtype, so Y agrees to 1 ulp (plus the
+    float32 bound), present exactly."""
     inputs, attrs = make_onnx_inputs(case, rng)
     y, k, v = call_onnx_attention(jax_mea.onnx_attention, inputs, attrs)
-    ey, ek, ev = call_onnx_attention(reference.onnx_attention, inputs, attrs)
+    ey, ek, ev = call_onnx_attention(reference_onnx_attention, inputs, attrs)
     assert y.dtype == ey.dtype and y.shape == ey.shape
-    np.testing.assert_array_equal(f32(k), f32(ek), err_msg="present_key")
-    np.testing.assert_array_equal(f32(v), f32(ev), err_msg="present_value")
-    assert_close(y, ey, case.dtype, "Y")
+    assert_same(k, ek, "present_key")
+    assert_same(v, ev, "present_value")
+    assert_ulp_close(y_rows(y, case), y_rows(ey, case), case.dtype, "Y")
     assert_zero_rows(y_rows(y, case), np.all(y_rows(ey, case) == 0, axis=-1), "Y")
 
 
@@ -173,16 +176,17 @@ def onnx_cases(draw):
         dtype=draw(st.sampled_from(DTYPES)))
 
 
-@settings(max_examples=40, deadline=None)
+# derandomize: the same examples every run (a failure reproduces; the suite's time
+# is fixed). About 15 s on the 2-core CPU machine.
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(case=onnx_cases(), seed=st.integers(0, 2**32 - 1))
 def test_matches_reference(case, seed):
     check_against_reference(case, np.random.default_rng(seed))
 
 
-# --- Larger shapes, GPU only (tiling, many kv blocks) ------------------------------
+# --- Larger shapes: several tiles of rows and keys on every kernel ----------------
 
 
-@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("case", [
     OnnxCase(batch=2, q_heads=8, kv_heads=2, q_len=300, kv_len=300, head_size=128,

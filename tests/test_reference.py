@@ -1,6 +1,7 @@
 """jax_mea.reference against the outside oracles (onnx.reference for onnx_attention
-and decode_attention, jax.nn.dot_product_attention), on a small grid: the oracle
-chain holds without the kernels."""
+and decode_attention; jax.nn.dot_product_attention, and the float64 oracle where
+jax.nn has no equivalent: softcap, Hv != H, an unbounded window side), on a small
+grid: the oracle chain holds without the kernels."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from jax_mea import reference
 from conftest import (DTYPES, DpaCase, OnnxCase, assert_close, check_dpa_case, check_onnx_case,
-                      f32, np_dtype, onnx_reference, randn)
+                      f32, np_dtype, onnx_reference, randn, reference_dot_product_attention,
+                      reference_onnx_attention)
 
 ONNX_CASES = {
     "mha-4d": OnnxCase(q_heads=2, kv_heads=2),
@@ -38,7 +40,7 @@ ONNX_CASES = {
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(ONNX_CASES))
 def test_onnx_attention(rng, name, dtype):
-    check_onnx_case(reference.onnx_attention, ONNX_CASES[name].replace(dtype=dtype), rng)
+    check_onnx_case(reference_onnx_attention, ONNX_CASES[name].replace(dtype=dtype), rng)
 
 
 DPA_CASES = {
@@ -46,13 +48,18 @@ DPA_CASES = {
     "causal-bias-mask": DpaCase(is_causal=True, bias="1NTS", mask="B1TS"),
     "lengths-window": DpaCase(q_lengths=(4, 6), kv_lengths=(0, 8), window=(2, 1)),
     "window-int-causal": DpaCase(window=2, is_causal=True, q_len=9, kv_len=5),
+    # The float64 oracle: jax.nn has no softcap, no Hv != H, no unbounded side.
+    "softcap-asym": DpaCase(softcap=2.0, head_size=48, v_head_size=24, is_causal=True,
+                            bias="1NTS", mask="B1TS", kv_lengths=(5, 8)),
+    "window-unbounded-sides": DpaCase(window=(-1, 1), q_lengths=(6, 3), bias="BN1S"),
+    "window-unbounded-left-asym": DpaCase(window=(2, -1), softcap=1.0, v_head_size=40),
 }
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("name", list(DPA_CASES))
 def test_dot_product_attention(rng, name, dtype):
-    check_dpa_case(reference.dot_product_attention, DPA_CASES[name].replace(dtype=dtype), rng)
+    check_dpa_case(reference_dot_product_attention, DPA_CASES[name].replace(dtype=dtype), rng)
 
 
 # --- decode_attention, with a stand-in for jax_mea.KVCache ---------------------------
@@ -102,7 +109,8 @@ def test_decode_attention(rng, steps, lengths, window, dtype):
     q = randn(rng, (batch, steps, nq, h), dtype)
     k = randn(rng, (batch, steps, nkv, h), dtype)
     v = randn(rng, (batch, steps, nkv, hv), dtype)
-    out, new = reference.decode_attention(q, k, v, cache, local_window_size=window)
+    decode = jax.jit(reference.decode_attention, static_argnames="local_window_size")
+    out, new = decode(q, k, v, cache, local_window_size=window)
 
     want_lengths = np.minimum(np.asarray(lengths) + steps, capacity)
     np.testing.assert_array_equal(new.lengths, want_lengths)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import jax_mea
+from conftest import DpaCase, OnnxCase, assert_close, dpa_f64_oracle, onnx_reference, y_rows
 
 B, NQ, NKV, SQ, SKV, P, H, HV = 2, 4, 2, 3, 5, 4, 8, 6
 
@@ -35,6 +36,9 @@ ONNX_ERRORS = {
     "3d-K-hidden": ("3d", dict(K=arr(B, SKV, NKV * H + 1)), ValueError, r"kv_num_heads|\bK\b"),
     "3d-V-hidden": ("3d", dict(V=arr(B, SKV, NKV * HV + 1)), ValueError, r"kv_num_heads|\bV\b"),
     "heads-not-multiple": ("4d", dict(Q=arr(B, 3, SQ, H)), ValueError, "heads"),
+    "4d-q_num_heads-mismatch": ("4d", dict(q_num_heads=NQ + 1), ValueError, r"\bQ\b.*heads"),
+    "4d-kv_num_heads-mismatch": ("4d", dict(kv_num_heads=NKV * 2), ValueError,
+                                 r"\bK\b.*heads"),
     "3d-heads-not-multiple": ("3d", dict(Q=arr(B, SQ, 3 * H), q_num_heads=3), ValueError,
                               "heads"),
     "K-head-size": ("4d", dict(K=arr(B, NKV, SKV, H + 1)), ValueError, r"\bK\b"),
@@ -139,11 +143,25 @@ def test_onnx_attention_errors(name, use_jit):
         _call(jax_mea.onnx_attention, ("Q", "K", "V"), {**ONNX_BASES[base], **changes}, use_jit)
 
 
+def _random_like(args, rng):
+    """The float arrays of `args` filled with random data (same shapes and dtypes)."""
+    return {k: rng.standard_normal(v.shape).astype(v.dtype)
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+            for k, v in args.items()}
+
+
 @pytest.mark.parametrize("base", list(ONNX_BASES))
-def test_onnx_attention_valid_bases(base):
-    """The bases above are valid: only the change makes a case fail."""
-    y, _, _ = _call(jax_mea.onnx_attention, ("Q", "K", "V"), ONNX_BASES[base], False)
-    assert y.shape[-1] == (HV if base != "3d" else NQ * HV)
+def test_onnx_attention_valid_bases(base, rng):
+    """The bases above are valid (only the change makes a case fail) and compute
+    ONNX Attention: random data against onnx.reference."""
+    args = _random_like(ONNX_BASES[base], rng)
+    y, present_key, present_value = _call(jax_mea.onnx_attention, ("Q", "K", "V"), args, False)
+    attrs = {k: v for k, v in args.items() if not isinstance(v, np.ndarray)}
+    want = onnx_reference({k: v for k, v in args.items() if k not in attrs}, attrs)
+    assert_close(y_rows(y, OnnxCase(rank=y.ndim, q_heads=NQ, v_head_size=HV)),
+                 y_rows(want[0], OnnxCase(rank=y.ndim, q_heads=NQ, v_head_size=HV)), "float32")
+    np.testing.assert_array_equal(present_key, want[1])
+    np.testing.assert_array_equal(present_value, want[2])
 
 
 DPA_BASE = dict(query=arr(B, SQ, NQ, H), key=arr(B, SKV, NKV, H), value=arr(B, SKV, NKV, HV))
@@ -194,9 +212,15 @@ def test_dot_product_attention_errors(name, use_jit):
               {**DPA_BASE, **changes}, use_jit)
 
 
-def test_dot_product_attention_valid_base():
-    out = _call(jax_mea.dot_product_attention, ("query", "key", "value"), DPA_BASE, False)
-    assert out.shape == (B, SQ, NQ, HV)
+def test_dot_product_attention_valid_base(rng):
+    """The base is valid and computes attention: random data against the float64
+    oracle (Hv != H: jax.nn has no equivalent)."""
+    args = _random_like(DPA_BASE, rng)
+    out = _call(jax_mea.dot_product_attention, ("query", "key", "value"), args, False)
+    case = DpaCase(batch=B, q_len=SQ, kv_len=SKV, q_heads=NQ, kv_heads=NKV, head_size=H,
+                   v_head_size=HV)
+    want = dpa_f64_oracle(case, (args["query"], args["key"], args["value"]), {})
+    assert_close(out, want, "float32")
 
 
 def _cache(num_kv_heads=NKV, head_size=H, v_head_size=HV, length=8):

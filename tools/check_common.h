@@ -30,6 +30,15 @@ inline const char* DTypeName(DType t) {
 }
 inline size_t ElemBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
 
+// Beside the relative L2 error, an average that one bad row barely moves: the
+// largest element error, relative to the largest |reference| value, within
+// kMaxAbsFactor times the same bound (noise-like errors keep the two ratios close;
+// a wrong row or element does not).
+constexpr double kMaxAbsFactor = 4.0;
+inline bool MaxAbsOk(double max_abs, double ref_max, double rel_tol) {
+  return max_abs <= kMaxAbsFactor * rel_tol * (ref_max > 1e-6 ? ref_max : 1e-6);
+}
+
 // A device allocation freed with its owner; optionally filled from the host.
 struct DevBuf {
   void* ptr = nullptr;

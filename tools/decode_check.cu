@@ -239,7 +239,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   ph.causal_offsets = offsets.empty() ? nullptr : offsets.data();
   cpu::AttentionForward(ph);
 
-  double num = 0, den = 0, max_abs = 0;
+  double num = 0, den = 0, max_abs = 0, ref_max = 0;
   int64_t nan_count = 0, dead_bad = 0, ref_nan = 0;
   for (int b = 0; b < c.B; ++b) {
     for (int h = 0; h < c.Nq; ++h) {
@@ -262,6 +262,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
           num += (g - r) * (g - r);
           den += r * r;
           max_abs = std::max(max_abs, std::fabs(g - r));
+          ref_max = std::max(ref_max, std::fabs(r));
         }
       }
     }
@@ -269,8 +270,9 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
-  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back &&
-             !not_balanced && !cluster_wrong;
+  const bool max_abs_ok = MaxAbsOk(max_abs, ref_max, tol);
+  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && max_abs_ok &&
+             !tma_fell_back && !not_balanced && !cluster_wrong;
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
   if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
@@ -278,6 +280,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
   if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
   if (res.rel > tol) res.why += " rel>" + std::to_string(tol);
+  if (!max_abs_ok) res.why += " max_abs>" + std::to_string(kMaxAbsFactor * tol) + "*max|ref|";
   return res;
 }
 
