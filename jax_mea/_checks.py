@@ -9,6 +9,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from jax_mea.primitives import UNBOUNDED_WINDOW
+
 FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
 
@@ -90,9 +92,11 @@ def mask_to_rank4(name: str, mask, batch: int, num_heads: int, q_len: int, kv_le
 
 
 def window_pair(name: str, window) -> tuple[int, int]:
-    """(left, right) from None, an int w (= (w, w)) or a pair; -1 = unbounded."""
+    """(left, right) from None (both UNBOUNDED_WINDOW), an int w (= (w, w)) or a pair, read
+    literally as jax.nn reads local_window_size: key j is visible to row i iff
+    i - left <= j <= i + right (right = -1 excludes the diagonal)."""
     if window is None:
-        return -1, -1
+        return UNBOUNDED_WINDOW, UNBOUNDED_WINDOW
     if isinstance(window, (int, np.integer)):
         left = right = int(window)
     else:
@@ -100,6 +104,4 @@ def window_pair(name: str, window) -> tuple[int, int]:
             left, right = (int(w) for w in window)
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be an int or a pair (left, right), got {window!r}")
-    if left < -1 or right < -1:
-        raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
     return left, right

@@ -8,7 +8,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jax_mea import _checks as C
-from jax_mea.primitives import Layout, MaskKind, bind_attention, bind_kv_concat
+from jax_mea.primitives import (UNBOUNDED_WINDOW, Layout, MaskKind, bind_attention,
+                                bind_kv_concat)
 
 
 def _mask_operand(name: str, mask, dtype, **rank4_args):
@@ -25,6 +26,11 @@ def _mask_operand(name: str, mask, dtype, **rank4_args):
         raise TypeError(f"{name} must be bool (True = attend) or a float additive mask, "
                         f"got {mask.dtype}")
     return C.mask_to_rank4(name, mask, **rank4_args), kind
+
+
+def _onnx_window(size) -> int:
+    """ONNX's window size: negative (-1) is unbounded, as in its reference."""
+    return UNBOUNDED_WINDOW if int(size) < 0 else int(size)
 
 
 def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
@@ -148,8 +154,8 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     y = bind_attention(q4, k_att, v_att, q_layout=layout, kv_layout=kv_layout, out_layout=layout,
                        mask=mask, mask_kind=mask_kind, kv_lengths=kv_lengths,
                        causal_offsets=causal_offsets, causal_offset=causal_offset,
-                       is_causal=is_causal, left_window=int(left_window_size),
-                       right_window=int(right_window_size), scale=scale, softcap=softcap)
+                       is_causal=is_causal, left_window=_onnx_window(left_window_size),
+                       right_window=_onnx_window(right_window_size), scale=scale, softcap=softcap)
     if rank == 3:
         y = y.reshape(batch, q_len, num_heads * v_head_size)
     return y, present_key, present_value

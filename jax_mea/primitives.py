@@ -47,6 +47,11 @@ class MaskKind(enum.IntEnum):
     ADDITIVE = 2
 
 
+# A window size that bounds nothing (kUnboundedWindow in cuda/include/jax_mea/params.h):
+# jax.nn's None and ONNX's -1 map to it; every other size is read literally.
+UNBOUNDED_WINDOW = 2**31 - 1
+
+
 def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
     """(num_heads, seq_len) of a rank-4 shape in `layout`."""
     return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
@@ -84,8 +89,8 @@ def bind_attention(
     causal_offsets=None,
     causal_offset: int = 0,
     is_causal: bool = False,
-    left_window: int = -1,
-    right_window: int = -1,
+    left_window: int = UNBOUNDED_WINDOW,
+    right_window: int = UNBOUNDED_WINDOW,
     scale: float,
     softcap: float = 0.0,
 ):
@@ -295,7 +300,7 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, 
         q_layout=Layout.BSNH, k_layout=Layout.BNSH, v_layout=Layout.BNSH,
         out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
         has_causal_offsets=True, causal_offset=0, is_causal=True, left_window=int(left_window),
-        right_window=-1, scale=float(scale), softcap=float(softcap))
+        right_window=UNBOUNDED_WINDOW, scale=float(scale), softcap=float(softcap))
 
 
 def _decode_step_abstract_eval(q, key, value, cache_key, cache_value, mask, kv_lengths, starts,
@@ -338,6 +343,7 @@ def cuda_available() -> bool:
 __all__ = [
     "Layout",
     "MaskKind",
+    "UNBOUNDED_WINDOW",
     "attention_p",
     "kv_concat_p",
     "decode_step_p",

@@ -69,14 +69,15 @@ def attention_core(q, k, v, *, scale, softcap=0.0, bias=None, allowed=None):
     return jnp.where(has_key, out, 0.0)
 
 
-def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=-1,
-                  right_window=-1, kv_lengths=None):
+def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=None,
+                  right_window=None, kv_lengths=None):
     """Visibility from positions, bool [B|1, 1, q_len, kv_len].
 
     Query row i sits at absolute position p = i + offsets[b] (offsets: scalar or
     int [B]). Key j is visible iff j < kv_lengths[b] (when given), j <= p when
-    causal, p - left_window <= j when left_window >= 0 and j <= p + right_window
-    when right_window >= 0.
+    causal, p - left_window <= j and j <= p + right_window, window sizes read
+    literally (right_window = -1 excludes the diagonal, as in jax.nn); None:
+    unbounded on that side.
     """
     offsets = jnp.asarray(offsets, jnp.int32).reshape(-1, 1, 1, 1)
     pos = jnp.arange(q_len, dtype=jnp.int32).reshape(1, 1, q_len, 1) + offsets
@@ -84,9 +85,9 @@ def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=-1,
     ok = jnp.ones((1, 1, q_len, kv_len), bool)
     if is_causal:
         ok = ok & (j <= pos)
-    if left_window is not None and left_window >= 0:
+    if left_window is not None:
         ok = ok & (j >= pos - left_window)
-    if right_window is not None and right_window >= 0:
+    if right_window is not None:
         ok = ok & (j <= pos + right_window)
     if kv_lengths is not None:
         ok = ok & (j < jnp.asarray(kv_lengths, jnp.int32).reshape(-1, 1, 1, 1))
@@ -129,8 +130,10 @@ def _check_scale(scale, head_size):
 
 
 def _check_softcap(softcap):
-    # As ONNX: softcap <= 0 (or None) means no softcap.
-    return 0.0 if softcap is None or softcap <= 0 else float(softcap)
+    # 0 (or None) means no softcap; a negative one is an error, as in jax_mea.
+    if softcap is not None and not softcap >= 0:
+        raise ValueError(f"softcap must be >= 0 (0 disables it), got {softcap}")
+    return 0.0 if softcap is None else float(softcap)
 
 
 def _broadcast_4d(x, name, target, what):
@@ -243,9 +246,11 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
+    # ONNX: a negative window size (-1) is unbounded.
+    left, right = (None if w is None or w < 0 else w
+                   for w in (left_window_size, right_window_size))
     allowed = position_mask(sq, total, offsets=offsets, is_causal=bool(is_causal),
-                            left_window=left_window_size, right_window=right_window_size,
-                            kv_lengths=kv_lengths)
+                            left_window=left, right_window=right, kv_lengths=kv_lengths)
     bias = None
     if attn_mask is not None:
         attn_mask = jnp.asarray(attn_mask)
@@ -277,16 +282,14 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
 # ----------------------------------------------------------------------------
 
 
-def _window_pair(name, window):
-    """(left, right) from None, an int w (= (w, w)) or a pair; -1 = unbounded."""
+def _window_pair(window):
+    """(left, right) from None (unbounded: None, None), an int w (= (w, w)) or a pair,
+    read literally as jax.nn reads local_window_size."""
     if window is None:
-        return -1, -1
+        return None, None
     if isinstance(window, (int, np.integer)):
-        left = right = int(window)
-    else:
-        left, right = (int(w) for w in window)
-    if left < -1 or right < -1:
-        raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
+        return int(window), int(window)
+    left, right = (int(w) for w in window)
     return left, right
 
 
@@ -326,7 +329,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     kv_lengths = None
     if key_value_seq_lengths is not None:
         kv_lengths = _int_lengths(key_value_seq_lengths, batch, "key_value_seq_lengths")
-    left, right = _window_pair("local_window_size", local_window_size)
+    left, right = _window_pair(local_window_size)
     allowed = position_mask(q_len, kv_len, is_causal=bool(is_causal), left_window=left,
                             right_window=right, kv_lengths=kv_lengths)
     if query_seq_lengths is not None:
@@ -403,7 +406,7 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     softcap = _check_softcap(softcap)
     if local_window_size is not None and not isinstance(local_window_size, (int, np.integer)):
         raise TypeError("decode_attention's local_window_size is an int (left window)")
-    left, _ = _window_pair("local_window_size", local_window_size)
+    left, _ = _window_pair(local_window_size)
 
     lengths = jnp.asarray(cache.lengths, jnp.int32)
     new_key = _append(cache.key, key, lengths)

@@ -70,7 +70,7 @@ struct Case {
   bool causal = false;
   bool per_batch_offset = false;  // offset(b) = lens[b] - T + offset_delta
   int offset = 0;                 // scalar offset, or delta with per_batch_offset
-  int left = -1, right = -1;
+  int left = kUnboundedWindow, right = kUnboundedWindow;
   float softcap = 0.f;
   MaskKind mask = MaskKind::kNone;
   bool mb = false, mh = false, mq = false;  // mask has full batch / head / q dims
@@ -288,8 +288,8 @@ std::string Describe(const Case& c) {
                 DTypeName(c.dtype), c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv, c.q_bnsh ? "BNSH" : "BSNH",
                 c.kv_bnsh ? "BNSH" : "BSNH", c.out_bnsh ? "BNSH" : "BSNH", c.lens.empty() ? "" : " lens",
                 c.causal ? (c.per_batch_offset ? " causal(offs)" : " causal") : "",
-                c.left >= 0 ? (" L" + std::to_string(c.left)).c_str() : "",
-                c.right >= 0 ? (" R" + std::to_string(c.right)).c_str() : "",
+                c.left != kUnboundedWindow ? (" L" + std::to_string(c.left)).c_str() : "",
+                c.right != kUnboundedWindow ? (" R" + std::to_string(c.right)).c_str() : "",
                 c.softcap > 0 ? " softcap" : "",
                 c.mask == MaskKind::kBool ? " boolmask" : c.mask == MaskKind::kAdditive ? " addmask" : "",
                 c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
@@ -411,6 +411,23 @@ std::vector<Case> BuildCases(bool small) {
         c.fused = (f + sp / 3) % 2 - 1;
         cases.push_back(c);
       }
+    }
+    // Window sizes read literally: right -1 drops the diagonal; a negative left
+    // keeps only keys ahead of the query (its last row sees none).
+    for (int sp : {0, 3}) {
+      Case c = FeatureCase("win-neg", 0);
+      c.name += "-sp" + std::to_string(sp);
+      c.splits = sp;
+      c.per_batch_offset = true;
+      c.left = 500;
+      c.right = -1;
+      cases.push_back(c);
+      c.name += "-ahead";
+      c.T = 4;
+      c.offset = -1000;
+      c.left = -2;
+      c.right = 900;
+      cases.push_back(c);
     }
     // Special shapes.
     {

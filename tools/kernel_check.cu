@@ -76,7 +76,7 @@ struct AttnCase {
   bool causal = false;
   bool per_batch_offsets = false;  // offsets[b] = kv_length(b) - Sq
   int causal_offset = 0;
-  int left = -1, right = -1;
+  int left = kUnboundedWindow, right = kUnboundedWindow;
   float softcap = 0.f;
   float scale = 0.f;  // 0: 1/sqrt(H)
   MaskKind mask = MaskKind::kNone;
@@ -299,6 +299,13 @@ std::vector<AttnCase> Scenarios() {
   });
   add("scale_window_right0", [](AttnCase& c) {
     c.B = 1; c.Sq = 300; c.Skv = 300; c.scale = 0.3f; c.right = 0; c.left = 100;
+  });
+  // Negative sizes, read literally: the diagonal excluded; keys only ahead.
+  add("window_right_minus1", [](AttnCase& c) {
+    c.Sq = 130; c.Skv = 130; c.left = 40; c.right = -1;
+  });
+  add("window_left_minus3_mask", [](AttnCase& c) {
+    c.Sq = 70; c.Skv = 200; c.left = -3; c.right = 60; c.mask = MaskKind::kBool;
   });
   add("gqa8_kv1_q64", [](AttnCase& c) {
     c.Nq = 8; c.Nkv = 1; c.Sq = 64; c.Skv = 1; c.causal = true;

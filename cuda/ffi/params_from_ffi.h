@@ -159,9 +159,18 @@ inline ffi::ErrorOr<AttentionParams> MakeAttentionParams(
   }
   p.causal_offset = static_cast<int>(a.causal_offset);
   p.is_causal = a.is_causal;
-  p.left_window = static_cast<int>(a.left_window);
-  p.right_window = static_cast<int>(a.right_window);
+  // Window sizes past the int range bound nothing (or everything) all the same.
+  auto window = [](int64_t w) {
+    return static_cast<int>(w > kUnboundedWindow ? kUnboundedWindow
+                                                 : (w < -kUnboundedWindow ? -kUnboundedWindow : w));
+  };
+  p.left_window = window(a.left_window);
+  p.right_window = window(a.right_window);
   p.scale = a.scale;
+  if (!(a.softcap >= 0.f)) {
+    return ffi::Unexpected(Mismatch("softcap must be >= 0 (0: off), got " +
+                                    std::to_string(a.softcap)));
+  }
   p.softcap = a.softcap;
 
   p.mask_kind = static_cast<MaskKind>(a.mask_kind);

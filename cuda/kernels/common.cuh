@@ -9,19 +9,24 @@
 #include <cstdint>
 
 #include "jax_mea/params.h"
+#include "jax_mea/score.h"
+
+namespace jax_mea {  // the score layer's widening (jax_mea/score.h)
+template <>
+struct Widen<__half> {
+  static MEA_HOST_DEVICE float Apply(__half x) { return __half2float(x); }
+};
+template <>
+struct Widen<__nv_bfloat16> {
+  static MEA_HOST_DEVICE float Apply(__nv_bfloat16 x) { return __bfloat162float(x); }
+};
+}  // namespace jax_mea
 
 namespace jax_mea::cuda {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 // ---------------------------------------------------------------- element types
 
-template <typename T> __device__ __forceinline__ float ToF32(T x);
-template <> __device__ __forceinline__ float ToF32<float>(float x) { return x; }
-template <> __device__ __forceinline__ float ToF32<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float ToF32<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
+template <typename T> __device__ __forceinline__ float ToF32(T x) { return Widen<T>::Apply(x); }
 
 template <typename T> __device__ __forceinline__ T FromF32(float x);
 template <> __device__ __forceinline__ float FromF32<float>(float x) { return x; }
@@ -197,25 +202,6 @@ __device__ __forceinline__ float Exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
-}
-
-// ---------------------------------------------------------------- visibility
-
-// Keys [lo, hi) that query position `pos` may see (hi <= lo: none): the same
-// rule as AttentionParams::visible_keys, with the mask tensor's length folded
-// in, in 64-bit so that huge window sizes cannot overflow.
-struct KeyRange {
-  int64_t lo, hi;
-};
-__device__ __forceinline__ KeyRange VisibleKeys(const AttentionParams& p, int64_t pos,
-                                                int kv_len) {
-  int64_t hi = kv_len;
-  if (p.is_causal && pos + 1 < hi) hi = pos + 1;
-  if (p.right_window >= 0 && pos + p.right_window + 1 < hi) hi = pos + p.right_window + 1;
-  if (p.mask_kind != MaskKind::kNone && p.mask_len < hi) hi = p.mask_len;
-  int64_t lo = 0;
-  if (p.left_window >= 0 && pos - p.left_window > lo) lo = pos - p.left_window;
-  return {lo, hi};
 }
 
 }  // namespace jax_mea::cuda
