@@ -3,6 +3,7 @@
 #include <nanobind/nanobind.h>
 
 #include "ffi/handlers.h"
+#include "kernels/head_dims.h"
 
 namespace nb = nanobind;
 
@@ -33,6 +34,8 @@ NB_MODULE(_ext, m) {
 #endif
     return d;
   });
+  // Python checks it when lowering for CUDA (the CPU kernel takes any head size).
+  m.attr("cuda_max_head_size") = jax_mea::cuda::kMaxHeadSize;
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else

@@ -16,6 +16,9 @@ KV_CONCAT_TARGET = "jax_mea_kv_concat"
 DECODE_STEP_TARGET = "jax_mea_decode_step"
 
 built_with_cuda: bool = bool(_ext.built_with_cuda)
+# The largest head_size / v_head_size the CUDA kernels take (kMaxHeadSize in
+# cuda/kernels/head_dims.h); the CPU kernel takes any.
+cuda_max_head_size: int = int(_ext.cuda_max_head_size)
 
 # Platforms (as jax's lowering registry names them) whose targets are registered.
 lowering_platforms: list[str] = []

@@ -172,6 +172,15 @@ def decode_workspace_bytes(batch: int, num_heads: int, num_kv_heads: int, q_len:
     return min(partials, _DECODE_WORKSPACE_CAP)
 
 
+def check_cuda_head_sizes(head_size: int, v_head_size: int) -> None:
+    """The CUDA kernels' limit, checked when lowering for CUDA (the CPU takes any)."""
+    limit = _ffi.cuda_max_head_size
+    if head_size > limit or v_head_size > limit:
+        raise ValueError(
+            f"jax-mea's CUDA kernels take head sizes up to {limit} (cuda_max_head_size), got "
+            f"head_size={head_size}, v_head_size={v_head_size}; the CPU takes any")
+
+
 def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
                     **lowering_args):
     """The FFI lowering of attention_p / decode_step_p: the call's results plus a
@@ -181,6 +190,8 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
 
     def rule(ctx, *args, **params):
         q, k, v = (ctx.avals_in[i] for i in (0, *kv_operands))
+        if platform == "cuda":
+            check_cuda_head_sizes(q.shape[3], v.shape[3])
         num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
         num_kv_heads, _ = heads_and_seq(k.shape, params["k_layout"])
         size = 0 if platform == "cpu" else decode_workspace_bytes(

@@ -255,7 +255,8 @@ bool MmaAligned(const AttentionParams& p) {
 }
 
 bool HeadSizesOk(const AttentionParams& p) {
-  return p.head_size >= 1 && p.head_size <= 256 && p.v_head_size >= 1 && p.v_head_size <= 256;
+  return p.head_size >= 1 && p.head_size <= kMaxHeadSize && p.v_head_size >= 1 &&
+         p.v_head_size <= kMaxHeadSize;
 }
 
 // MMA configuration (decode_kernels.cuh): many short CTAs run best two per SM
@@ -272,23 +273,19 @@ int DefaultMmaConfig(const AttentionParams& p, int dev) {
 
 bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
   if (!opt.force_simt && MmaAligned(p)) {
-    const int hp = PadHeadDim(p.head_size), hvp = PadHeadDim(p.v_head_size);
     auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     // The preferred configuration, then the cp.async ones (config 3 needs sm_90 code).
     for (int config : {opt.config >= 0 ? opt.config : DefaultMmaConfig(p, dev), 2, 0}) {
       if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
-      const int m = std::max(hp, hvp);
-      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max &&
+      if (pick(p.head_size, p.v_head_size, config, h) && h->smem_bytes <= smem_max &&
           (!h->tma || CompiledForSm90(h->func))) {
         h->config = config;
         return true;
       }
     }
   }
-  const int d = std::max(p.head_size, p.v_head_size);
-  const int dj = d <= 64 ? 2 : d <= 128 ? 4 : 8;
-  return SimtKernel(p.dtype, dj, h);
+  return SimtKernel(p.dtype, std::max(p.head_size, p.v_head_size), h);
 }
 
 // Number of kv splits. Each CTA streams `chunk` keys (rounded up to the

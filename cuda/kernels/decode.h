@@ -78,12 +78,12 @@ namespace jax_mea::cuda {
 // True when the decode kernel is the better choice for `p`: at most 16 query
 // rows per kv head (q_len * group_size) for float16 / bfloat16 with head sizes
 // that are multiples of 8 and 16-byte aligned k/v, at most 8 rows otherwise;
-// head_size and v_head_size in [1, 256].
+// head_size and v_head_size in [1, kMaxHeadSize] (kernels/head_dims.h).
 bool DecodeKernelApplies(const AttentionParams& p);
 
 // Launches the decode attention on `stream` (no synchronisation) and returns the
 // launch's error code. Correct for any AttentionParams with head sizes in
-// [1, 256] (more rows per kv head are processed in several row blocks, each of
+// [1, kMaxHeadSize] (more rows per kv head are processed in several row blocks, each of
 // which reads the kv cache); other head sizes give cudaErrorInvalidValue.
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream);
 

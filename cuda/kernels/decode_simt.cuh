@@ -1,4 +1,4 @@
-// The float32 SIMT split-KV decode kernel (any dtype, any head size <= 256, any
+// The float32 SIMT split-KV decode kernel (any dtype, any head size <= kMaxHeadSize, any
 // alignment), see decode.h. Same CTA decomposition as the MMA kernel with 8
 // rows per CTA: each warp takes kU keys at a time (interleaved with the other
 // warps), lanes split the head dimension (element d = lane + 32 * jj, loads
@@ -14,7 +14,7 @@ namespace jax_mea::cuda::decode_impl {
 
 constexpr int kSimtRows = 8;
 
-template <int DJ>  // DJ = ceil(max(H, Hv) / 32) rounded up to 2, 4 or 8
+template <int DJ>  // DJ = HP / 32 of the SIMT row of the head-dim table (head_dims.h)
 struct SimtConfig {
   static constexpr int kD = DJ * 32;
   static constexpr int kU = DJ >= 8 ? 2 : 4;  // keys per warp per step
