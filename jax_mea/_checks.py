@@ -53,6 +53,14 @@ def check_equal(name: str, got, expected, what: str) -> None:
         raise ValueError(f"{name}: {what} is {got}, expected {expected}")
 
 
+def check_gqa(num_heads: int, num_kv_heads: int, kv_heads: str = "key/value heads") -> None:
+    """GQA: query head h uses kv head h // (num_heads // num_kv_heads). Checked here
+    only (the FFI layer guards the native boundary, kernels assume it)."""
+    if num_kv_heads <= 0 or num_heads % num_kv_heads:
+        raise ValueError(f"the number of query heads ({num_heads}) must be a positive "
+                         f"multiple of the number of {kv_heads} ({num_kv_heads})")
+
+
 def check_scale(scale) -> None:
     if scale is not None and not float(scale) > 0.0:
         raise ValueError(f"scale must be positive, got {scale}")

@@ -102,9 +102,7 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     C.check_equal("K", k4.shape[3], head_size, "head size (must equal Q's)")
     C.check_equal("V", v_heads, num_kv_heads, "number of heads (must equal K's)")
     C.check_equal("V", v_len, kv_len, "sequence length (must equal K's)")
-    if num_heads % num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"number of key/value heads ({num_kv_heads})")
+    C.check_gqa(num_heads, num_kv_heads)
 
     past_len = 0
     if (past_key is None) != (past_value is None):
@@ -191,9 +189,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     C.check_equal("key", key.shape[0], batch, "batch size")
     C.check_equal("key", key.shape[3], head_size, "head size (must equal query's)")
     C.check_equal("value", value.shape[:3], key.shape[:3], "[B, S, K] (must equal key's)")
-    if num_heads % num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"number of key/value heads ({num_kv_heads})")
+    C.check_gqa(num_heads, num_kv_heads)
 
     rank4 = dict(batch=batch, num_heads=num_heads, q_len=q_len, kv_len=kv_len, allow_short=False)
     if mask is not None and jnp.result_type(mask) != jnp.bool_:

@@ -143,9 +143,7 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
                          f"H and the query's T), got {key.shape}")
     if value.shape != want_v:
         raise ValueError(f"value must be [B, T, Nkv, Hv] = {list(want_v)}, got {value.shape}")
-    if num_heads % cache.num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"cache's key/value heads ({cache.num_kv_heads})")
+    C.check_gqa(num_heads, cache.num_kv_heads, "the cache's key/value heads")
     if steps > cache.max_seq_len:
         raise ValueError(f"query has T = {steps} tokens, more than the cache holds "
                          f"(max_seq_len = {cache.max_seq_len})")

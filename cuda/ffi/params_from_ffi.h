@@ -1,8 +1,12 @@
 // The one place that builds AttentionParams / KvCopyParams: from XLA FFI buffers
-// and attributes, identically for the CPU and the CUDA handlers. The Python
-// primitives (jax_mea/primitives.py) have already validated shapes at trace
-// time; the checks here guard the native boundary and return an ffi::Error
-// naming what is wrong instead of reading out of bounds.
+// and attributes, identically for the CPU and the CUDA handlers.
+//
+// Each check has one layer. User errors are caught at trace time, naming the
+// argument (jax_mea/_checks.py, the primitives). The checks here guard the
+// native boundary (shapes, dtypes, GQA, mask kind, softcap) and return an
+// ffi::Error naming what is wrong instead of reading out of bounds; kernels
+// assume what they establish and check only what they themselves cannot do
+// (head-size limits, grid sizes).
 #pragma once
 
 #include <cstdint>
@@ -173,6 +177,10 @@ inline ffi::ErrorOr<AttentionParams> MakeAttentionParams(
   }
   p.softcap = a.softcap;
 
+  if (a.mask_kind < static_cast<int64_t>(MaskKind::kNone) ||
+      a.mask_kind > static_cast<int64_t>(MaskKind::kAdditive)) {
+    return ffi::Unexpected(Mismatch("unknown mask kind " + std::to_string(a.mask_kind)));
+  }
   p.mask_kind = static_cast<MaskKind>(a.mask_kind);
   if (p.mask_kind != MaskKind::kNone) {
     auto md = mask.dimensions();

@@ -383,9 +383,7 @@ bool ClusterMergeFits(const Plan& plan, const DecodeOptions& opt, int dev, int64
 }
 
 cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* plan) {
-  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
-    return cudaErrorInvalidValue;
-  }
+  if (!HeadSizesOk(p)) return cudaErrorInvalidValue;
   const int dev = CurrentDevice();
   if (!PickKernel(p, opt, dev, &plan->kernel)) return cudaErrorInvalidValue;
   int ctas_per_sm = 1;
@@ -445,7 +443,7 @@ cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* p
 using namespace decode_impl;
 
 bool DecodeKernelApplies(const AttentionParams& p) {
-  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) return false;
+  if (!HeadSizesOk(p)) return false;
   const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
   if (MmaAligned(p)) return rows <= 16;
   return rows <= 8;
@@ -499,7 +497,6 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream)
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
                                   const DecodeOptions& options) {
   if (p.batch <= 0 || p.num_heads <= 0 || p.q_len <= 0) return cudaSuccess;
-  if (!HeadSizesOk(p)) return cudaErrorInvalidValue;
   Plan plan;
   cudaError_t err = MakePlan(p, options, &plan);
   if (err != cudaSuccess) return err;
