@@ -10,7 +10,9 @@
 //                     each swept over configurations and splits, then a table
 //   --seed N                fixes the random inputs (default: from the clock)
 //
-// Built by tools/build_decode_check.sh. Exit status: 0 when every case passes.
+// Every case is also compared with the float64 reference (reference64.h).
+// Built with -DJAX_MEA_NATIVE_TESTS=ON (tests/native/CMakeLists.txt). Exit status:
+// 0 when every case passes.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -32,6 +34,7 @@
 #include "jax_mea/params.h"
 #include "kernels/decode.h"
 #include "check_common.h"
+#include "reference64.h"
 
 using namespace jax_mea;
 using namespace jax_mea::check;
@@ -40,14 +43,6 @@ namespace {
 
 // ------------------------------------------------------------------ host element helpers
 
-float HostToFloat(DType t, const void* base, int64_t i) {
-  switch (t) {
-    case DType::kFloat32: return static_cast<const float*>(base)[i];
-    case DType::kFloat16: return cpu::ToFloat(static_cast<const cpu::Half*>(base)[i]);
-    case DType::kBFloat16: return cpu::ToFloat(static_cast<const cpu::BFloat16*>(base)[i]);
-  }
-  return 0.f;
-}
 void HostStore(DType t, void* base, int64_t i, float x) {
   switch (t) {
     case DType::kFloat32: static_cast<float*>(base)[i] = x; break;
@@ -246,10 +241,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
       for (int i = 0; i < c.T; ++i) {
         const int64_t base = b * p.out_strides.batch + h * p.out_strides.head + i * p.out_strides.seq;
         bool ref_zero = true;
-        for (int d = 0; d < c.Hv; ++d) ref_zero = ref_zero && HostToFloat(c.dtype, ho.data(), base + d) == 0.f;
+        for (int d = 0; d < c.Hv; ++d) ref_zero = ref_zero && HostValue(c.dtype, ho.data(), base + d) == 0.f;
         for (int d = 0; d < c.Hv; ++d) {
-          const double r = HostToFloat(c.dtype, ho.data(), base + d);
-          const double g = HostToFloat(c.dtype, hg.data(), base + d);
+          const double r = HostValue(c.dtype, ho.data(), base + d);
+          const double g = HostValue(c.dtype, hg.data(), base + d);
           if (std::isnan(r)) {
             ++ref_nan;
             continue;
@@ -269,7 +264,17 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
-  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back &&
+  const std::vector<double> ref64 = Reference64(ph);
+  const Diff64 gpu64 = Compare64(ph, hg.data(), ref64), cpu64 = Compare64(ph, ho.data(), ref64);
+  const bool far64 = gpu64.max_abs > MaxAbs64(c.dtype) || gpu64.rel > Rel64(c.dtype) ||
+                     cpu64.max_abs > MaxAbs64(c.dtype) || cpu64.rel > Rel64(c.dtype);
+  if (far64) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " f64: gpu %.1e/%.1e cpu %.1e/%.1e", gpu64.rel, gpu64.max_abs,
+                  cpu64.rel, cpu64.max_abs);
+    res.why += buf;
+  }
+  res.pass = !far64 && nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && !tma_fell_back &&
              !not_balanced && !cluster_wrong;
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
