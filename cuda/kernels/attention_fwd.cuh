@@ -409,19 +409,11 @@ cudaError_t LaunchFwdKernel(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// The configuration each padded head-dim pair runs with (see attention_fwd.cu).
-// Measured on an H100 80GB HBM3 (bf16, B2 S4096, BSNH; tools/kernel_check
-// --bench, 2026-11-25), TFLOP/s non-causal / causal, the default config's in ():
-//   64x64    4 warps x 32 rows, 64-key tiles, Q in registers:  243 / 183  (178 / 146*)
-//   96x96    4 warps x 32 rows, 32-key tiles, Q from smem:     271        (209*)
-//   128x128  same:                                              282 / 237  (259 / 228)
-//   192x128  same:                                              296 / 253  (255 / 232)
-//   192x192  default: 8 warps x 16 rows, 32 keys, Q from smem:  220  (the 4-warp
-//            version spills 440 bytes with the unrolled load loop)
-//   256x256  default:                                           234 / 200
-// (* measured with a non-unrolled load loop, which costs about 10%.) Four warps
-// x 32 rows run two CTAs per SM, and each K/V fragment read from shared memory
-// feeds two MMAs.
+// The configuration each forward row of the head-dim table runs with. Four warps
+// x 32 rows (64x64 to 192x128) run two CTAs per SM, and each K/V fragment read
+// from shared memory feeds two MMAs; 192x192 and 256x256 keep the default (8
+// warps x 16 rows: the 4-warp version spills). Each was the fastest measured
+// (kernel_check --bench; the numbers are in benchmarks/RESULTS.md).
 template <int kD, int kDv>
 struct FwdConfig {
   static constexpr int kWarps = 8;
