@@ -107,22 +107,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const int warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
 
-  // Heavier (later) query blocks first: with bottom-right causal they see more keys.
-  const int64_t bid = blockIdx.x;
-  const int m_block = a.num_m_blocks - 1 - static_cast<int>(bid % a.num_m_blocks);
-  const int64_t bh = bid / a.num_m_blocks;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
-  const int kvh = h / p.group_size();
-  const int m0 = m_block * kBlockM;
-  const int q_end = min(m0 + kBlockM, p.q_len);
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
-
-  const T* q_base = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  T* o_base = static_cast<T*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head;
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+      ThisFwdBlock<T>(p, a.num_m_blocks, kBlockM);
 
   // Keys any row of this block may see ([blk_lo, blk_hi): lo and hi grow with
   // the query position), and keys every row sees (tiles inside need no mask).

@@ -47,24 +47,8 @@ __global__ void __launch_bounds__(kF32Threads)
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
 
-  const int64_t bid = blockIdx.x;
-  const int m_block = a.num_m_blocks - 1 - static_cast<int>(bid % a.num_m_blocks);
-  const int64_t bh = bid / a.num_m_blocks;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
-  const int kvh = h / p.group_size();
-  const int m0 = m_block * kF32BlockM;
-  const int q_end = min(m0 + kF32BlockM, p.q_len);
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
-
-  const float* q_base =
-      static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const float* k_base =
-      static_cast<const float*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const float* v_base =
-      static_cast<const float*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  float* o_base = static_cast<float*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head;
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+      ThisFwdBlock<float>(p, a.num_m_blocks, kF32BlockM);
 
   const int blk_lo = VisibleKeys(p, m0 + off, kv_len).lo;
   const int blk_hi = VisibleKeys(p, q_end - 1 + off, kv_len).hi;
