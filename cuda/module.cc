@@ -11,6 +11,7 @@
 #include "ffi/params_from_ffi.h"
 #include "jax_mea/params.h"
 #include "jax_mea/workspace.h"
+#include "kernels/head_dims.h"
 
 namespace nb = nanobind;
 
@@ -132,6 +133,8 @@ NB_MODULE(_ext, m) {
         "shapes alone, 0 where the decode kernel never takes the call. A dimension < 0 is\n"
         "unknown (a symbolic batch): the cap, unless the known ones rule the kernel out.");
 
+  // Python checks it when lowering for CUDA (the CPU kernel takes any head size).
+  m.attr("cuda_max_head_size") = jax_mea::cuda::kMaxHeadSize;
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_mea.primitives import UNBOUNDED_WINDOW
+
 FLOAT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
 
 
@@ -50,6 +52,14 @@ def check_int_vector(name: str, x, batch: int) -> None:
 def check_equal(name: str, got, expected, what: str) -> None:
     if got != expected:
         raise ValueError(f"{name}: {what} is {got}, expected {expected}")
+
+
+def check_gqa(num_heads: int, num_kv_heads: int, kv_heads: str = "key/value heads") -> None:
+    """GQA: query head h uses kv head h // (num_heads // num_kv_heads). Checked here
+    only (the FFI layer guards the native boundary, kernels assume it)."""
+    if num_kv_heads <= 0 or num_heads % num_kv_heads:
+        raise ValueError(f"the number of query heads ({num_heads}) must be a positive "
+                         f"multiple of the number of {kv_heads} ({num_kv_heads})")
 
 
 def is_traced(x) -> bool:
@@ -152,25 +162,29 @@ def mask_to_rank4(name: str, mask, batch: int, num_heads: int, q_len: int, kv_le
 
 
 def _window_size(name: str, w) -> int:
-    """One side of a jax.nn-style window: an int, or a float read as jax.nn reads it
-    (key j is kept iff j >= i - w, so w counts as floor(w)); +inf is unbounded (-1)."""
+    """One side of a jax.nn-style window: an int (negative too, literally), or a float
+    read as jax.nn reads it (key j is kept iff j >= i - w, so w counts as floor(w));
+    +inf is unbounded (UNBOUNDED_WINDOW)."""
     if isinstance(w, (bool, int, np.integer)):
-        return int(w)
+        return int(np.clip(int(w), -UNBOUNDED_WINDOW, UNBOUNDED_WINDOW))
     try:
         value = float(w)
     except (TypeError, ValueError):
         raise ValueError(f"{name} sizes must be numbers, got {w!r}") from None
     if value == np.inf:
-        return -1
+        return UNBOUNDED_WINDOW
     if not np.isfinite(value):
         raise ValueError(f"{name} sizes must be finite or +inf (unbounded), got {w!r}")
-    return int(np.floor(value))
+    return int(np.clip(np.floor(value), -UNBOUNDED_WINDOW, UNBOUNDED_WINDOW))
 
 
 def window_pair(name: str, window) -> tuple[int, int]:
-    """(left, right) from None, a size w (= (w, w)) or a pair; -1 = unbounded."""
+    """(left, right) from None (both UNBOUNDED_WINDOW), a size w (= (w, w)) or a pair,
+    read literally as jax.nn reads local_window_size: key j is visible to row i iff
+    i - left <= j <= i + right (right = -1 excludes the diagonal); floats as floor(w),
+    +inf unbounded."""
     if window is None:
-        return -1, -1
+        return UNBOUNDED_WINDOW, UNBOUNDED_WINDOW
     if np.ndim(window) == 0:
         left = right = _window_size(name, window)
     else:
@@ -178,8 +192,6 @@ def window_pair(name: str, window) -> tuple[int, int]:
             raise ValueError(f"{name} must be a number or a pair (left, right), "
                              f"got {window!r}")
         left, right = (_window_size(name, w) for w in window)
-    if left < -1 or right < -1:
-        raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
     return left, right
 
 
@@ -206,14 +218,19 @@ def onnx_window_size(name: str, value) -> int:
 def decode_window(name: str, window) -> int:
     """The left window of causal decode from None, a size w or a pair (w, right):
     right may only be 0, -1 or None, which mean what causality already does (a
-    query sees no later key); a wider right side would contradict it."""
-    if window is None or np.ndim(window) == 0:
-        return window_pair(name, window)[0]
-    try:
-        left, right = window
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair (left, right), got {window!r}")
-    if right not in (0, -1, None):
-        raise ValueError(f"{name}: decode_attention is causal, so the right side must be 0, "
-                         f"-1 or None, got {window!r}")
-    return window_pair(name, (left, -1))[0]
+    query sees no later key); a wider right side would contradict it. The left
+    size is >= 0; None (or +inf) is unbounded (UNBOUNDED_WINDOW)."""
+    left = window
+    if window is not None and np.ndim(window) != 0:
+        try:
+            left, right = window
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an int or a pair (left, right), "
+                             f"got {window!r}") from None
+        if right not in (0, -1, None):
+            raise ValueError(f"{name}: decode_attention is causal, so the right side must "
+                             f"be 0, -1 or None, got {window!r}")
+    left = window_pair(name, left)[0]
+    if left < 0:
+        raise ValueError(f"{name} must be >= 0 (None: unbounded), got {window!r}")
+    return left

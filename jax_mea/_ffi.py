@@ -24,6 +24,9 @@ LIMITS: dict[str, int] = dict(_ext.limits)
 decode_workspace_bytes = _ext.decode_workspace_bytes
 
 built_with_cuda: bool = bool(_ext.built_with_cuda)
+# The largest head_size / v_head_size the CUDA kernels take (kMaxHeadSize in
+# cuda/kernels/head_dims.h); the CPU kernel takes any.
+cuda_max_head_size: int = int(_ext.cuda_max_head_size)
 
 # Platforms (as jax's lowering registry names them) where the kernels are
 # registered with XLA and can run. The lowerings exist for "cpu" and "cuda"

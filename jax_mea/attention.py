@@ -9,7 +9,8 @@ import jax.numpy as jnp
 
 from jax_mea import _checks as C
 from jax_mea import reference
-from jax_mea.primitives import Layout, MaskKind, bind_attention, bind_kv_concat
+from jax_mea.primitives import (UNBOUNDED_WINDOW, Layout, MaskKind, bind_attention,
+                                bind_kv_concat)
 
 
 def _mask_operand(name: str, mask, dtype, **rank4_args):
@@ -28,10 +29,9 @@ def _mask_operand(name: str, mask, dtype, **rank4_args):
     return C.mask_to_rank4(name, mask, **rank4_args), kind
 
 
-def _check_group(q_name: str, num_heads: int, kv_name: str, num_kv_heads: int) -> None:
-    if num_heads % num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}, {q_name}) must be a multiple "
-                         f"of the number of key/value heads ({num_kv_heads}, {kv_name})")
+def _onnx_window(size) -> int:
+    """ONNX's window size as the kernels take it: -1 is unbounded."""
+    return UNBOUNDED_WINDOW if int(size) < 0 else int(size)
 
 
 def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
@@ -120,7 +120,7 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     C.check_positive("K", num_kv_heads, "the number of heads (kv_num_heads)")
     C.check_positive("Q", head_size, "the head size")
     C.check_positive("V", v_head_size, "the head size")
-    _check_group("Q", num_heads, "K", num_kv_heads)
+    C.check_gqa(num_heads, num_kv_heads)
 
     past_len = 0
     if (past_key is None) != (past_value is None):
@@ -171,8 +171,8 @@ def onnx_attention(Q, K, V, attn_mask=None, past_key=None, past_value=None,
     y = bind_attention(q4, k_att, v_att, q_layout=layout, kv_layout=kv_layout, out_layout=layout,
                        mask=mask, mask_kind=mask_kind, kv_lengths=kv_lengths,
                        causal_offsets=causal_offsets, causal_offset=causal_offset,
-                       is_causal=is_causal, left_window=left_window,
-                       right_window=right_window, scale=scale, softcap=softcap)
+                       is_causal=is_causal, left_window=_onnx_window(left_window),
+                       right_window=_onnx_window(right_window), scale=scale, softcap=softcap)
     if rank == 3:
         y = y.reshape(batch, q_len, num_heads * v_head_size)
     if qk_matmul_output_mode is None:
@@ -225,7 +225,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     C.check_equal("key", key.shape[3], head_size, "head size (must equal query's)")
     C.check_equal("value", value.shape[:3], key.shape[:3], "[B, S, K] (must equal key's)")
     C.check_positive("key", num_kv_heads, "the number of heads")
-    _check_group("query", num_heads, "key", num_kv_heads)
+    C.check_gqa(num_heads, num_kv_heads)
     if head_size == 0 and v_head_size:
         raise ValueError(f"query and key have head size 0, so value's head size must be 0 too "
                          f"(an empty result, as jax.nn gives), got value {value.shape}")

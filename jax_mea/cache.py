@@ -157,9 +157,7 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     C.check_positive("cache.key", cache.num_kv_heads, "the number of key/value heads")
     C.check_positive("cache.key", head_size, "the head size")
     C.check_positive("cache.value", cache.v_head_size, "the head size")
-    if num_heads % cache.num_kv_heads:
-        raise ValueError(f"the number of query heads ({num_heads}) must be a multiple of the "
-                         f"cache's key/value heads ({cache.num_kv_heads})")
+    C.check_gqa(num_heads, cache.num_kv_heads, "the cache's key/value heads")
     if steps > cache.max_seq_len:
         raise ValueError(f"query has T = {steps} tokens, more than the cache holds "
                          f"(max_seq_len = {cache.max_seq_len})")

@@ -44,6 +44,11 @@ MaskKind = enum.IntEnum("MaskKind", _ffi.MASK_KINDS, module=__name__)
 MaskKind.__doc__ = """How the mask operand is read: NONE, BOOL (True = attend), ADDITIVE."""
 
 
+# A window size that bounds nothing (kUnboundedWindow in cuda/include/jax_mea/params.h):
+# jax.nn's None and ONNX's -1 map to it; every other size is read literally.
+UNBOUNDED_WINDOW = 2**31 - 1
+
+
 def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
     """(num_heads, seq_len) of a rank-4 shape in `layout`."""
     return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
@@ -81,8 +86,8 @@ def bind_attention(
     causal_offsets=None,
     causal_offset: int = 0,
     is_causal: bool = False,
-    left_window: int = -1,
-    right_window: int = -1,
+    left_window: int = UNBOUNDED_WINDOW,
+    right_window: int = UNBOUNDED_WINDOW,
     scale: float,
     softcap: float = 0.0,
 ):
@@ -161,6 +166,15 @@ def decode_workspace_bytes(batch, num_heads, num_kv_heads, q_len, v_head_size) -
     return int(_ffi.decode_workspace_bytes(*dims))
 
 
+def check_cuda_head_sizes(head_size: int, v_head_size: int) -> None:
+    """The CUDA kernels' limit, checked when lowering for CUDA (the CPU takes any)."""
+    limit = _ffi.cuda_max_head_size
+    if head_size > limit or v_head_size > limit:
+        raise ValueError(
+            f"jax-mea's CUDA kernels take head sizes up to {limit} (cuda_max_head_size), got "
+            f"head_size={head_size}, v_head_size={v_head_size}; the CPU takes any")
+
+
 def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
                     **lowering_args):
     """The FFI lowering of attention_p / decode_step_p: the call's results plus a
@@ -170,6 +184,8 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
 
     def rule(ctx, *args, **params):
         q, k, v = (ctx.avals_in[i] for i in (0, *kv_operands))
+        if platform == "cuda":
+            check_cuda_head_sizes(q.shape[3], v.shape[3])
         num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
         num_kv_heads, _ = heads_and_seq(k.shape, params["k_layout"])
         size = 0 if platform == "cpu" else decode_workspace_bytes(
@@ -289,7 +305,7 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, 
         q_layout=Layout.BSNH, k_layout=Layout.BNSH, v_layout=Layout.BNSH,
         out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
         has_causal_offsets=True, causal_offset=0, is_causal=True, left_window=int(left_window),
-        right_window=-1, scale=float(scale), softcap=float(softcap))
+        right_window=UNBOUNDED_WINDOW, scale=float(scale), softcap=float(softcap))
 
 
 def _decode_step_abstract_eval(*avals, **params):
@@ -382,6 +398,7 @@ def cuda_available() -> bool:
 __all__ = [
     "Layout",
     "MaskKind",
+    "UNBOUNDED_WINDOW",
     "attention_p",
     "kv_concat_p",
     "decode_step_p",

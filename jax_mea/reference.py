@@ -93,14 +93,15 @@ def attention_core(q, k, v, *, scale, softcap=0.0, bias=None, allowed=None):
     return jnp.where(jnp.any(probs != 0, axis=-1, keepdims=True), out, 0.0)  # no key: 0
 
 
-def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=-1,
-                  right_window=-1, kv_lengths=None):
+def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=None,
+                  right_window=None, kv_lengths=None):
     """Visibility from positions, bool [B|1, 1, q_len, kv_len].
 
     Query row i sits at absolute position p = i + offsets[b] (offsets: scalar or
     int [B]). Key j is visible iff j < kv_lengths[b] (when given), j <= p when
-    causal, p - left_window <= j when left_window >= 0 and j <= p + right_window
-    when right_window >= 0.
+    causal, p - left_window <= j and j <= p + right_window, window sizes read
+    literally (right_window = -1 excludes the diagonal, as in jax.nn); None:
+    unbounded on that side.
     """
     offsets = jnp.asarray(offsets, jnp.int32).reshape(-1, 1, 1, 1)
     pos = jnp.arange(q_len, dtype=jnp.int32).reshape(1, 1, q_len, 1) + offsets
@@ -108,9 +109,9 @@ def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=-1,
     ok = jnp.ones((1, 1, q_len, kv_len), bool)
     if is_causal:
         ok = ok & (j <= pos)
-    if left_window is not None and left_window >= 0:
+    if left_window is not None:
         ok = ok & (j >= pos - left_window)
-    if right_window is not None and right_window >= 0:
+    if right_window is not None:
         ok = ok & (j <= pos + right_window)
     if kv_lengths is not None:
         ok = ok & (j < jnp.asarray(kv_lengths, jnp.int32).reshape(-1, 1, 1, 1))
@@ -155,8 +156,10 @@ def _check_scale(scale, head_size, positive=True):
 
 
 def _check_softcap(softcap):
-    # As ONNX: softcap <= 0 (or None) means no softcap.
-    return 0.0 if softcap is None or softcap <= 0 else float(softcap)
+    # 0 (or None) means no softcap; a negative one is an error, as in jax_mea.
+    if softcap is not None and not softcap >= 0:
+        raise ValueError(f"softcap must be >= 0 (0 disables it), got {softcap}")
+    return 0.0 if softcap is None else float(softcap)
 
 
 def _broadcast_4d(x, name, target, what):
@@ -313,8 +316,10 @@ def onnx_mask(attn_mask, *, dtype, batch, num_heads, q_len, total_len, offsets=0
     attn_mask is bool (True = attend) or additive float in `dtype`, rank 1 [T']
     (opset 25), 2 [Sq, T'], 3 [Nq|1, Sq, T'] or 4 [B|1, Nq|1, Sq, T'], T' <= T
     padded with False / -inf. Positions (causal, window, kv lengths) as in
-    :func:`position_mask`; a negative window side is unbounded.
+    :func:`position_mask`, except that a negative window side is unbounded (ONNX).
     """
+    left_window, right_window = (None if w is None or w < 0 else w
+                                 for w in (left_window, right_window))
     allowed = position_mask(q_len, total_len, offsets=offsets, is_causal=is_causal,
                             left_window=left_window, right_window=right_window,
                             kv_lengths=kv_lengths)
@@ -343,21 +348,22 @@ def onnx_mask(attn_mask, *, dtype, batch, num_heads, q_len, total_len, offsets=0
 
 
 def _window_side(w):
-    """As jax.nn reads a window side (key j kept iff j >= i - w): floor(w); +inf
-    (and -1) are unbounded."""
-    return -1 if w == math.inf else int(math.floor(w))
+    """One window side as jax.nn reads it (key j kept iff j >= i - w): an int literally
+    (negative too), a float as floor(w); None and +inf are unbounded (None)."""
+    if w is None or w == math.inf:
+        return None
+    return int(math.floor(w))
 
 
-def _window_pair(name, window):
-    """(left, right) from None, a size w (= (w, w)) or a pair; -1 = unbounded."""
+def _window_pair(window):
+    """(left, right) from None (unbounded: None, None), a size w (= (w, w)) or a pair,
+    read literally as jax.nn reads local_window_size."""
     if window is None:
-        return -1, -1
+        return None, None
     if np.ndim(window) == 0:
-        left = right = _window_side(window)
-    else:
-        left, right = (_window_side(w) for w in window)
-    if left < -1 or right < -1:
-        raise ValueError(f"{name} sizes must be >= 0 (or -1 for unbounded), got {window!r}")
+        return _window_side(window), _window_side(window)
+    left, right = window
+    return _window_side(left), _window_side(right)
     return left, right
 
 
@@ -397,7 +403,7 @@ def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None
     kv_lengths = None
     if key_value_seq_lengths is not None:
         kv_lengths = _int_lengths(key_value_seq_lengths, batch, "key_value_seq_lengths")
-    left, right = _window_pair("local_window_size", local_window_size)
+    left, right = _window_pair(local_window_size)
     allowed = position_mask(q_len, kv_len, is_causal=bool(is_causal), left_window=left,
                             right_window=right, kv_lengths=kv_lengths)
     if query_seq_lengths is not None:
@@ -474,13 +480,16 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     scale = _check_scale(scale, head_size)
     softcap = _check_softcap(softcap)
     window = local_window_size
-    if window is not None and not isinstance(window, (int, np.integer)):
+    if window is not None and np.ndim(window) != 0:
         # Causal: a right side other than 0 / -1 / None would contradict it.
         if len(window) != 2 or window[1] not in (0, -1, None):
             raise ValueError(f"local_window_size of decode_attention is an int w or "
                              f"(w, 0), got {window!r}")
         window = window[0]
-    left, _ = _window_pair("local_window_size", window)
+    left, _ = _window_pair(window)
+    if left is not None and left < 0:
+        raise ValueError(f"local_window_size of decode_attention must be >= 0 (None: "
+                         f"unbounded), got {local_window_size!r}")
 
     lengths = jnp.asarray(cache.lengths, jnp.int32)
     new_key = _append(cache.key, key, lengths)

@@ -445,7 +445,8 @@ def make_dpa_inputs(case: DpaCase, rng) -> tuple[tuple, dict]:
 
 def dpa_allowed(case: DpaCase, kwargs: dict) -> np.ndarray:
     """bool [B, N, T, S]: which keys each query row may attend (causal top-left,
-    window sides with -1 unbounded, lengths, the bool mask; not the bias)."""
+    window sides read literally as jax.nn reads them, negative too; lengths, the bool
+    mask; not the bias)."""
     c = case
     i = np.arange(c.q_len)[:, None]
     j = np.arange(c.kv_len)[None, :]
@@ -454,10 +455,7 @@ def dpa_allowed(case: DpaCase, kwargs: dict) -> np.ndarray:
         ok &= j <= i
     if c.window is not None:
         left, right = (c.window, c.window) if isinstance(c.window, int) else c.window
-        if left >= 0:
-            ok &= j >= i - left
-        if right >= 0:
-            ok &= j <= i + right
+        ok &= (j >= i - left) & (j <= i + right)
     if c.q_lengths is not None:
         ok &= (i < np.asarray(c.q_lengths)[:, None, None, None])
     if c.kv_lengths is not None:
@@ -502,12 +500,8 @@ _jax_dpa = jax.jit(functools.partial(jax.nn.dot_product_attention, implementatio
 
 
 def _jax_understands(case: DpaCase) -> bool:
-    """jax.nn reads a -1 window side as j >= i + 1 (not unbounded), and has no
-    softcap and no Hv != H."""
-    window = case.window
-    sides = () if window is None else ((window,) if isinstance(window, int) else window)
-    return (min(sides, default=0) >= 0 and case.softcap == 0
-            and case.head_size == case.v_head_size)
+    """jax.nn has no softcap and no Hv != H."""
+    return case.softcap == 0 and case.head_size == case.v_head_size
 
 
 def check_dpa_case(fn: Callable, case: DpaCase, rng, oracle: Callable | None = None,

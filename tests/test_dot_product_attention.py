@@ -63,9 +63,9 @@ def test_value_head_size_and_softcap(rng, head_size, v_head_size, softcap, optio
 
 @pytest.mark.parametrize("is_causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("window", [(-1, 2), (3, -1), (-1, -1)], ids=str)
-def test_window_unbounded_side(rng, window, is_causal):
-    """-1: that side of the window is unbounded (jax.nn has no such value: the
-    float64 oracle)."""
+def test_window_negative_side(rng, window, is_causal):
+    """A negative side is read literally, as jax.nn reads it: (3, -1) excludes the
+    diagonal, (-1, 2) the key at the row's own position and those before it."""
     check(DpaCase(window=window, is_causal=is_causal, q_len=9, kv_len=7,
                   kv_lengths=(7, 5)), rng)
 

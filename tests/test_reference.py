@@ -51,8 +51,8 @@ DPA_CASES = {
     # The float64 oracle: jax.nn has no softcap, no Hv != H, no unbounded side.
     "softcap-asym": DpaCase(softcap=2.0, head_size=48, v_head_size=24, is_causal=True,
                             bias="1NTS", mask="B1TS", kv_lengths=(5, 8)),
-    "window-unbounded-sides": DpaCase(window=(-1, 1), q_lengths=(6, 3), bias="BN1S"),
-    "window-unbounded-left-asym": DpaCase(window=(2, -1), softcap=1.0, v_head_size=40),
+    "window-negative-left": DpaCase(window=(-1, 1), q_lengths=(6, 3), bias="BN1S"),
+    "window-negative-right-asym": DpaCase(window=(2, -1), softcap=1.0, v_head_size=40),
 }
 
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU check, in one call on the lent GPU machine:
 #   build      pip-install jax-mea with the CUDA kernels (JAX_MEA_CUDA=ON), and the
-#              standalone kernel checks (tools/build_*_check.sh)
-#   kernels    the standalone checks: every CUDA kernel against the CPU kernel
+#              native kernel checks (tests/native, CMake option JAX_MEA_NATIVE_TESTS)
+#   kernels    the native checks: every CUDA kernel against the CPU kernel and float64
 #   tests      the whole pytest suite on the GPU (the CPU semantic tests + gpu-marked ones)
-#   sanitizer  compute-sanitizer memcheck over the standalone checks and a pytest subset
-#   kbench     tools/decode_check --bench: the decode kernel alone over its grid (events)
+#   sanitizer  compute-sanitizer memcheck over the native checks and a pytest subset
+#   kbench     decode_check --bench: the decode kernel alone over its grid (events)
 #   profile    Nsight Compute on the decode kernel (B1 S1024 and S32768, B16 S8192)
 #   bench      benchmarks/decode.py (small grid), prefill.py, decode_model.py
 #
@@ -19,6 +19,7 @@ OUT=${OUT:-build/gpu_check}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 JOBS=$(nproc)
+NATIVE=build/native/tests/native  # the native checks' binaries
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build kernels tests sanitizer kbench bench)
 summary=()
@@ -38,19 +39,21 @@ build() {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   JAX_MEA_CUDA=ON CMAKE_BUILD_PARALLEL_LEVEL=$JOBS \
     python3 -m pip install --no-build-isolation --no-deps -q -v -e . 2>&1 | grep -E "ptxas|error|warning|jax-mea" | tail -n 80
-  python3 -c "import jax, jax_mea; assert jax_mea.cuda_available(), 'CUDA kernels not registered'; print(jax.devices())" &&
-  JOBS=$JOBS CUDA_ARCHS=90 bash tools/build_kernel_check.sh build/kernel_check &&
-  bash tools/build_decode_check.sh build/decode_check 90
+  python3 -c "import jax, jax_mea; assert jax_mea.cuda_available(), 'CUDA kernels not registered'; print(jax.devices())" || return 1
+  cmake -S . -B build/native -DJAX_MEA_CUDA=ON -DJAX_MEA_NATIVE_TESTS=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 > /dev/null || return 1
+  cmake --build build/native --target kernel_check decode_check -j "$JOBS" 2>&1 | tail -n 40
+  return "${PIPESTATUS[0]}"
 }
 
 kernels() {
-  build/kernel_check/kernel_check && build/decode_check/decode_check
+  $NATIVE/kernel_check && $NATIVE/decode_check
 }
 
 sanitizer() {
   local rc=0
-  compute-sanitizer --tool memcheck --error-exitcode 1 build/kernel_check/kernel_check --quick || rc=1
-  compute-sanitizer --tool memcheck --error-exitcode 1 build/decode_check/decode_check --small || rc=1
+  compute-sanitizer --tool memcheck --error-exitcode 1 $NATIVE/kernel_check --quick || rc=1
+  compute-sanitizer --tool memcheck --error-exitcode 1 $NATIVE/decode_check --small || rc=1
   compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
     python3 -m pytest tests/test_decode.py -q -x -p no:cacheprovider -k "steps_match and float16" || rc=1
   return $rc
@@ -61,18 +64,18 @@ profile() {
     echo "### $shape"
     ncu --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
       --section MemoryWorkloadAnalysis -k regex:Decode --launch-skip 4 --launch-count 1 \
-      build/decode_check/decode_check --bench --filter "$shape" 2>&1 | grep -v "^ *\[\|sweep\|^B[0-9]"
+      $NATIVE/decode_check --bench --filter "$shape" 2>&1 | grep -v "^ *\[\|sweep\|^B[0-9]"
   done
 }
 
 for stage in "${stages[@]}"; do
   case $stage in
-    build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS build" ;;
-    kernels) run_stage kernels 600 bash -c "$(declare -f kernels); kernels" ;;
+    build) run_stage build 600 bash -c "$(declare -f build); JOBS=$JOBS NATIVE=$NATIVE build" ;;
+    kernels) run_stage kernels 600 bash -c "$(declare -f kernels); NATIVE=$NATIVE kernels" ;;
     tests) run_stage tests 480 python3 -m pytest tests -q -p no:cacheprovider -n 4 --durations=15 ;;
-    sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); sanitizer" ;;
-    kbench) run_stage kbench 400 build/decode_check/decode_check --bench ;;
-    profile) run_stage profile 300 bash -c "$(declare -f profile); profile" ;;
+    sanitizer) run_stage sanitizer 600 bash -c "$(declare -f sanitizer); NATIVE=$NATIVE sanitizer" ;;
+    kbench) run_stage kbench 400 $NATIVE/decode_check --bench ;;
+    profile) run_stage profile 300 bash -c "$(declare -f profile); NATIVE=$NATIVE profile" ;;
     bench)
       run_stage bench_decode 400 python3 benchmarks/decode.py --grid small --out "$OUT"
       run_stage bench_prefill 300 python3 benchmarks/prefill.py --out "$OUT"

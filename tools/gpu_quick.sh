@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The short GPU call, for a session with little device time left (one call of a
 # few minutes): tools/gpu_check.sh's checks cut to the decode path.
-#   1. build/dc/decode_check, built on this machine beforehand and carried
-#      (`bash tools/build_decode_check.sh build/dc 90`; device tool: carry
-#      ["build/dc/decode_check"]): every case, then --small under memcheck, then
-#      --bench --filter on the named kernel shapes;
+#   1. decode_check (tests/native), built on this machine beforehand through CMake
+#      and carried (`cmake -S . -B build/dc -DJAX_MEA_CUDA=ON -DJAX_MEA_NATIVE_TESTS=ON
+#      -DJAX_MEA_NATIVE_ARCH=OFF -DCMAKE_CUDA_ARCHITECTURES=90 && cmake --build build/dc
+#      --target decode_check`; device tool: carry ["build/dc/tests/native/decode_check"]):
+#      every case, then --small under memcheck, then --bench --filter on the named
+#      kernel shapes;
 #   2. meanwhile jax-mea builds for sm_90 only, in the background;
 #   3. the decode-path GPU tests through JAX (command buffers included);
 #   4. benchmarks/decode.py on the named shapes against the named peers.
@@ -21,7 +23,7 @@ KSHAPES=${1:-"B1 S1024 N32/8 H128/128,B1 S32768 N32/8 H128/128"}
 ONLY=${2:-"B1 S1024,B1 S32768"}
 CONTENDERS=${CONTENDERS:-jax_mea,jax-cudnn,torch-cudnn}
 DEADLINE=${DEADLINE:-540}
-DC=build/dc/decode_check
+DC=build/dc/tests/native/decode_check
 summary=()
 
 stage() {  # name log limit command...: runs it under the smaller of limit and the deadline

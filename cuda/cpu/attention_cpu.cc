@@ -6,19 +6,18 @@
 // for 16-bit inputs, widened to float32) once for all of them.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "cpu/cpu_types.h"
 #include "cpu/kernels.h"
 #include "cpu/parallel.h"
+#include "jax_mea/score.h"
 
 namespace jax_mea::cpu {
 namespace {
 
 constexpr int kKeyTile = 64;
 constexpr int kTargetRows = 64;  // query rows (heads x positions) per work item
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Eight floats as one value (GCC/Clang vector extension: AVX registers where the
 // target has them, plain code elsewhere). aligned(4): loads need no alignment.
@@ -118,7 +117,9 @@ struct Scratch {
 template <typename T>
 class AttentionWorkItem {
  public:
-  AttentionWorkItem(const AttentionParams& p, int q_block_rows) : p_(p), q_block_rows_(q_block_rows) {}
+  // q is scaled first (below), so the logits apply only the softcap.
+  AttentionWorkItem(const AttentionParams& p, int q_block_rows)
+      : p_(p), logits_(MakeLogits(p, 1.f, /*q_scaled=*/true)), q_block_rows_(q_block_rows) {}
 
   void Run(int b, int kv_head, int q_begin, Scratch& s) const {
     const int group = p_.group_size();
@@ -140,9 +141,10 @@ class AttentionWorkItem {
       std::fill_n(&s.acc[static_cast<size_t>(r) * Hv_padded], Hv_padded, 0.f);
       s.row_max[r] = kNegInf;
       s.row_sum[r] = 0.f;
-      p_.visible_keys(i + offset, kv_len, &s.first[r], &s.last[r]);
-      if (p_.mask_kind != MaskKind::kNone) s.last[r] = std::min(s.last[r], p_.mask_len);
-      if (s.first[r] < s.last[r]) {
+      const KeyRange keys = VisibleKeys(p_, i + offset, kv_len);
+      s.first[r] = keys.lo;
+      s.last[r] = keys.hi;
+      if (!keys.empty()) {
         block_first = std::min(block_first, s.first[r]);
         block_last = std::max(block_last, s.last[r]);
       }
@@ -185,16 +187,18 @@ class AttentionWorkItem {
                  float* __restrict scores, float* row_max, float* row_sum, float* acc) const {
     const int Hv_padded = RoundUp(p_.v_head_size, kLanes);
     TileScores(q, keys_t, p_.head_size, scores);
-    if (p_.softcap > 0.f) {
-      const float inv_cap = 1.f / p_.softcap;
-      for (int t = lo; t < hi; ++t) scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);
+    if (logits_.capped()) {
+      for (int t = lo; t < hi; ++t) scores[t] = logits_.Capped(scores[t]);
     }
     if (p_.mask_kind != MaskKind::kNone) {
-      for (int t = lo; t < hi; ++t) scores[t] += MaskTerm(b, head, i, j0 + t);
+      const int64_t row = MaskRow(p_, b, head, i);
+      for (int t = lo; t < hi; ++t) scores[t] = MaskLogit<T>(p_, logits_, scores[t], row, j0 + t);
     }
     float tile_max = kNegInf;
-    for (int t = lo; t < hi; ++t) tile_max = std::max(tile_max, scores[t]);
-    if (tile_max == kNegInf) return;  // every key of this tile is masked for this row
+    for (int t = lo; t < hi; ++t) tile_max = std::max(tile_max, scores[t]);  // drops NaN
+    // Every key of this tile dropped for this row: skip it, unless a NaN logit
+    // must reach the output.
+    if (tile_max == kNegInf && !AnyNaN(scores, lo, hi)) return;
     const float new_max = std::max(*row_max, tile_max);
     if (new_max > *row_max) {
       const float correction = std::exp(*row_max - new_max);  // exp(-inf) = 0 on the first tile
@@ -202,27 +206,25 @@ class AttentionWorkItem {
       Scale(correction, acc, Hv_padded);
       *row_max = new_max;
     }
+    const float shift = SoftmaxShift(new_max);
     float sum = 0.f;
     for (int t = lo; t < hi; ++t) {
-      scores[t] = std::exp(scores[t] - new_max);
+      scores[t] = std::exp(scores[t] - shift);
       sum += scores[t];
     }
     *row_sum += sum;
     AccumulateValues(scores, lo, hi, values, Hv_padded, acc);
   }
 
-  // 0 for attend, -inf for a masked bool entry, the value of an additive mask.
-  float MaskTerm(int b, int head, int i, int j) const {
-    if (p_.mask_kind == MaskKind::kNone) return 0.f;
-    const int64_t index = b * p_.mask_batch_stride + head * p_.mask_head_stride +
-                          static_cast<int64_t>(i) * p_.mask_q_stride + j;
-    if (p_.mask_kind == MaskKind::kBool) {
-      return static_cast<const uint8_t*>(p_.mask)[index] ? 0.f : kNegInf;
+  static bool AnyNaN(const float* x, int lo, int hi) {
+    for (int t = lo; t < hi; ++t) {
+      if (x[t] != x[t]) return true;
     }
-    return ToFloat(static_cast<const T*>(p_.mask)[index]);
+    return false;
   }
 
   const AttentionParams& p_;
+  const Logits logits_;
   const int q_block_rows_;
 };
 

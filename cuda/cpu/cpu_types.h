@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "jax_mea/params.h"
+#include "jax_mea/score.h"
 
 namespace jax_mea::cpu {
 
@@ -74,6 +75,21 @@ template <> inline Half FromFloat<Half>(float x) {
   abs += 0xc8000fffu + mant_odd;  // rebias exponent (-112 << 23) and round to nearest even
   return {static_cast<uint16_t>(sign | (abs >> 13))};
 }
+
+}  // namespace jax_mea::cpu
+
+namespace jax_mea {  // the score layer's widening (jax_mea/score.h)
+template <>
+struct Widen<cpu::Half> {
+  static float Apply(cpu::Half x) { return cpu::ToFloat(x); }
+};
+template <>
+struct Widen<cpu::BFloat16> {
+  static float Apply(cpu::BFloat16 x) { return cpu::ToFloat(x); }
+};
+}  // namespace jax_mea
+
+namespace jax_mea::cpu {
 
 // Calls fn(T{}) with the C++ element type of `dtype`.
 template <typename Fn>

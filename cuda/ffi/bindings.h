@@ -13,15 +13,21 @@ namespace jax_mea {
 // (CUDA graph). Its size is the bound of jax_mea/workspace.h (read by
 // jax_mea/primitives.py through the extension), 0 on the CPU.
 
+// N >= 1 arguments of type B (a binding cannot be moved, only extended).
+template <int N, typename B, typename Binding>
+auto Args(Binding&& binding) {
+  if constexpr (N == 1) {
+    return std::move(binding).template Arg<B>();
+  } else {
+    return Args<N - 1, B>(std::move(binding).template Arg<B>());
+  }
+}
+
 // (q, k, v, mask, kv_lengths, causal_offsets) -> (out, workspace), attributes
-// AttentionAttrs.
+// AttentionAttrs. The mask is a placeholder when mask_kind = none.
 template <typename Binding>
 auto AttentionSignature(Binding binding) {
-  return std::move(binding)
-      .template Arg<ffi::AnyBuffer>()          // q
-      .template Arg<ffi::AnyBuffer>()          // k
-      .template Arg<ffi::AnyBuffer>()          // v
-      .template Arg<ffi::AnyBuffer>()          // mask (placeholder when mask_kind = none)
+  return Args<4, ffi::AnyBuffer>(std::move(binding))  // q, k, v, mask
       .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths (placeholder unless has_kv_lengths)
       .template Arg<ffi::Buffer<ffi::S32>>()   // causal_offsets (placeholder unless has_...)
       .template Ret<ffi::AnyBuffer>()          // out
@@ -32,11 +38,7 @@ auto AttentionSignature(Binding binding) {
 // (past_k, past_v, new_k, new_v) -> (present_k, present_v).
 template <typename Binding>
 auto KvConcatSignature(Binding binding) {
-  return std::move(binding)
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
-      .template Arg<ffi::AnyBuffer>()
+  return Args<4, ffi::AnyBuffer>(std::move(binding))
       .template Ret<ffi::AnyBuffer>()
       .template Ret<ffi::AnyBuffer>()
       .template Attrs<KvCopyAttrs>();
@@ -50,13 +52,8 @@ auto KvConcatSignature(Binding binding) {
 // attention: XLA's cost per custom call is paid once per step.
 template <typename Binding>
 auto DecodeStepSignature(Binding binding) {
-  return std::move(binding)
-      .template Arg<ffi::AnyBuffer>()          // q
-      .template Arg<ffi::AnyBuffer>()          // new_k
-      .template Arg<ffi::AnyBuffer>()          // new_v
-      .template Arg<ffi::AnyBuffer>()          // cache_k
-      .template Arg<ffi::AnyBuffer>()          // cache_v
-      .template Arg<ffi::AnyBuffer>()          // mask (placeholder: mask_kind = none)
+  // q, new_k, new_v, cache_k, cache_v, mask (placeholder: mask_kind = none)
+  return Args<6, ffi::AnyBuffer>(std::move(binding))
       .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths
       .template Arg<ffi::Buffer<ffi::S32>>()   // starts (= causal offsets)
       .template Ret<ffi::AnyBuffer>()          // out

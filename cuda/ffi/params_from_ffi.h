@@ -1,8 +1,12 @@
 // The one place that builds AttentionParams / KvCopyParams: from XLA FFI buffers
-// and attributes, identically for the CPU and the CUDA handlers. The Python
-// primitives (jax_mea/primitives.py) have already validated shapes at trace
-// time; the checks here guard the native boundary and return an ffi::Error
-// naming what is wrong instead of reading out of bounds.
+// and attributes, identically for the CPU and the CUDA handlers.
+//
+// Each check has one layer. User errors are caught at trace time, naming the
+// argument (jax_mea/_checks.py, the primitives). The checks here guard the
+// native boundary (shapes, dtypes, GQA, mask kind, softcap) and return an
+// ffi::Error naming what is wrong instead of reading out of bounds; kernels
+// assume what they establish and check only what they themselves cannot do
+// (head-size limits, grid sizes).
 #pragma once
 
 #include <cstdint>
@@ -159,11 +163,24 @@ inline ffi::ErrorOr<AttentionParams> MakeAttentionParams(
   }
   p.causal_offset = static_cast<int>(a.causal_offset);
   p.is_causal = a.is_causal;
-  p.left_window = static_cast<int>(a.left_window);
-  p.right_window = static_cast<int>(a.right_window);
+  // Window sizes past the int range bound nothing (or everything) all the same.
+  auto window = [](int64_t w) {
+    return static_cast<int>(w > kUnboundedWindow ? kUnboundedWindow
+                                                 : (w < -kUnboundedWindow ? -kUnboundedWindow : w));
+  };
+  p.left_window = window(a.left_window);
+  p.right_window = window(a.right_window);
   p.scale = a.scale;
+  if (!(a.softcap >= 0.f)) {
+    return ffi::Unexpected(Mismatch("softcap must be >= 0 (0: off), got " +
+                                    std::to_string(a.softcap)));
+  }
   p.softcap = a.softcap;
 
+  if (a.mask_kind < static_cast<int64_t>(MaskKind::kNone) ||
+      a.mask_kind > static_cast<int64_t>(MaskKind::kAdditive)) {
+    return ffi::Unexpected(Mismatch("unknown mask kind " + std::to_string(a.mask_kind)));
+  }
   p.mask_kind = static_cast<MaskKind>(a.mask_kind);
   if (p.mask_kind != MaskKind::kNone) {
     auto md = mask.dimensions();

@@ -8,11 +8,9 @@
 #include <string>
 
 #include "jax_mea/params.h"
+#include "kernels/head_dims.h"  // kMaxHeadSize
 
 namespace jax_mea::cuda {
-
-// Largest head_size / v_head_size the forward kernels take.
-constexpr int kMaxHeadSize = 256;
 
 // Empty when LaunchAttentionForward supports `p`; otherwise why not.
 std::string AttentionForwardUnsupported(const AttentionParams& p);

@@ -1,10 +1,9 @@
 // Attention forward dispatcher: dtype and head dims -> one compiled instance.
 //
-// Tensor-core instances (padded q/k head dim x v head dim): 32x32, 64x64,
-// 96x96, 128x128, 192x128, 192x192, 256x256, each for float16 and bfloat16.
-// Any H, Hv <= 256 runs on the smallest instance that holds both (zero-padded
-// columns): e.g. 80 -> 96x96, (24, 8) -> 32x32, (48, 96) -> 96x96,
-// (160, 100) -> 192x192.
+// Tensor-core instances: the FWD rows of the head-dim table (kernels/head_dims.h),
+// each for float16 and bfloat16. Any H, Hv <= kMaxHeadSize runs on the first row
+// that holds both (zero-padded columns): e.g. 80 -> 96x96, (24, 8) -> 32x32,
+// (48, 96) -> 96x96, (160, 100) -> 192x128, (100, 150) -> 192x192.
 #include <climits>
 #include <string>
 
@@ -16,14 +15,17 @@ namespace {
 
 template <typename T>
 cudaError_t DispatchHeadDims(const AttentionParams& p, cudaStream_t stream) {
-  const int d = p.head_size, dv = p.v_head_size;
-  if (d <= 32 && dv <= 32) return RunFwd<T, 32, 32>(p, stream);
-  if (d <= 64 && dv <= 64) return RunFwd<T, 64, 64>(p, stream);
-  if (d <= 96 && dv <= 96) return RunFwd<T, 96, 96>(p, stream);
-  if (d <= 128 && dv <= 128) return RunFwd<T, 128, 128>(p, stream);
-  if (d <= 192 && dv <= 128) return RunFwd<T, 192, 128>(p, stream);
-  if (d <= 192 && dv <= 192) return RunFwd<T, 192, 192>(p, stream);
-  return RunFwd<T, 256, 256>(p, stream);
+  cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
+  HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
+    using Row = decltype(row);
+    if constexpr (Row::kFwd) {
+      err = RunFwd<T, Row::kHP, Row::kHVP>(p, stream);
+      return true;
+    } else {
+      return false;
+    }
+  });
+  return err;
 }
 
 }  // namespace
@@ -33,19 +35,6 @@ std::string AttentionForwardUnsupported(const AttentionParams& p) {
       p.v_head_size > kMaxHeadSize) {
     return "head sizes up to " + std::to_string(kMaxHeadSize) + " are supported (got q/k " +
            std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
-  }
-  if (p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
-    return "query heads must be a multiple of k/v heads";
-  }
-  if (p.batch < 0 || p.num_heads < 0 || p.q_len < 0 || p.kv_capacity < 0) {
-    return "negative dimension";
-  }
-  if (p.mask_kind != MaskKind::kNone && p.mask_kind != MaskKind::kBool &&
-      p.mask_kind != MaskKind::kAdditive) {
-    return "unknown mask kind " + std::to_string(static_cast<int>(p.mask_kind));
-  }
-  if (p.mask_kind != MaskKind::kNone && p.mask == nullptr && p.mask_len > 0) {
-    return "mask kind set without a mask";
   }
   // Grid: one CTA per (batch, head, 16-row block) at the smallest block size.
   const int64_t blocks = static_cast<int64_t>((p.q_len + 15) / 16) * p.num_heads * p.batch;

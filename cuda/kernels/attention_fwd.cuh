@@ -12,11 +12,10 @@
 // cp.async pattern bank-conflict free. Out-of-range rows (queries >= q_len,
 // keys >= kv_length(b)) are never read: their shared-memory rows are zero-filled.
 //
-// Semantics are cpu::AttentionForward's (cuda/cpu/attention_cpu.cc): scores
-// scale * q.k, then softcap, then the mask (bool: -inf, additive: + value);
-// keys outside AttentionParams::visible_keys (and >= mask_len) are dropped; a
-// row with no key gives 0. Scores are kept in log2 units (times log2 e) so that
-// the softmax uses ex2.
+// Semantics are cpu::AttentionForward's (cuda/cpu/attention_cpu.cc), through the
+// score layer (jax_mea/score.h): keys outside VisibleKeys are dropped, logits
+// scale * q.k then softcap, then the mask; a row with no key gives 0. Logits are
+// in log2 units (times log2 e) so that the softmax uses ex2.
 #pragma once
 
 #include <climits>
@@ -32,10 +31,7 @@ namespace jax_mea::cuda {
 struct FwdArgs {
   int num_m_blocks;
   bool q_vec, k_vec, v_vec, o_vec;  // 16-byte loads/stores allowed
-  bool has_softcap;
-  float scale_log2;  // scale * log2(e)
-  float cap_scale;   // scale / softcap
-  float cap_log2;    // softcap * log2(e)
+  Logits logits;                    // in log2 units
 };
 
 template <int kD, int kDv, int kWarps, int kMT, int kBlockN>
@@ -101,7 +97,6 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   constexpr int kNT = kBlockN / 8;  // n8 tiles of S
   constexpr int kDT = kDv / 8;      // n8 tiles of O
   constexpr int kR = 2 * kMT;       // rows per thread: (m tile mt, half k) -> index 2 * mt + k
-  constexpr float kNegInf = -__builtin_inff();
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
@@ -112,30 +107,15 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const int warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
 
-  // Heavier (later) query blocks first: with bottom-right causal they see more keys.
-  const int64_t bid = blockIdx.x;
-  const int m_block = a.num_m_blocks - 1 - static_cast<int>(bid % a.num_m_blocks);
-  const int64_t bh = bid / a.num_m_blocks;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
-  const int kvh = h / p.group_size();
-  const int m0 = m_block * kBlockM;
-  const int q_end = min(m0 + kBlockM, p.q_len);
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
-
-  const T* q_base = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  T* o_base = static_cast<T*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head;
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+      ThisFwdBlock<T>(p, a.num_m_blocks, kBlockM);
 
   // Keys any row of this block may see ([blk_lo, blk_hi): lo and hi grow with
   // the query position), and keys every row sees (tiles inside need no mask).
   const KeyRange first_row = VisibleKeys(p, m0 + off, kv_len);
   const KeyRange last_row = VisibleKeys(p, q_end - 1 + off, kv_len);
-  const int64_t blk_lo = first_row.lo, blk_hi = last_row.hi;
-  const int64_t full_lo = last_row.lo, full_hi = first_row.hi;
-  const bool has_mask = p.mask_kind != MaskKind::kNone;
+  const int blk_lo = first_row.lo, blk_hi = last_row.hi;
+  const KeyRange seen_by_all = {last_row.lo, first_row.hi};
 
   if (blk_hi <= blk_lo) {  // no row sees any key: zeros
     for (int e = tid; e < (q_end - m0) * p.v_head_size; e += kThreads) {
@@ -144,8 +124,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
     }
     return;
   }
-  const int n_first = static_cast<int>(blk_lo / kBlockN);
-  const int n_end = static_cast<int>((blk_hi + kBlockN - 1) / kBlockN);
+  const int n_first = blk_lo / kBlockN;
+  const int n_end = (blk_hi + kBlockN - 1) / kBlockN;
 
   // Prologue: Q and the first K/V tile.
   LoadTile<T, kBlockM, kD, Tr::kQStride, kThreads>(sQ, q_base, p.q_strides.seq, m0, p.q_len,
@@ -159,21 +139,14 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   CpAsyncCommit();
 
   // This thread's rows: warp * kWarpRows + 16 * mt + g + 8 * k.
-  // Rows >= q_len see nothing (row_hi = row_lo = 0), so their mask row is never read.
-  int row_lo[kR], row_hi[kR];
+  // Rows >= q_len see nothing, so their mask row is never read.
+  KeyRange rows[kR];
 #pragma unroll
   for (int r = 0; r < kR; ++r) {
     const int i = m0 + warp * kWarpRows + 16 * (r >> 1) + g + 8 * (r & 1);
-    row_lo[r] = 0;
-    row_hi[r] = 0;
-    if (i < p.q_len) {
-      const KeyRange kr = VisibleKeys(p, i + off, kv_len);
-      const int64_t lo = kr.lo < kv_len ? kr.lo : kv_len;
-      row_lo[r] = static_cast<int>(lo);
-      row_hi[r] = static_cast<int>(kr.hi > lo ? kr.hi : lo);
-    }
+    rows[r] = i < p.q_len ? VisibleKeys(p, i + off, kv_len) : KeyRange{0, 0};
   }
-  const int64_t mask_bh = b * p.mask_batch_stride + h * p.mask_head_stride;
+  const int64_t mask_bh = MaskRow(p, b, h, 0);
 
   float acc[kMT][kDT][4];
 #pragma unroll
@@ -259,26 +232,25 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
     }
 
     // Scale (and softcap) into log2 units.
-    if (a.has_softcap) {
+    if (a.logits.capped()) {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
         for (int t = 0; t < kNT; ++t)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][t][e] = a.cap_log2 * tanhf(s[mt][t][e] * a.cap_scale);
+          for (int e = 0; e < 4; ++e) s[mt][t][e] = a.logits.Capped(s[mt][t][e]);
     } else {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt)
 #pragma unroll
         for (int t = 0; t < kNT; ++t)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][t][e] *= a.scale_log2;
+          for (int e = 0; e < 4; ++e) s[mt][t][e] = a.logits.Plain(s[mt][t][e]);
     }
 
-    // Mask: only tiles that some row does not see whole, or with a mask tensor.
+    // Visibility and mask: only tiles that some row does not see whole, or with a mask tensor.
     const int j0 = n * kBlockN;
-    const bool full = !has_mask && j0 >= full_lo && j0 + kBlockN <= full_hi;
-    if (!full) {
+    if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
 #pragma unroll
       for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
@@ -292,17 +264,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
 #pragma unroll
             for (int e2 = 0; e2 < 2; ++e2) {
               const int j = j0 + t * 8 + tig * 2 + e2;
-              float v = s[mt][t][2 * k + e2];
-              if (j < row_lo[r] || j >= row_hi[r]) {
-                v = kNegInf;
-              } else if (has_mask) {
-                if (p.mask_kind == MaskKind::kBool) {
-                  if (!static_cast<const uint8_t*>(p.mask)[mrow + j]) v = kNegInf;
-                } else {
-                  v += ToF32<T>(static_cast<const T*>(p.mask)[mrow + j]) * kLog2e;
-                }
-              }
-              s[mt][t][2 * k + e2] = v;
+              float& v = s[mt][t][2 * k + e2];
+              v = j < rows[r].lo || j >= rows[r].hi ? kNegInf : MaskLogit<T>(p, a.logits, v, mrow, j);
             }
           }
         }
@@ -321,8 +284,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float new_max = fmaxf(row_max[r], mx);
-        const float m_use = new_max == kNegInf ? 0.f : new_max;  // all masked so far: p = 0
-        const float corr = Exp2(row_max[r] - m_use);              // exp2(-inf) = 0
+        const float m_use = SoftmaxShift(new_max);
+        const float corr = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
         row_max[r] = new_max;
         row_sum[r] *= corr;
 #pragma unroll
@@ -424,10 +387,7 @@ cudaError_t LaunchFwdKernel(const AttentionParams& p, cudaStream_t stream) {
   a.k_vec = Vec16Ok(p.k, p.k_strides, p.head_size);
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.o_vec = Vec16Ok(p.out, p.out_strides, p.v_head_size);
-  a.has_softcap = p.softcap > 0.f;
-  a.scale_log2 = p.scale * kLog2e;
-  a.cap_scale = a.has_softcap ? p.scale / p.softcap : 0.f;
-  a.cap_log2 = p.softcap * kLog2e;
+  a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
   const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
@@ -435,19 +395,11 @@ cudaError_t LaunchFwdKernel(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// The configuration each padded head-dim pair runs with (see attention_fwd.cu).
-// Measured on an H100 80GB HBM3 (bf16, B2 S4096, BSNH; tools/kernel_check
-// --bench, 2026-11-25), TFLOP/s non-causal / causal, the default config's in ():
-//   64x64    4 warps x 32 rows, 64-key tiles, Q in registers:  243 / 183  (178 / 146*)
-//   96x96    4 warps x 32 rows, 32-key tiles, Q from smem:     271        (209*)
-//   128x128  same:                                              282 / 237  (259 / 228)
-//   192x128  same:                                              296 / 253  (255 / 232)
-//   192x192  default: 8 warps x 16 rows, 32 keys, Q from smem:  220  (the 4-warp
-//            version spills 440 bytes with the unrolled load loop)
-//   256x256  default:                                           234 / 200
-// (* measured with a non-unrolled load loop, which costs about 10%.) Four warps
-// x 32 rows run two CTAs per SM, and each K/V fragment read from shared memory
-// feeds two MMAs.
+// The configuration each forward row of the head-dim table runs with. Four warps
+// x 32 rows (64x64 to 192x128) run two CTAs per SM, and each K/V fragment read
+// from shared memory feeds two MMAs; 192x192 and 256x256 keep the default (8
+// warps x 16 rows: the 4-warp version spills). Each was the fastest measured
+// (kernel_check --bench; the numbers are in benchmarks/RESULTS.md).
 template <int kD, int kDv>
 struct FwdConfig {
   static constexpr int kWarps = 8;

@@ -1,6 +1,6 @@
 // Attention forward for float32: float32 SIMT arithmetic, the same semantics
 // and the same order of operations per row as cpu::AttentionForward (q is
-// scaled first, scores are softcapped, then masked; natural-log exp).
+// scaled first, then the score layer's logits and mask; natural-log exp).
 //
 // One CTA (4 warps) computes kF32BlockM = 16 query rows of one (batch, head),
 // 4 rows per warp; key tiles of 32 keys (one per lane for the scores, then each
@@ -32,11 +32,11 @@ size_t F32SmemBytes(int d, int dv) {
 
 struct F32Args {
   int num_m_blocks;
+  Logits logits;  // natural units, q scaled
 };
 
 __global__ void __launch_bounds__(kF32Threads)
     AttentionFwdF32Kernel(const __grid_constant__ AttentionParams p, const F32Args a) {
-  constexpr float kNegInf = -__builtin_inff();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int D = p.head_size, Dv = p.v_head_size;
   const int k_stride = D + 1;  // conflict-free column reads of K by lane = key
@@ -47,37 +47,19 @@ __global__ void __launch_bounds__(kF32Threads)
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
 
-  const int64_t bid = blockIdx.x;
-  const int m_block = a.num_m_blocks - 1 - static_cast<int>(bid % a.num_m_blocks);
-  const int64_t bh = bid / a.num_m_blocks;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
-  const int kvh = h / p.group_size();
-  const int m0 = m_block * kF32BlockM;
-  const int q_end = min(m0 + kF32BlockM, p.q_len);
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+      ThisFwdBlock<float>(p, a.num_m_blocks, kF32BlockM);
 
-  const float* q_base =
-      static_cast<const float*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const float* k_base =
-      static_cast<const float*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const float* v_base =
-      static_cast<const float*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  float* o_base = static_cast<float*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head;
-
-  const KeyRange first_row = VisibleKeys(p, m0 + off, kv_len);
-  const KeyRange last_row = VisibleKeys(p, q_end - 1 + off, kv_len);
-  const int64_t blk_lo = first_row.lo, blk_hi = last_row.hi;
+  const int blk_lo = VisibleKeys(p, m0 + off, kv_len).lo;
+  const int blk_hi = VisibleKeys(p, q_end - 1 + off, kv_len).hi;
   if (blk_hi <= blk_lo) {
     for (int e = tid; e < (q_end - m0) * Dv; e += kF32Threads) {
       o_base[(m0 + e / Dv) * p.out_strides.seq + e % Dv] = 0.f;
     }
     return;
   }
-  const int n_first = static_cast<int>(blk_lo / kF32BlockN);
-  const int n_end = static_cast<int>((blk_hi + kF32BlockN - 1) / kF32BlockN);
-  const bool has_mask = p.mask_kind != MaskKind::kNone;
+  const int n_first = blk_lo / kF32BlockN;
+  const int n_end = (blk_hi + kF32BlockN - 1) / kF32BlockN;
 
   for (int e = tid; e < kF32BlockM * D; e += kF32Threads) {
     const int r = e / D, d = e % D;
@@ -85,22 +67,18 @@ __global__ void __launch_bounds__(kF32Threads)
     sQ[e] = i < p.q_len ? q_base[i * p.q_strides.seq + d] * p.scale : 0.f;
   }
 
-  int row_lo[kF32RowsPerWarp], row_hi[kF32RowsPerWarp];
-  int64_t mask_off[kF32RowsPerWarp];
+  KeyRange rows[kF32RowsPerWarp];
+  int64_t mask_row[kF32RowsPerWarp];
   float acc[kF32RowsPerWarp][kF32Cols];
   float row_max[kF32RowsPerWarp], row_sum[kF32RowsPerWarp];
 #pragma unroll
   for (int k = 0; k < kF32RowsPerWarp; ++k) {
     const int i = m0 + warp * kF32RowsPerWarp + k;
-    row_lo[k] = row_hi[k] = 0;
-    mask_off[k] = 0;
+    rows[k] = KeyRange{0, 0};
+    mask_row[k] = 0;
     if (i < p.q_len) {
-      const KeyRange r = VisibleKeys(p, i + off, kv_len);
-      const int64_t lo = r.lo < kv_len ? r.lo : kv_len;
-      row_lo[k] = static_cast<int>(lo);
-      row_hi[k] = static_cast<int>(r.hi > lo ? r.hi : lo);
-      mask_off[k] = b * p.mask_batch_stride + h * p.mask_head_stride +
-                    static_cast<int64_t>(i) * p.mask_q_stride;
+      rows[k] = VisibleKeys(p, i + off, kv_len);
+      mask_row[k] = MaskRow(p, b, h, i);
     }
     row_max[k] = kNegInf;
     row_sum[k] = 0.f;
@@ -136,23 +114,11 @@ __global__ void __launch_bounds__(kF32Threads)
     float prob[kF32RowsPerWarp];
 #pragma unroll
     for (int k = 0; k < kF32RowsPerWarp; ++k) {
-      float s = sc[k];
-      if (p.softcap > 0.f) s = p.softcap * tanhf(s / p.softcap);
-      bool vis = j >= row_lo[k] && j < row_hi[k];
-      if (vis && has_mask) {
-        if (p.mask_kind == MaskKind::kBool) {
-          vis = static_cast<const uint8_t*>(p.mask)[mask_off[k] + j] != 0;
-        } else {
-          s += static_cast<const float*>(p.mask)[mask_off[k] + j];
-        }
-      }
-      s = vis ? s : kNegInf;
+      const float s = KeyLogit<float>(p, a.logits, sc[k], rows[k], mask_row[k], j);
       float mx = s;
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      prob[k] = 0.f;
-      if (mx == kNegInf) continue;  // warp-uniform: no key of this tile for this row
-      const float new_max = fmaxf(row_max[k], mx);
+      const float new_max = fmaxf(row_max[k], mx);  // warp-uniform
       if (new_max > row_max[k]) {
         const float corr = expf(row_max[k] - new_max);  // 0 on the first visible tile
         row_sum[k] *= corr;
@@ -160,7 +126,7 @@ __global__ void __launch_bounds__(kF32Threads)
         for (int c = 0; c < kF32Cols; ++c) acc[k][c] *= corr;
         row_max[k] = new_max;
       }
-      prob[k] = expf(s - new_max);
+      prob[k] = expf(s - SoftmaxShift(row_max[k]));  // 0 for dropped keys, NaN stays NaN
       row_sum[k] += prob[k];  // per lane; reduced at the end
     }
 
@@ -212,6 +178,7 @@ cudaError_t LaunchAttentionForwardF32(const AttentionParams& p, cudaStream_t str
   }
   F32Args a;
   a.num_m_blocks = (p.q_len + kF32BlockM - 1) / kF32BlockM;
+  a.logits = MakeLogits(p, 1.f, /*q_scaled=*/true);
   const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;

@@ -1,5 +1,7 @@
-// Declarations of the attention forward instantiations, each compiled in its own
-// file (attention_fwd_hdim*.cu, attention_fwd_f32.cu); attention_fwd.cu picks one.
+// Declarations of the attention forward instantiations: two per FWD row of the
+// head-dim table (kernels/head_dims.h), each row compiled in its own file that
+// CMakeLists.txt generates (attention_fwd_<HP>x<HVP>.cu), and the float32 kernel
+// (attention_fwd_f32.cu); attention_fwd.cu picks one.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include "jax_mea/params.h"
+#include "kernels/head_dims.h"
 
 namespace jax_mea::cuda {
 
@@ -14,20 +17,16 @@ namespace jax_mea::cuda {
 template <typename T, int kD, int kDv>
 cudaError_t RunFwd(const AttentionParams& p, cudaStream_t stream);
 
-extern template cudaError_t RunFwd<__half, 32, 32>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 32, 32>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 64, 64>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 64, 64>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 96, 96>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 96, 96>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 128, 128>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 128, 128>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 192, 128>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 192, 128>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 192, 192>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 192, 192>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__half, 256, 256>(const AttentionParams&, cudaStream_t);
-extern template cudaError_t RunFwd<__nv_bfloat16, 256, 256>(const AttentionParams&, cudaStream_t);
+// The instances of one row (PREFIX: `extern` for the declarations, empty in the
+// generated file that defines them).
+#define JAX_MEA_FWD_INSTANCES(PREFIX, HP, HVP)                                                 \
+  PREFIX template cudaError_t RunFwd<__half, HP, HVP>(const AttentionParams&, cudaStream_t); \
+  PREFIX template cudaError_t RunFwd<__nv_bfloat16, HP, HVP>(const AttentionParams&, cudaStream_t);
+#define JAX_MEA_FWD_EXTERN_1(HP, HVP) JAX_MEA_FWD_INSTANCES(extern, HP, HVP)
+#define JAX_MEA_FWD_EXTERN_0(HP, HVP)
+#define JAX_MEA_FWD_EXTERN(HP, HVP, FWD, ...) JAX_MEA_FWD_EXTERN_##FWD(HP, HVP)
+JAX_MEA_HEAD_DIMS(JAX_MEA_FWD_EXTERN)
+#undef JAX_MEA_FWD_EXTERN
 
 // float32 SIMT kernel, any head dims up to kMaxHeadSize (attention_fwd_f32.cu).
 cudaError_t LaunchAttentionForwardF32(const AttentionParams& p, cudaStream_t stream);

@@ -7,21 +7,27 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "jax_mea/params.h"
+#include "jax_mea/score.h"
+
+namespace jax_mea {  // the score layer's widening (jax_mea/score.h)
+template <>
+struct Widen<__half> {
+  static MEA_HOST_DEVICE float Apply(__half x) { return __half2float(x); }
+};
+template <>
+struct Widen<__nv_bfloat16> {
+  static MEA_HOST_DEVICE float Apply(__nv_bfloat16 x) { return __bfloat162float(x); }
+};
+}  // namespace jax_mea
 
 namespace jax_mea::cuda {
 
-constexpr float kLog2e = 1.4426950408889634f;
-
 // ---------------------------------------------------------------- element types
 
-template <typename T> __device__ __forceinline__ float ToF32(T x);
-template <> __device__ __forceinline__ float ToF32<float>(float x) { return x; }
-template <> __device__ __forceinline__ float ToF32<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float ToF32<__nv_bfloat16>(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
+template <typename T> __device__ __forceinline__ float ToF32(T x) { return Widen<T>::Apply(x); }
 
 template <typename T> __device__ __forceinline__ T FromF32(float x);
 template <> __device__ __forceinline__ float FromF32<float>(float x) { return x; }
@@ -174,27 +180,21 @@ __device__ __forceinline__ float LdPeerShared(const float* p, unsigned rank) {
 
 // ---------------------------------------------------------------- tensor-core MMA
 
-// D += A(16x16, row) * B(16x8, col), float32 accumulators.
+// D += A(16x16, row) * B(16x8, col), float32 accumulators; T: __half or __nv_bfloat16.
 template <typename T>
 __device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1);
-template <>
-__device__ __forceinline__ void Mma16816<__half>(float (&d)[4], const uint32_t (&a)[4],
-                                                 uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void Mma16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
-                                                        uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+                                         uint32_t b1) {
+#define JAX_MEA_MMA16816(AB)                                                                    \
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." AB "." AB                               \
+               ".f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"        \
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                                 \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1))
+  if constexpr (std::is_same_v<T, __half>) {
+    JAX_MEA_MMA16816("f16");
+  } else {
+    JAX_MEA_MMA16816("bf16");
+  }
+#undef JAX_MEA_MMA16816
 }
 
 // 2^x; ex2.approx(-inf) = +0.
@@ -204,23 +204,38 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-// ---------------------------------------------------------------- visibility
+// ---------------------------------------------------------------- forward CTAs
 
-// Keys [lo, hi) that query position `pos` may see (hi <= lo: none): the same
-// rule as AttentionParams::visible_keys, with the mask tensor's length folded
-// in, in 64-bit so that huge window sizes cannot overflow.
-struct KeyRange {
-  int64_t lo, hi;
+// The work of one forward CTA: query rows [m0, q_end) of (batch b, head h). The
+// grid runs (query blocks, heads, batch) over blockIdx.x, heavier (later) query
+// blocks first: with bottom-right causal they see more keys. q and o point at
+// the (b, h) rows, k and v at the (b, kv head) rows.
+template <typename T>
+struct FwdBlock {
+  int b, h, m0, q_end, kv_len;
+  int64_t off;  // query_offset(b)
+  const T *q, *k, *v;
+  T* o;
 };
-__device__ __forceinline__ KeyRange VisibleKeys(const AttentionParams& p, int64_t pos,
-                                                int kv_len) {
-  int64_t hi = kv_len;
-  if (p.is_causal && pos + 1 < hi) hi = pos + 1;
-  if (p.right_window >= 0 && pos + p.right_window + 1 < hi) hi = pos + p.right_window + 1;
-  if (p.mask_kind != MaskKind::kNone && p.mask_len < hi) hi = p.mask_len;
-  int64_t lo = 0;
-  if (p.left_window >= 0 && pos - p.left_window > lo) lo = pos - p.left_window;
-  return {lo, hi};
+template <typename T>
+__device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, int num_m_blocks,
+                                                    int block_m) {
+  const int64_t bid = blockIdx.x;
+  const int m_block = num_m_blocks - 1 - static_cast<int>(bid % num_m_blocks);
+  const int64_t bh = bid / num_m_blocks;
+  FwdBlock<T> w;
+  w.h = static_cast<int>(bh % p.num_heads);
+  w.b = static_cast<int>(bh / p.num_heads);
+  const int kvh = w.h / p.group_size();
+  w.m0 = m_block * block_m;
+  w.q_end = min(w.m0 + block_m, p.q_len);
+  w.kv_len = p.kv_length(w.b);
+  w.off = p.query_offset(w.b);
+  w.q = static_cast<const T*>(p.q) + w.b * p.q_strides.batch + w.h * p.q_strides.head;
+  w.k = static_cast<const T*>(p.k) + w.b * p.k_strides.batch + kvh * p.k_strides.head;
+  w.v = static_cast<const T*>(p.v) + w.b * p.v_strides.batch + kvh * p.v_strides.head;
+  w.o = static_cast<T*>(p.out) + w.b * p.out_strides.batch + w.h * p.out_strides.head;
+  return w;
 }
 
 }  // namespace jax_mea::cuda

@@ -270,12 +270,12 @@ bool MmaAligned(const AttentionParams& p) {
 }
 
 bool HeadSizesOk(const AttentionParams& p) {
-  return p.head_size >= 1 && p.head_size <= 256 && p.v_head_size >= 1 && p.v_head_size <= 256;
+  return p.head_size >= 1 && p.head_size <= kMaxHeadSize && p.v_head_size >= 1 &&
+         p.v_head_size <= kMaxHeadSize;
 }
 
 bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
   if (!opt.force_simt && MmaAligned(p)) {
-    const int hp = PadHeadDim(p.head_size), hvp = PadHeadDim(p.v_head_size);
     auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     // The preferred configuration, then the cp.async ones (config 3 needs sm_90 code).
@@ -283,17 +283,14 @@ bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, Ker
                                           : decode_plan::DefaultMmaConfig(p, {SmCount(dev), ComputeMajor(dev)});
     for (int config : {preferred, 2, 0}) {
       if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
-      const int m = std::max(hp, hvp);
-      if ((pick(hp, hvp, config, h) || pick(m, m, config, h)) && h->smem_bytes <= smem_max &&
+      if (pick(p.head_size, p.v_head_size, config, h) && h->smem_bytes <= smem_max &&
           (!h->tma || CompiledForSm90(h->func))) {
         h->config = config;
         return true;
       }
     }
   }
-  const int d = std::max(p.head_size, p.v_head_size);
-  const int dj = d <= 64 ? 2 : d <= 128 ? 4 : 8;
-  return SimtKernel(p.dtype, dj, h);
+  return SimtKernel(p.dtype, std::max(p.head_size, p.v_head_size), h);
 }
 
 // The kernel's and the device's facts for the planner (decode_plan.h).
@@ -307,8 +304,7 @@ decode_plan::KernelFacts FactsOf(const KernelHandle& h, const AttentionParams& p
   k.tma = h.tma;
   k.sm90_code = CompiledForSm90(h.func);
   const int elem = p.dtype == DType::kFloat32 ? 4 : 2;
-  k.key_bytes = h.config >= 0 ? (PadHeadDim(p.head_size) + PadHeadDim(p.v_head_size)) * elem
-                              : (p.head_size + p.v_head_size) * elem;
+  k.key_bytes = (h.key_elems > 0 ? h.key_elems : p.head_size + p.v_head_size) * elem;
   k.cluster_slots = [h, dev](int size) { return ClusterSlots(h, dev, size); };
   return k;
 }
@@ -362,9 +358,7 @@ cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt,
 // The plan of a call, computed once per (device, shapes, options): a call then
 // pays one lookup, not the kernel choice, the occupancy queries and the planner.
 cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* plan) {
-  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) {
-    return cudaErrorInvalidValue;
-  }
+  if (!HeadSizesOk(p)) return cudaErrorInvalidValue;
   const int dev = CurrentDevice();
   static std::map<PlanKey, Plan> cache;
   static std::mutex mutex;  // not g_mutex: the fact lookups below take that one
@@ -422,7 +416,7 @@ size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
 using namespace decode_impl;
 
 bool DecodeKernelApplies(const AttentionParams& p) {
-  if (!HeadSizesOk(p) || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0) return false;
+  if (!HeadSizesOk(p)) return false;
   const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
   if (MmaAligned(p)) return rows <= 16;
   return rows <= 8;
@@ -476,7 +470,6 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream)
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
                                   const DecodeOptions& options) {
   if (p.batch <= 0 || p.num_heads <= 0 || p.q_len <= 0) return cudaSuccess;
-  if (!HeadSizesOk(p)) return cudaErrorInvalidValue;
   Plan plan;
   cudaError_t err = MakePlan(p, options, &plan);
   if (err != cudaSuccess) return err;

@@ -46,24 +46,13 @@
 // a cluster barrier, the CTAs merge them reading each other's shared memory
 // (ClusterMerge): no workspace, no fence, counter or second L2 round trip at the
 // end of every call. The plan takes it only where the GPU holds as many CTAs in
-// clusters as it would plain (cudaOccupancyMaxActiveClusters; an H100 with one
-// CTA per SM runs 7 clusters of 16, 15 of 8, 22 of 5); where the chosen splits
-// do not fit, a TMA plan takes half as many, merged in clusters (B1 N32/8: 8
-// splits in clusters beat 16 through the workspace at every cache length).
+// clusters as it would plain (cudaOccupancyMaxActiveClusters: large clusters of
+// big CTAs may not fill every SM); where the chosen splits do not fit, a TMA plan
+// takes half as many, merged in clusters, which was faster than the full count
+// through the workspace at every cache length measured.
 //
-// Measured (tools/decode_check --bench, NVIDIA H100 80GB HBM3, copy bandwidth
-// 2.99 TB/s, bf16, T = 1, GPU time by events, 2026-11-25, benchmarks/RESULTS.md):
-// B16 Skv8192 N32/8 H128 0.181 ms (TMA; cp.async 0.190), B1 Skv32768 N32/8 H128
-// 0.057 ms (cp.async 0.059; 79% of copy), one CTA per group 1.5x faster with TMA
-// (~47 GB/s per CTA against ~30). Where a B1 Skv32768 call goes (cp.async,
-// %globaltimer marks in every CTA): the first tile lands 5-8 us after the CTAs
-// start, the epilogue takes ~1.7 us, the count ~0.8 us, the merge ~2.5-3 us;
-// launch and teardown add ~3.5 us between back-to-back calls.
-// Cluster merge (2026-11-27, same device, kernel alone, default plan vs the
-// cluster merge off): B1 S1024 N32/8 H128 12.1 vs 13.3 us, H64 10.7 vs 12.4,
-// B8 S1024 21.7 vs 23.6; B1 N32/8 H128 with 8 splits in clusters vs the former
-// 16 through the workspace: S4096 17.1 vs 18.5, S8192 22.6 vs 23.6, S32768 55.2
-// vs 56.7 (2.43 TB/s, 81% of copy).
+// The measurements behind these choices (the kernel's speed, where a call's time
+// goes, TMA against cp.async, the cluster merge) are in benchmarks/RESULTS.md.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -79,12 +68,12 @@ namespace jax_mea::cuda {
 // True when the decode kernel is the better choice for `p`: at most 16 query
 // rows per kv head (q_len * group_size) for float16 / bfloat16 with head sizes
 // that are multiples of 8 and 16-byte aligned k/v, at most 8 rows otherwise;
-// head_size and v_head_size in [1, 256].
+// head_size and v_head_size in [1, kMaxHeadSize] (kernels/head_dims.h).
 bool DecodeKernelApplies(const AttentionParams& p);
 
 // Launches the decode attention on `stream` (no synchronisation) and returns the
 // launch's error code. Correct for any AttentionParams with head sizes in
-// [1, 256] (more rows per kv head are processed in several row blocks, each of
+// [1, kMaxHeadSize] (more rows per kv head are processed in several row blocks, each of
 // which reads the kv cache); other head sizes give cudaErrorInvalidValue.
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream);
 

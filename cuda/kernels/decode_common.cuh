@@ -1,6 +1,6 @@
-// Device helpers of the split-KV decode kernels (decode.h): element types, PTX
-// wrappers, the per-row key ranges, the split of a CTA's key range, and the
-// epilogue that merges the warps' softmax states and writes `out` or the
+// Device helpers of the split-KV decode kernels (decode.h): the rows of a CTA
+// and their key ranges (the score layer's VisibleKeys), the split of a CTA's key
+// range, and the epilogue that merges the warps' softmax states and writes `out` or the
 // float32 partials. Everything lives in jax_mea::cuda::decode_impl so it never
 // collides with the forward kernels' helpers.
 #pragma once
@@ -19,7 +19,6 @@
 
 namespace jax_mea::cuda::decode_impl {
 
-constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kThreads = 128;  // 4 warps per CTA, both kernels
 constexpr int kWarps = kThreads / 32;
 using decode_plan::kMaxClusterSplits;  // most splits merged inside a cluster
@@ -102,21 +101,10 @@ __device__ __forceinline__ RowCoord RowOf(const AttentionParams& p, int kv_head,
   return {kv_head * p.group_size() + r / p.q_len, r % p.q_len};
 }
 
-// Keys [lo, hi) row `rc` of batch b may see, before the mask tensor's values.
-__device__ __forceinline__ void RowKeys(const AttentionParams& p, RowCoord rc, int kv_len,
-                                        int offset, int* lo, int* hi) {
-  int first, last;
-  p.visible_keys(rc.pos + offset, kv_len, &first, &last);
-  if (p.mask_kind != MaskKind::kNone && last > p.mask_len) last = p.mask_len;
-  if (last < first) last = first;
-  *lo = first;
-  *hi = last;
-}
-
-__device__ __forceinline__ int64_t MaskOffset(const AttentionParams& p, int b, RowCoord rc) {
-  return static_cast<int64_t>(b) * p.mask_batch_stride +
-         static_cast<int64_t>(rc.head) * p.mask_head_stride +
-         static_cast<int64_t>(rc.pos) * p.mask_q_stride;
+// Keys row `rc` may see (offset: the batch's query offset).
+__device__ __forceinline__ KeyRange RowKeys(const AttentionParams& p, RowCoord rc, int kv_len,
+                                            int offset) {
+  return VisibleKeys(p, static_cast<int64_t>(rc.pos) + offset, kv_len);
 }
 
 // Row of `out` for (batch b, row coordinate rc).
@@ -137,11 +125,10 @@ __device__ __forceinline__ void GroupKeys(const AttentionParams& p, int kv_head,
                                           int nrows, int kv_len, int offset, int* lo, int* hi) {
   int ulo = kv_len, uhi = 0;
   for (int r = 0; r < nrows; ++r) {
-    int rlo, rhi;
-    RowKeys(p, RowOf(p, kv_head, row0 + r), kv_len, offset, &rlo, &rhi);
-    if (rlo < rhi) {
-      ulo = min(ulo, rlo);
-      uhi = max(uhi, rhi);
+    const KeyRange keys = RowKeys(p, RowOf(p, kv_head, row0 + r), kv_len, offset);
+    if (!keys.empty()) {
+      ulo = min(ulo, keys.lo);
+      uhi = max(uhi, keys.hi);
     }
   }
   *lo = ulo;
@@ -251,26 +238,6 @@ __device__ __forceinline__ void AppendNewRows(const AttentionParams& p, const De
   if (lo >= hi) return;
   copy(a.append_k, a.append_k_strides, p.k, p.k_strides, p.head_size);
   copy(a.append_v, a.append_v_strides, p.v, p.v_strides, p.v_head_size);
-}
-
-// Score of key j for a row: range check, mask; returns log2-domain score or -inf.
-// `x` is scale * q.k, already softcapped.
-template <typename T>
-__device__ __forceinline__ float MaskedScore(const AttentionParams& p, float x, int j, int lo,
-                                             int hi, int64_t mask_off) {
-  bool ok = j >= lo && j < hi;
-  if (ok && p.mask_kind != MaskKind::kNone) {
-    if (p.mask_kind == MaskKind::kBool) {
-      ok = static_cast<const uint8_t*>(p.mask)[mask_off + j] != 0;
-    } else {
-      x += ToF32<T>(static_cast<const T*>(p.mask)[mask_off + j]);
-    }
-  }
-  return ok ? x * kLog2e : -INFINITY;
-}
-
-__device__ __forceinline__ float Softcap(const AttentionParams& p, float x) {
-  return p.softcap > 0.f ? p.softcap * tanhf(x / p.softcap) : x;
 }
 
 // ------------------------------------------------------------------ split merge

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "jax_mea/params.h"
+#include "kernels/head_dims.h"
 
 namespace jax_mea::cuda::decode_impl {
 
@@ -18,26 +19,22 @@ struct KernelHandle {
   int stages = 0;              // cp.async pipeline depth (MMA kernel; 0: SIMT)
   int config = -1;             // MMA configuration that was picked (-1: SIMT)
   bool tma = false;            // K / V through tensor maps (DecodeArgs::tmap_k, tmap_v)
+  int key_elems = 0;           // K and V elements one key costs (padded head dims; 0: H + Hv)
 };
 
 // MMA kernel configurations (warps per CTA, shared-memory budget per CTA):
 //   0: 4 warps, 112 KB (two CTAs per SM on sm_90, fits sm_80)
 //   1: 4 warps, 220 KB (one CTA per SM, deeper pipeline; sm_90 only)
-//   2: 8 warps, 220 KB (padded head sizes 64, 128, 192/128 only; sm_90 only)
+//   2: 8 warps, 220 KB (the DEC8 rows of the head-dim table only; sm_90 only)
 //   3: as 2, with K / V tiles by the copy engine (TMA, tensor maps; sm_90 only)
 constexpr int kNumMmaConfigs = 4;
 
-// Padded head sizes of the MMA kernel: each of H, Hv is padded to the next of
-// 32, 64, 128, 192, 256; a pair not instantiated uses (max, max).
-inline int PadHeadDim(int d) {
-  return d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : d <= 192 ? 192 : 256;
-}
-
-// False where (hp, hvp) is not instantiated for that dtype.
+// The MMA kernel of head sizes (h, hv) in `config`: the first DEC row of the
+// head-dim table that holds them. False where `config` does not have that row.
 // T: __nv_bfloat16 or __half (instantiated in decode_mma_{bf16,f16}.cu).
 template <typename T>
-bool MmaKernel(int hp, int hvp, int config, KernelHandle* h);
-// dj in {2, 4, 8}: the SIMT kernel for max(H, Hv) <= 32 * dj.
-bool SimtKernel(DType dtype, int dj, KernelHandle* h);
+bool MmaKernel(int h, int hv, int config, KernelHandle* out);
+// The SIMT kernel for max(H, Hv) = d: the first SIMT row that holds it.
+bool SimtKernel(DType dtype, int d, KernelHandle* out);
 
 }  // namespace jax_mea::cuda::decode_impl

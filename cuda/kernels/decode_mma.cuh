@@ -209,29 +209,25 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 
   // This thread's two rows of the MMA fragments: g and g + 8.
   const int g = lane >> 2, tig = lane & 3;
-  int row_lo[2], row_hi[2];
+  KeyRange rows[2];  // inside the split's keys [kb, ke)
   int64_t row_mask[2];
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int r = g + 8 * rr;
-    row_lo[rr] = row_hi[rr] = 0;
+    rows[rr] = {0, 0};
     row_mask[rr] = 0;
     if (r < nrows) {
       const RowCoord rc = RowOf(p, kv_head, row0 + r);
-      RowKeys(p, rc, kv_len, offset, &row_lo[rr], &row_hi[rr]);
-      row_lo[rr] = max(row_lo[rr], kb);
-      row_hi[rr] = min(row_hi[rr], ke);
-      if (p.mask_kind != MaskKind::kNone) row_mask[rr] = MaskOffset(p, b, rc);
+      const KeyRange keys = RowKeys(p, rc, kv_len, offset);
+      rows[rr] = {max(keys.lo, kb), min(keys.hi, ke)};
+      row_mask[rr] = MaskRow(p, b, rc.head, rc.pos);
     }
   }
-  // Keys that both rows of this thread see without any check. Where row g + 8 is
-  // padding only row g counts (the padding row's results are discarded).
-  const bool plain = p.mask_kind == MaskKind::kNone;
-  int all_lo = max(row_lo[0], row_lo[1]), all_hi = min(row_hi[0], row_hi[1]);
-  if (g + 8 >= nrows) {  // row g + 8 is padding: only row g matters
-    all_lo = row_lo[0];
-    all_hi = row_hi[0];
-  }
+  // Keys that both rows of this thread see. Where row g + 8 is padding only row g
+  // counts (the padding row's results are discarded).
+  const KeyRange seen_by_both =
+      g + 8 >= nrows ? rows[0]
+                     : KeyRange{max(rows[0].lo, rows[1].lo), min(rows[0].hi, rows[1].hi)};
   __syncthreads();  // Q in shared memory
 
   constexpr bool kQInRegs = HP <= 128;
@@ -253,8 +249,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[nd][e] = 0.f;
   }
-  const float scale = p.scale;
-  const float scale_log2 = p.scale * kLog2e;
+  const Logits logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
 
   for (int t = 0; t < ntiles; ++t) {
     CpAsyncWait<Cfg::kStages - 2>();
@@ -303,14 +298,15 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
         for (int e = 0; e < 4; ++e) s[nt][e] += s2[nt][e];
       }
-      // Scale, softcap, range and mask; log2 domain.
+      // Scale, softcap, range and mask (the score layer); log2 domain. Keys both
+      // rows see, without softcap or mask: one multiply.
       float mx[2] = {-INFINITY, -INFINITY};
-      if (plain && p.softcap <= 0.f && jw >= all_lo && jw + kKeysPerWarp <= all_hi) {
+      if (!logits.capped() && KeysAllVisible(p, seen_by_both, jw, kKeysPerWarp)) {
 #pragma unroll
         for (int nt = 0; nt < 2; ++nt) {
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            s[nt][e] *= scale_log2;
+            s[nt][e] = logits.Plain(s[nt][e]);
             mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
           }
         }
@@ -321,8 +317,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
           for (int e = 0; e < 4; ++e) {
             const int rr = e >> 1;
             const int j = jw + nt * 8 + 2 * tig + (e & 1);
-            const float x = Softcap(p, s[nt][e] * scale);
-            s[nt][e] = MaskedScore<T>(p, x, j, row_lo[rr], row_hi[rr], row_mask[rr]);
+            s[nt][e] = KeyLogit<T>(p, logits, s[nt][e], rows[rr], row_mask[rr], j);
             mx[rr] = fmaxf(mx[rr], s[nt][e]);
           }
         }
@@ -333,7 +328,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
         mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
         mx[rr] = fmaxf(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
         const float m_new = fmaxf(m[rr], mx[rr]);
-        m_use[rr] = m_new == -INFINITY ? 0.f : m_new;
+        m_use[rr] = SoftmaxShift(m_new);
         alpha[rr] = exp2f(m[rr] - m_use[rr]);
         m[rr] = m_new;
         l[rr] *= alpha[rr];

@@ -18,42 +18,35 @@ KernelHandle MakeMmaHandle() {
   h.tile_keys = Cfg::kTileKeys;
   h.stages = Cfg::kStages;
   h.tma = TMA;
+  h.key_elems = HP + HVP;
   return h;
 }
 
 template <typename T>
-bool MmaKernel(int hp, int hvp, int config, KernelHandle* h) {
-#define JAX_MEA_DECODE_CASE(A, B, NW, KB, ...)         \
-  if (hp == A && hvp == B) {                             \
-    *h = MakeMmaHandle<T, A, B, NW, KB, ##__VA_ARGS__>(); \
-    return true;                                         \
-  }
-#define JAX_MEA_DECODE_PAIRS(NW, KB)   \
-  JAX_MEA_DECODE_CASE(32, 32, NW, KB)   \
-  JAX_MEA_DECODE_CASE(64, 64, NW, KB)   \
-  JAX_MEA_DECODE_CASE(128, 128, NW, KB) \
-  JAX_MEA_DECODE_CASE(192, 128, NW, KB) \
-  JAX_MEA_DECODE_CASE(192, 192, NW, KB) \
-  JAX_MEA_DECODE_CASE(256, 256, NW, KB)
-  if (config == 0) {
-    JAX_MEA_DECODE_PAIRS(4, 112)
-  }
-  if (config == 1) {
-    JAX_MEA_DECODE_PAIRS(4, 220)
-  }
-  if (config == 2) {
-    JAX_MEA_DECODE_CASE(64, 64, 8, 220)
-    JAX_MEA_DECODE_CASE(128, 128, 8, 220)
-    JAX_MEA_DECODE_CASE(192, 128, 8, 220)
-  }
-  if (config == 3) {
-    JAX_MEA_DECODE_CASE(64, 64, 8, 220, true)
-    JAX_MEA_DECODE_CASE(128, 128, 8, 220, true)
-    JAX_MEA_DECODE_CASE(192, 128, 8, 220, true)
-  }
-#undef JAX_MEA_DECODE_PAIRS
-#undef JAX_MEA_DECODE_CASE
-  return false;
+bool MmaKernel(int h, int hv, int config, KernelHandle* out) {
+  bool found = false;
+  HeadDimSwitch(h, hv, [&](auto row) {
+    using Row = decltype(row);
+    if constexpr (!Row::kDec) {
+      return false;  // not a decode row: the next one
+    } else {
+      constexpr int HP = Row::kHP, HVP = Row::kHVP;
+      found = true;
+      if (config == 0) {
+        *out = MakeMmaHandle<T, HP, HVP, 4, 112>();
+      } else if (config == 1) {
+        *out = MakeMmaHandle<T, HP, HVP, 4, 220>();
+      } else if constexpr (Row::kDec8) {
+        if (config == 2) *out = MakeMmaHandle<T, HP, HVP, 8, 220>();
+        if (config == 3) *out = MakeMmaHandle<T, HP, HVP, 8, 220, true>();
+        found = config == 2 || config == 3;
+      } else {
+        found = false;
+      }
+      return true;  // the row of (h, hv), whether `config` has it or not
+    }
+  });
+  return found;
 }
 
 }  // namespace jax_mea::cuda::decode_impl

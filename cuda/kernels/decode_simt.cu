@@ -11,24 +11,21 @@ KernelHandle Make() {
           kSimtRows, kThreads, kWarps * SimtConfig<DJ>::kU};
 }
 
-template <typename T>
-bool Pick(int dj, KernelHandle* h) {
-  switch (dj) {
-    case 2: *h = Make<T, 2>(); return true;
-    case 4: *h = Make<T, 4>(); return true;
-    case 8: *h = Make<T, 8>(); return true;
-    default: return false;
-  }
-}
 }  // namespace
 
-bool SimtKernel(DType dtype, int dj, KernelHandle* h) {
-  switch (dtype) {
-    case DType::kFloat32: return Pick<float>(dj, h);
-    case DType::kFloat16: return Pick<__half>(dj, h);
-    case DType::kBFloat16: return Pick<__nv_bfloat16>(dj, h);
-  }
-  return false;
+bool SimtKernel(DType dtype, int d, KernelHandle* out) {
+  return HeadDimSwitch(d, d, [&](auto row) {
+    using Row = decltype(row);
+    if constexpr (Row::kSimt) {
+      constexpr int DJ = Row::kHP / 32;
+      switch (dtype) {
+        case DType::kFloat32: *out = Make<float, DJ>(); return true;
+        case DType::kFloat16: *out = Make<__half, DJ>(); return true;
+        case DType::kBFloat16: *out = Make<__nv_bfloat16, DJ>(); return true;
+      }
+    }
+    return false;
+  });
 }
 
 }  // namespace jax_mea::cuda::decode_impl

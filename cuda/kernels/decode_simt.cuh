@@ -1,4 +1,4 @@
-// The float32 SIMT split-KV decode kernel (any dtype, any head size <= 256, any
+// The float32 SIMT split-KV decode kernel (any dtype, any head size <= kMaxHeadSize, any
 // alignment), see decode.h. Same CTA decomposition as the MMA kernel with 8
 // rows per CTA: each warp takes kU keys at a time (interleaved with the other
 // warps), lanes split the head dimension (element d = lane + 32 * jj, loads
@@ -14,7 +14,7 @@ namespace jax_mea::cuda::decode_impl {
 
 constexpr int kSimtRows = 8;
 
-template <int DJ>  // DJ = ceil(max(H, Hv) / 32) rounded up to 2, 4 or 8
+template <int DJ>  // DJ = HP / 32 of the SIMT row of the head-dim table (head_dims.h)
 struct SimtConfig {
   static constexpr int kD = DJ * 32;
   static constexpr int kU = DJ >= 8 ? 2 : 4;  // keys per warp per step
@@ -36,8 +36,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   float* ep_m = ep_acc + kWarps * R * D;
   float* ep_l = ep_m + kWarps * R;
   int64_t* row_mask = reinterpret_cast<int64_t*>(smem + Cfg::kQBytes + Cfg::kEpiBytes);
-  int* row_lo = reinterpret_cast<int*>(row_mask + R);
-  int* row_hi = row_lo + R;
+  KeyRange* row_keys = reinterpret_cast<KeyRange*>(row_mask + R);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   CtaCoord cta = ThisCta(p, a, R);
@@ -50,6 +49,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
   // The fused append: published by the __syncthreads below, before any K/V read.
   if (a.append_num_new > 0) AppendNewRows<T>(p, a, b, kv_head, kb, ke);
+  const Logits logits = MakeLogits(p, kLog2e, /*q_scaled=*/true);
 
   for (int idx = tid; idx < R * D; idx += kThreads) {
     const int r = idx / D, d = idx - r * D;
@@ -63,18 +63,15 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
     q_s[idx] = x;
   }
   if (tid < R) {
-    int lo = 0, hi = 0;
+    KeyRange keys = {0, 0};  // inside the split's keys [kb, ke)
     int64_t mo = 0;
     if (tid < nrows) {
       const RowCoord rc = RowOf(p, kv_head, row0 + tid);
-      RowKeys(p, rc, kv_len, offset, &lo, &hi);
-      lo = max(lo, kb);
-      hi = min(hi, ke);
-      if (hi < lo) hi = lo;
-      if (p.mask_kind != MaskKind::kNone) mo = MaskOffset(p, b, rc);
+      keys = RowKeys(p, rc, kv_len, offset);
+      keys = {max(keys.lo, kb), min(keys.hi, ke)};
+      mo = MaskRow(p, b, rc.head, rc.pos);
     }
-    row_lo[tid] = lo;
-    row_hi[tid] = hi;
+    row_keys[tid] = keys;
     row_mask[tid] = mo;
   }
   __syncthreads();
@@ -115,13 +112,13 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
         for (int jj = 0; jj < DJ; ++jj) part += q_s[r * D + lane + 32 * jj] * kr[u][jj];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-        sc[u] = MaskedScore<T>(p, Softcap(p, part), j0 + u, row_lo[r], row_hi[r], row_mask[r]);
+        sc[u] = KeyLogit<T>(p, logits, part, row_keys[r], row_mask[r], j0 + u);
       }
       float mx = sc[0];
 #pragma unroll
       for (int u = 1; u < U; ++u) mx = fmaxf(mx, sc[u]);
       const float m_new = fmaxf(m[r], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float m_use = SoftmaxShift(m_new);
       const float alpha = exp2f(m[r] - m_use);
       m[r] = m_new;
       float pr[U];

@@ -3,8 +3,9 @@
 // Every attention call, on the CPU and on CUDA, is described by AttentionParams;
 // every KV-cache copy (concat into `present`, append into a fixed cache) by
 // KvCopyParams. The FFI layer (cuda/ffi/params_from_ffi.h) is the only place that
-// fills them; kernels only read them. Plain C++ so nvcc and the host compiler
-// both see the same layout.
+// fills them; kernels only read them, and turn them into scores through
+// jax_mea/score.h (visible keys, scale, softcap, mask). Plain C++ so nvcc and the
+// host compiler both see the same layout.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,11 @@
 #endif
 
 namespace jax_mea {
+
+// A window size that bounds nothing (AttentionParams::left_window / right_window).
+// Python passes it for jax.nn's None and ONNX's -1; every other value is read
+// literally (jax.nn: right_window = -1 excludes the diagonal).
+constexpr int kUnboundedWindow = 2147483647;
 
 // Element type of q, k, v, out (and of an additive mask).
 enum class DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
@@ -60,13 +66,14 @@ struct AttentionParams {
   const int32_t* causal_offsets = nullptr;
   int causal_offset = 0;
   bool is_causal = false;
-  // Key j is visible to query position p iff p - left_window <= j <= p + right_window
-  // (a negative size means unbounded on that side).
-  int left_window = -1;
-  int right_window = -1;
+  // Key j is visible to query position p iff p - left_window <= j <= p + right_window,
+  // sizes read literally (negative ones too); kUnboundedWindow: that side unbounded.
+  int left_window = kUnboundedWindow;
+  int right_window = kUnboundedWindow;
 
   float scale = 1.0f;
-  float softcap = 0.0f;  // > 0: score = softcap * tanh(score / softcap), before the mask
+  float softcap = 0.0f;  // > 0: score = softcap * tanh(score / softcap), before the mask;
+                         // never negative (the FFI layer rejects it)
 
   // attn_mask as a broadcast view [batch|1, num_heads|1, q_len|1, mask_len]:
   // a broadcast axis has stride 0. Keys at j >= mask_len are masked (ONNX pads
@@ -85,16 +92,6 @@ struct AttentionParams {
   }
   MEA_HOST_DEVICE int query_offset(int b) const {
     return causal_offsets ? causal_offsets[b] : causal_offset;
-  }
-  // Keys [first, last) that query position `pos` may see, before the mask tensor.
-  MEA_HOST_DEVICE void visible_keys(int pos, int kv_len, int* first, int* last) const {
-    int hi = kv_len;
-    if (is_causal && pos + 1 < hi) hi = pos + 1;
-    if (right_window >= 0 && pos + right_window + 1 < hi) hi = pos + right_window + 1;
-    int lo = 0;
-    if (left_window >= 0 && pos - left_window > lo) lo = pos - left_window;
-    *first = lo;
-    *last = hi > lo ? hi : lo;
   }
 };
 

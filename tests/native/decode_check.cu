@@ -10,7 +10,9 @@
 //                     each swept over configurations and splits, then a table
 //   --seed N                fixes the random inputs (default: from the clock)
 //
-// Built by tools/build_decode_check.sh. Exit status: 0 when every case passes.
+// Every case is also compared with the float64 reference (reference64.h).
+// Built with -DJAX_MEA_NATIVE_TESTS=ON (tests/native/CMakeLists.txt). Exit status:
+// 0 when every case passes.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -33,6 +35,7 @@
 #include "jax_mea/workspace.h"
 #include "kernels/decode.h"
 #include "check_common.h"
+#include "reference64.h"
 
 using namespace jax_mea;
 using namespace jax_mea::check;
@@ -41,14 +44,6 @@ namespace {
 
 // ------------------------------------------------------------------ host element helpers
 
-float HostToFloat(DType t, const void* base, int64_t i) {
-  switch (t) {
-    case DType::kFloat32: return static_cast<const float*>(base)[i];
-    case DType::kFloat16: return cpu::ToFloat(static_cast<const cpu::Half*>(base)[i]);
-    case DType::kBFloat16: return cpu::ToFloat(static_cast<const cpu::BFloat16*>(base)[i]);
-  }
-  return 0.f;
-}
 void HostStore(DType t, void* base, int64_t i, float x) {
   switch (t) {
     case DType::kFloat32: static_cast<float*>(base)[i] = x; break;
@@ -71,7 +66,7 @@ struct Case {
   bool causal = false;
   bool per_batch_offset = false;  // offset(b) = lens[b] - T + offset_delta
   int offset = 0;                 // scalar offset, or delta with per_batch_offset
-  int left = -1, right = -1;
+  int left = kUnboundedWindow, right = kUnboundedWindow;
   float softcap = 0.f;
   MaskKind mask = MaskKind::kNone;
   bool mb = false, mh = false, mq = false;  // mask has full batch / head / q dims
@@ -246,10 +241,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
       for (int i = 0; i < c.T; ++i) {
         const int64_t base = b * p.out_strides.batch + h * p.out_strides.head + i * p.out_strides.seq;
         bool ref_zero = true;
-        for (int d = 0; d < c.Hv; ++d) ref_zero = ref_zero && HostToFloat(c.dtype, ho.data(), base + d) == 0.f;
+        for (int d = 0; d < c.Hv; ++d) ref_zero = ref_zero && HostValue(c.dtype, ho.data(), base + d) == 0.f;
         for (int d = 0; d < c.Hv; ++d) {
-          const double r = HostToFloat(c.dtype, ho.data(), base + d);
-          const double g = HostToFloat(c.dtype, hg.data(), base + d);
+          const double r = HostValue(c.dtype, ho.data(), base + d);
+          const double g = HostValue(c.dtype, hg.data(), base + d);
           if (std::isnan(r)) {
             ++ref_nan;
             continue;
@@ -270,9 +265,19 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   res.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   res.max_abs = max_abs;
   const double tol = c.dtype == DType::kFloat32 ? 2e-5 : c.dtype == DType::kFloat16 ? 3e-3 : 1.2e-2;
+  const std::vector<double> ref64 = Reference64(ph);
+  const Diff64 gpu64 = Compare64(ph, hg.data(), ref64), cpu64 = Compare64(ph, ho.data(), ref64);
+  const bool far64 = gpu64.max_abs > MaxAbs64(c.dtype) || gpu64.rel > Rel64(c.dtype) ||
+                     cpu64.max_abs > MaxAbs64(c.dtype) || cpu64.rel > Rel64(c.dtype);
+  if (far64) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " f64: gpu %.1e/%.1e cpu %.1e/%.1e", gpu64.rel, gpu64.max_abs,
+                  cpu64.rel, cpu64.max_abs);
+    res.why += buf;
+  }
   const bool max_abs_ok = MaxAbsOk(max_abs, ref_max, tol);
-  res.pass = nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol && max_abs_ok &&
-             !tma_fell_back && !not_balanced && !cluster_wrong;
+  res.pass = !far64 && nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol &&
+             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong;
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
   if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
@@ -291,8 +296,8 @@ std::string Describe(const Case& c) {
                 DTypeName(c.dtype), c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv, c.q_bnsh ? "BNSH" : "BSNH",
                 c.kv_bnsh ? "BNSH" : "BSNH", c.out_bnsh ? "BNSH" : "BSNH", c.lens.empty() ? "" : " lens",
                 c.causal ? (c.per_batch_offset ? " causal(offs)" : " causal") : "",
-                c.left >= 0 ? (" L" + std::to_string(c.left)).c_str() : "",
-                c.right >= 0 ? (" R" + std::to_string(c.right)).c_str() : "",
+                c.left != kUnboundedWindow ? (" L" + std::to_string(c.left)).c_str() : "",
+                c.right != kUnboundedWindow ? (" R" + std::to_string(c.right)).c_str() : "",
                 c.softcap > 0 ? " softcap" : "",
                 c.mask == MaskKind::kBool ? " boolmask" : c.mask == MaskKind::kAdditive ? " addmask" : "",
                 c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
@@ -414,6 +419,23 @@ std::vector<Case> BuildCases(bool small) {
         c.fused = (f + sp / 3) % 2 - 1;
         cases.push_back(c);
       }
+    }
+    // Window sizes read literally: right -1 drops the diagonal; a negative left
+    // keeps only keys ahead of the query (its last row sees none).
+    for (int sp : {0, 3}) {
+      Case c = FeatureCase("win-neg", 0);
+      c.name += "-sp" + std::to_string(sp);
+      c.splits = sp;
+      c.per_batch_offset = true;
+      c.left = 500;
+      c.right = -1;
+      cases.push_back(c);
+      c.name += "-ahead";
+      c.T = 4;
+      c.offset = -1000;
+      c.left = -2;
+      c.right = 900;
+      cases.push_back(c);
     }
     // Special shapes.
     {

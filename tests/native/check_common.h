@@ -1,5 +1,5 @@
-// Shared by the standalone kernel checks (tools/kernel_check.cu,
-// tools/decode_check.cu): CUDA error checks, device buffers, dtype helpers and
+// Shared by the native kernel checks (tests/native/kernel_check.cu,
+// tests/native/decode_check.cu): CUDA error checks, device buffers, dtype helpers and
 // the AttentionParams of a shape, the one place these tools fill its
 // dimensions and strides (each tool sets the rest: pointers, masks, lengths).
 #pragma once

@@ -1,10 +1,12 @@
-// kernel_check: the CUDA kernels against the CPU kernels, without jax.
+// kernel_check: the CUDA kernels against the CPU kernels and a float64 reference
+// (reference64.h), without jax.
 //
 // Fills AttentionParams / KvCopyParams directly over a grid of cases (dtypes,
 // head sizes, MHA/GQA/MQA, lengths, layouts, kv_lengths, causal offsets,
 // windows, softcap, masks), draws fresh random inputs for each, poisons the
 // GPU output with NaN, runs cuda::LaunchAttentionForward / cuda::LaunchKvCopy
-// and the CPU kernels on the same inputs, and compares. Keys past kv_length(b)
+// and the CPU kernels on the same inputs, and compares both with the float64
+// reference (max abs, relative L2) and with each other. Keys past kv_length(b)
 // are NaN in the inputs: a kernel that reads them shows NaN. One line per case,
 // then PASS / FAIL; exit code 1 on any failure.
 //
@@ -32,6 +34,7 @@
 #include "kernels/attention.h"
 #include "kernel_check_variants.h"
 #include "check_common.h"
+#include "reference64.h"
 
 using namespace jax_mea;
 using namespace jax_mea::check;
@@ -76,7 +79,7 @@ struct AttnCase {
   bool causal = false;
   bool per_batch_offsets = false;  // offsets[b] = kv_length(b) - Sq
   int causal_offset = 0;
-  int left = -1, right = -1;
+  int left = kUnboundedWindow, right = kUnboundedWindow;
   float softcap = 0.f;
   float scale = 0.f;  // 0: 1/sqrt(H)
   MaskKind mask = MaskKind::kNone;
@@ -86,6 +89,7 @@ struct AttnCase {
 
 struct Result {
   double rel = 0, max_abs = 0, ref_max = 0;
+  Diff64 gpu64, cpu64;  // against the float64 reference
   size_t nan = 0, zero_mismatch = 0;
   bool ok = false;
 };
@@ -235,8 +239,12 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
     }
   }
   r.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  const std::vector<double> ref64 = Reference64(hp);
+  r.gpu64 = Compare64(hp, out.bytes.data(), ref64);
+  r.cpu64 = Compare64(hp, ref_bytes.data(), ref64);
+  auto near64 = [dt](const Diff64& d) { return d.max_abs <= MaxAbs64(dt) && d.rel <= Rel64(dt); };
   r.ok = r.nan == 0 && r.zero_mismatch == 0 && r.rel <= Tolerance(dt) &&
-         MaxAbsOk(r.max_abs, r.ref_max, Tolerance(dt));
+         MaxAbsOk(r.max_abs, r.ref_max, Tolerance(dt)) && near64(r.gpu64) && near64(r.cpu64);
   return r;
 }
 
@@ -301,6 +309,13 @@ std::vector<AttnCase> Scenarios() {
   });
   add("scale_window_right0", [](AttnCase& c) {
     c.B = 1; c.Sq = 300; c.Skv = 300; c.scale = 0.3f; c.right = 0; c.left = 100;
+  });
+  // Negative sizes, read literally: the diagonal excluded; keys only ahead.
+  add("window_right_minus1", [](AttnCase& c) {
+    c.Sq = 130; c.Skv = 130; c.left = 40; c.right = -1;
+  });
+  add("window_left_minus3_mask", [](AttnCase& c) {
+    c.Sq = 70; c.Skv = 200; c.left = -3; c.right = 60; c.mask = MaskKind::kBool;
   });
   add("gqa8_kv1_q64", [](AttnCase& c) {
     c.Nq = 8; c.Nkv = 1; c.Sq = 64; c.Skv = 1; c.causal = true;
@@ -542,9 +557,10 @@ int main(int argc, char** argv) {
         ++total;
         failed += !r.ok;
         std::printf("%s %-62s B%d N%d/%d Sq%d Skv%d rel=%.2e max_abs=%.2e (max|ref| %.2e) nan=%zu "
-                    "zero_mismatch=%zu\n",
+                    "zero_mismatch=%zu f64: gpu %.1e/%.1e cpu %.1e/%.1e\n",
                     r.ok ? "PASS" : "FAIL", label.c_str(), c.B, c.Nq, c.Nkv, c.Sq, c.Skv, r.rel,
-                    r.max_abs, r.ref_max, r.nan, r.zero_mismatch);
+                    r.max_abs, r.ref_max, r.nan, r.zero_mismatch, r.gpu64.rel, r.gpu64.max_abs,
+                    r.cpu64.rel, r.cpu64.max_abs);
         std::fflush(stdout);
       }
     }
