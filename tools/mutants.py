@@ -43,6 +43,7 @@ CPU = "cuda/cpu/attention_cpu.cc"
 KV_COPY = "cuda/cpu/kv_copy_cpu.cc"
 TYPES = "cuda/cpu/cpu_types.h"
 PARAMS = "cuda/include/jax_mea/params.h"
+SCORE = "cuda/include/jax_mea/score.h"
 FFI_PARAMS = "cuda/ffi/params_from_ffi.h"
 TILES = "tests/test_tiles_and_edges.py"
 DECODE = "tests/test_decode.py"
@@ -99,21 +100,19 @@ MUTANTS = [
            (f"{ONNX}::test_shapes",),
            bug="GQA groups read the keys of the next kv head (values stay right)"),
     Mutant("cpu-softcap-after-mask", CPU,
-           "    if (p_.softcap > 0.f) {\n"
-           "      const float inv_cap = 1.f / p_.softcap;\n"
-           "      for (int t = lo; t < hi; ++t) "
-           "scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
+           "    if (logits_.capped()) {\n"
+           "      for (int t = lo; t < hi; ++t) scores[t] = logits_.Capped(scores[t]);\n"
            "    }\n"
            "    if (p_.mask_kind != MaskKind::kNone) {\n"
-           "      for (int t = lo; t < hi; ++t) scores[t] += MaskTerm(b, head, i, j0 + t);\n"
+           "      const int64_t row = MaskRow(p_, b, head, i);\n"
+           "      for (int t = lo; t < hi; ++t) scores[t] = MaskLogit<T>(p_, logits_, scores[t], row, j0 + t);\n"
            "    }\n",
            "    if (p_.mask_kind != MaskKind::kNone) {\n"
-           "      for (int t = lo; t < hi; ++t) scores[t] += MaskTerm(b, head, i, j0 + t);\n"
+           "      const int64_t row = MaskRow(p_, b, head, i);\n"
+           "      for (int t = lo; t < hi; ++t) scores[t] = MaskLogit<T>(p_, logits_, scores[t], row, j0 + t);\n"
            "    }\n"
-           "    if (p_.softcap > 0.f) {\n"
-           "      const float inv_cap = 1.f / p_.softcap;\n"
-           "      for (int t = lo; t < hi; ++t) "
-           "scores[t] = p_.softcap * std::tanh(scores[t] * inv_cap);\n"
+           "    if (logits_.capped()) {\n"
+           "      for (int t = lo; t < hi; ++t) scores[t] = logits_.Capped(scores[t]);\n"
            "    }\n",
            (f"{ONNX}::test_softcap_and_scale",),
            bug="softcap applied after the mask instead of before"),
@@ -131,14 +130,14 @@ MUTANTS = [
            (TILES,), k="round",
            bug="float32 -> float16 rounds ties up instead of to even"),
     # --- visibility (params.h) and the FFI's mask view -----------------------------
-    Mutant("window-zero-unbounded", PARAMS,
-           "if (left_window >= 0 && pos - left_window > lo)",
-           "if (left_window > 0 && pos - left_window > lo)",
+    Mutant("window-zero-unbounded", SCORE,
+           "  int64_t lo = pos - p.left_window;\n",
+           "  int64_t lo = p.left_window == 0 ? 0 : pos - p.left_window;\n",
            (f"{ONNX}::test_window",),
            bug="a left window of 0 is read as unbounded"),
-    Mutant("right-window-one-short", PARAMS,
-           "if (right_window >= 0 && pos + right_window + 1 < hi) hi = pos + right_window + 1;",
-           "if (right_window >= 0 && pos + right_window < hi) hi = pos + right_window;",
+    Mutant("right-window-one-short", SCORE,
+           "if (pos + p.right_window + 1 < hi) hi = pos + p.right_window + 1;",
+           "if (pos + p.right_window < hi) hi = pos + p.right_window;",
            (f"{ONNX}::test_window",),
            bug="the right window stops one key short"),
     Mutant("offset-of-batch-0", PARAMS,
@@ -203,8 +202,8 @@ MUTANTS = [
            bug="decode_attention silently ignores a window's right side"),
     # --- the reference (the oracle of 1/3 of the suite) ----------------------------
     Mutant("reference-softcap-ignored", "jax_mea/reference.py",
-           "    if softcap > 0:\n        s = jnp.float32(softcap)",
-           "    if softcap < 0:\n        s = jnp.float32(softcap)",
+           "    if softcap > 0:\n        capped = jnp.float32(softcap)",
+           "    if softcap < 0:\n        capped = jnp.float32(softcap)",
            ("tests/test_reference.py",), k="softcap",
            bug="the pure-JAX reference ignores softcap"),
 ]
