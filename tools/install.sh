@@ -22,7 +22,7 @@ if [ "$mode" = OFF ]; then
   echo "jax-mea: building the CPU kernels only (JAX_MEA_CUDA=OFF)."
 elif [ -n "$nvcc" ]; then
   echo "jax-mea: nvcc found ($nvcc): compiling the CUDA kernels too (JAX_MEA_CUDA=$mode)."
-  echo "  That takes minutes: 2.5 of the 3 install minutes in CI, about 10 on 2 CPU cores."
+  echo "  That takes minutes (about 1.5 of the 2 install minutes on a 2-core machine)."
   echo "  CPU-only machine? Skip them: JAX_MEA_CUDA=OFF bash tools/install.sh"
 elif [ "$mode" = ON ]; then
   echo "jax-mea: JAX_MEA_CUDA=ON but no nvcc found (CUDACXX, PATH, CUDA_PATH): the build" \
