@@ -79,6 +79,7 @@ NB_MODULE(_ext, m) {
   m.def("cpu_targets", []() {
     nb::dict d;
     d[kAttentionTarget] = Capsule(JaxMeaAttentionCpu);
+    d[kAttentionBackwardTarget] = Capsule(JaxMeaAttentionBackwardCpu);
     d[kKvConcatTarget] = Capsule(JaxMeaKvConcatCpu);
     d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
     return d;
@@ -106,6 +107,7 @@ NB_MODULE(_ext, m) {
 
   nb::dict targets;
   targets["attention"] = kAttentionTarget;
+  targets["attention_bwd"] = kAttentionBackwardTarget;  // CPU only: CUDA lowers it in XLA
   targets["kv_concat"] = kKvConcatTarget;
   targets["decode_step"] = kDecodeStepTarget;
   m.attr("targets") = targets;

@@ -14,6 +14,7 @@ import jax
 from jax_mea import _ext
 
 ATTENTION_TARGET: str = _ext.targets["attention"]
+ATTENTION_BWD_TARGET: str = _ext.targets["attention_bwd"]
 KV_CONCAT_TARGET: str = _ext.targets["kv_concat"]
 DECODE_STEP_TARGET: str = _ext.targets["decode_step"]
 TARGETS: tuple[str, ...] = tuple(_ext.targets.values())

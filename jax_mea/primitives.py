@@ -4,7 +4,11 @@ Three primitives, one per custom-call target:
 
 * ``attention_p``: the attention forward over rank-4 q/k/v in BSNH or BNSH
   layout, with an optional mask, per-batch kv lengths and per-batch causal
-  offsets (the parameter struct of ``cuda/include/jax_mea/params.h``).
+  offsets (the parameter struct of ``cuda/include/jax_mea/params.h``). Its
+  results: [out], or [out, lse] with ``with_lse`` (the row log-sum-exp, float32
+  [B, Nq, Sq], for the backward).
+* ``attention_bwd_p``: its backward, (dq, dk, dv, dmask). ``bind_attention``
+  differentiates through a custom_vjp that pairs the two.
 * ``kv_concat_p``: present = concat(past, new) in BNSH.
 * ``decode_step_p``: a decode step in one custom call: writes new tokens into
   a fixed-size BNSH cache at per-batch positions (the cache outputs alias the
@@ -30,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import Primitive
 from jax._src import dispatch  # apply_primitive: the standard eager impl
-from jax.interpreters import batching, mlir
+from jax.interpreters import ad, batching, mlir
 
-from jax_mea import _ffi, _sharding
+from jax_mea import _ffi, _sharding, _unfused
 
 
 # The enum values are the extension's (cuda/module.cc), never typed here.
@@ -72,6 +76,11 @@ def _placeholder(dtype) -> jax.Array:
 attention_p = Primitive("jax_mea_attention")
 
 
+attention_p.multiple_results = True
+attention_bwd_p = Primitive("jax_mea_attention_bwd")
+attention_bwd_p.multiple_results = True
+
+
 def bind_attention(
     q,
     k,
@@ -91,14 +100,9 @@ def bind_attention(
     scale: float,
     softcap: float = 0.0,
 ):
-    """Binds attention_p. `mask` is rank 4 [B|1, Nq|1, Sq|1, mask_len]."""
-    return attention_p.bind(
-        q,
-        k,
-        v,
-        mask if mask is not None else _placeholder(jnp.bool_),
-        kv_lengths if kv_lengths is not None else _placeholder(jnp.int32),
-        causal_offsets if causal_offsets is not None else _placeholder(jnp.int32),
+    """Binds attention_p, differentiable (see _attention). `mask` is rank 4
+    [B|1, Nq|1, Sq|1, mask_len]."""
+    params = dict(
         q_layout=Layout(q_layout),
         k_layout=Layout(kv_layout),
         v_layout=Layout(kv_layout),
@@ -113,6 +117,46 @@ def bind_attention(
         scale=float(scale),
         softcap=float(softcap),
     )
+    return _attention(
+        tuple(params.items()), q, k, v,
+        mask if mask is not None else _placeholder(jnp.bool_),
+        kv_lengths if kv_lengths is not None else _placeholder(jnp.int32),
+        causal_offsets if causal_offsets is not None else _placeholder(jnp.int32))
+
+
+# Differentiation: a custom_vjp over the two primitives, not JVP + transpose rules
+# on attention_p. Attention is not linear, so a JVP rule would need a forward-mode
+# kernel and a linear, transposable tangent computation; FlashAttention's backward
+# instead needs the forward's log-sum-exp and output as residuals, which is what
+# custom_vjp expresses. Both primitives keep their batching and partitioning
+# rules, so grad composes with jit, vmap, scan and checkpoint (which replays the
+# forward), and the sharded program partitions both calls. Forward mode (jax.jvp)
+# is not supported.
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _attention(params, q, k, v, mask, kv_lengths, causal_offsets):
+    return attention_p.bind(q, k, v, mask, kv_lengths, causal_offsets, with_lse=False,
+                            **dict(params))[0]
+
+
+def _attention_fwd(params, q, k, v, mask, kv_lengths, causal_offsets):
+    out, lse = attention_p.bind(q, k, v, mask, kv_lengths, causal_offsets, with_lse=True,
+                                **dict(params))
+    return out, (q, k, v, mask, kv_lengths, causal_offsets, out, lse)
+
+
+def _attention_vjp(params, residuals, dout):
+    q, k, v, mask, kv_lengths, causal_offsets, out, lse = residuals
+    dq, dk, dv, dmask = attention_bwd_p.bind(q, k, v, mask, kv_lengths, causal_offsets, out,
+                                             lse, dout, **dict(params))
+    if dict(params)["mask_kind"] != MaskKind.ADDITIVE:
+        return dq, dk, dv, None, None, None  # bool masks and lengths: no gradient
+    # dmask is dense [B, Nq, Sq, mask_len]: sum it over the mask's broadcast axes.
+    axes = tuple(i for i in range(3) if mask.shape[i] == 1 and dmask.shape[i] != 1)
+    dmask = jnp.sum(dmask, axis=axes, keepdims=True).astype(mask.dtype)
+    return dq, dk, dv, dmask, None, None
+
+
+_attention.defvjp(_attention_fwd, _attention_vjp)
 
 
 def _results(roles, params, avals_in, shapes_and_dtypes):
@@ -126,11 +170,31 @@ def _attention_abstract_eval(*avals, **params):
     q, _, v = avals[:3]
     num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
     out_shape = make_shape(q.shape[0], num_heads, q_len, v.shape[3], params["out_layout"])
-    return _results(_attention_roles, params, avals, [(out_shape, q.dtype)])[0]
+    results = [(out_shape, q.dtype)]
+    if params["with_lse"]:
+        results.append(((q.shape[0], num_heads, q_len), jnp.float32))
+    return _results(_attention_roles, params, avals, results)
 
 
-attention_p.def_impl(partial(dispatch.apply_primitive, attention_p))
-attention_p.def_abstract_eval(_attention_abstract_eval)
+def _dmask_shape(q, mask, params) -> tuple[int, ...]:
+    """The backward's dmask: dense float32 [B, Nq, Sq, mask_len] with an additive
+    mask (reduced over the mask's broadcast axes by the caller), else empty."""
+    if params["mask_kind"] != MaskKind.ADDITIVE:
+        return (0,)
+    return (q.shape[0], *heads_and_seq(q.shape, params["q_layout"]), mask.shape[3])
+
+
+def _attention_bwd_abstract_eval(*avals, **params):
+    q, k, v, mask = avals[:4]
+    return _results(_attention_bwd_roles, params, avals, [
+        (q.shape, q.dtype), (k.shape, k.dtype), (v.shape, v.dtype),
+        (_dmask_shape(q, mask, params), jnp.float32)])
+
+
+for _prim, _eval in ((attention_p, _attention_abstract_eval),
+                     (attention_bwd_p, _attention_bwd_abstract_eval)):
+    _prim.def_impl(partial(dispatch.apply_primitive, _prim))
+    _prim.def_abstract_eval(_eval)
 
 
 def _lower_params(params: dict) -> dict:
@@ -179,7 +243,12 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
                     **lowering_args):
     """The FFI lowering of attention_p / decode_step_p: the call's results plus a
     uint8 workspace (empty on the CPU), which the primitive does not return.
-    kv_operands: the operand indices of the attended keys and values."""
+    kv_operands: the operand indices of the attended keys and values.
+
+    attention_p's call also always has the lse result (out, lse, workspace),
+    empty unless with_lse: then the CPU kernel writes it; for CUDA, whose kernels
+    do not compute it yet, it is an XLA computation (_unfused.lse) beside the
+    kernel's call."""
     lower = jax.ffi.ffi_lowering(target, **lowering_args)
 
     def rule(ctx, *args, **params):
@@ -191,10 +260,32 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
         size = 0 if platform == "cpu" else decode_workspace_bytes(
             q.shape[0], num_heads, num_kv_heads, q_len, v.shape[3])
         workspace = jax.core.ShapedArray((size,), jnp.uint8)
-        ctx = ctx.replace(avals_out=[*ctx.avals_out, workspace])
-        return lower(ctx, *args, **_lower_params(params))[:-1]
+        avals_out = list(ctx.avals_out)
+        with_lse = params.pop("with_lse", None)
+        if with_lse is None:  # the decode step: no lse result
+            ctx = ctx.replace(avals_out=[*avals_out, workspace])
+            return lower(ctx, *args, **_lower_params(params))[:-1]
+        if with_lse and platform == "cuda":
+            return mlir.lower_fun(partial(_cuda_with_lse, params),
+                                  multiple_results=True)(ctx, *args)
+        empty = jax.core.ShapedArray((0,), jnp.float32)
+        lse = avals_out[1] if with_lse else empty
+        ctx = ctx.replace(avals_out=[avals_out[0], lse, workspace])
+        return lower(ctx, *args, **_lower_params(params))[:1 + with_lse]
 
     return rule
+
+
+def _cuda_backward(*args, **params):
+    """attention_bwd_p for CUDA: the unfused XLA backward (memory O(S^2))."""
+    check_cuda_head_sizes(args[0].shape[3], args[2].shape[3])
+    return _unfused.backward(*args, **params)
+
+
+def _cuda_with_lse(params, *args):
+    """attention_p with with_lse for CUDA: the kernel's out, the lse in XLA."""
+    out = attention_p.bind(*args, with_lse=False, **params)[0]
+    return [out, _unfused.lse(*args, **params)]
 
 
 # ----------------------------------------------------------------------------
@@ -222,10 +313,12 @@ def _batch_size(args, dims) -> int:
     return next(a.shape[d] for a, d in zip(args, dims) if d is not None)
 
 
-def _attention_batch(args, dims, **params):
+def _attention_batch(prim, args, dims, **params):
+    """attention_p and attention_bwd_p: (q, k, v, mask, kv_lengths, causal_offsets,
+    then only batch-first tensors)."""
     size = _batch_size(args, dims)
-    q, k, v, mask, kv_lengths, causal_offsets = args
-    qd, kd, vd, md, ld, od = dims
+    (q, k, v, mask, kv_lengths, causal_offsets), rest = args[:6], args[6:]
+    (qd, kd, vd, md, ld, od), rest_dims = dims[:6], dims[6:]
     batch = q.shape[0] if qd is None else jnp.moveaxis(q, qd, 0).shape[1]
     q, k, v = (_fold(x, d, size, batch) for x, d in ((q, qd), (k, kd), (v, vd)))
     if params["mask_kind"] != MaskKind.NONE and (md is not None or mask.shape[0] != 1):
@@ -234,11 +327,14 @@ def _attention_batch(args, dims, **params):
         kv_lengths = _fold(kv_lengths, ld, size, batch)
     if params["has_causal_offsets"]:
         causal_offsets = _fold(causal_offsets, od, size, batch)
-    out = attention_p.bind(q, k, v, mask, kv_lengths, causal_offsets, **params)
-    return _unfold(out, size), 0
+    rest = [_fold(x, d, size, batch) for x, d in zip(rest, rest_dims)]
+    outs = prim.bind(q, k, v, mask, kv_lengths, causal_offsets, *rest, **params)
+    # (an empty dmask (0,) unfolds to (size, 0): still empty per example)
+    return [_unfold(o, size) for o in outs], [0] * len(outs)
 
 
-batching.primitive_batchers[attention_p] = _attention_batch
+for _prim in (attention_p, attention_bwd_p):
+    batching.primitive_batchers[_prim] = partial(_attention_batch, _prim)
 
 
 # ----------------------------------------------------------------------------
@@ -286,6 +382,33 @@ def _fold_all_batch(prim, keep=()):
 batching.primitive_batchers[kv_concat_p] = _fold_all_batch(kv_concat_p)
 
 
+# KV concat is linear: its JVP is the concat of the tangents, its transpose the
+# slices of the cotangents (past first, then the new tokens in their layout).
+def _kv_concat_jvp(primals, tangents, **params):
+    tangents = [ad.instantiate_zeros(t) for t in tangents]
+    return kv_concat_p.bind(*primals, **params), kv_concat_p.bind(*tangents, **params)
+
+
+def _kv_concat_transpose(cts, past_key, past_value, key, value, **params):
+    past_len = past_key.aval.shape[2]
+    grads = []
+    for ct, past, new in ((cts[0], past_key, key), (cts[1], past_value, value)):
+        ct = ad.instantiate_zeros(ct)
+        new_ct = ct[:, :, past_len:]
+        if params["new_layout"] == Layout.BSNH:
+            new_ct = new_ct.transpose(0, 2, 1, 3)
+        grads.append((ct[:, :, :past_len], new_ct))
+    (dpk, dk), (dpv, dv) = grads
+    return [dpk if ad.is_undefined_primal(past_key) else None,
+            dpv if ad.is_undefined_primal(past_value) else None,
+            dk if ad.is_undefined_primal(key) else None,
+            dv if ad.is_undefined_primal(value) else None]
+
+
+ad.primitive_jvps[kv_concat_p] = _kv_concat_jvp
+ad.primitive_transposes[kv_concat_p] = _kv_concat_transpose
+
+
 # ----------------------------------------------------------------------------
 # Decode step: append, then attention, in one custom call
 # ----------------------------------------------------------------------------
@@ -319,6 +442,16 @@ decode_step_p.def_abstract_eval(_decode_step_abstract_eval)
 decode_step_p.def_impl(partial(dispatch.apply_primitive, decode_step_p))
 
 
+def _decode_step_jvp(primals, tangents, **params):
+    raise NotImplementedError(
+        "jax_mea.decode_attention is inference-only and not differentiable (its cache "
+        "update runs in place); for training, use jax_mea.dot_product_attention or "
+        "jax_mea.onnx_attention, which have gradients")
+
+
+ad.primitive_jvps[decode_step_p] = _decode_step_jvp
+
+
 # Argument 5 is the mask placeholder (mask_kind none): not batched.
 batching.primitive_batchers[decode_step_p] = _fold_all_batch(decode_step_p, keep=(5,))
 
@@ -342,11 +475,21 @@ def _attention_roles(params, avals):
         full = (q.shape[0], *heads_and_seq(q.shape, params["q_layout"]))
         mask_roles = "".join(r if m == f else "." for r, m, f in zip("bns", mask.shape, full))
         mask_roles += "m"
+    out = L(params["out_layout"], "b", "n", "s", "d")
     return ((L(params["q_layout"], "b", "n", "s", "h"), L(params["k_layout"], "b", "k", "t", "h"),
              L(params["v_layout"], "b", "k", "t", "d"), mask_roles,
              "b" if params["has_kv_lengths"] else ".",
              "b" if params["has_causal_offsets"] else "."),
-            (L(params["out_layout"], "b", "n", "s", "d"),))
+            (out, "bns") if params.get("with_lse") else (out,))
+
+
+def _attention_bwd_roles(params, avals):
+    # operands: the forward's, then out, lse [B, Nq, Sq], dout; results: dq, dk,
+    # dv (as q, k, v) and the dense dmask [B, Nq, Sq, mask_len] (or a placeholder).
+    (q, k, v, mask, lengths, offsets), (out,) = _attention_roles(
+        {**params, "with_lse": False}, avals[:6])
+    dmask = "bnsm" if params["mask_kind"] == MaskKind.ADDITIVE else "."
+    return (q, k, v, mask, lengths, offsets, out, "bns", out), (q, k, v, dmask)
 
 
 def _kv_concat_roles(params, avals):
@@ -373,6 +516,10 @@ def _register_lowerings() -> None:
                                             operand_output_aliases={3: 1, 4: 2}),
              _decode_step_roles),
         )
+        # The backward: the CPU kernel; for CUDA, until its kernel exists, XLA.
+        bwd = (_ffi_rule(_ffi.ATTENTION_BWD_TARGET) if platform == "cpu" else
+               mlir.lower_fun(_cuda_backward, multiple_results=True))
+        rules += ((attention_bwd_p, bwd, _attention_bwd_roles),)
         for prim, plain, roles in rules:
             mlir.register_lowering(prim, _sharding.partitioned_lowering(prim, plain, roles),
                                    platform=platform)
@@ -400,6 +547,7 @@ __all__ = [
     "MaskKind",
     "UNBOUNDED_WINDOW",
     "attention_p",
+    "attention_bwd_p",
     "kv_concat_p",
     "decode_step_p",
     "bind_attention",

@@ -22,7 +22,8 @@ H, HV, NQ, NKV = 16, 8, 4, 2
 def test_facts_come_from_the_extension():
     assert {m.name: m.value for m in Layout} == _ext.layouts
     assert {m.name: m.value for m in MaskKind} == _ext.mask_kinds
-    assert set(_ffi.TARGETS) == {"jax_mea_attention", "jax_mea_kv_concat", "jax_mea_decode_step"}
+    assert set(_ffi.TARGETS) == {"jax_mea_attention", "jax_mea_attention_bwd", "jax_mea_kv_concat",
+                                 "jax_mea_decode_step"}
     checks = jax_mea.export_disabled_checks()
     assert sorted(c.is_custom_call() for c in checks) == sorted(_ffi.TARGETS)
 

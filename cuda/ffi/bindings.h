@@ -23,15 +23,34 @@ auto Args(Binding&& binding) {
   }
 }
 
-// (q, k, v, mask, kv_lengths, causal_offsets) -> (out, workspace), attributes
-// AttentionAttrs. The mask is a placeholder when mask_kind = none.
+// (q, k, v, mask, kv_lengths, causal_offsets) -> (out, lse, workspace), attributes
+// AttentionAttrs. The mask is a placeholder when mask_kind = none; lse (float32
+// [B, Nq, Sq], the row log-sum-exp for the backward) is empty when not asked for.
 template <typename Binding>
 auto AttentionSignature(Binding binding) {
   return Args<4, ffi::AnyBuffer>(std::move(binding))  // q, k, v, mask
       .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths (placeholder unless has_kv_lengths)
       .template Arg<ffi::Buffer<ffi::S32>>()   // causal_offsets (placeholder unless has_...)
       .template Ret<ffi::AnyBuffer>()          // out
+      .template Ret<ffi::AnyBuffer>()          // lse (f32; empty: not asked for)
       .template Ret<ffi::AnyBuffer>()          // workspace (u8)
+      .template Attrs<AttentionAttrs>();
+}
+
+// The backward: (q, k, v, mask, kv_lengths, causal_offsets, out, lse, dout) ->
+// (dq, dk, dv, dmask), attributes AttentionAttrs (the forward call's).
+template <typename Binding>
+auto AttentionBackwardSignature(Binding binding) {
+  return Args<4, ffi::AnyBuffer>(std::move(binding))  // q, k, v, mask
+      .template Arg<ffi::Buffer<ffi::S32>>()         // kv_lengths
+      .template Arg<ffi::Buffer<ffi::S32>>()         // causal_offsets
+      .template Arg<ffi::AnyBuffer>()                // out
+      .template Arg<ffi::AnyBuffer>()                // lse
+      .template Arg<ffi::AnyBuffer>()                // dout
+      .template Ret<ffi::AnyBuffer>()                // dq
+      .template Ret<ffi::AnyBuffer>()                // dk
+      .template Ret<ffi::AnyBuffer>()                // dv
+      .template Ret<ffi::AnyBuffer>()                // dmask (empty without an additive mask)
       .template Attrs<AttentionAttrs>();
 }
 

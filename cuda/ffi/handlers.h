@@ -8,6 +8,7 @@ namespace jax_mea {
 
 // Custom-call target names (the Python side uses the same strings).
 inline constexpr const char* kAttentionTarget = "jax_mea_attention";
+inline constexpr const char* kAttentionBackwardTarget = "jax_mea_attention_bwd";
 inline constexpr const char* kKvConcatTarget = "jax_mea_kv_concat";
 inline constexpr const char* kDecodeStepTarget = "jax_mea_decode_step";
 
@@ -15,6 +16,7 @@ inline constexpr const char* kDecodeStepTarget = "jax_mea_decode_step";
 
 extern "C" {
 XLA_FFI_Error* JaxMeaAttentionCpu(XLA_FFI_CallFrame* call_frame);
+XLA_FFI_Error* JaxMeaAttentionBackwardCpu(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaKvConcatCpu(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaDecodeStepCpu(XLA_FFI_CallFrame* call_frame);
 #ifdef JAX_MEA_WITH_CUDA

@@ -9,11 +9,28 @@ namespace {
 ffi::Error AttentionCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
                             ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
                             ffi::Buffer<ffi::S32> causal_offsets, ffi::Result<ffi::AnyBuffer> out,
+                            ffi::Result<ffi::AnyBuffer> lse,
                             ffi::Result<ffi::AnyBuffer> /*workspace: empty*/,
                             AttentionAttrs attrs) {
-  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
+  auto params =
+      MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs, &*lse);
   if (params.has_error()) return params.error();
   cpu::AttentionForward(*params);
+  return ffi::Error::Success();
+}
+
+ffi::Error AttentionBackwardCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
+                                    ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
+                                    ffi::Buffer<ffi::S32> causal_offsets, ffi::AnyBuffer out,
+                                    ffi::AnyBuffer lse, ffi::AnyBuffer dout,
+                                    ffi::Result<ffi::AnyBuffer> dq,
+                                    ffi::Result<ffi::AnyBuffer> dk,
+                                    ffi::Result<ffi::AnyBuffer> dv,
+                                    ffi::Result<ffi::AnyBuffer> dmask, AttentionAttrs attrs) {
+  auto params = MakeAttentionBackwardParams(q, k, v, mask, kv_lengths, causal_offsets, out, lse,
+                                            dout, *dq, *dk, *dv, *dmask, attrs);
+  if (params.has_error()) return params.error();
+  cpu::AttentionBackward(*params);
   return ffi::Error::Success();
 }
 
@@ -46,6 +63,8 @@ ffi::Error DecodeStepCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuf
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaAttentionCpu, jax_mea::AttentionCpuImpl,
                               jax_mea::AttentionSignature(xla::ffi::Ffi::Bind()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaAttentionBackwardCpu, jax_mea::AttentionBackwardCpuImpl,
+                              jax_mea::AttentionBackwardSignature(xla::ffi::Ffi::Bind()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaKvConcatCpu, jax_mea::KvConcatCpuImpl,
                               jax_mea::KvConcatSignature(xla::ffi::Ffi::Bind()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxMeaDecodeStepCpu, jax_mea::DecodeStepCpuImpl,

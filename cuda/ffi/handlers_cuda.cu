@@ -80,10 +80,18 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
                              ffi::AnyBuffer v, ffi::AnyBuffer mask,
                              ffi::Buffer<ffi::S32> kv_lengths,
                              ffi::Buffer<ffi::S32> causal_offsets,
-                             ffi::Result<ffi::AnyBuffer> out,
+                             ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> lse,
                              ffi::Result<ffi::AnyBuffer> workspace, AttentionAttrs attrs) {
-  auto params = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs);
+  auto params =
+      MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs, &*lse);
   if (params.has_error()) return params.error();
+  // The CUDA kernels do not write the log-sum-exp yet: jax_mea/primitives.py lowers
+  // with_lse for CUDA as the kernel's out plus an XLA computation of it, and never
+  // asks the kernel. A caller that does gets an error, not an unwritten buffer.
+  if (params->lse != nullptr) {
+    return ffi::Error::InvalidArgument(
+        "jax-mea: the CUDA attention kernels do not compute the log-sum-exp (lse)");
+  }
   return RunAttention(*params, *workspace, stream);
 }
 

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <string>
+#include <utility>
 
 #include "jax_mea/params.h"
 #include "xla/ffi/api/ffi.h"
@@ -103,7 +105,8 @@ inline ffi::Error Mismatch(const std::string& what) {
 inline ffi::ErrorOr<AttentionParams> MakeAttentionParams(
     ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer mask,
     ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> causal_offsets,
-    ffi::Result<ffi::AnyBuffer> out, const AttentionAttrs& a) {
+    ffi::Result<ffi::AnyBuffer> out, const AttentionAttrs& a,
+    ffi::AnyBuffer* lse = nullptr) {
   auto qt = DescribeTensor("q", q.dimensions(), a.q_layout);
   auto kt = DescribeTensor("k", k.dimensions(), a.k_layout);
   auto vt = DescribeTensor("v", v.dimensions(), a.v_layout);
@@ -200,6 +203,64 @@ inline ffi::ErrorOr<AttentionParams> MakeAttentionParams(
     p.mask_q_stride = md[2] == 1 ? 0 : md[3];
     p.mask_head_stride = md[1] == 1 ? 0 : md[2] * md[3];
     p.mask_batch_stride = md[0] == 1 ? 0 : md[1] * md[2] * md[3];
+  }
+  // The log-sum-exp result: empty when not asked for (the primitive's with_lse).
+  if (lse != nullptr && lse->element_count() != 0) {
+    const size_t rows = static_cast<size_t>(p.batch) * p.num_heads * p.q_len;
+    if (lse->element_type() != ffi::DataType::F32 || lse->element_count() != rows) {
+      return ffi::Unexpected(Mismatch("lse must be float32 [B, Nq, Sq], got " +
+                                      DimsToString(lse->dimensions())));
+    }
+    p.lse = static_cast<float*>(lse->untyped_data());
+  }
+  return p;
+}
+
+// The backward call: the forward's operands and results (q, k, v, mask,
+// kv_lengths, causal_offsets, out, lse), dout -> dq, dk, dv (in q's, k's and
+// v's layouts and dtype) and dmask (float32 [B, Nq, Sq, mask_len] with an
+// additive mask, empty otherwise).
+inline ffi::ErrorOr<AttentionBackwardParams> MakeAttentionBackwardParams(
+    ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v, ffi::AnyBuffer mask,
+    ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> causal_offsets, ffi::AnyBuffer out,
+    ffi::AnyBuffer lse, ffi::AnyBuffer dout, ffi::AnyBuffer& dq, ffi::AnyBuffer& dk,
+    ffi::AnyBuffer& dv, ffi::AnyBuffer& dmask, const AttentionAttrs& a) {
+  auto fwd = MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, a);
+  if (fwd.has_error()) return ffi::Unexpected(fwd.error());
+  AttentionBackwardParams p;
+  p.fwd = *fwd;
+  const size_t rows = static_cast<size_t>(p.fwd.batch) * p.fwd.num_heads * p.fwd.q_len;
+  if (lse.element_type() != ffi::DataType::F32 || lse.element_count() != rows) {
+    return ffi::Unexpected(Mismatch("backward: lse must be float32 [B, Nq, Sq], got " +
+                                    DimsToString(lse.dimensions())));
+  }
+  p.lse = static_cast<const float*>(lse.untyped_data());
+  // The gradients and dout have the shapes and dtype of q, k, v and out.
+  const std::pair<ffi::AnyBuffer*, ffi::AnyBuffer*> same[] = {
+      {&dq, &q}, {&dk, &k}, {&dv, &v}, {&dout, &out}};
+  for (auto [grad, like] : same) {
+    auto gd = grad->dimensions(), ld = like->dimensions();
+    if (grad->element_type() != like->element_type() || gd.size() != ld.size() ||
+        !std::equal(gd.begin(), gd.end(), ld.begin())) {
+      return ffi::Unexpected(Mismatch("backward: a gradient " + DimsToString(gd) +
+                                      " does not match its operand " + DimsToString(ld)));
+    }
+  }
+  p.dout = dout.untyped_data();
+  p.dout_strides = p.fwd.out_strides;
+  p.dq = dq.untyped_data();
+  p.dk = dk.untyped_data();
+  p.dv = dv.untyped_data();
+  p.dq_strides = p.fwd.q_strides;
+  p.dk_strides = p.fwd.k_strides;
+  p.dv_strides = p.fwd.v_strides;
+  if (p.fwd.mask_kind == MaskKind::kAdditive) {
+    if (dmask.element_type() != ffi::DataType::F32 ||
+        dmask.element_count() != rows * static_cast<size_t>(p.fwd.mask_len)) {
+      return ffi::Unexpected(Mismatch("backward: dmask must be float32 [B, Nq, Sq, mask_len], "
+                                      "got " + DimsToString(dmask.dimensions())));
+    }
+    p.dmask = static_cast<float*>(dmask.untyped_data());
   }
   return p;
 }

@@ -85,6 +85,11 @@ struct AttentionParams {
   int64_t mask_q_stride = 0;
   int mask_len = 0;
 
+  // Optional (null: not asked for): the row log-sum-exp of the masked logits,
+  // float32 [batch, num_heads, q_len] contiguous, natural log; -inf for a row
+  // that sees no key. The backward recomputes the probabilities from it.
+  float* lse = nullptr;
+
   MEA_HOST_DEVICE int group_size() const { return num_heads / num_kv_heads; }
   MEA_HOST_DEVICE int kv_length(int b) const {
     int len = kv_lengths ? kv_lengths[b] : kv_capacity;
@@ -93,6 +98,24 @@ struct AttentionParams {
   MEA_HOST_DEVICE int query_offset(int b) const {
     return causal_offsets ? causal_offsets[b] : causal_offset;
   }
+};
+
+// The backward of one attention call (FlashAttention-2's: probabilities
+// recomputed from the forward's log-sum-exp). `fwd` describes the forward call
+// as AttentionParams does (q, k, v and its out, read here; fwd.lse unused).
+struct AttentionBackwardParams {
+  AttentionParams fwd;
+  const float* lse = nullptr;  // the forward's, [batch, num_heads, q_len]
+  const void* dout = nullptr;  // cotangent of out, in out's layout
+  TensorStrides dout_strides;
+  void* dq = nullptr;  // in q's layout and dtype
+  void* dk = nullptr;  // in k's, summed over each GQA group
+  void* dv = nullptr;  // in v's
+  TensorStrides dq_strides, dk_strides, dv_strides;
+  // With an additive mask: the gradient of each logit's additive value, float32,
+  // dense [batch, num_heads, q_len, mask_len] (the caller sums it over the mask's
+  // broadcast axes); null otherwise.
+  float* dmask = nullptr;
 };
 
 // Copies `num_new` tokens of new K and V into a BNSH destination cache at
