@@ -103,6 +103,10 @@ def position_mask(q_len, kv_len, *, offsets=0, is_causal=False, left_window=None
     literally (right_window = -1 excludes the diagonal, as in jax.nn); None:
     unbounded on that side.
     """
+    # Positions and windows are int32: a window side past 2^30 keys is as good as
+    # unbounded, and clipping it keeps pos +- window from overflowing.
+    left_window, right_window = (None if w is None else int(np.clip(w, -(1 << 30), 1 << 30))
+                                 for w in (left_window, right_window))
     offsets = jnp.asarray(offsets, jnp.int32).reshape(-1, 1, 1, 1)
     pos = jnp.arange(q_len, dtype=jnp.int32).reshape(1, 1, q_len, 1) + offsets
     j = jnp.arange(kv_len, dtype=jnp.int32).reshape(1, 1, 1, kv_len)

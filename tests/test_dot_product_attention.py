@@ -1,12 +1,15 @@
 """jax_mea.dot_product_attention against jax.nn.dot_product_attention (xla) and,
-where jax has no equivalent (value head size != key head size, softcap, an
-unbounded window side), against the float64 oracle of conftest. Rows with no
+where jax has no equivalent (value head size != key head size, softcap), against
+the float64 oracle of conftest. Rows with no
 visible key are compared only with 0: jax gives them a uniform average (it masks
 with a large finite negative), jax-mea gives 0."""
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jax_mea
+from jax_mea import reference
 from conftest import (DTYPES, DpaCase, assert_close, check_dpa_case, jax_dpa_oracle,
                       make_dpa_inputs, to_jnp)
 
@@ -100,3 +103,17 @@ def test_unbatched(rng, dtype):
     out = jax_mea.dot_product_attention(*to_jnp(args), **to_jnp(kwargs))
     assert out.shape == args[0].shape and out.dtype == args[0].dtype
     assert_close(out, jax_dpa_oracle(args, kwargs), dtype)
+
+
+
+@pytest.mark.parametrize("window,bounded", [((2**31 - 2, 2**31 - 2), None),
+                                            ((3, 2**31 - 5), (3, 10**6)),
+                                            ((2**40, 0), (10**6, 0))], ids=str)
+def test_huge_window_is_unbounded(rng, window, bounded):
+    """Window sides near or past int32's range mean no bound, in the kernel and in the
+    reference alike (no overflow in pos + window)."""
+    q, k, v = (jnp.asarray(rng.standard_normal((1, 6, 2, 8)), jnp.float32) for _ in range(3))
+    want = reference.dot_product_attention(q, k, v, local_window_size=bounded)
+    for fn in (jax_mea.dot_product_attention, reference.dot_product_attention):
+        got = fn(q, k, v, local_window_size=window)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-6, atol=2e-6)
