@@ -41,7 +41,8 @@ def _fit_last(x, length, fill):
 
 def logits(q, k, mask, kv_lengths, causal_offsets, **params):
     """(q and k as float32 BNSH, masked logits float32 [B, Nq, Sq, T] with -inf
-    where a key is not seen, d logit / d (q.k)) of one attention call."""
+    where a key is not seen, d logit / d (q.k), which keys each row sees) of one
+    attention call."""
     from jax_mea.primitives import UNBOUNDED_WINDOW  # (primitives imports this module)
     q = _to_bnsh(q, params["q_layout"]).astype(jnp.float32)
     k = _to_bnsh(k, params["k_layout"]).astype(jnp.float32)
@@ -66,13 +67,13 @@ def logits(q, k, mask, kv_lengths, causal_offsets, **params):
             visible = visible & _fit_last(mask, kv_len, False)
         else:
             logit = logit + _fit_last(mask.astype(jnp.float32), kv_len, 0.0)
-    return q, k, jnp.where(visible, logit, -jnp.inf), dlogit
+    return q, k, jnp.where(visible, logit, -jnp.inf), dlogit, visible
 
 
 def lse(q, k, v, mask, kv_lengths, causal_offsets, **params):
     """The row log-sum-exp, float32 [B, Nq, Sq]: -inf for a row that sees no key."""
     del v
-    _, _, logit, _ = logits(q, k, mask, kv_lengths, causal_offsets, **params)
+    _, _, logit, _, _ = logits(q, k, mask, kv_lengths, causal_offsets, **params)
     m = jnp.max(logit, axis=-1, keepdims=True)
     shift = jnp.where(m == -jnp.inf, 0.0, m)
     return (shift + jnp.log(jnp.sum(jnp.exp(logit - shift), axis=-1, keepdims=True)))[..., 0]
@@ -80,17 +81,21 @@ def lse(q, k, v, mask, kv_lengths, causal_offsets, **params):
 
 def backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **params):
     """(dq, dk, dv, dmask) as the backward primitive returns them: FlashAttention-2's
-    formulas on whole score matrices."""
-    qf, kf, logit, dlogit = logits(q, k, mask, kv_lengths, causal_offsets, **params)
+    formulas on whole score matrices. Keys no row of a batch sees (past its kv
+    length, say) are zeroed before any product, and unseen entries of the score
+    gradients are 0, so a NaN there never reaches a gradient, as in the kernels."""
+    qf, kf, logit, dlogit, visible = logits(q, k, mask, kv_lengths, causal_offsets, **params)
     num_heads, num_kv_heads = qf.shape[1], kf.shape[1]
+    seen = jnp.broadcast_to(visible, logit.shape).any(axis=(1, 2))[:, None, :, None]  # [B,1,T,1]
     row_lse = lse_[..., None]
     p = jnp.where(row_lse == -jnp.inf, 0.0, jnp.exp(logit - row_lse))
-    vf = _to_bnsh(v, params["v_layout"]).astype(jnp.float32)
+    kf = jnp.where(seen, kf, 0.0)
+    vf = jnp.where(seen, _to_bnsh(v, params["v_layout"]).astype(jnp.float32), 0.0)
     do = _to_bnsh(dout, params["out_layout"]).astype(jnp.float32)
     o = _to_bnsh(out, params["out_layout"]).astype(jnp.float32)
     dp = jnp.einsum("bnqd,bnkd->bnqk", do, _repeat_kv(vf, num_heads), precision=_HIGHEST)
-    ds = p * (dp - jnp.sum(do * o, axis=-1, keepdims=True))
-    dscore = ds * dlogit
+    ds = jnp.where(visible, p * (dp - jnp.sum(do * o, axis=-1, keepdims=True)), 0.0)
+    dscore = jnp.where(visible, ds * dlogit, 0.0)
 
     def group_sum(x):  # [B, Nq, ...] -> [B, Nkv, ...]: GQA's sum over each group
         return x.reshape((x.shape[0], num_kv_heads, -1) + x.shape[2:]).sum(axis=2)

@@ -225,6 +225,22 @@ def test_unfused_backward_matches_the_cpu_kernel():
     assert_grads_close(got, want, tol=1e-5)
 
 
+def test_unfused_backward_never_reads_keys_past_the_length():
+    """A NaN in the cache past a row's kv length (an uninitialised external cache)
+    reaches no gradient on the CUDA path's XLA backward, as in the CPU kernel."""
+    (q, k, v, mask, lengths, offsets), params = _bind_args()
+    k = k.at[1, :, 11:].set(jnp.nan)  # batch 1 has 11 keys
+    v = v.at[1, :, 11:].set(jnp.nan)
+    args = (q, k, v, mask, lengths, offsets)
+    out, lse = attention_p.bind(*args, with_lse=True, **params)
+    dout = _normal(7, out.shape)
+    got = jax.jit(partial(_unfused.backward, **params))(*args, out, lse, dout)
+    want = attention_bwd_p.bind(*args, out, lse, dout, **params)
+    for g in (*got[:3], *want[:3]):
+        assert np.isfinite(np.asarray(g)).all(), "a NaN past the kv length reached a gradient"
+    assert_grads_close(got, want, tol=1e-5)
+
+
 def test_lowers_for_cuda():
     # Without a GPU: the grad program lowers for CUDA, the backward in XLA.
     q, k, v = _qkv()
