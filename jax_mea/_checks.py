@@ -217,7 +217,7 @@ def onnx_window_size(name: str, value) -> int:
 
 def decode_window(name: str, window) -> int:
     """The left window of causal decode from None, a size w or a pair (w, right):
-    right may only be 0, -1 or None, which mean what causality already does (a
+    right may only be 0, None or +inf, which mean what causality already does (a
     query sees no later key); a wider right side would contradict it. The left
     size is >= 0; None (or +inf) is unbounded (UNBOUNDED_WINDOW)."""
     left = window
@@ -227,9 +227,9 @@ def decode_window(name: str, window) -> int:
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be an int or a pair (left, right), "
                              f"got {window!r}") from None
-        if right not in (0, -1, None):
+        if right not in (0, None, float("inf")):  # -1, read literally, drops the diagonal
             raise ValueError(f"{name}: decode_attention is causal, so the right side must "
-                             f"be 0, -1 or None, got {window!r}")
+                             f"be 0, None or +inf, got {window!r}")
     left = window_pair(name, left)[0]
     if left < 0:
         raise ValueError(f"{name} must be >= 0 (None: unbounded), got {window!r}")

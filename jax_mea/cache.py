@@ -125,7 +125,7 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
       cache: the KVCache; the new tokens go at positions cache.lengths[b] + t.
       scale: defaults to 1/sqrt(H); positive, or traced (folded into the query).
         softcap: see onnx_attention.
-      local_window_size: int w, or (w, r) with r 0, -1 or None (decode is causal:
+      local_window_size: int w, or (w, r) with r 0, None or +inf (decode is causal:
         any other r raises): token at position p sees keys p - w .. p only.
 
     Returns:

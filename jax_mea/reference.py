@@ -462,7 +462,7 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     optionally .overflowed bool [B]). Token t of batch b sits at position
     p = lengths[b] + t, is written there when p < L, and sees keys j <= p with
     j < min(lengths[b] + T, L) (and j >= p - w for local_window_size w, or (w, r)
-    with r 0, -1 or None; another r raises ValueError).
+    with r 0, None or +inf; another r raises ValueError).
     Returns (out [B, T, Nq, Hv] in query's dtype, new cache).
     """
     query, key, value = jnp.asarray(query), jnp.asarray(key), jnp.asarray(value)
@@ -486,7 +486,7 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     window = local_window_size
     if window is not None and np.ndim(window) != 0:
         # Causal: a right side other than 0 / -1 / None would contradict it.
-        if len(window) != 2 or window[1] not in (0, -1, None):
+        if len(window) != 2 or window[1] not in (0, None, math.inf):
             raise ValueError(f"local_window_size of decode_attention is an int w or "
                              f"(w, 0), got {window!r}")
         window = window[0]

@@ -403,16 +403,17 @@ def test_decode_bad_arguments():
 @pytest.mark.parametrize("fn", [jax_mea.decode_attention, reference.decode_attention],
                          ids=["jax_mea", "reference"])
 def test_decode_window_right_side(rng, fn):
-    """decode_attention is causal: a window's right side may be 0, -1 or None (all
+    """decode_attention is causal: a window's right side may be 0, None or +inf (all
     mean what causality already says) and gives the int window's result; any other
-    right side is an error, in jax_mea and in the reference alike."""
+    right side is an error (-1 too: read literally, as jax.nn reads it, it would drop
+    the diagonal), in jax_mea and in the reference alike."""
     cache = random_cache(rng, 2, 16, 2, 8, 8, "float32", [5, 9])
     q, k, v = Stream(rng, 2, 4, 2, 8, 8, "float32").tokens(3)
     fn = jax.jit(fn, static_argnames="local_window_size")
     want, _ = fn(q, k, v, cache, local_window_size=2)
-    for window in ((2, 0), (2, -1), (2, None)):
+    for window in ((2, 0), (2, None), (2, float("inf"))):
         got, _ = fn(q, k, v, cache, local_window_size=window)
         assert_same(got, want, f"local_window_size={window}")
-    for window in ((2, 1), (2, -2)):
+    for window in ((2, 1), (2, -1), (2, -2)):
         with pytest.raises(ValueError, match="local_window_size"):
             fn(q, k, v, cache, local_window_size=window)

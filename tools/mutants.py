@@ -197,7 +197,7 @@ MUTANTS = [
            (f"{DECODE}::test_capacity_overflow_drops_tokens_and_flags",),
            bug="reset(which) empties every sequence"),
     Mutant("decode-window-right-ignored", "jax_mea/_checks.py",
-           "    if right not in (0, -1, None):\n", "    if False:\n",
+           "        if right not in (0, None, float(\"inf\")):", "        if False:",
            (f"{DECODE}::test_decode_window_right_side",),
            bug="decode_attention silently ignores a window's right side"),
     # --- the reference (the oracle of 1/3 of the suite) ----------------------------
