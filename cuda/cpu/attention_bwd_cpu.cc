@@ -16,6 +16,7 @@
 // A row with no visible key (lse = -inf) gets zero gradients.
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "cpu/cpu_types.h"
@@ -40,23 +41,17 @@ struct BwdScratch {
   std::vector<float> scores, dp, ds;            // [kKeyTile]: one row's
   BwdScratch(int rows, int head_size, int v_head_size) {
     const size_t hp = RoundUp(head_size, kLanes), hvp = RoundUp(v_head_size, kLanes);
-    q.assign(rows * hp, 0.f);
-    dout.assign(rows * hvp, 0.f);
-    dq.assign(rows * hp, 0.f);
-    delta.assign(rows, 0.f);
-    lse.assign(rows, 0.f);
+    const size_t tile = kKeyTile;
+    // (buffer, elements), all zeroed.
+    const std::pair<std::vector<float>*, size_t> floats[] = {
+        {&q, rows * hp},          {&dout, rows * hvp},        {&dq, rows * hp},
+        {&delta, size_t(rows)},   {&lse, size_t(rows)},       {&k_t, tile * head_size},
+        {&v_t, tile * v_head_size}, {&k_rows, tile * hp},     {&dk, tile * hp},
+        {&dv, tile * hvp},        {&p_t, tile * kRowBlock},   {&ds_t, tile * kRowBlock},
+        {&scores, tile},          {&dp, tile},                {&ds, tile}};
+    for (const auto& [buffer, n] : floats) buffer->assign(n, 0.f);
     first.assign(rows, 0);
     last.assign(rows, 0);
-    k_t.assign(static_cast<size_t>(kKeyTile) * head_size, 0.f);
-    v_t.assign(static_cast<size_t>(kKeyTile) * v_head_size, 0.f);
-    k_rows.assign(kKeyTile * hp, 0.f);
-    dk.assign(kKeyTile * hp, 0.f);
-    dv.assign(kKeyTile * hvp, 0.f);
-    p_t.assign(kKeyTile * kRowBlock, 0.f);
-    ds_t.assign(kKeyTile * kRowBlock, 0.f);
-    scores.assign(kKeyTile, 0.f);
-    dp.assign(kKeyTile, 0.f);
-    ds.assign(kKeyTile, 0.f);
   }
 };
 
