@@ -40,7 +40,7 @@ auto AttentionSignature(Binding binding) {
 // The backward: (q, k, v, mask, kv_lengths, causal_offsets, out, lse, dout) ->
 // (dq, dk, dv, dmask), attributes AttentionAttrs (the forward call's).
 template <typename Binding>
-auto AttentionBackwardOperands(Binding binding) {
+auto AttentionBackwardOperands(Binding&& binding) {  // (a Binding cannot be moved)
   return Args<4, ffi::AnyBuffer>(std::move(binding))  // q, k, v, mask
       .template Arg<ffi::Buffer<ffi::S32>>()         // kv_lengths
       .template Arg<ffi::Buffer<ffi::S32>>()         // causal_offsets

@@ -8,6 +8,7 @@
 
 #include "ffi/bindings.h"
 #include "ffi/handlers.h"
+#include "jax_mea/workspace.h"
 #include "kernels/attention.h"
 
 #if __has_include("kernels/decode.h")
@@ -110,11 +111,12 @@ ffi::Error AttentionBackwardCudaImpl(
   if (std::string why = AttentionBackwardUnsupported(*params); !why.empty()) {
     return Unsupported("attention backward", why);
   }
-  if (workspace->size_bytes() < AttentionBackwardWorkspaceBytes(params->fwd)) {
-    return ffi::Error::InvalidArgument(
-        "jax-mea attention backward (CUDA): workspace of " +
-        std::to_string(workspace->size_bytes()) + " bytes, needs " +
-        std::to_string(AttentionBackwardWorkspaceBytes(params->fwd)));
+  const AttentionParams& f = params->fwd;
+  const int64_t need = AttentionBackwardWorkspaceBytes(f.batch, f.num_heads, f.q_len);
+  if (static_cast<int64_t>(workspace->size_bytes()) < need) {
+    return ffi::Error::InvalidArgument("jax-mea attention backward (CUDA): workspace of " +
+                                       std::to_string(workspace->size_bytes()) +
+                                       " bytes, needs " + std::to_string(need));
   }
   if (cudaError_t err =
           Checked(LaunchAttentionBackward(*params, workspace->untyped_data(), stream));

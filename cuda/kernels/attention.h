@@ -24,13 +24,9 @@ cudaError_t LaunchAttentionForward(const AttentionParams& p, cudaStream_t stream
 // gradient, dmask, is not computed); Python lowers every other call in XLA.
 std::string AttentionBackwardUnsupported(const AttentionBackwardParams& p);
 
-// Bytes of device workspace LaunchAttentionBackward needs (float32 D per query row).
-inline size_t AttentionBackwardWorkspaceBytes(const AttentionParams& p) {
-  return sizeof(float) * static_cast<size_t>(p.batch) * p.num_heads * p.q_len;
-}
-
 // dq, dk, dv exactly as cpu::AttentionBackward (FlashAttention-2's backward on
-// tensor cores, deterministic); `workspace` holds AttentionBackwardWorkspaceBytes.
+// tensor cores, deterministic); `workspace` holds AttentionBackwardWorkspaceBytes
+// (jax_mea/workspace.h) bytes.
 cudaError_t LaunchAttentionBackward(const AttentionBackwardParams& p, void* workspace,
                                     cudaStream_t stream);
 
