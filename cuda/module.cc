@@ -84,15 +84,20 @@ NB_MODULE(_ext, m) {
     d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
     return d;
   });
-  m.def("cuda_targets", []() {
+  // backward: also the experimental CUDA backward kernel (jax_mea/_ffi.py asks for
+  // it only with JAX_MEA_CUDA_BACKWARD=1 at import; else XLA lowers the backward).
+  m.def("cuda_targets", [](bool backward) {
     nb::dict d;
 #ifdef JAX_MEA_WITH_CUDA
     d[kAttentionTarget] = Capsule(JaxMeaAttentionCuda);
+    if (backward) d[kAttentionBackwardTarget] = Capsule(JaxMeaAttentionBackwardCuda);
     d[kKvConcatTarget] = Capsule(JaxMeaKvConcatCuda);
     d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCuda);
+#else
+    (void)backward;
 #endif
     return d;
-  });
+  }, nb::arg("backward") = false);
   m.def("decode_plan", &DecodePlan, nb::arg("batch"), nb::arg("num_heads"),
         nb::arg("num_kv_heads"), nb::arg("q_len"), nb::arg("kv_capacity"),
         nb::arg("head_size"), nb::arg("v_head_size"), nb::arg("has_kv_lengths") = true,
@@ -107,7 +112,7 @@ NB_MODULE(_ext, m) {
 
   nb::dict targets;
   targets["attention"] = kAttentionTarget;
-  targets["attention_bwd"] = kAttentionBackwardTarget;  // CPU only: CUDA lowers it in XLA
+  targets["attention_bwd"] = kAttentionBackwardTarget;  // CUDA: only with the opt-in kernel
   targets["kv_concat"] = kKvConcatTarget;
   targets["decode_step"] = kDecodeStepTarget;
   m.attr("targets") = targets;
@@ -137,6 +142,16 @@ NB_MODULE(_ext, m) {
 
   // Python checks it when lowering for CUDA (the CPU kernel takes any head size).
   m.attr("cuda_max_head_size") = jax_mea::cuda::kMaxHeadSize;
+  // The (HP, HVP) rows the experimental CUDA backward kernel is compiled for.
+  nb::list bwd_rows;
+#define JAX_MEA_BWD_ROW(HP, HVP, FWD, DEC, DEC8, SIMT, BWD) \
+  if (BWD) bwd_rows.append(nb::make_tuple(HP, HVP));
+  JAX_MEA_HEAD_DIMS(JAX_MEA_BWD_ROW)
+#undef JAX_MEA_BWD_ROW
+  m.attr("cuda_backward_head_dims") = bwd_rows;
+  m.def("attention_bwd_workspace_bytes", &AttentionBackwardWorkspaceBytes, nb::arg("batch"),
+        nb::arg("num_heads"), nb::arg("q_len"),
+        "Bytes of workspace the experimental CUDA backward kernel asks XLA for.");
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else

@@ -9,6 +9,8 @@ once, at import.
 
 from __future__ import annotations
 
+import os
+
 import jax
 
 from jax_mea import _ext
@@ -29,6 +31,15 @@ built_with_cuda: bool = bool(_ext.built_with_cuda)
 # cuda/kernels/head_dims.h); the CPU kernel takes any.
 cuda_max_head_size: int = int(_ext.cuda_max_head_size)
 
+# EXPERIMENTAL, off by default: JAX_MEA_CUDA_BACKWARD=1 at import lowers the
+# backward of float16 / bfloat16 calls without an additive mask, at the head dims
+# below, to the CUDA backward kernel (cuda/kernels/attention_bwd.cuh; not yet
+# validated on a GPU). Otherwise CUDA's backward is XLA (_unfused.py).
+cuda_backward_kernel: bool = os.environ.get("JAX_MEA_CUDA_BACKWARD") == "1"
+cuda_backward_head_dims: tuple[tuple[int, int], ...] = tuple(
+    tuple(row) for row in _ext.cuda_backward_head_dims)
+attention_bwd_workspace_bytes = _ext.attention_bwd_workspace_bytes
+
 # Platforms (as jax's lowering registry names them) where the kernels are
 # registered with XLA and can run. The lowerings exist for "cpu" and "cuda"
 # either way, so that a CPU-only machine can export for both.
@@ -41,7 +52,7 @@ def _register() -> None:
     registered_platforms.append("cpu")
     if built_with_cuda:
         try:
-            for name, capsule in _ext.cuda_targets().items():
+            for name, capsule in _ext.cuda_targets(backward=cuda_backward_kernel).items():
                 jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
         except Exception:  # a jaxlib without the CUDA plugin: the CPU path still works
             return

@@ -282,6 +282,38 @@ def _cuda_backward(*args, **params):
     return _unfused.backward(*args, **params)
 
 
+def cuda_backward_kernel_applies(dtype, head_size: int, v_head_size: int,
+                                 mask_kind) -> bool:
+    """Whether the experimental CUDA backward kernel (opt-in: JAX_MEA_CUDA_BACKWARD=1
+    at import) takes a call: float16 / bfloat16, no additive mask (its dmask is
+    XLA's), head sizes inside one of its rows."""
+    return (_ffi.cuda_backward_kernel
+            and jnp.dtype(dtype) in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+            and mask_kind != MaskKind.ADDITIVE
+            and any(head_size <= hp and v_head_size <= hvp
+                    for hp, hvp in _ffi.cuda_backward_head_dims))
+
+
+def _cuda_backward_rule():
+    """attention_bwd_p for CUDA: the kernel where it applies (its workspace, float32
+    D per query row, an extra result from XLA), else the unfused XLA backward."""
+    kernel = jax.ffi.ffi_lowering(_ffi.ATTENTION_BWD_TARGET)
+    unfused = mlir.lower_fun(_cuda_backward, multiple_results=True)
+
+    def rule(ctx, *args, **params):
+        q, v = ctx.avals_in[0], ctx.avals_in[2]
+        if not cuda_backward_kernel_applies(q.dtype, q.shape[3], v.shape[3],
+                                            params["mask_kind"]):
+            return unfused(ctx, *args, **params)
+        check_cuda_head_sizes(q.shape[3], v.shape[3])
+        size = _ffi.attention_bwd_workspace_bytes(*ctx.avals_in[7].shape)  # lse [B, Nq, Sq]
+        workspace = jax.core.ShapedArray((size,), jnp.uint8)
+        ctx = ctx.replace(avals_out=[*ctx.avals_out, workspace])
+        return kernel(ctx, *args, **_lower_params(params))[:-1]
+
+    return rule
+
+
 def _cuda_with_lse(params, *args):
     """attention_p with with_lse for CUDA: the kernel's out, the lse in XLA."""
     out = attention_p.bind(*args, with_lse=False, **params)[0]
@@ -516,9 +548,10 @@ def _register_lowerings() -> None:
                                             operand_output_aliases={3: 1, 4: 2}),
              _decode_step_roles),
         )
-        # The backward: the CPU kernel; for CUDA, until its kernel exists, XLA.
+        # The backward: the CPU kernel; for CUDA, XLA unless the experimental
+        # kernel is asked for (JAX_MEA_CUDA_BACKWARD=1).
         bwd = (_ffi_rule(_ffi.ATTENTION_BWD_TARGET) if platform == "cpu" else
-               mlir.lower_fun(_cuda_backward, multiple_results=True))
+               _cuda_backward_rule())
         rules += ((attention_bwd_p, bwd, _attention_bwd_roles),)
         for prim, plain, roles in rules:
             mlir.register_lowering(prim, _sharding.partitioned_lowering(prim, plain, roles),

@@ -175,22 +175,11 @@ class BackwardWorkItem {
     for (int t = 0; t < count; ++t) {
       float p = 0.f, ds = 0.f;
       if (t >= lo && t < hi) {
-        const float score = s.scores[t];
-        // d logit / d score: the softcap's cap * in * (1 - tanh^2), else `in`.
-        float dlogit = logits_.in;
-        float logit;
-        if (logits_.capped()) {
-          const float th = SoftcapTanh(score * logits_.in);
-          logit = logits_.cap * th;
-          dlogit = logits_.cap * logits_.in * (1.f - th * th);
-        } else {
-          logit = logits_.Plain(score);
-        }
-        logit = MaskLogit<T>(p_, logits_, logit, mask_row, j0 + t);
-        p = std::exp(logit - lse);
+        const Logits::WithSlope ls = logits_.Slope(s.scores[t]);  // slope: d logit / d score
+        p = std::exp(MaskLogit<T>(p_, logits_, ls.logit, mask_row, j0 + t) - lse);
         ds = p * (s.dp[t] - delta);
         if (dmask != nullptr) dmask[j0 + t] = ds;  // d logit / d additive value = 1
-        ds *= dlogit;
+        ds *= ls.slope;
       }
       s.p_t[t * kRowBlock + rr] = p;
       s.ds_t[t * kRowBlock + rr] = ds;

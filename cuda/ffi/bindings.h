@@ -40,7 +40,7 @@ auto AttentionSignature(Binding binding) {
 // The backward: (q, k, v, mask, kv_lengths, causal_offsets, out, lse, dout) ->
 // (dq, dk, dv, dmask), attributes AttentionAttrs (the forward call's).
 template <typename Binding>
-auto AttentionBackwardSignature(Binding binding) {
+auto AttentionBackwardOperands(Binding&& binding) {  // (a Binding cannot be moved)
   return Args<4, ffi::AnyBuffer>(std::move(binding))  // q, k, v, mask
       .template Arg<ffi::Buffer<ffi::S32>>()         // kv_lengths
       .template Arg<ffi::Buffer<ffi::S32>>()         // causal_offsets
@@ -50,7 +50,18 @@ auto AttentionBackwardSignature(Binding binding) {
       .template Ret<ffi::AnyBuffer>()                // dq
       .template Ret<ffi::AnyBuffer>()                // dk
       .template Ret<ffi::AnyBuffer>()                // dv
-      .template Ret<ffi::AnyBuffer>()                // dmask (empty without an additive mask)
+      .template Ret<ffi::AnyBuffer>();               // dmask (empty without an additive mask)
+}
+template <typename Binding>
+auto AttentionBackwardSignature(Binding binding) {
+  return AttentionBackwardOperands(std::move(binding)).template Attrs<AttentionAttrs>();
+}
+// CUDA's (experimental kernel, JAX_MEA_CUDA_BACKWARD=1): a workspace after dmask,
+// u8 of AttentionBackwardWorkspaceBytes (kernels/attention.h), from XLA.
+template <typename Binding>
+auto AttentionBackwardWorkspaceSignature(Binding binding) {
+  return AttentionBackwardOperands(std::move(binding))
+      .template Ret<ffi::AnyBuffer>()  // workspace (u8)
       .template Attrs<AttentionAttrs>();
 }
 

@@ -8,6 +8,7 @@
 
 #include "ffi/bindings.h"
 #include "ffi/handlers.h"
+#include "jax_mea/workspace.h"
 #include "kernels/attention.h"
 
 #if __has_include("kernels/decode.h")
@@ -95,6 +96,36 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
   return RunAttention(*params, *workspace, stream);
 }
 
+// EXPERIMENTAL (registered only with JAX_MEA_CUDA_BACKWARD=1; not yet validated on
+// a GPU): the tensor-core backward; D lives in the XLA-allocated workspace.
+ffi::Error AttentionBackwardCudaImpl(
+    cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
+    ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> causal_offsets,
+    ffi::AnyBuffer out, ffi::AnyBuffer lse, ffi::AnyBuffer dout, ffi::Result<ffi::AnyBuffer> dq,
+    ffi::Result<ffi::AnyBuffer> dk, ffi::Result<ffi::AnyBuffer> dv,
+    ffi::Result<ffi::AnyBuffer> dmask, ffi::Result<ffi::AnyBuffer> workspace,
+    AttentionAttrs attrs) {
+  auto params = MakeAttentionBackwardParams(q, k, v, mask, kv_lengths, causal_offsets, out, lse,
+                                            dout, *dq, *dk, *dv, *dmask, attrs);
+  if (params.has_error()) return params.error();
+  if (std::string why = AttentionBackwardUnsupported(*params); !why.empty()) {
+    return Unsupported("attention backward", why);
+  }
+  const AttentionParams& f = params->fwd;
+  const int64_t need = AttentionBackwardWorkspaceBytes(f.batch, f.num_heads, f.q_len);
+  if (static_cast<int64_t>(workspace->size_bytes()) < need) {
+    return ffi::Error::InvalidArgument("jax-mea attention backward (CUDA): workspace of " +
+                                       std::to_string(workspace->size_bytes()) +
+                                       " bytes, needs " + std::to_string(need));
+  }
+  if (cudaError_t err =
+          Checked(LaunchAttentionBackward(*params, workspace->untyped_data(), stream));
+      err != cudaSuccess) {
+    return CudaError("attention backward", err);
+  }
+  return ffi::Error::Success();
+}
+
 ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::AnyBuffer past_v,
                             ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
                             ffi::Result<ffi::AnyBuffer> present_k,
@@ -134,6 +165,8 @@ ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuf
 
 JAX_MEA_CUDA_HANDLER(JaxMeaAttentionCuda, jax_mea::cuda::AttentionCudaImpl,
                      jax_mea::AttentionSignature);
+JAX_MEA_CUDA_HANDLER(JaxMeaAttentionBackwardCuda, jax_mea::cuda::AttentionBackwardCudaImpl,
+                     jax_mea::AttentionBackwardWorkspaceSignature);
 JAX_MEA_CUDA_HANDLER(JaxMeaKvConcatCuda, jax_mea::cuda::KvConcatCudaImpl,
                      jax_mea::KvConcatSignature);
 JAX_MEA_CUDA_HANDLER(JaxMeaDecodeStepCuda, jax_mea::cuda::DecodeStepCudaImpl,

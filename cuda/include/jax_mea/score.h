@@ -95,6 +95,17 @@ struct Logits {
   MEA_HOST_DEVICE float Plain(float s) const { return s * in; }
   MEA_HOST_DEVICE float Capped(float s) const { return cap * SoftcapTanh(s * in); }
   MEA_HOST_DEVICE float operator()(float s) const { return capped() ? Capped(s) : Plain(s); }
+
+  // The logit of s and d logit / d s (the backward's chain rule): `in`, or the
+  // softcap's cap * in * (1 - tanh^2).
+  struct WithSlope {
+    float logit, slope;
+  };
+  MEA_HOST_DEVICE WithSlope Slope(float s) const {
+    if (!capped()) return {Plain(s), in};
+    const float th = SoftcapTanh(s * in);
+    return {cap * th, cap * in * (1.f - th * th)};
+  }
 };
 
 MEA_HOST_DEVICE Logits MakeLogits(const AttentionParams& p, float unit, bool q_scaled) {

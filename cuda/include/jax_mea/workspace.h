@@ -53,4 +53,10 @@ inline int64_t DecodeWorkspaceBound(int64_t batch, int64_t num_heads, int64_t nu
                   kDecodeWorkspaceCap);
 }
 
+// The CUDA backward kernel's workspace (experimental, kernels/attention_bwd.cuh):
+// D = rowsum(dO * O), float32 per query row [batch, num_heads, q_len].
+inline int64_t AttentionBackwardWorkspaceBytes(int64_t batch, int64_t num_heads, int64_t q_len) {
+  return static_cast<int64_t>(sizeof(float)) * batch * num_heads * q_len;
+}
+
 }  // namespace jax_mea

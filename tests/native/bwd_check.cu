@@ -1,0 +1,212 @@
+// Native check of the EXPERIMENTAL CUDA attention backward (cuda/kernels/attention_bwd.cuh)
+// against the CPU backward (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA,
+// causal (with offsets), windows, softcap, bool masks with fully masked rows, kv
+// lengths including 0, BSNH / BNSH layouts. The forward's out and lse come from
+// the CPU forward. Gradients are poisoned (NaN bytes) before the launch, so an
+// element the kernel never writes fails; a NaN where the CPU has none fails.
+// Prints max-abs and rel-L2 per gradient; exits 1 on any failure.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "check_common.h"
+#include "jax_mea/workspace.h"
+#include "cpu/kernels.h"
+#include "kernels/attention.h"
+
+using namespace jax_mea;
+using namespace jax_mea::check;
+
+namespace {
+
+struct Case {
+  const char* name;
+  DType dtype;
+  int B, Nq, Nkv, Sq, Skv, H, Hv;
+  bool causal = false;
+  int causal_offset = 0;
+  int left = kUnboundedWindow, right = kUnboundedWindow;
+  float softcap = 0.f;
+  bool lengths = false;  // kv_lengths {0, Skv / 2 + 3, ...}
+  bool mask = false;     // random bool mask [B, 1, Sq, Skv], row 1 fully masked
+  Layout q_layout = kBSNH, kv_layout = kBNSH;
+};
+
+uint16_t ToBits(float x, DType t) {
+  uint16_t r;
+  if (t == DType::kFloat16) {
+    __half h = __float2half_rn(x);
+    std::memcpy(&r, &h, 2);
+  } else {
+    __nv_bfloat16 h = __float2bfloat16_rn(x);
+    std::memcpy(&r, &h, 2);
+  }
+  return r;
+}
+float FromBits(uint16_t b, DType t) {
+  if (t == DType::kFloat16) {
+    __half h;
+    std::memcpy(&h, &b, 2);
+    return __half2float(h);
+  }
+  __nv_bfloat16 h;
+  std::memcpy(&h, &b, 2);
+  return __bfloat162float(h);
+}
+
+std::vector<uint16_t> Random(size_t n, DType t, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<uint16_t> v(n);
+  for (auto& x : v) x = ToBits(d(rng), t);
+  return v;
+}
+
+// Compares one gradient; prints its errors.
+bool Compare(const char* what, const std::vector<uint16_t>& got, const std::vector<uint16_t>& ref,
+             DType t, double rel_tol) {
+  double err2 = 0, ref2 = 0, max_abs = 0, ref_max = 0;
+  size_t nans = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = FromBits(got[i], t), r = FromBits(ref[i], t);
+    if (std::isnan(g) != std::isnan(r)) ++nans;
+    if (std::isnan(g) || std::isnan(r)) continue;
+    err2 += (g - r) * (g - r);
+    ref2 += r * r;
+    max_abs = std::fmax(max_abs, std::fabs(g - r));
+    ref_max = std::fmax(ref_max, std::fabs(r));
+  }
+  const double rel = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
+  const bool ok = nans == 0 && rel <= rel_tol && MaxAbsOk(max_abs, ref_max, rel_tol);
+  std::printf("    %s: rel-L2 %.2e max-abs %.2e (ref max %.2e) NaN mismatches %zu %s\n", what, rel,
+              max_abs, ref_max, nans, ok ? "" : "FAIL");
+  return ok;
+}
+
+bool RunCase(const Case& c, std::mt19937& rng) {
+  std::printf("%s (%s B%d Nq%d Nkv%d Sq%d Skv%d H%d Hv%d)\n", c.name, DTypeName(c.dtype), c.B,
+              c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv);
+  AttentionParams p = ShapeParams(c.dtype, c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv, c.q_layout,
+                                  c.kv_layout, c.q_layout);
+  p.is_causal = c.causal;
+  p.causal_offset = c.causal_offset;
+  p.left_window = c.left;
+  p.right_window = c.right;
+  p.softcap = c.softcap;
+  const size_t nq = size_t(c.B) * c.Nq * c.Sq * c.H, nk = size_t(c.B) * c.Nkv * c.Skv * c.H;
+  const size_t nv = size_t(c.B) * c.Nkv * c.Skv * c.Hv, no = size_t(c.B) * c.Nq * c.Sq * c.Hv;
+  const size_t rows = size_t(c.B) * c.Nq * c.Sq;
+  auto q = Random(nq, c.dtype, rng), k = Random(nk, c.dtype, rng), v = Random(nv, c.dtype, rng);
+  auto dout = Random(no, c.dtype, rng);
+  std::vector<int32_t> lengths(c.B);
+  for (int b = 0; b < c.B; ++b) lengths[b] = b == 0 ? 0 : std::min(c.Skv, c.Skv / 2 + 3 * b);
+  std::vector<uint8_t> mask(size_t(c.B) * c.Sq * c.Skv);
+  for (size_t i = 0; i < mask.size(); ++i) mask[i] = (rng() % 4) != 0;
+  for (int b = 0; b < c.B && c.Sq > 1; ++b)
+    std::memset(&mask[(size_t(b) * c.Sq + 1) * c.Skv], 0, c.Skv);  // row 1 sees nothing
+  if (c.lengths) p.kv_lengths = lengths.data();
+  if (c.mask) {
+    p.mask_kind = MaskKind::kBool;
+    p.mask = mask.data();
+    p.mask_batch_stride = int64_t(c.Sq) * c.Skv;
+    p.mask_q_stride = c.Skv;
+    p.mask_len = c.Skv;
+  }
+
+  // The forward on the CPU: out and lse.
+  std::vector<uint16_t> out(no);
+  std::vector<float> lse(rows);
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.out = out.data();
+  p.lse = lse.data();
+  cpu::AttentionForward(p);
+  p.lse = nullptr;
+
+  // The CPU backward: the reference.
+  std::vector<uint16_t> dq_ref(nq), dk_ref(nk), dv_ref(nv);
+  AttentionBackwardParams bp;
+  bp.fwd = p;
+  bp.lse = lse.data();
+  bp.dout = dout.data();
+  bp.dout_strides = p.out_strides;
+  bp.dq = dq_ref.data();
+  bp.dk = dk_ref.data();
+  bp.dv = dv_ref.data();
+  bp.dq_strides = p.q_strides;
+  bp.dk_strides = p.k_strides;
+  bp.dv_strides = p.v_strides;
+  cpu::AttentionBackward(bp);
+
+  // The CUDA backward on device copies, gradients poisoned.
+  DevBuf dq_d(nq * 2), dk_d(nk * 2), dv_d(nv * 2);
+  DevBuf q_d(q.data(), nq * 2), k_d(k.data(), nk * 2), v_d(v.data(), nv * 2);
+  DevBuf o_d(out.data(), no * 2), do_d(dout.data(), no * 2), lse_d(lse.data(), rows * 4);
+  DevBuf len_d(lengths.data(), lengths.size() * 4), mask_d(mask.data(), mask.size());
+  DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Sq));
+  for (DevBuf* d : {&dq_d, &dk_d, &dv_d}) CHECK_CUDA(cudaMemset(d->ptr, 0xFF, d->bytes));
+  AttentionBackwardParams dp = bp;
+  dp.fwd.q = q_d.ptr;
+  dp.fwd.k = k_d.ptr;
+  dp.fwd.v = v_d.ptr;
+  dp.fwd.out = o_d.ptr;
+  if (c.lengths) dp.fwd.kv_lengths = static_cast<const int32_t*>(len_d.ptr);
+  if (c.mask) dp.fwd.mask = mask_d.ptr;
+  dp.lse = static_cast<const float*>(lse_d.ptr);
+  dp.dout = do_d.ptr;
+  dp.dq = dq_d.ptr;
+  dp.dk = dk_d.ptr;
+  dp.dv = dv_d.ptr;
+  if (std::string why = cuda::AttentionBackwardUnsupported(dp); !why.empty()) {
+    std::printf("    unsupported: %s FAIL\n", why.c_str());
+    return false;
+  }
+  CHECK_CUDA(cuda::LaunchAttentionBackward(dp, ws.ptr, nullptr));
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<uint16_t> dq(nq), dk(nk), dv(nv);
+  CHECK_CUDA(cudaMemcpy(dq.data(), dq_d.ptr, nq * 2, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(dk.data(), dk_d.ptr, nk * 2, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(dv.data(), dv_d.ptr, nv * 2, cudaMemcpyDeviceToHost));
+  // P and dS are rounded to 16 bits for the MMAs: bfloat16 keeps 8 bits.
+  const double tol = c.dtype == DType::kBFloat16 ? 3e-2 : 6e-3;
+  bool ok = Compare("dq", dq, dq_ref, c.dtype, tol);
+  ok &= Compare("dk", dk, dk_ref, c.dtype, tol);
+  ok &= Compare("dv", dv, dv_ref, c.dtype, tol);
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::mt19937 rng(1234);
+  std::vector<Case> cases;
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    cases.push_back({"plain H64", t, 2, 4, 4, 77, 77, 64, 64});
+    cases.push_back({"GQA 4:1 causal H128", t, 2, 8, 2, 100, 100, 128, 128, true});
+    cases.push_back({"Hv != H (48, 64), causal offset", t, 1, 4, 2, 33, 90, 48, 64, true, 57});
+    cases.push_back({"H 100 / Hv 128 window (16, 0) softcap 20", t, 2, 4, 1, 130, 130, 100, 128,
+                     false, 0, 16, 0, 20.f});
+    cases.push_back({"lengths incl. 0, GQA, BNSH q", t, 3, 6, 3, 40, 150, 64, 64, false, 0,
+                     kUnboundedWindow, kUnboundedWindow, 0.f, true, false, kBNSH, kBSNH});
+    cases.push_back({"bool mask, fully masked row, causal", t, 2, 4, 2, 65, 65, 128, 128, true, 0,
+                     kUnboundedWindow, kUnboundedWindow, 0.f, false, true});
+    cases.push_back({"everything: GQA causal offset window softcap lengths mask", t, 2, 6, 2, 50,
+                     200, 128, 96, true, 120, 40, 3, 30.f, true, true});
+    if (!quick) {
+      cases.push_back({"long causal GQA H128", t, 1, 8, 2, 1000, 1000, 128, 128, true});
+      cases.push_back({"long H64 lengths", t, 2, 4, 4, 700, 900, 64, 64, false, 0,
+                       kUnboundedWindow, kUnboundedWindow, 0.f, true});
+    }
+  }
+  int failed = 0;
+  for (const Case& c : cases) failed += !RunCase(c, rng);
+  std::printf("%s: %d of %zu cases failed\n", failed ? "FAIL" : "OK", failed, cases.size());
+  return failed ? 1 : 0;
+}
