@@ -42,11 +42,40 @@ struct BwdTraits {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kBlock = 16 * kWarps;  // keys (dK/dV) or query rows (dQ) per CTA
   static constexpr int kTile = 32;            // query rows (dK/dV) or keys (dQ) per step
+  static constexpr int kHeadDim = kD, kVHeadDim = kDv;
   static constexpr int kKStride = kD + 8;     // +16 bytes: conflict-free ldmatrix
   static constexpr int kVStride = kDv + 8;
   // Both kernels hold a kBlock-row and a kTile-row tile of each of (q or k, dO or v).
   static constexpr int kSmemElems = (kBlock + kTile) * (kKStride + kVStride);
 };
+
+// The shared memory of either kernel: its own block of kBlock rows of (q or k) and
+// (dO or v), then the kTile rows of the other pair it walks over.
+template <typename T, typename Tr>
+struct BwdSmem {
+  T *own_k, *own_v, *walk_k, *walk_v;  // k: [rows][kKStride], v: [rows][kVStride]
+
+  // The CTA's dynamic shared memory, carved in that order.
+  __device__ __forceinline__ static BwdSmem Carve() {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    BwdSmem m;
+    m.own_k = reinterpret_cast<T*>(smem_raw);
+    m.own_v = m.own_k + Tr::kBlock * Tr::kKStride;
+    m.walk_k = m.own_v + Tr::kBlock * Tr::kVStride;
+    m.walk_v = m.walk_k + Tr::kTile * Tr::kKStride;
+    return m;
+  }
+};
+
+// This CTA's (block, head, batch) from blockIdx.x = (batch * heads + head) * blocks + block.
+struct BwdBlockIndex {
+  int block, head, b;
+};
+__device__ __forceinline__ BwdBlockIndex ThisBwdBlock(int num_blocks, int heads) {
+  const int64_t bid = blockIdx.x;
+  return {static_cast<int>(bid % num_blocks), static_cast<int>((bid / num_blocks) % heads),
+          static_cast<int>(bid / num_blocks / heads)};
+}
 
 // One query row's part of the backward: the keys it sees (none when lse = -inf
 // or past q_len), its lse, D and mask row.
@@ -138,6 +167,46 @@ __device__ __forceinline__ void Zero(float (&acc)[kN][4]) {
   for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
 }
 
+// Where a tile's rows come from: rows [row0, rows) of a BNSH-strided tensor of
+// `dim` columns (zero-filled past them), 16-byte loads where `vec`.
+template <typename T>
+struct BwdSrc {
+  const T* base;
+  int64_t stride;
+  int rows, dim;
+  bool vec;
+};
+
+// A (q or k) tile and a (dO or v) tile of kRows rows from row0 into shared memory by
+// cp.async, committed as one group.
+template <typename T, typename Tr, int kRows>
+__device__ __forceinline__ void LoadPair(T* dst_k, const BwdSrc<T>& k, T* dst_v,
+                                         const BwdSrc<T>& v, int row0) {
+  LoadTile<T, kRows, Tr::kHeadDim, Tr::kKStride, Tr::kThreads>(dst_k, k.base, k.stride, row0,
+                                                                k.rows, k.dim, k.vec);
+  LoadTile<T, kRows, Tr::kVHeadDim, Tr::kVStride, Tr::kThreads>(dst_v, v.base, v.stride, row0,
+                                                                 v.rows, v.dim, v.vec);
+  CpAsyncCommit();
+}
+
+// Waits for the tile just loaded (its cp.async group, then the whole CTA), then
+// forms the two products of both kernels over that kTile-wide tile, from zero: S = A B^T
+// (scores) and dP = A' B'^T (dO against V), the warp's 16 rows of A against the
+// tile's kTile rows of B. dK/dV: A = its keys, B = the query tile; dQ: A = its
+// query rows, B = the key tile (and the primes: V and dO the other way round).
+template <typename T, typename Tr>
+__device__ __forceinline__ void ScoreProducts(float (&s)[Tr::kTile / 8][4],
+                                              float (&dp)[Tr::kTile / 8][4], const T* a_k,
+                                              const T* b_k, const T* a_v, const T* b_v,
+                                              int lane) {
+  CpAsyncWait<0>();
+  __syncthreads();
+  Zero(s);
+  Zero(dp);
+  MmaABt<T, Tr::kHeadDim, Tr::kTile, Tr::kKStride, Tr::kKStride>(s, a_k, b_k, lane);
+  MmaABt<T, Tr::kVHeadDim, Tr::kTile, Tr::kVStride, Tr::kVStride>(dp, a_v, b_v, lane);
+}
+
 // Rows g and g + 8 of a warp's 16 x (8 kN) accumulator into rows row0 + .. of a
 // strided view (rows >= row_end and columns >= dim are not written).
 template <typename T, int kN>
@@ -187,32 +256,24 @@ template <typename T, int kD, int kDv>
 __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
     BwdKvKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
-  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile, kThreads = Tr::kThreads;
+  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile;
   const AttentionParams& p = bp.fwd;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* sK = reinterpret_cast<T*>(smem_raw);  // [kBlock][kKStride]
-  T* sV = sK + kBlock * Tr::kKStride;      // [kBlock][kVStride]
-  T* sQ = sV + kBlock * Tr::kVStride;      // [kTile][kKStride]
-  T* sdO = sQ + kTile * Tr::kKStride;      // [kTile][kVStride]
+  // This CTA's keys and values, then the query tile (Q, dO) walked over.
+  const auto [sK, sV, sQ, sdO] = BwdSmem<T, Tr>::Carve();
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
-  const int64_t bid = blockIdx.x;
-  const int kblk = static_cast<int>(bid % a.num_blocks);
-  const int kvh = static_cast<int>((bid / a.num_blocks) % p.num_kv_heads);
-  const int b = static_cast<int>(bid / a.num_blocks / p.num_kv_heads);
-  const int j0 = kblk * kBlock;
+  const BwdBlockIndex at = ThisBwdBlock(a.num_blocks, p.num_kv_heads);
+  const int kvh = at.head, b = at.b;
+  const int j0 = at.block * kBlock;
   const int kv_len = p.kv_length(b);
   const int64_t off = p.query_offset(b);
   const int group = p.group_size();
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  LoadTile<T, kBlock, kD, Tr::kKStride, kThreads>(sK, k_base, p.k_strides.seq, j0, kv_len,
-                                                   p.head_size, a.k_vec);
-  LoadTile<T, kBlock, kDv, Tr::kVStride, kThreads>(sV, v_base, p.v_strides.seq, j0, kv_len,
-                                                    p.v_head_size, a.v_vec);
-  CpAsyncCommit();
+  LoadPair<T, Tr, kBlock>(sK, {k_base, p.k_strides.seq, kv_len, p.head_size, a.k_vec}, sV,
+                          {v_base, p.v_strides.seq, kv_len, p.v_head_size, a.v_vec}, j0);
 
   float dk[kD / 8][4], dv[kDv / 8][4];
   Zero(dk);
@@ -236,11 +297,9 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
         continue;
       }
       __syncthreads();  // the previous tile's readers are done
-      LoadTile<T, kTile, kD, Tr::kKStride, kThreads>(sQ, q_base, p.q_strides.seq, m0, p.q_len,
-                                                      p.head_size, a.q_vec);
-      LoadTile<T, kTile, kDv, Tr::kVStride, kThreads>(sdO, do_base, bp.dout_strides.seq, m0,
-                                                       p.q_len, p.v_head_size, a.do_vec);
-      CpAsyncCommit();
+      LoadPair<T, Tr, kTile>(sQ, {q_base, p.q_strides.seq, p.q_len, p.head_size, a.q_vec}, sdO,
+                             {do_base, bp.dout_strides.seq, p.q_len, p.v_head_size, a.do_vec},
+                             m0);
       // This thread's query columns: m0 + t * 8 + tig * 2 + e.
       BwdRow rows[kTile / 8][2];
 #pragma unroll
@@ -248,15 +307,10 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
 #pragma unroll
         for (int e = 0; e < 2; ++e)
           rows[t][e] = LoadBwdRow(p, a, bp.lse, b, h, m0 + t * 8 + tig * 2 + e, kv_len, off);
-      CpAsyncWait<0>();
-      __syncthreads();
 
       // S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys x kTile queries.
       float s[kTile / 8][4], dp[kTile / 8][4];
-      Zero(s);
-      Zero(dp);
-      MmaABt<T, kD, kTile, Tr::kKStride, Tr::kKStride>(s, sKw, sQ, lane);
-      MmaABt<T, kDv, kTile, Tr::kVStride, Tr::kVStride>(dp, sVw, sdO, lane);
+      ScoreProducts<T, Tr>(s, dp, sKw, sQ, sVw, sdO, lane);
 #pragma unroll
       for (int t = 0; t < kTile / 8; ++t)
 #pragma unroll
@@ -280,22 +334,17 @@ template <typename T, int kD, int kDv>
 __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
     BwdQKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
-  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile, kThreads = Tr::kThreads;
+  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile;
   const AttentionParams& p = bp.fwd;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* sQ = reinterpret_cast<T*>(smem_raw);  // [kBlock][kKStride]
-  T* sdO = sQ + kBlock * Tr::kKStride;     // [kBlock][kVStride]
-  T* sK = sdO + kBlock * Tr::kVStride;     // [kTile][kKStride]
-  T* sV = sK + kTile * Tr::kKStride;       // [kTile][kVStride]
+  // This CTA's query rows (Q, dO), then the key tile (K, V) walked over.
+  const auto [sQ, sdO, sK, sV] = BwdSmem<T, Tr>::Carve();
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
-  const int64_t bid = blockIdx.x;
-  const int mblk = static_cast<int>(bid % a.num_blocks);
-  const int h = static_cast<int>((bid / a.num_blocks) % p.num_heads);
-  const int b = static_cast<int>(bid / a.num_blocks / p.num_heads);
+  const BwdBlockIndex at = ThisBwdBlock(a.num_blocks, p.num_heads);
+  const int h = at.head, b = at.b;
   const int kvh = h / p.group_size();
-  const int m0 = mblk * kBlock;
+  const int m0 = at.block * kBlock;
   const int q_end = min(m0 + kBlock, p.q_len);
   const int kv_len = p.kv_length(b);
   const int64_t off = p.query_offset(b);
@@ -305,11 +354,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
       static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  LoadTile<T, kBlock, kD, Tr::kKStride, kThreads>(sQ, q_base, p.q_strides.seq, m0, p.q_len,
-                                                   p.head_size, a.q_vec);
-  LoadTile<T, kBlock, kDv, Tr::kVStride, kThreads>(sdO, do_base, bp.dout_strides.seq, m0,
-                                                    p.q_len, p.v_head_size, a.do_vec);
-  CpAsyncCommit();
+  LoadPair<T, Tr, kBlock>(sQ, {q_base, p.q_strides.seq, p.q_len, p.head_size, a.q_vec}, sdO,
+                          {do_base, bp.dout_strides.seq, p.q_len, p.v_head_size, a.do_vec}, m0);
 
   const int row0 = m0 + warp * 16;  // this warp's rows: row0 + g + 8 k
   BwdRow rows[2];
@@ -325,20 +371,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
   const int n_end = blk.empty() ? 0 : blk.hi;
   for (int n0 = blk.lo / kTile * kTile; n0 < n_end; n0 += kTile) {
     __syncthreads();  // the previous tile's readers are done
-    LoadTile<T, kTile, kD, Tr::kKStride, kThreads>(sK, k_base, p.k_strides.seq, n0, kv_len,
-                                                    p.head_size, a.k_vec);
-    LoadTile<T, kTile, kDv, Tr::kVStride, kThreads>(sV, v_base, p.v_strides.seq, n0, kv_len,
-                                                     p.v_head_size, a.v_vec);
-    CpAsyncCommit();
-    CpAsyncWait<0>();
-    __syncthreads();
+    LoadPair<T, Tr, kTile>(sK, {k_base, p.k_strides.seq, kv_len, p.head_size, a.k_vec}, sV,
+                           {v_base, p.v_strides.seq, kv_len, p.v_head_size, a.v_vec}, n0);
 
     // S = Q K^T and dP = dO V^T: the warp's 16 rows x kTile keys.
     float s[kTile / 8][4], dp[kTile / 8][4];
-    Zero(s);
-    Zero(dp);
-    MmaABt<T, kD, kTile, Tr::kKStride, Tr::kKStride>(s, sQw, sK, lane);
-    MmaABt<T, kDv, kTile, Tr::kVStride, Tr::kVStride>(dp, sdOw, sV, lane);
+    ScoreProducts<T, Tr>(s, dp, sQw, sK, sdOw, sV, lane);
 #pragma unroll
     for (int t = 0; t < kTile / 8; ++t)
 #pragma unroll
