@@ -360,7 +360,9 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
   const int row0 = m0 + warp * 16;  // this warp's rows: row0 + g + 8 k
   BwdRow rows[2];
 #pragma unroll
-  for (int k = 0; k < 2; ++k) rows[k] = LoadBwdRow(p, a, bp.lse, b, h, row0 + g + 8 * k, kv_len, off);
+  for (int k = 0; k < 2; ++k) {
+    rows[k] = LoadBwdRow(p, a, bp.lse, b, h, row0 + g + 8 * k, kv_len, off);
+  }
   const KeyRange blk = {VisibleKeys(p, m0 + off, kv_len).lo,
                         VisibleKeys(p, q_end - 1 + off, kv_len).hi};
   const T* sQw = sQ + warp * 16 * Tr::kKStride;

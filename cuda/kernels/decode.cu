@@ -274,13 +274,16 @@ bool HeadSizesOk(const AttentionParams& p) {
          p.v_head_size <= kMaxHeadSize;
 }
 
+// The device's facts for the planner (decode_plan.h), from the cached lookups.
+decode_plan::DeviceFacts DeviceFactsOf(int dev) { return {SmCount(dev), ComputeMajor(dev)}; }
+
 bool PickKernel(const AttentionParams& p, const DecodeOptions& opt, int dev, KernelHandle* h) {
   if (!opt.force_simt && MmaAligned(p)) {
     auto pick = p.dtype == DType::kBFloat16 ? MmaKernel<__nv_bfloat16> : MmaKernel<__half>;
     const int smem_max = MaxSmemOptin(dev);
     // The preferred configuration, then the cp.async ones (config 3 needs sm_90 code).
-    const int preferred = opt.config >= 0 ? opt.config
-                                          : decode_plan::DefaultMmaConfig(p, {SmCount(dev), ComputeMajor(dev)});
+    const int preferred =
+        opt.config >= 0 ? opt.config : decode_plan::DefaultMmaConfig(p, DeviceFactsOf(dev));
     for (int config : {preferred, 2, 0}) {
       if (config == 3 && (ComputeMajor(dev) < 9 || p.kv_capacity <= 0)) continue;
       if (pick(p.head_size, p.v_head_size, config, h) && h->smem_bytes <= smem_max &&
@@ -340,7 +343,7 @@ cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt,
   o.cluster_merge = opt.cluster_merge != 0;
   if (opt.cta_overhead_bytes >= 0) o.cta_overhead_bytes = opt.cta_overhead_bytes;
   const decode_plan::DecodePlan dp = decode_plan::PlanDecode(
-      p, FactsOf(plan->kernel, p, dev, ctas_per_sm), {SmCount(dev), ComputeMajor(dev)}, o);
+      p, FactsOf(plan->kernel, p, dev, ctas_per_sm), DeviceFactsOf(dev), o);
   DecodeArgs& a = plan->args;
   a.num_splits = dp.num_splits;
   a.uniform_splits = dp.uniform_splits;
@@ -455,7 +458,8 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
     std::snprintf(balanced, sizeof balanced, " cluster");
   }
   char buf[240];
-  std::snprintf(buf, sizeof buf, "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d%s ctas%lld",
+  std::snprintf(buf, sizeof buf,
+                "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d%s ctas%lld",
                 kind, plan.kernel.config,
                 plan.kernel.threads / 32, plan.kernel.stages, plan.kernel.tile_keys,
                 plan.kernel.smem_bytes >> 10, ctas_per_sm, plan.args.num_splits, balanced,

@@ -137,10 +137,10 @@ cudaError_t LaunchKvCopy(const KvCopyParams& p, cudaStream_t stream) {
     }
   }
   for (int t = 0; t < 2; ++t) a.view[t].units_per_row = static_cast<int>(row_bytes[t] / width);
-  const int64_t per_head =
-      rows * std::max(a.view[0].units_per_row, a.view[1].units_per_row);
+  const int64_t per_head = rows * std::max(a.view[0].units_per_row, a.view[1].units_per_row);
   constexpr int kThreads = 256;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((per_head + kThreads - 1) / kThreads, 65535)),
+  const int64_t x_blocks = std::min<int64_t>((per_head + kThreads - 1) / kThreads, 65535);
+  const dim3 grid(static_cast<unsigned>(x_blocks),
                   static_cast<unsigned>(std::min<int64_t>(a.batch_heads, 65535)), 2);
   switch (width) {
     case 16: KvCopyKernel<uint4><<<grid, kThreads, 0, stream>>>(a); break;
