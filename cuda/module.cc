@@ -84,8 +84,8 @@ NB_MODULE(_ext, m) {
     d[kDecodeStepTarget] = Capsule(JaxMeaDecodeStepCpu);
     return d;
   });
-  // backward: also the experimental CUDA backward kernel (jax_mea/_ffi.py asks for
-  // it only with JAX_MEA_CUDA_BACKWARD=1 at import; else XLA lowers the backward).
+  // backward: also the CUDA backward kernel (jax_mea/_ffi.py asks for it unless
+  // JAX_MEA_CUDA_BACKWARD=0 at import; then XLA lowers every backward).
   m.def("cuda_targets", [](bool backward) {
     nb::dict d;
 #ifdef JAX_MEA_WITH_CUDA

@@ -31,11 +31,11 @@ built_with_cuda: bool = bool(_ext.built_with_cuda)
 # cuda/kernels/head_dims.h); the CPU kernel takes any.
 cuda_max_head_size: int = int(_ext.cuda_max_head_size)
 
-# EXPERIMENTAL, off by default: JAX_MEA_CUDA_BACKWARD=1 at import lowers the
-# backward of float16 / bfloat16 calls without an additive mask, at the head dims
-# below, to the CUDA backward kernel (cuda/kernels/attention_bwd.cuh; not yet
-# validated on a GPU). Otherwise CUDA's backward is XLA (_unfused.py).
-cuda_backward_kernel: bool = os.environ.get("JAX_MEA_CUDA_BACKWARD") == "1"
+# The CUDA backward kernel (cuda/kernels/attention_bwd.cuh) takes the backward of
+# float16 / bfloat16 calls without an additive mask at the head dims below; other
+# calls' CUDA backward is XLA (_unfused.py). JAX_MEA_CUDA_BACKWARD=0 at import sends
+# every call to XLA (an escape hatch, and the A/B of the benchmarks).
+cuda_backward_kernel: bool = os.environ.get("JAX_MEA_CUDA_BACKWARD", "1") != "0"
 cuda_backward_head_dims: tuple[tuple[int, int], ...] = tuple(
     tuple(row) for row in _ext.cuda_backward_head_dims)
 attention_bwd_workspace_bytes = _ext.attention_bwd_workspace_bytes

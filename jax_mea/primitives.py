@@ -246,9 +246,8 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
     kv_operands: the operand indices of the attended keys and values.
 
     attention_p's call also always has the lse result (out, lse, workspace),
-    empty unless with_lse: then the CPU kernel writes it; for CUDA, whose kernels
-    do not compute it yet, it is an XLA computation (_unfused.lse) beside the
-    kernel's call."""
+    empty unless with_lse: then the kernel writes it (on CUDA, the forward kernel:
+    a call that asks for it never takes the decode kernel)."""
     lower = jax.ffi.ffi_lowering(target, **lowering_args)
 
     def rule(ctx, *args, **params):
@@ -265,9 +264,6 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
         if with_lse is None:  # the decode step: no lse result
             ctx = ctx.replace(avals_out=[*avals_out, workspace])
             return lower(ctx, *args, **_lower_params(params))[:-1]
-        if with_lse and platform == "cuda":
-            return mlir.lower_fun(partial(_cuda_with_lse, params),
-                                  multiple_results=True)(ctx, *args)
         empty = jax.core.ShapedArray((0,), jnp.float32)
         lse = avals_out[1] if with_lse else empty
         ctx = ctx.replace(avals_out=[avals_out[0], lse, workspace])
@@ -284,8 +280,8 @@ def _cuda_backward(*args, **params):
 
 def cuda_backward_kernel_applies(dtype, head_size: int, v_head_size: int,
                                  mask_kind) -> bool:
-    """Whether the experimental CUDA backward kernel (opt-in: JAX_MEA_CUDA_BACKWARD=1
-    at import) takes a call: float16 / bfloat16, no additive mask (its dmask is
+    """Whether the CUDA backward kernel (unless JAX_MEA_CUDA_BACKWARD=0 at import)
+    takes a call: float16 / bfloat16, no additive mask (its dmask is
     XLA's), head sizes inside one of its rows."""
     return (_ffi.cuda_backward_kernel
             and jnp.dtype(dtype) in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
@@ -312,12 +308,6 @@ def _cuda_backward_rule():
         return kernel(ctx, *args, **_lower_params(params))[:-1]
 
     return rule
-
-
-def _cuda_with_lse(params, *args):
-    """attention_p with with_lse for CUDA: the kernel's out, the lse in XLA."""
-    out = attention_p.bind(*args, with_lse=False, **params)[0]
-    return [out, _unfused.lse(*args, **params)]
 
 
 # ----------------------------------------------------------------------------
@@ -548,8 +538,8 @@ def _register_lowerings() -> None:
                                             operand_output_aliases={3: 1, 4: 2}),
              _decode_step_roles),
         )
-        # The backward: the CPU kernel; for CUDA, XLA unless the experimental
-        # kernel is asked for (JAX_MEA_CUDA_BACKWARD=1).
+        # The backward: the CPU kernel; for CUDA, the backward kernel where it
+        # applies (cuda_backward_kernel_applies), else XLA.
         bwd = (_ffi_rule(_ffi.ATTENTION_BWD_TARGET) if platform == "cpu" else
                _cuda_backward_rule())
         rules += ((attention_bwd_p, bwd, _attention_bwd_roles),)

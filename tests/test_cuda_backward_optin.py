@@ -1,6 +1,10 @@
-"""The experimental CUDA backward kernel's opt-in (JAX_MEA_CUDA_BACKWARD=1): lowering
-for CUDA (no GPU needed) calls the kernel only when asked, and only for the calls it
-takes (float16 / bfloat16, its head-dim rows, no float bias); XLA otherwise."""
+"""The CUDA backward kernel's lowering (for CUDA, no GPU needed): on by default, off
+with JAX_MEA_CUDA_BACKWARD=0, and only for the calls it takes (float16 / bfloat16,
+its head-dim rows, no float bias); XLA otherwise."""
+
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +27,23 @@ def _bwd_uses_kernel(dtype, head_size, bias=False):
     return _ffi.ATTENTION_BWD_TARGET in text
 
 
-def test_off_by_default_and_on_when_asked(monkeypatch):
-    monkeypatch.setattr(_ffi, "cuda_backward_kernel", False)
-    assert not _bwd_uses_kernel(jnp.bfloat16, 64)
+@pytest.mark.parametrize("env,enabled", [(None, True), ("1", True), ("0", False)])
+def test_on_by_default_and_off_with_the_escape_hatch(env, enabled):
+    environ = {k: v for k, v in os.environ.items() if k != "JAX_MEA_CUDA_BACKWARD"}
+    if env is not None:
+        environ["JAX_MEA_CUDA_BACKWARD"] = env
+    out = subprocess.run(
+        [sys.executable, "-c", "from jax_mea import _ffi; print(_ffi.cuda_backward_kernel)"],
+        env=environ, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(enabled)
+
+
+def test_lowers_to_the_kernel_unless_turned_off(monkeypatch):
     monkeypatch.setattr(_ffi, "cuda_backward_kernel", True)
     assert _bwd_uses_kernel(jnp.bfloat16, 64)
     assert _bwd_uses_kernel(jnp.float16, 128)
+    monkeypatch.setattr(_ffi, "cuda_backward_kernel", False)
+    assert not _bwd_uses_kernel(jnp.bfloat16, 64)
 
 
 @pytest.mark.parametrize("dtype,head_size,bias", [

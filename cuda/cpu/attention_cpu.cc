@@ -96,10 +96,9 @@ class AttentionWorkItem {
                static_cast<int64_t>(i) * p_.out_strides.seq;
       const float* acc = &s.acc[static_cast<size_t>(r) * Hv_padded];
       for (int d = 0; d < Hv; ++d) out[d] = FromFloat<T>(acc[d] * inv);
-      // log(sum_j exp(logit_j)) = shift + log(row_sum): -inf for a row that saw no key.
       if (p_.lse != nullptr) {
         p_.lse[(static_cast<int64_t>(b) * p_.num_heads + head) * p_.q_len + i] =
-            SoftmaxShift(s.row_max[r]) + std::log(s.row_sum[r]);
+            RowLogSumExp(s.row_max[r], s.row_sum[r]);
       }
     }
   }

@@ -56,7 +56,7 @@ template <typename Binding>
 auto AttentionBackwardSignature(Binding binding) {
   return AttentionBackwardOperands(std::move(binding)).template Attrs<AttentionAttrs>();
 }
-// CUDA's (experimental kernel, JAX_MEA_CUDA_BACKWARD=1): a workspace after dmask,
+// CUDA's (the backward kernel): a workspace after dmask,
 // u8 of AttentionBackwardWorkspaceBytes (kernels/attention.h), from XLA.
 template <typename Binding>
 auto AttentionBackwardWorkspaceSignature(Binding binding) {

@@ -21,7 +21,7 @@ XLA_FFI_Error* JaxMeaKvConcatCpu(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaDecodeStepCpu(XLA_FFI_CallFrame* call_frame);
 #ifdef JAX_MEA_WITH_CUDA
 XLA_FFI_Error* JaxMeaAttentionCuda(XLA_FFI_CallFrame* call_frame);
-XLA_FFI_Error* JaxMeaAttentionBackwardCuda(XLA_FFI_CallFrame* call_frame);  // experimental
+XLA_FFI_Error* JaxMeaAttentionBackwardCuda(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaKvConcatCuda(XLA_FFI_CallFrame* call_frame);
 XLA_FFI_Error* JaxMeaDecodeStepCuda(XLA_FFI_CallFrame* call_frame);
 #endif

@@ -44,7 +44,9 @@ ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t strea
 }
 
 // The decode kernel where it applies (its split partials in `workspace`, from
-// XLA), else the forward kernel. `append`: new tokens to store into the cache
+// XLA) and no log-sum-exp is asked for (the backward's residual: a call that
+// wants it is a training call, which the forward kernel serves), else the forward
+// kernel. `append`: new tokens to store into the cache
 // first, inside the decode kernel where it runs (one launch per decode step),
 // else by the copy kernel.
 ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace, cudaStream_t stream,
@@ -52,7 +54,7 @@ ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace, cud
 #ifdef JAX_MEA_HAVE_DECODE_KERNEL
   const bool fuse_append =
       append == nullptr || (p.num_heads > 0 && KvCopyUnsupported(*append).empty());
-  if (DecodeKernelApplies(p) && fuse_append) {
+  if (p.lse == nullptr && DecodeKernelApplies(p) && fuse_append) {
     DecodeOptions options;
     options.append = append;
     options.workspace = workspace.untyped_data();
@@ -86,18 +88,11 @@ ffi::Error AttentionCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuff
   auto params =
       MakeAttentionParams(q, k, v, mask, kv_lengths, causal_offsets, out, attrs, &*lse);
   if (params.has_error()) return params.error();
-  // The CUDA kernels do not write the log-sum-exp yet: jax_mea/primitives.py lowers
-  // with_lse for CUDA as the kernel's out plus an XLA computation of it, and never
-  // asks the kernel. A caller that does gets an error, not an unwritten buffer.
-  if (params->lse != nullptr) {
-    return ffi::Error::InvalidArgument(
-        "jax-mea: the CUDA attention kernels do not compute the log-sum-exp (lse)");
-  }
   return RunAttention(*params, *workspace, stream);
 }
 
-// EXPERIMENTAL (registered only with JAX_MEA_CUDA_BACKWARD=1; not yet validated on
-// a GPU): the tensor-core backward; D lives in the XLA-allocated workspace.
+// The tensor-core backward (registered unless JAX_MEA_CUDA_BACKWARD=0); D lives in
+// the XLA-allocated workspace.
 ffi::Error AttentionBackwardCudaImpl(
     cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer k, ffi::AnyBuffer v,
     ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths, ffi::Buffer<ffi::S32> causal_offsets,

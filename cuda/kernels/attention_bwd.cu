@@ -1,4 +1,4 @@
-// Attention backward dispatcher (EXPERIMENTAL, see attention_bwd.cuh): dtype and
+// Attention backward dispatcher (see attention_bwd.cuh): dtype and
 // head dims -> one compiled instance, for the BWD rows of the head-dim table
 // (kernels/head_dims.h). float32 and additive masks are not taken here (Python
 // lowers them in XLA, jax_mea/_unfused.py).

@@ -1,6 +1,6 @@
 // Attention backward for float16 / bfloat16 on tensor cores (sm_80, sm_90):
-// FlashAttention-2's algorithm, EXPERIMENTAL (not yet validated on a GPU; used
-// only with JAX_MEA_CUDA_BACKWARD=1, see README "Gradients").
+// FlashAttention-2's algorithm (used unless JAX_MEA_CUDA_BACKWARD=0, see
+// README "Gradients").
 //
 // Three launches, all deterministic (no float atomics):
 //   1. BwdDeltaKernel: D_i = sum_d dO_id O_id into a float32 workspace [B, Nq, Sq].

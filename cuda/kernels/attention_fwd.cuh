@@ -107,7 +107,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const int warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, tig = lane & 3;
 
-  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
       ThisFwdBlock<T>(p, a.num_m_blocks, kBlockM);
 
   // Keys any row of this block may see ([blk_lo, blk_hi): lo and hi grow with
@@ -117,10 +117,13 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const int blk_lo = first_row.lo, blk_hi = last_row.hi;
   const KeyRange seen_by_all = {last_row.lo, first_row.hi};
 
-  if (blk_hi <= blk_lo) {  // no row sees any key: zeros
+  if (blk_hi <= blk_lo) {  // no row sees any key: zeros, lse -inf
     for (int e = tid; e < (q_end - m0) * p.v_head_size; e += kThreads) {
       const int r = e / p.v_head_size, c = e % p.v_head_size;
       o_base[(m0 + r) * p.out_strides.seq + c] = FromF32<T>(0.f);
+    }
+    if (lse != nullptr) {
+      for (int i = m0 + tid; i < q_end; i += kThreads) lse[i] = kNegInf;
     }
     return;
   }
@@ -337,6 +340,10 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const int i = m0 + warp * kWarpRows + 16 * mt + g + 8 * k;
+      if (lse != nullptr && tig == 0 && i < p.q_len) {
+        lse[i] = RowLogSumExp(row_max[2 * mt + k], sum, /*log2_units=*/true);
+      }
 #pragma unroll
       for (int d = 0; d < kDT; ++d) {
         *reinterpret_cast<uint32_t*>(sO + (16 * mt + g + 8 * k) * Tr::kQStride + d * 8 + tig * 2) =

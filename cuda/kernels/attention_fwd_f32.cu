@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(kF32Threads)
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
 
-  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base] =
+  const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
       ThisFwdBlock<float>(p, a.num_m_blocks, kF32BlockM);
 
   const int blk_lo = VisibleKeys(p, m0 + off, kv_len).lo;
@@ -55,6 +55,9 @@ __global__ void __launch_bounds__(kF32Threads)
   if (blk_hi <= blk_lo) {
     for (int e = tid; e < (q_end - m0) * Dv; e += kF32Threads) {
       o_base[(m0 + e / Dv) * p.out_strides.seq + e % Dv] = 0.f;
+    }
+    if (lse != nullptr) {
+      for (int i = m0 + tid; i < q_end; i += kF32Threads) lse[i] = kNegInf;
     }
     return;
   }
@@ -156,6 +159,7 @@ __global__ void __launch_bounds__(kF32Threads)
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     const int i = m0 + warp * kF32RowsPerWarp + k;
+    if (lse != nullptr && lane == 0 && i < p.q_len) lse[i] = RowLogSumExp(row_max[k], sum);
     if (i < p.q_len) {
 #pragma unroll
       for (int c = 0; c < kF32Cols; ++c) {

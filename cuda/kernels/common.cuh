@@ -209,13 +209,15 @@ __device__ __forceinline__ float Exp2(float x) {
 // The work of one forward CTA: query rows [m0, q_end) of (batch b, head h). The
 // grid runs (query blocks, heads, batch) over blockIdx.x, heavier (later) query
 // blocks first: with bottom-right causal they see more keys. q and o point at
-// the (b, h) rows, k and v at the (b, kv head) rows.
+// the (b, h) rows, k and v at the (b, kv head) rows, lse at the (b, h) row of the
+// optional log-sum-exp result (null when not asked for).
 template <typename T>
 struct FwdBlock {
   int b, h, m0, q_end, kv_len;
   int64_t off;  // query_offset(b)
   const T *q, *k, *v;
   T* o;
+  float* lse;
 };
 template <typename T>
 __device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, int num_m_blocks,
@@ -235,6 +237,9 @@ __device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, in
   w.k = static_cast<const T*>(p.k) + w.b * p.k_strides.batch + kvh * p.k_strides.head;
   w.v = static_cast<const T*>(p.v) + w.b * p.v_strides.batch + kvh * p.v_strides.head;
   w.o = static_cast<T*>(p.out) + w.b * p.out_strides.batch + w.h * p.out_strides.head;
+  w.lse = p.lse == nullptr
+              ? nullptr
+              : p.lse + (static_cast<int64_t>(w.b) * p.num_heads + w.h) * p.q_len;
   return w;
 }
 

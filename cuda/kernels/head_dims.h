@@ -13,7 +13,7 @@
 //         without DEC8 does not run
 //   SIMT  the float32 SIMT decode kernel, for max(H, Hv) <= HP (HP == HVP)
 //   BWD   the tensor-core backward (attention_bwd.cuh), float16 / bfloat16;
-//         experimental (JAX_MEA_CUDA_BACKWARD=1), two rows to keep compile time small
+//         two rows to keep compile time small
 //
 // 96 is a forward row only: prefill is bound by its MMAs, and 96 in a 128 row
 // would do a third more of them. Decode is bound by memory, where padded columns

@@ -91,6 +91,7 @@ struct Result {
   double rel = 0, max_abs = 0, ref_max = 0;
   Diff64 gpu64, cpu64;  // against the float64 reference
   size_t nan = 0, zero_mismatch = 0;
+  size_t lse_bad = 0;  // log-sum-exp rows that differ from the CPU kernel's
   bool ok = false;
 };
 
@@ -177,6 +178,9 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
   hp.v = v.bytes.data();
   std::vector<uint8_t> ref_bytes(out.bytes.size(), 0xff);
   hp.out = ref_bytes.data();
+  const size_t rows = size_t(c.B) * c.Nq * c.Sq;  // the lse result, [B, Nq, Sq]
+  std::vector<float> ref_lse(rows, kNaN), lse(rows);
+  hp.lse = ref_lse.data();
   hp.kv_lengths = c.kv_lengths ? kv_lengths.data() : nullptr;
   hp.causal_offsets = c.per_batch_offsets ? offsets.data() : nullptr;
   if (c.mask == MaskKind::kBool) hp.mask = mask_bool.data();
@@ -193,7 +197,10 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
                c.mask == MaskKind::kBool ? mask_bool.size()
                                          : (c.mask == MaskKind::kAdditive ? mask_t.bytes.size() : 0));
   if (out.bytes.size()) CHECK_CUDA(cudaMemset(dout.ptr, 0xff, out.bytes.size()));  // NaN in every dtype
+  DevBuf dlse(rows * sizeof(float));
+  if (rows) CHECK_CUDA(cudaMemset(dlse.ptr, 0xff, rows * sizeof(float)));
   AttentionParams gp = p;
+  gp.lse = static_cast<float*>(dlse.ptr);
   gp.q = dq.ptr;
   gp.k = dk.ptr;
   gp.v = dv.ptr;
@@ -211,6 +218,15 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
   CHECK_CUDA(cuda::LaunchAttentionForward(gp, 0));
   CHECK_CUDA(cudaDeviceSynchronize());
   if (out.bytes.size()) CHECK_CUDA(cudaMemcpy(out.bytes.data(), dout.ptr, out.bytes.size(), cudaMemcpyDeviceToHost));
+  if (rows) CHECK_CUDA(cudaMemcpy(lse.data(), dlse.ptr, rows * sizeof(float), cudaMemcpyDeviceToHost));
+  // The lse against the CPU kernel's: -inf (no key) exactly, else within float32
+  // rounding of the same logits (exp2 / log2 approximations on the GPU).
+  for (size_t i = 0; i < rows; ++i) {
+    const float g = lse[i], e = ref_lse[i];
+    const bool same = std::isinf(e) ? g == e
+                                    : std::fabs(double(g) - e) <= 1e-4 * std::max(1.f, std::fabs(e));
+    if (!same && r.lse_bad++ < 3) std::printf("  lse row %zu: gpu %g cpu %g\n", i, g, e);
+  }
 
   HostTensor ref(dt, 0);
   ref.bytes = ref_bytes;
@@ -243,7 +259,7 @@ Result RunAttnCase(const AttnCase& c, std::mt19937& rng) {
   r.gpu64 = Compare64(hp, out.bytes.data(), ref64);
   r.cpu64 = Compare64(hp, ref_bytes.data(), ref64);
   auto near64 = [dt](const Diff64& d) { return d.max_abs <= MaxAbs64(dt) && d.rel <= Rel64(dt); };
-  r.ok = r.nan == 0 && r.zero_mismatch == 0 && r.rel <= Tolerance(dt) &&
+  r.ok = r.nan == 0 && r.zero_mismatch == 0 && r.lse_bad == 0 && r.rel <= Tolerance(dt) &&
          MaxAbsOk(r.max_abs, r.ref_max, Tolerance(dt)) && near64(r.gpu64) && near64(r.cpu64);
   return r;
 }
@@ -557,9 +573,9 @@ int main(int argc, char** argv) {
         ++total;
         failed += !r.ok;
         std::printf("%s %-62s B%d N%d/%d Sq%d Skv%d rel=%.2e max_abs=%.2e (max|ref| %.2e) nan=%zu "
-                    "zero_mismatch=%zu f64: gpu %.1e/%.1e cpu %.1e/%.1e\n",
+                    "zero_mismatch=%zu lse_bad=%zu f64: gpu %.1e/%.1e cpu %.1e/%.1e\n",
                     r.ok ? "PASS" : "FAIL", label.c_str(), c.B, c.Nq, c.Nkv, c.Sq, c.Skv, r.rel,
-                    r.max_abs, r.ref_max, r.nan, r.zero_mismatch, r.gpu64.rel, r.gpu64.max_abs,
+                    r.max_abs, r.ref_max, r.nan, r.zero_mismatch, r.lse_bad, r.gpu64.rel, r.gpu64.max_abs,
                     r.cpu64.rel, r.cpu64.max_abs);
         std::fflush(stdout);
       }

@@ -10,6 +10,7 @@
 //   3. MaskLogit: the mask tensor. A False bool entry drops the key whatever its
 //      score (NaN included); an additive value is added.
 //   4. SoftmaxShift: the running max a kernel subtracts before exp.
+//   5. RowLogSumExp: the row's log-sum-exp (the forward's optional lse result).
 //
 // NaN: a NaN in q, or in a key or value the row sees, reaches the row's output
 // (as in jax.nn); a row that sees no key gives 0, never NaN. Kernels keep a
@@ -160,5 +161,16 @@ MEA_HOST_DEVICE float KeyLogit(const AttentionParams& p, const Logits& lg, float
 // a dropped key's exp(-inf - 0) is 0, not exp(-inf + inf) = NaN, while a NaN
 // logit still gives a NaN probability.
 MEA_HOST_DEVICE float SoftmaxShift(float row_max) { return row_max == kNegInf ? 0.f : row_max; }
+
+// ------------------------------------------------------------------ 5. the row's log-sum-exp
+
+// log(sum_j exp(logit_j)), natural units, from a kernel's final running max and sum:
+// -inf for a row that saw no key (sum 0), NaN where the sum is. `log2_units`: the
+// kernel's logits were scaled by kLog2e (it used exp2), as the backward reads it back
+// in natural units.
+MEA_HOST_DEVICE float RowLogSumExp(float row_max, float row_sum, bool log2_units = false) {
+  return log2_units ? (SoftmaxShift(row_max) + log2f(row_sum)) / kLog2e
+                    : SoftmaxShift(row_max) + logf(row_sum);
+}
 
 }  // namespace jax_mea
