@@ -18,7 +18,7 @@ and dtype; --seqs sweeps the sequence length (every shape at each).
 
     python benchmarks/prefill.py [--out benchmarks/out]
     python benchmarks/prefill.py --passes all [--dtypes bfloat16,float16]
-        [--seqs 512,1024,2048,4096,8192,16384] [--budget-s 500]
+        [--seqs 512,1024,2048,4096,8192,16384] [--only "N32 H128"] [--budget-s 500]
     JAX_MEA_CUDA_BACKWARD=1 python benchmarks/prefill.py --passes backward,fwd+bwd
     python benchmarks/prefill.py --smoke         # tiny shapes, all passes, on the CPU
 """
@@ -43,11 +43,13 @@ def cases(B=2, S=4096, N=32, smoke=False):
             Case(B, N, N, H2, S, Sq=S, Hv=HV), Case(B, N, N, H2, S, Sq=S, Hv=HV, causal=True)]
 
 
-def csv_name(mode, dtype, several_dtypes, smoke):
+def csv_name(mode, dtype, several_dtypes, only, smoke):
     """prefill.csv for the forward (as before the passes), prefill_backward.csv,
-    prefill_fwd_bwd.csv; the dtype added where a run has several."""
+    prefill_fwd_bwd.csv; the dtype added where a run has several, _only where --only
+    kept some cases."""
     suffix = "" if mode == "forward" else "_" + mode.replace("+", "_")
-    return ("prefill" + suffix + f"_{dtype}" * several_dtypes + "_smoke" * smoke + ".csv")
+    return ("prefill" + suffix + f"_{dtype}" * several_dtypes + "_only" * only +
+            "_smoke" * smoke + ".csv")
 
 
 def comma_list(parse=str):
@@ -66,6 +68,9 @@ def main():
     p.add_argument("--seqs", "--seq", type=comma_list(int), default=None,
                    help="comma list of sequence lengths (default 4096; 128 with --smoke)")
     p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--only", type=comma_list(), default=None,
+                   help="comma list of parts of case names to keep (e.g. 'N32 H128': "
+                        "the MHA H128 cases, causal and not)")
     p.add_argument("--contenders", default=",".join(
         n for n in CONTENDERS if n != "jax_mea-step" and n not in SCAN_CONTENDERS))
     p.add_argument("--budget-s", type=float, default=None,
@@ -88,13 +93,14 @@ def main():
           f"bf16 matmul {ceil['matmul_flops'] / 1e12:.0f} TFLOP/s; jax_mea CUDA backward "
           f"kernel {'opted in' if opt_in else 'off'} (JAX_MEA_CUDA_BACKWARD)")
     contenders = available(args.contenders.split(","))
-    shapes = [c for S in seqs for c in cases(args.batch, S, smoke=args.smoke)]
+    shapes = [c for S in seqs for c in cases(args.batch, S, smoke=args.smoke)
+              if not args.only or any(part in c.name for part in args.only)]
     for dtype in dtypes:
         for mode in passes:
             print(f"\n== {mode}, {dtype}" + (
                 "" if mode == "forward" else f" (TFLOP/s: {PASSES[mode]} x the forward's)"))
             csv_path = os.path.join(args.out, csv_name(mode, dtype, len(dtypes) > 1,
-                                                       args.smoke))
+                                                       bool(args.only), args.smoke))
             meta = dict(env, ceilings=ceil, dtype=dtype, **{"pass": mode},
                         flops_over_forward=PASSES[mode],
                         jax_mea_cuda_backward_opt_in=opt_in)
