@@ -3,8 +3,16 @@
 A Case is one attention shape (Sq == 1: a decode step over a cache of Skv keys, the
 last of which the step itself appends). A contender takes (case, dtype, seed), builds
 its own inputs in its own layout, checks its output on batch row 0 against a float32
-reference, and returns (seconds per call, relative error). run_cases times every
-contender on every case, prints a table and returns rows for a CSV.
+reference (check), and returns (seconds per call, relative error[, note]). run_cases
+times every contender on every case, prints a table and returns rows for a CSV.
+
+Passes (PASSES; prefill.py --passes): a contender times the forward, or with
+mode='backward' the backward alone (the VJP applied to a cotangent, the forward's
+residuals computed before the timed program), or with mode='fwd+bwd' the forward and
+backward in one call (a vjp and its application: value_and_grad's work), and then
+checks the gradients against the reference's VJP. Those contenders are in
+GRAD_CONTENDERS (jax_mea, jax.nn, torch SDPA); jax_mea's rows note which backward
+its program calls (jax_mea_backward).
 
 Contenders: jax_mea (jax_mea.dot_product_attention on the inputs jax.nn gets; the
 decode kernel where Sq == 1), jax_mea-step (a whole jax_mea.decode_attention step:
@@ -148,25 +156,102 @@ def rel_error(out, ref):
     return float(np.linalg.norm(out - ref) / np.linalg.norm(ref))
 
 
+# The float32 reference that a contender is checked against holds its scores [Nq, Sq,
+# Skv] under this many bytes (with the gradients' several such buffers): all of batch
+# row 0 at B2 S4096 N32, not at S16384, where it would not fit beside them.
+CHECK_SCORE_BYTES = 1 << 31
+
+
+def checked_kv_heads(case):
+    """How many kv heads (each with its group of query heads) of batch row 0 are
+    checked: all while the reference's float32 scores fit CHECK_SCORE_BYTES, else as
+    many as fit, at least one."""
+    per_kv_head = 4 * (case.Nq // case.Nkv) * case.Sq * case.Skv
+    return max(1, min(case.Nkv, CHECK_SCORE_BYTES // per_kv_head))
+
+
+def check(case, kv_layout, inputs, got, dout=None):
+    """Relative error of a contender's result against `reference`, on batch row 0 and
+    its first checked_kv_heads kv heads with their query heads (attention does not mix
+    kv-head groups, so that part is a smaller attention of its own).
+
+    inputs: (q BTNH, k, v in kv_layout), as the contender got them. got: the output
+    BTNH; or, with dout (the cotangent, BTNH), the gradients (dq BTNH, dk, dv in
+    kv_layout), compared with the reference's VJP: the largest of the three errors."""
+    n = checked_kv_heads(case)
+    part_q = lambda x: x[:1, :, :n * case.Nq // case.Nkv]
+    part_kv = (lambda x: x[:1, :, :n]) if kv_layout == "BSNH" else (lambda x: x[:1, :n])
+    f32 = lambda x: jnp.asarray(x, jnp.float32)
+    q, k, v = f32(part_q(inputs[0])), f32(part_kv(inputs[1])), f32(part_kv(inputs[2]))
+    ref = lambda q, k, v: reference(q, k, v, case.kv_lengths()[:1], case.causal, kv_layout)
+    if dout is None:
+        return rel_error(part_q(got), ref(q, k, v))
+    _, vjp = jax.vjp(ref, q, k, v)
+    want = vjp(f32(part_q(dout)))
+    return max(rel_error(part(g), w) for part, g, w in zip((part_q, part_kv, part_kv), got, want))
+
+
 def _sets(case, dtype):
     return timing.n_input_sets(case.nbytes(jnp.dtype(dtype).itemsize))
+
+
+# The passes a contender can time, and each one's work in units of the forward's
+# flops: the backward recomputes the scores and runs four matmuls (dv, dp, dq, dk) to
+# the forward's two, counted as 2.5x the forward as FlashAttention counts it.
+PASSES = {"forward": 1.0, "backward": 2.5, "fwd+bwd": 3.5}
+
+
+def cotangent(case, dtype, seed):
+    """A random cotangent of the output, [B, Sq, Nq, Hv]."""
+    return randn(jax.random.PRNGKey(seed + 10**6), (case.B, case.Sq, case.Nq, case.hv),
+                 jnp.dtype(dtype))
+
+
+def jax_mea_backward(lowered):
+    """The backward that a lowered jax_mea gradient program runs: jax_mea's kernel
+    (the CPU one; on CUDA the experimental one, opt-in with JAX_MEA_CUDA_BACKWARD=1
+    at import, where it takes the dtype and head sizes) or XLA's unfused computation
+    (CUDA's default)."""
+    kernel = jax_mea._ffi.ATTENTION_BWD_TARGET in lowered.as_text()
+    return "backward: " + ("jax_mea kernel" if kernel else "XLA (unfused)")
 
 
 def run_dot_product_attention(attention, **options):
     """A contender calling attention(q, k, v, is_causal=..., key_value_seq_lengths=...,
     **options) on BSNH inputs: jax_mea.dot_product_attention (for Sq == 1 the decode
-    kernel, attention alone, as every peer is timed) or jax.nn.dot_product_attention."""
-    def run(case, dtype, seed, **timing_kw):
+    kernel, attention alone, as every peer is timed) or jax.nn.dot_product_attention.
+    mode: a pass of PASSES."""
+    def run(case, dtype, seed, mode="forward", **timing_kw):
         lens = case.kv_lengths()
         sets = [make_inputs(case, dtype, seed + s, "BSNH") + (jnp.asarray(lens),)
                 for s in range(_sets(case, dtype))]
         fn = lambda q, k, v, lens: attention(
             q, k, v, is_causal=case.causal,
             key_value_seq_lengths=lens if case.ragged else None, **options)
-        q, k, v, _ = sets[0]
-        err = rel_error(jax.jit(fn)(*sets[0])[:1], reference(q[:1], k[:1], v[:1], lens[:1],
-                                                            case.causal, "BSNH"))
-        return timing.time_jax(fn, sets, **timing_kw), err
+        qkv = sets[0][:3]
+        if mode == "forward":
+            err = check(case, "BSNH", qkv, jax.jit(fn)(*sets[0]))
+            return timing.time_jax(fn, sets, **timing_kw), err
+        douts = [cotangent(case, dtype, seed + s) for s in range(len(sets))]
+
+        def fwd_bwd(q, k, v, lens, dout):
+            out, vjp = jax.vjp(lambda q, k, v: fn(q, k, v, lens), q, k, v)
+            return out, vjp(dout)
+
+        if mode == "fwd+bwd":
+            step, sets = fwd_bwd, [s + (d,) for s, d in zip(sets, douts)]
+            grads = lambda result: result[1]
+        elif mode == "backward":    # the forward's residuals (in vjp) are inputs, untimed
+            step, grads = (lambda vjp, dout: vjp(dout)), (lambda result: result)
+            sets = [(jax.vjp(lambda q, k, v: fn(q, k, v, s[3]), *s[:3])[1], d)
+                    for s, d in zip(sets, douts)]
+        else:
+            raise ValueError(f"mode {mode!r}: expected one of {list(PASSES)}")
+        err = check(case, "BSNH", qkv, grads(jax.jit(step)(*sets[0])), douts[0])
+        t = timing.time_jax(step, sets, **timing_kw)
+        if attention is not jax_mea.dot_product_attention:
+            return t, err
+        return t, err, jax_mea_backward(jax.jit(step).lower(*sets[0]))
     return run
 
 
@@ -273,10 +358,15 @@ def filled_cache(k, v, lengths, capacity=None):
 
 
 def run_torch(backend):
-    def run(case, dtype, seed, **_):
+    """A torch SDPA backend on jax-made buffers (through DLPack); mode: a pass of PASSES.
+    The backward alone keeps each input set's forward graph (retain_graph) and times
+    torch.autograd.grad of its output; fwd+bwd times the call and autograd.grad."""
+    def run(case, dtype, seed, mode="forward", **_):
         torch = timing.torch_cuda()
         if torch is None:
             raise RuntimeError("no torch with CUDA")
+        if mode not in PASSES:
+            raise ValueError(f"mode {mode!r}: expected one of {list(PASSES)}")
         from torch.nn.attention import SDPBackend, sdpa_kernel
         F = torch.nn.functional
         warnings.filterwarnings("ignore", category=UserWarning)
@@ -289,17 +379,35 @@ def run_torch(backend):
         for s in range(_sets(case, dtype)):
             q, k, v = jax.block_until_ready(make_inputs(case, dtype, seed + s, "BNSH"))
             tq = torch.from_dlpack(q).transpose(1, 2).contiguous()    # [B, Nq, Sq, H]
-            sets.append((tq, torch.from_dlpack(k), torch.from_dlpack(v), (q, k, v)))
-        fn = lambda j: F.scaled_dot_product_attention(
-            sets[j][0], sets[j][1], sets[j][2], attn_mask=mask, is_causal=case.causal,
+            tensors = (tq, torch.from_dlpack(k), torch.from_dlpack(v))
+            sets.append(tuple(t.requires_grad_(mode != "forward") for t in tensors) +
+                        ((q, k, v),))
+        attend = lambda j: F.scaled_dot_product_attention(
+            *sets[j][:3], attn_mask=mask, is_causal=case.causal,
             enable_gqa=case.Nq != case.Nkv)
+        host = lambda x: x[:1].detach().float().cpu().numpy()
         with sdpa_kernel(getattr(SDPBackend, backend)):
-            out = fn(0)
-            q, k, v = sets[0][3]
-            err = rel_error(out[:1].transpose(1, 2).float().cpu().numpy(),
-                            reference(q[:1], k[:1], v[:1], lens[:1], case.causal, "BNSH"))
-            t = timing.time_torch(fn, len(sets))
-        return t, err
+            if mode == "forward":
+                err = check(case, "BNSH", sets[0][3], host(attend(0).transpose(1, 2)))
+                return timing.time_torch(attend, len(sets)), err
+            douts = jax.block_until_ready(
+                [cotangent(case, dtype, seed + s) for s in range(len(sets))])
+            tdouts = [torch.from_dlpack(d).transpose(1, 2).contiguous() for d in douts]
+            stream = None
+            if mode == "backward":     # each set's forward graph, kept for every call,
+                stream = torch.cuda.Stream()    # on the stream its backward will run on
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    outs = [attend(j) for j in range(len(sets))]
+                torch.cuda.current_stream().wait_stream(stream)
+                step = lambda j: torch.autograd.grad(outs[j], sets[j][:3], tdouts[j],
+                                                     retain_graph=True)
+            else:
+                step = lambda j: torch.autograd.grad(attend(j), sets[j][:3], tdouts[j])
+            dq, dk, dv = step(0)
+            err = check(case, "BNSH", sets[0][3],
+                        (host(dq.transpose(1, 2)), host(dk), host(dv)), douts[0])
+            return timing.time_torch(step, len(sets), stream=stream), err
     return run
 
 
@@ -317,16 +425,23 @@ CONTENDERS = {
     "jax-cudnn-scan": run_peer_scan("cudnn"),
 }
 SCAN_CONTENDERS = [n for n in CONTENDERS if n.endswith("-scan")]
+# The contenders that time every pass of PASSES (the others, the forward alone).
+GRAD_CONTENDERS = ("jax_mea", "jax-xla", "jax-cudnn", "torch-flash", "torch-efficient",
+                   "torch-cudnn")
 # The contenders whose result depends on Case.capacity; the others are measured once
 # per case without it (run_cases reuses their result).
 USES_CAPACITY = ("jax_mea-step", "jax_mea-scan")
 
 
-def measure(name, case, dtype, seed=0, **timing_kw):
-    """(seconds, rel. error, note): seconds None where the contender cannot run it."""
+def measure(name, case, dtype, seed=0, mode="forward", **timing_kw):
+    """(seconds, rel. error, note): seconds None where the contender cannot run it
+    (the note says why), else the contender's note if it gives one."""
     try:
-        t, err = CONTENDERS[name](case, dtype, seed, **timing_kw)
-        return t, err, ""
+        if mode != "forward" and name not in GRAD_CONTENDERS:
+            raise ValueError(f"{name} times the forward only, not {mode}")
+        kw = dict(timing_kw, mode=mode) if name in GRAD_CONTENDERS else timing_kw
+        t, err, *note = CONTENDERS[name](case, dtype, seed, **kw)
+        return t, err, "".join(note)
     except Exception as e:  # unsupported shape / backend: reported as n/a
         msg = str(e).strip().splitlines()
         return None, None, f"{type(e).__name__}: {msg[0][:100] if msg else ''}"
@@ -363,10 +478,11 @@ def family(name):
 
 
 def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=None,
-              meta=None, verbose=True, deadline=None, **timing_kw):
+              meta=None, verbose=True, deadline=None, mode="forward", **timing_kw):
     """Time contenders on cases. metric 'bytes' (TB/s, fraction of copy bandwidth
     `ceiling`) or 'flops' (TFLOP/s, fraction of matmul rate `ceiling`); unit 1e9 for
-    GB/s, GFLOP/s. Every row gets ratio = best peer time / its time, the peers being
+    GB/s, GFLOP/s. mode: the pass of PASSES timed, whose work is PASSES[mode] x the
+    forward's flops. Every row gets ratio = best peer time / its time, the peers being
     the contenders that are not jax_mea's (is_ours) of the row's family (calls or scan).
     A contender that ignores Case.capacity (not in USES_CAPACITY) is measured once per
     case without it and its result reused. deadline (time.monotonic()): no case starts
@@ -381,12 +497,12 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
             print(f"(time budget spent: {len(cases) - ci} cases not run, from {case.name})")
             break
         t_case = time.monotonic()
-        work = case.nbytes(itemsize) if metric == "bytes" else case.flops()
+        work = case.nbytes(itemsize) if metric == "bytes" else case.flops() * PASSES[mode]
         results = {}
         for n in contenders:
             key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
             if key not in memo:
-                memo[key] = measure(n, case, dtype, **timing_kw)
+                memo[key] = measure(n, case, dtype, mode=mode, **timing_kw)
             results[n] = memo[key]
         best_peer = {}
         for n, r in results.items():
@@ -413,7 +529,8 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
             if verbose:
                 print(f"  {case.name:44s} {n:16s} " + (
                     f"{t * 1e3:9.4f} ms  {rate:8.3f} {rate_name}"
-                    f"  err {err:.1e}" if t else f"n/a  {note}"), flush=True)
+                    f"  err {err:.1e}" + f"  {note}" * bool(note) if t else f"n/a  {note}"),
+                      flush=True)
         if verbose:
             print(f"  ({time.monotonic() - t_case:.1f} s)")
         table.append(wide)

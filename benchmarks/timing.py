@@ -182,14 +182,17 @@ def torch_cuda():
     return torch if torch.cuda.is_available() else None
 
 
-def time_torch(fn, n_sets=1, *, counts=(2, 12), repeats=7):
+def time_torch(fn, n_sets=1, *, counts=(2, 12), repeats=7, stream=None):
     """Seconds per call of a torch callable on the current CUDA device, on the device.
 
     fn(j) launches one call on input set j (0 <= j < n_sets; rotate among sets so that
     a call does not find its inputs in L2). n calls are captured into a CUDA graph and
     its replays timed with events; as in time_jax, the time per call is
     (t(n2) - t(n1)) / (n2 - n1) (per_call). Where capture fails, falls back to
-    triton.testing.do_bench (per-call events, L2 flushed before each call)."""
+    triton.testing.do_bench (per-call events, L2 flushed before each call).
+    stream: the stream to capture on (default torch's own). A backward of forward
+    graphs built beforehand needs the stream they ran on: autograd runs each backward
+    op on its forward op's stream, and no other stream may launch during capture."""
     torch = torch_cuda()
     counts = (counts[0], max(counts[1], n_sets + counts[0]))
     side = torch.cuda.Stream()
@@ -203,7 +206,7 @@ def time_torch(fn, n_sets=1, *, counts=(2, 12), repeats=7):
         graphs = {}
         for n in counts:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, stream=stream):
                 for i in range(n):
                     fn(i % n_sets)
             graph.replay()

@@ -7,7 +7,8 @@
 #   sanitizer  compute-sanitizer memcheck over the native checks and a pytest subset
 #   kbench     decode_check --bench: the decode kernel alone over its grid (events)
 #   profile    Nsight Compute on the decode kernel (B1 S1024 and S32768, B16 S8192)
-#   bench      benchmarks/decode.py (small grid), prefill.py, decode_model.py
+#   bench      benchmarks/decode.py (small grid), prefill.py (forward; backward and
+#              fwd+bwd), decode_model.py
 #
 #   bash tools/gpu_check.sh [stage ...]     (default: all, in that order)
 #
@@ -79,6 +80,8 @@ for stage in "${stages[@]}"; do
     bench)
       run_stage bench_decode 400 python3 benchmarks/decode.py --grid small --out "$OUT"
       run_stage bench_prefill 300 python3 benchmarks/prefill.py --out "$OUT"
+      run_stage bench_prefill_grad 420 python3 benchmarks/prefill.py --passes backward,fwd+bwd \
+        --budget-s 360 --out "$OUT"
       run_stage bench_model 300 python3 benchmarks/decode_model.py --out "$OUT" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
