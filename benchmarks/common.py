@@ -209,9 +209,8 @@ def cotangent(case, dtype, seed):
 
 def jax_mea_backward(lowered):
     """The backward that a lowered jax_mea gradient program runs: jax_mea's kernel
-    (the CPU one; on CUDA the experimental one, opt-in with JAX_MEA_CUDA_BACKWARD=1
-    at import, where it takes the dtype and head sizes) or XLA's unfused computation
-    (CUDA's default)."""
+    (the CPU one; on CUDA the tensor-core one where it takes the dtype and head sizes,
+    unless JAX_MEA_CUDA_BACKWARD=0 at import) or XLA's unfused computation."""
     kernel = jax_mea._ffi.ATTENTION_BWD_TARGET in lowered.as_text()
     return "backward: " + ("jax_mea kernel" if kernel else "XLA (unfused)")
 

@@ -11,15 +11,15 @@ residuals computed outside the timed program; torch: autograd.grad of a kept for
 graph) and forward + backward (a vjp and its application in one call: value_and_grad's
 work). Their TFLOP/s count the backward as 2.5x the forward's flops (fwd+bwd 3.5x), as
 FlashAttention does; they check dq, dk, dv against the reference's VJP. jax_mea's rows
-note which backward ran: its kernel (the CPU one; on CUDA the experimental one, opt-in
-with JAX_MEA_CUDA_BACKWARD=1 in the environment) or XLA's unfused computation (CUDA's
-default); the CSV's .json says whether the opt-in was set. One CSV and table per pass
+note which backward ran: its kernel (the CPU one; on CUDA the tensor-core one unless
+JAX_MEA_CUDA_BACKWARD=0 in the environment) or XLA's unfused computation (calls the
+kernel does not take); the CSV's .json says whether the kernel was enabled. One CSV and table per pass
 and dtype; --seqs sweeps the sequence length (every shape at each).
 
     python benchmarks/prefill.py [--out benchmarks/out]
     python benchmarks/prefill.py --passes all [--dtypes bfloat16,float16]
         [--seqs 512,1024,2048,4096,8192,16384] [--only "N32 H128"] [--budget-s 500]
-    JAX_MEA_CUDA_BACKWARD=1 python benchmarks/prefill.py --passes backward,fwd+bwd
+    JAX_MEA_CUDA_BACKWARD=0 python benchmarks/prefill.py --passes backward  # XLA's
     python benchmarks/prefill.py --smoke         # tiny shapes, all passes, on the CPU
 """
 import argparse
@@ -88,10 +88,10 @@ def main():
 
     env = timing.environment()
     ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
-    opt_in = jax_mea._ffi.cuda_backward_kernel
+    kernel_on = jax_mea._ffi.cuda_backward_kernel
     print(f"{env['device']}, jax {env['jax']}, torch {env.get('torch', 'n/a')}; "
           f"bf16 matmul {ceil['matmul_flops'] / 1e12:.0f} TFLOP/s; jax_mea CUDA backward "
-          f"kernel {'opted in' if opt_in else 'off'} (JAX_MEA_CUDA_BACKWARD)")
+          f"kernel {'on' if kernel_on else 'off'} (JAX_MEA_CUDA_BACKWARD)")
     contenders = available(args.contenders.split(","))
     shapes = [c for S in seqs for c in cases(args.batch, S, smoke=args.smoke)
               if not args.only or any(part in c.name for part in args.only)]
@@ -103,7 +103,7 @@ def main():
                                                        bool(args.only), args.smoke))
             meta = dict(env, ceilings=ceil, dtype=dtype, **{"pass": mode},
                         flops_over_forward=PASSES[mode],
-                        jax_mea_cuda_backward_opt_in=opt_in)
+                        jax_mea_cuda_backward_kernel=kernel_on)
             run_cases(shapes, contenders, dtype, metric="flops", mode=mode,
                       ceiling=ceil["matmul_flops"], csv_path=csv_path, meta=meta,
                       deadline=deadline,
