@@ -8,6 +8,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_fwd_sm90.cuh"
+#include "kernels/head_dims.h"
 #include "kernels/launch_utils.h"
 #include "kernels/tensor_map.h"
 
@@ -47,10 +48,20 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv).
 template <typename T>
 cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
-  if (p.head_size <= 64 && p.v_head_size <= 64) return LaunchSm90<T, 64, 64>(p, stream);
-  return LaunchSm90<T, 128, 128>(p, stream);
+  cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
+  HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
+    using Row = decltype(row);
+    if constexpr (Row::kSm90) {
+      err = LaunchSm90<T, Row::kHP, Row::kHVP>(p, stream);
+      return true;
+    } else {
+      return false;
+    }
+  });
+  return err;
 }
 
 }  // namespace
@@ -59,10 +70,12 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
   if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16) {
     return "float16 / bfloat16 only";
   }
-  if (p.head_size > 128 || p.v_head_size > 128 || p.head_size % 8 != 0 ||
-      p.v_head_size % 8 != 0 || p.head_size <= 0 || p.v_head_size <= 0) {
-    return "head sizes: multiples of 8 up to 128 (got q/k " + std::to_string(p.head_size) +
-           ", v " + std::to_string(p.v_head_size) + ")";
+  const bool has_row = HeadDimSwitch(p.head_size, p.v_head_size,
+                                     [](auto row) { return decltype(row)::kSm90; });
+  if (!has_row || p.head_size % 8 != 0 || p.v_head_size % 8 != 0 || p.head_size <= 0 ||
+      p.v_head_size <= 0) {
+    return "head sizes: multiples of 8 within an SM90 row of the head-dim table (got q/k " +
+           std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
   }
   if (p.mask_kind != MaskKind::kNone) return "no attention mask tensor yet";
   if (p.softcap > 0.f) return "no softcap yet";

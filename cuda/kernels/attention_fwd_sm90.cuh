@@ -47,7 +47,10 @@ struct Sm90FwdTraits {
   static constexpr int kConsumers = 2;  // consumer warpgroups, 64 query rows each
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kBlockM = 64 * kConsumers;
-  static constexpr int kBlockN = kD + kDv <= 256 ? 128 : 64;  // keys per K/V tile
+  // Keys per K/V tile: 128 while the registers (S, P and O: 64 + 32 + kDv / 2 per
+  // thread) and shared memory (Q + 2 stages of K and V) allow, else 64:
+  // 64x64 80 KB, 128x128 160 KB, 192x128 208 KB, 256x256 (64 keys) 192 KB.
+  static constexpr int kBlockN = kD <= 192 && kDv <= 128 ? 128 : 64;
   static constexpr int kStages = 2;
   static constexpr int kBoxCols = 64;                    // 16-bit columns of a TMA box
   static constexpr int kRowBytes = kBoxCols * 2;         // 128: one swizzled row
@@ -58,6 +61,7 @@ struct Sm90FwdTraits {
   static constexpr int kVBytes = kDv / kBoxCols * kKVBoxBytes;
   static constexpr int kAlign = 1024;  // swizzle atoms start at 1024-byte multiples
   static constexpr int kSmemBytes = kQBytes + kStages * (kKBytes + kVBytes) + kAlign;
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory of an sm_90 CTA");
   // 128 * (24 + 2 * 240) = 64512 <= 65536 registers; the kernel starts with
   // 65536 / 384 = 170 (168 usable) each.
   static constexpr int kProducerRegs = 24;

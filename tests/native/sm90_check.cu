@@ -7,7 +7,8 @@
 // kernel and checks: no NaN, rows that see no key exactly 0 (lse -inf), out
 // within the float64 bounds kernel_check uses, lse within kLseTol.
 //
-//   sm90_check              every case (f16, bf16; head dims 64, 128, 96, 32/64)
+//   sm90_check              every case (f16, bf16; the head-dim table's SM90 rows
+//                           64, 128, 192/128, 256, and head dims padded up to them)
 //   sm90_check --quick      fewer, shorter cases (for compute-sanitizer)
 //   sm90_check --debug      one tiny case (B1 T128 S128 N1 H64 bf16), twice: random
 //                           inputs, then q = 0 (uniform P: P V alone); prints the
@@ -206,8 +207,9 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
   return r;
 }
 
-// The cases of one dtype and head-dim pair; `quick` shortens them.
-std::vector<Case> Cases(DType dt, int H, int Hv, bool quick) {
+// The cases of one dtype and head-dim pair; `quick` shortens them; `few`: the
+// four that cover the most (a padded head dim needs no more).
+std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   std::vector<Case> s;
   auto add = [&](const char* name, auto f) {
     Case c;
@@ -239,7 +241,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick) {
     c.B = 1; c.Sq = 700; c.Skv = 100; c.causal = true; c.bottom_right = true;
   });
   add("mqa_causal_T1100_S1100", [](Case& c) {
-    c.B = 1; c.Nq = 4; c.Nkv = 1; c.Sq = 1100; c.Skv = 1100; c.causal = true; c.lse = false;
+    c.B = 1; c.Nq = 2; c.Nkv = 1; c.Sq = 1100; c.Skv = 1100; c.causal = true; c.lse = false;
   });
   add("kvlen_T150_S400", [](Case& c) {
     c.B = 6; c.Nq = 4; c.Nkv = 2; c.Sq = 150; c.Skv = 400; c.kv_lengths = true;
@@ -249,22 +251,33 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick) {
     c.B = 6; c.Sq = 150; c.Skv = 400; c.kv_lengths = true; c.causal = true;
     c.per_batch_offsets = true;
   });
-  add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 2; c.Nkv = 2; c.Sq = 513; c.Skv = 2049; });
+  add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 513; c.Skv = 2049; });
+  if (few) {
+    const char* keep[] = {"ragged_T200_S333_gqa2_layouts", "gqa4_causal_topleft_T300_S517",
+                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049"};
+    std::vector<Case> kept;
+    for (const Case& c : s)
+      for (const char* k : keep) if (c.name == k) kept.push_back(c);
+    return kept;
+  }
   return s;
 }
 
 int Check(bool quick, const std::string& filter) {
   const DType dtypes[] = {DType::kBFloat16, DType::kFloat16};
-  const std::vector<std::pair<int, int>> heads =
-      quick ? std::vector<std::pair<int, int>>{{64, 64}, {128, 128}}
-            : std::vector<std::pair<int, int>>{{64, 64}, {128, 128}, {96, 96}, {32, 64}};
+  // The SM90 rows of the head-dim table, then head dims padded up to one.
+  const std::vector<std::pair<int, int>> rows = {{64, 64}, {128, 128}, {192, 128}, {256, 256}};
+  const std::vector<std::pair<int, int>> padded = {{96, 96}, {32, 64}, {160, 120}, {200, 256}};
+  std::vector<std::pair<int, int>> heads = rows;
+  if (!quick) heads.insert(heads.end(), padded.begin(), padded.end());
   std::mt19937 rng(20261201);
   int total = 0, failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (DType dt : dtypes) {
     if (quick && dt == DType::kFloat16) continue;
     for (const auto& [H, Hv] : heads) {
-      for (const Case& c : Cases(dt, H, Hv, quick)) {
+      const bool few = std::find(rows.begin(), rows.end(), std::make_pair(H, Hv)) == rows.end();
+      for (const Case& c : Cases(dt, H, Hv, quick, few)) {
         const std::string label = std::string(DTypeName(dt)) + " H" + std::to_string(H) + "/" +
                                   std::to_string(Hv) + " " + c.name;
         if (!filter.empty() && label.find(filter) == std::string::npos) continue;
@@ -335,6 +348,10 @@ void Bench(const std::string& filter) {
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16},
       {"B2 S4096 N32 H128 f16", 2, 32, 32, 4096, 128, 128, false, DType::kFloat16},
       {"B2 S4096 N32 H128 f16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kFloat16},
+      {"B2 S4096 N32 H192/Hv128 bf16", 2, 32, 32, 4096, 192, 128, false, DType::kBFloat16},
+      {"B2 S4096 N32 H192/Hv128 bf16 causal", 2, 32, 32, 4096, 192, 128, true, DType::kBFloat16},
+      {"B2 S4096 N16 H256 bf16", 2, 16, 16, 4096, 256, 256, false, DType::kBFloat16},
+      {"B2 S4096 N16 H256 bf16 causal", 2, 16, 16, 4096, 256, 256, true, DType::kBFloat16},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
