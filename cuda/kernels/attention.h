@@ -31,6 +31,9 @@ cudaError_t LaunchAttentionForward(const AttentionParams& p, cudaStream_t stream
 cudaError_t LaunchAttentionForwardSm80(const AttentionParams& p, cudaStream_t stream);
 std::string Sm90ForwardUnsupported(const AttentionParams& p);
 cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream);
+// The sm_90a kernel without its intra-warpgroup pipelining (one step at a time):
+// sm90_check --simple, to tell a pipelining bug from a layout bug.
+cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream);
 // JAX_MEA_SM90_FORWARD=1 in the environment (read once) turns the sm_90a kernel
 // on; unset or 0 keeps the sm_80 kernel everywhere. Off by default until the
 // sm_90a kernel is validated on a GPU.

@@ -22,10 +22,10 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
          s.seq % 8 == 0;
 }
 
-template <typename T, int kD, int kDv>
+template <typename T, int kD, int kDv, bool kPipelined>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
   using Tr = Sm90FwdTraits<kD, kDv>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -49,19 +49,28 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
 }
 
 // The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv).
-template <typename T>
+template <typename T, bool kPipelined>
 cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
     using Row = decltype(row);
     if constexpr (Row::kSm90) {
-      err = LaunchSm90<T, Row::kHP, Row::kHVP>(p, stream);
+      err = LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined>(p, stream);
       return true;
     } else {
       return false;
     }
   });
   return err;
+}
+
+template <bool kPipelined>
+cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream) {
+  switch (p.dtype) {
+    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream);
+    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace
@@ -93,11 +102,11 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 }
 
 cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream) {
-  switch (p.dtype) {
-    case DType::kFloat16: return DispatchSm90<__half>(p, stream);
-    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16>(p, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  return DispatchDtype<true>(p, stream);
+}
+
+cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream) {
+  return DispatchDtype<false>(p, stream);
 }
 
 }  // namespace jax_mea::cuda

@@ -1,6 +1,7 @@
 // Attention forward for float16 / bfloat16 on Hopper (sm_90a): warp-specialized,
-// TMA + wgmma, FlashAttention-3's structure (first version: no intra-warpgroup
-// overlap or pingpong yet, one CTA per query block, O stored from registers).
+// TMA + wgmma, FlashAttention-3's structure (first version: intra-warpgroup
+// overlap but no pingpong between warpgroups yet, one CTA per query block, O
+// stored from registers).
 //
 // One CTA computes one (batch, query head, block of kBlockM = 128 query rows)
 // with three warpgroups:
@@ -88,7 +89,10 @@ struct Sm90FwdBarriers {
   uint64_t v_tail;  // the producer zeroed the V rows past kv_length (one use)
 };
 
-template <typename T, int kD, int kDv>
+// kPipelined: FlashAttention-3's intra-warpgroup overlap of the softmax with the
+// GEMMs (the default); false: one step at a time (the first version, kept to
+// tell a pipelining bug from a layout bug).
+template <typename T, int kD, int kDv, bool kPipelined>
 __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
@@ -231,17 +235,12 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
 
   // This warpgroup's 64 rows of each Q box start 64 rows (8 swizzle atoms) in.
   const uint32_t q_addr = SmemAddr(sQ) + cw * 64 * Tr::kRowBytes;
-  MbarWait(&bars.q_full, 0);
 
-  for (int t = 0; t < num_tiles; ++t) {
+  // S = Q K_t^T, issued: k16 step ks is 32 ks bytes into a row, box ks / 4.
+  auto issue_s = [&](int t) {
     const int st = t % kStages;
-    const unsigned parity = (t / kStages) & 1;
-    const int j0 = (n_first + t) * kBlockN;
     const uint32_t k_addr = SmemAddr(sK) + st * Tr::kKBytes;
-    const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
-
-    // S = Q K^T: k16 step ks is 32 ks bytes into a row, box ks / 4.
-    MbarWait(&bars.k_full[st], parity);
+    MbarWait(&bars.k_full[st], (t / kStages) & 1);
     WgmmaFence();
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) {
@@ -251,22 +250,13 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
       Wgmma<T, kBlockN>::template SS<0, 0>(s[0], qd, kd, ks > 0);
     }
     WgmmaCommit();
-    WgmmaWait<0>();
-    FenceRegs(s[0]);
-    __syncwarp();
-    if (lane == 0) MbarArrive(&bars.k_empty[st]);
-
-    ScoresToLogits(s, a.logits);
-    if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
-      MaskLogits<T>(s, p, a.logits, rows, mask_bh, row_base, tig, j0);
-    }
-    OnlineSoftmax(s, o, row_max, row_sum);
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) PFragment<T>(pa[kk], s, 0, kk);
-
-    // O += P V: V's k16 step kk is 16 rows (2048 bytes) further; its 64-column
-    // boxes are kKVBoxBytes apart (the MN-major leading byte offset).
-    MbarWait(&bars.v_full[st], parity);
+  };
+  // O += P V_t, issued (P in pa): V's k16 step kk is 16 rows (2048 bytes) further;
+  // its 64-column boxes are kKVBoxBytes apart (the MN-major leading byte offset).
+  auto issue_pv = [&](int t) {
+    const int st = t % kStages;
+    const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
+    MbarWait(&bars.v_full[st], (t / kStages) & 1);
     if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
     WgmmaFence();
 #pragma unroll
@@ -275,11 +265,78 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
       Wgmma<T, kDv>::template RS<1>(o[0], pa[kk], vd, 1);
     }
     WgmmaCommit();
+  };
+  // A buffer back to the producer: one arrival per warp, after its wait.
+  auto release = [&](uint64_t* bar) {
+    __syncwarp();
+    if (lane == 0) MbarArrive(bar);
+  };
+  // Logits, mask (tiles some row does not see whole), softmax of S_t: s becomes P.
+  auto softmax = [&](int t, float (&corr)[2]) {
+    const int j0 = (n_first + t) * kBlockN;
+    ScoresToLogits(s, a.logits);
+    if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
+      // No mask tensor (Sm90ForwardUnsupported): its per-key loads would spill the
+      // pipelined loop, where O, P and S are all live.
+      MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
+                                                    tig, j0);
+    }
+    SoftmaxStep(s, row_max, row_sum, corr);
+  };
+  auto p_to_a = [&] {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) PFragment<T>(pa[kk], s, 0, kk);
+  };
+
+  MbarWait(&bars.q_full, 0);
+  float corr[2];
+  if constexpr (kPipelined) {
+    // FlashAttention-3's intra-warpgroup overlap: S_t is issued, then
+    // P_{t-1} V_{t-1}; waiting for all but the newest group gives S_t, whose
+    // softmax runs while the tensor cores still compute P_{t-1} V_{t-1}; O is
+    // rescaled once those land, and P_t takes P_{t-1}'s registers.
+    issue_s(0);
+    WgmmaWait<0>();
+    FenceRegs(s[0]);
+    release(&bars.k_empty[0]);
+    softmax(0, corr);  // O is 0: no rescale
+    p_to_a();
+    for (int t = 1; t < num_tiles; ++t) {
+      issue_s(t);
+      issue_pv(t - 1);
+      WgmmaWait<1>();  // S_t landed; P_{t-1} V_{t-1} may still run
+      FenceRegs(s[0]);
+      release(&bars.k_empty[t % kStages]);
+      softmax(t, corr);
+      WgmmaWait<0>();
+      FenceRegs(o[0]);
+      FenceRegs(pa);
+      release(&bars.v_empty[(t - 1) % kStages]);
+      RescaleRows(o, corr);
+      p_to_a();
+    }
+    issue_pv(num_tiles - 1);
     WgmmaWait<0>();
     FenceRegs(o[0]);
     FenceRegs(pa);
-    __syncwarp();
-    if (lane == 0) MbarArrive(&bars.v_empty[st]);
+    release(&bars.v_empty[(num_tiles - 1) % kStages]);
+  } else {
+    // One tile at a time: S, softmax, P V, each waited for (the first version;
+    // sm90_check --simple runs it).
+    for (int t = 0; t < num_tiles; ++t) {
+      issue_s(t);
+      WgmmaWait<0>();
+      FenceRegs(s[0]);
+      release(&bars.k_empty[t % kStages]);
+      softmax(t, corr);
+      RescaleRows(o, corr);
+      p_to_a();
+      issue_pv(t);
+      WgmmaWait<0>();
+      FenceRegs(o[0]);
+      FenceRegs(pa);
+      release(&bars.v_empty[t % kStages]);
+    }
   }
 
   // Normalise and store this thread's two rows (4-byte pairs: Hv and the output's

@@ -37,8 +37,9 @@ __device__ __forceinline__ void ScoresToLogits(float (&s)[kMT][kNT][4], const Lo
 // Visibility and mask of the tile at keys [j0, j0 + 8 kNT): -inf outside each
 // row's visible keys (rows[r]), else the masked logit. row_base: this thread's
 // first row (m16 tile 0, k = 0) in the batch/head's query rows; mask_bh: MaskRow
-// of (b, h, 0). Only for tiles KeysAllVisible does not clear.
-template <typename T, int kMT, int kNT>
+// of (b, h, 0). Only for tiles KeysAllVisible does not clear. kMaskTensor
+// false: a kernel that never takes a mask tensor (visibility only; fewer registers).
+template <typename T, int kMT, int kNT, bool kMaskTensor = true>
 __device__ __forceinline__ void MaskLogits(float (&s)[kMT][kNT][4], const AttentionParams& p,
                                            const Logits& lg, const KeyRange (&rows)[2 * kMT],
                                            int64_t mask_bh, int row_base, int tig, int j0) {
@@ -55,20 +56,24 @@ __device__ __forceinline__ void MaskLogits(float (&s)[kMT][kNT][4], const Attent
         for (int e2 = 0; e2 < 2; ++e2) {
           const int j = j0 + t * 8 + tig * 2 + e2;
           float& v = s[mt][t][2 * k + e2];
-          v = j < rows[r].lo || j >= rows[r].hi ? kNegInf : MaskLogit<T>(p, lg, v, mrow, j);
+          if constexpr (kMaskTensor) {
+            v = j < rows[r].lo || j >= rows[r].hi ? kNegInf : MaskLogit<T>(p, lg, v, mrow, j);
+          } else {
+            v = j < rows[r].lo || j >= rows[r].hi ? kNegInf : v;
+          }
         }
       }
     }
   }
 }
 
-// The online softmax of one tile: updates each row's running max and (this
-// thread's partial) sum, rescales its O accumulators, and turns s into P (the
-// unnormalised probabilities exp2(logit - shift)).
-template <int kMT, int kNT, int kDT>
-__device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&acc)[kMT][kDT][4],
-                                              float (&row_max)[2 * kMT],
-                                              float (&row_sum)[2 * kMT]) {
+// The online softmax of one tile, without touching O: updates each row's
+// running max and (this thread's partial) sum, turns s into P (the unnormalised
+// probabilities exp2(logit - shift)), and gives the factor corr[r] by which the
+// row's O accumulators must be scaled (RescaleRows) before P's products are added.
+template <int kMT, int kNT>
+__device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row_max)[2 * kMT],
+                                            float (&row_sum)[2 * kMT], float (&corr)[2 * kMT]) {
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
@@ -81,14 +86,9 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&a
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float new_max = fmaxf(row_max[r], mx);
       const float m_use = SoftmaxShift(new_max);
-      const float corr = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
+      corr[r] = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
       row_max[r] = new_max;
-      row_sum[r] *= corr;
-#pragma unroll
-      for (int d = 0; d < kDT; ++d) {
-        acc[mt][d][2 * k] *= corr;
-        acc[mt][d][2 * k + 1] *= corr;
-      }
+      row_sum[r] *= corr[r];
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
         s[mt][t][2 * k] = Exp2(s[mt][t][2 * k] - m_use);
@@ -97,6 +97,30 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&a
       }
     }
   }
+}
+
+template <int kMT, int kDT>
+__device__ __forceinline__ void RescaleRows(float (&acc)[kMT][kDT][4],
+                                            const float (&corr)[2 * kMT]) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int k = 0; k < 2; ++k)
+#pragma unroll
+      for (int d = 0; d < kDT; ++d) {
+        acc[mt][d][2 * k] *= corr[2 * mt + k];
+        acc[mt][d][2 * k + 1] *= corr[2 * mt + k];
+      }
+}
+
+// Both, for a kernel whose O accumulators are free now.
+template <int kMT, int kNT, int kDT>
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&acc)[kMT][kDT][4],
+                                              float (&row_max)[2 * kMT],
+                                              float (&row_sum)[2 * kMT]) {
+  float corr[2 * kMT];
+  SoftmaxStep(s, row_max, row_sum, corr);
+  RescaleRows(acc, corr);
 }
 
 // P's k16 step kk (keys 16 kk .. 16 kk + 15) of m16 tile mt as the A fragment of

@@ -15,6 +15,9 @@
 //                           first mismatching elements and a map of the bad rows
 //   sm90_check --bench      TFLOP/s of the sm_90a and the sm_80 kernel, side by side
 //   sm90_check --filter S   only cases whose name contains S
+//   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
+//                           pipelining: a pass there and a failure without it is a
+//                           pipelining bug, a failure in both a layout bug
 // Exit status: 0 all passed, 1 a failure, 77 no compute capability 9.x GPU (ctest: skipped).
 #include <cuda_runtime.h>
 
@@ -42,6 +45,9 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
+
+// The sm_90a entry the checks run (--simple: the unpipelined one).
+LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
 
 struct Case {
   std::string name;
@@ -164,7 +170,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
   Outcome r;
   r.why = cuda::Sm90ForwardUnsupported(gp);
   if (!r.why.empty()) return r;
-  const cudaError_t err = cuda::LaunchAttentionForwardSm90(gp, 0);
+  const cudaError_t err = g_sm90(gp, 0);
   if (err != cudaSuccess) {
     r.why = std::string("launch: ") + cudaGetErrorName(err);
     return r;
@@ -358,8 +364,9 @@ void Bench(const std::string& filter) {
   std::printf("bench on %s (%d SMs); median of 20 after 3 warm-ups (cudaEvents); TFLOP/s counts\n"
               "2*B*N*S*S*(H+Hv), halved for causal; diff: relative L2 of sm90's out vs sm80's\n",
               prop.name, prop.multiProcessorCount);
-  std::printf("%-34s %10s %8s %10s %8s %7s %8s\n", "case", "sm90 ms", "TFLOP/s", "sm80 ms",
-              "TFLOP/s", "ratio", "diff");
+  std::printf("sm90: pipelined (the default); simple: without the intra-warpgroup overlap\n");
+  std::printf("%-36s %8s %7s %8s %7s %8s %7s %6s %8s\n", "case", "sm90 ms", "TFLOP/s",
+              "simple", "TFLOP/s", "sm80 ms", "TFLOP/s", "x sm80", "diff");
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   for (const BenchCase& c : cases) {
@@ -389,10 +396,12 @@ void Bench(const std::string& filter) {
     AttentionParams p90 = p, p80 = p;
     p90.out = d90.ptr;
     p80.out = d80.ptr;
+    const double tsim = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90Simple, &mn);
     const double t90 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90, &mn);
     const double t80 = TimeLaunch(p80, cuda::LaunchAttentionForwardSm80, &mn);
-    std::printf("%-34s %10.3f %8.1f %10.3f %8.1f %7.2f %8.1e\n", c.name, t90,
-                flops / (t90 * 1e-3) / 1e12, t80, flops / (t80 * 1e-3) / 1e12, t80 / t90,
+    auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
+    std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
+                tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
     std::fflush(stdout);
   }
@@ -408,9 +417,11 @@ int main(int argc, char** argv) {
     if (a == "--quick") quick = true;
     else if (a == "--bench") bench = true;
     else if (a == "--debug") debug = true;
+    else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
     else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--debug] [--bench] [--filter S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--quick] [--debug] [--bench] [--simple] [--filter S]\n",
+                   argv[0]);
       return 2;
     }
   }
