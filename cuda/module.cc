@@ -144,7 +144,7 @@ NB_MODULE(_ext, m) {
   m.attr("cuda_max_head_size") = jax_mea::cuda::kMaxHeadSize;
   // The (HP, HVP) rows the experimental CUDA backward kernel is compiled for.
   nb::list bwd_rows;
-#define JAX_MEA_BWD_ROW(HP, HVP, FWD, DEC, DEC8, SIMT, BWD) \
+#define JAX_MEA_BWD_ROW(HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90) \
   if (BWD) bwd_rows.append(nb::make_tuple(HP, HVP));
   JAX_MEA_HEAD_DIMS(JAX_MEA_BWD_ROW)
 #undef JAX_MEA_BWD_ROW

@@ -43,18 +43,26 @@ build() {
   python3 -c "import jax, jax_mea; assert jax_mea.cuda_available(), 'CUDA kernels not registered'; print(jax.devices())" || return 1
   cmake -S . -B build/native -DJAX_MEA_CUDA=ON -DJAX_MEA_NATIVE_TESTS=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 > /dev/null || return 1
-  cmake --build build/native --target kernel_check decode_check -j "$JOBS" 2>&1 | tail -n 40
+  cmake --build build/native --target kernel_check decode_check sm90_check -j "$JOBS" 2>&1 |
+    tail -n 40
   return "${PIPESTATUS[0]}"
 }
 
 kernels() {
-  $NATIVE/kernel_check && $NATIVE/decode_check
+  # sm90_check exits 77 on a GPU other than compute capability 9.x (nothing to check).
+  $NATIVE/kernel_check && $NATIVE/decode_check || return 1
+  $NATIVE/sm90_check
+  local rc=$?
+  [ $rc -eq 0 ] || [ $rc -eq 77 ]
 }
 
 sanitizer() {
   local rc=0
   compute-sanitizer --tool memcheck --error-exitcode 1 $NATIVE/kernel_check --quick || rc=1
   compute-sanitizer --tool memcheck --error-exitcode 1 $NATIVE/decode_check --small || rc=1
+  if [ "$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1)" = 9.0 ]; then
+    compute-sanitizer --tool memcheck --error-exitcode 1 $NATIVE/sm90_check --quick || rc=1
+  fi
   compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
     python3 -m pytest tests/test_decode.py -q -x -p no:cacheprovider -k "steps_match and float16" || rc=1
   return $rc

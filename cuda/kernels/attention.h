@@ -16,8 +16,28 @@ namespace jax_mea::cuda {
 std::string AttentionForwardUnsupported(const AttentionParams& p);
 
 // out = softmax(mask(softcap(scale * q k^T))) v, exactly as cpu::AttentionForward.
-// float16 / bfloat16: tensor-core FlashAttention-2 style kernel; float32: float32 SIMT.
+// float16 / bfloat16: the sm_90a or the sm_80 tensor-core kernel (below); float32:
+// float32 SIMT.
 cudaError_t LaunchAttentionForward(const AttentionParams& p, cudaStream_t stream);
+
+// The two float16 / bfloat16 forward kernels LaunchAttentionForward picks from
+// (the native checks call each directly):
+//   Sm80: FlashAttention-2 style, mma.sync (attention_fwd.cuh); every GPU from sm_80.
+//   Sm90: warp-specialized TMA + wgmma (attention_fwd_sm90.cuh); compute capability
+//         9.x, built when the CUDA architectures include 90 (it then defines
+//         JAX_MEA_HAVE_SM90_FORWARD); taken when Sm90ForwardEnabled() and
+//         Sm90ForwardUnsupported(p) is empty. cudaErrorNotSupported: no tensor map
+//         for these tensors (the caller falls back to Sm80).
+cudaError_t LaunchAttentionForwardSm80(const AttentionParams& p, cudaStream_t stream);
+std::string Sm90ForwardUnsupported(const AttentionParams& p);
+cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream);
+// The sm_90a kernel without its intra-warpgroup pipelining (one step at a time):
+// sm90_check --simple, to tell a pipelining bug from a layout bug.
+cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream);
+// JAX_MEA_SM90_FORWARD=1 in the environment (read once) turns the sm_90a kernel
+// on; unset or 0 keeps the sm_80 kernel everywhere. Off by default until the
+// sm_90a kernel is validated on a GPU.
+bool Sm90ForwardEnabled();
 
 // Empty when LaunchAttentionBackward supports `p`; otherwise why not. EXPERIMENTAL:
 // float16 / bfloat16, the BWD rows of the head-dim table, no additive mask (its

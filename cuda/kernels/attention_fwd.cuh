@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "kernels/common.cuh"
+#include "kernels/fwd_softmax.cuh"
 #include "kernels/launch_utils.h"
 
 
@@ -235,87 +236,23 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
     }
 
     // Scale (and softcap) into log2 units.
-    if (a.logits.capped()) {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-        for (int t = 0; t < kNT; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][t][e] = a.logits.Capped(s[mt][t][e]);
-    } else {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt)
-#pragma unroll
-        for (int t = 0; t < kNT; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][t][e] = a.logits.Plain(s[mt][t][e]);
-    }
+    ScoresToLogits(s, a.logits);
 
     // Visibility and mask: only tiles that some row does not see whole, or with a mask tensor.
     const int j0 = n * kBlockN;
     if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
-#pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-#pragma unroll
-        for (int k = 0; k < 2; ++k) {
-          const int r = 2 * mt + k;
-          const int64_t mrow =
-              mask_bh + static_cast<int64_t>(m0 + warp * kWarpRows + 16 * mt + g + 8 * k) *
-                            p.mask_q_stride;
-#pragma unroll
-          for (int t = 0; t < kNT; ++t) {
-#pragma unroll
-            for (int e2 = 0; e2 < 2; ++e2) {
-              const int j = j0 + t * 8 + tig * 2 + e2;
-              float& v = s[mt][t][2 * k + e2];
-              v = j < rows[r].lo || j >= rows[r].hi ? kNegInf : MaskLogit<T>(p, a.logits, v, mrow, j);
-            }
-          }
-        }
-      }
+      MaskLogits<T>(s, p, a.logits, rows, mask_bh, m0 + warp * kWarpRows + g, tig, j0);
     }
 
     // Online softmax; s becomes P (unnormalised probabilities).
-#pragma unroll
-    for (int mt = 0; mt < kMT; ++mt) {
-#pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const int r = 2 * mt + k;
-        float mx = kNegInf;
-#pragma unroll
-        for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(s[mt][t][2 * k], s[mt][t][2 * k + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float new_max = fmaxf(row_max[r], mx);
-        const float m_use = SoftmaxShift(new_max);
-        const float corr = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
-        row_max[r] = new_max;
-        row_sum[r] *= corr;
-#pragma unroll
-        for (int d = 0; d < kDT; ++d) {
-          acc[mt][d][2 * k] *= corr;
-          acc[mt][d][2 * k + 1] *= corr;
-        }
-#pragma unroll
-        for (int t = 0; t < kNT; ++t) {
-          s[mt][t][2 * k] = Exp2(s[mt][t][2 * k] - m_use);
-          s[mt][t][2 * k + 1] = Exp2(s[mt][t][2 * k + 1] - m_use);
-          row_sum[r] += s[mt][t][2 * k] + s[mt][t][2 * k + 1];
-        }
-      }
-    }
+    OnlineSoftmax(s, acc, row_max, row_sum);
 
     // O += P V.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
       uint32_t pa[kMT][4];
 #pragma unroll
-      for (int mt = 0; mt < kMT; ++mt) {
-        pa[mt][0] = Pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        pa[mt][1] = Pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        pa[mt][2] = Pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        pa[mt][3] = Pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+      for (int mt = 0; mt < kMT; ++mt) PFragment<T>(pa[mt], s, mt, kk);
 #pragma unroll
       for (int dp = 0; dp < kDv / 16; ++dp) {
         uint32_t vb[4];
@@ -336,10 +273,8 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
     for (int k = 0; k < 2; ++k) {
-      float sum = row_sum[2 * mt + k];
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      const float sum = QuadSum(row_sum[2 * mt + k]);
+      const float inv = RowScale(sum);
       const int i = m0 + warp * kWarpRows + 16 * mt + g + 8 * k;
       if (lse != nullptr && tig == 0 && i < p.q_len) {
         lse[i] = RowLogSumExp(row_max[2 * mt + k], sum, /*log2_units=*/true);

@@ -140,6 +140,17 @@ __device__ __forceinline__ void MbarWait(uint64_t* bar, unsigned parity) {
                                  "r"(parity)
                                  : "memory"));
 }
+// One arrival on the barrier (a consumer releasing a buffer to the producer).
+__device__ __forceinline__ void MbarArrive(uint64_t* bar) {
+  JAX_MEA_SM90_ONLY(asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(SmemAddr(bar))
+                                 : "memory"));
+}
+// Orders this thread's ordinary shared-memory writes before later reads of the
+// same memory by the async proxy (wgmma operands, TMA stores); then release
+// them to the readers (an mbarrier arrival or a barrier).
+__device__ __forceinline__ void FenceProxyAsyncShared() {
+  JAX_MEA_SM90_ONLY(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"));
+}
 // The box of `tmap` at element coordinates (c0 innermost .. c3) into `dst`
 // (aligned as the map's swizzle requires), completing on `bar`.
 __device__ __forceinline__ void TmaLoad4d(void* dst, const void* tmap, int c0, int c1, int c2,

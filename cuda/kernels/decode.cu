@@ -4,8 +4,6 @@
 // log-sum-exp combine kernel.
 #include "kernels/decode.h"
 
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -20,6 +18,7 @@
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_kernels.cuh"
 #include "kernels/decode_plan.h"
+#include "kernels/tensor_map.h"
 
 namespace jax_mea::cuda {
 namespace decode_impl {
@@ -134,42 +133,12 @@ int64_t ClusterSlots(const KernelHandle& h, int dev, int size) {
   return slots;
 }
 
-// The driver's cuTensorMapEncodeTiled (through the runtime: no libcuda link), or null.
-PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
-  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult found;
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      f = nullptr;
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // `x` ([batch, kv heads, kv positions, dim] through strides) as a 4-D tensor map
 // with boxes of 64 x tile_keys elements, 128-byte swizzle, zero fill out of bounds.
 bool EncodeKvMap(const AttentionParams& p, const void* x, const TensorStrides& st, int dim,
                  int tile_keys, CUtensorMap* map) {
-  PFN_cuTensorMapEncodeTiled_v12000 encode = TensorMapEncoder();
-  if (encode == nullptr || p.kv_capacity <= 0) return false;
-  const cuuint64_t dims[4] = {static_cast<cuuint64_t>(dim), static_cast<cuuint64_t>(p.kv_capacity),
-                              static_cast<cuuint64_t>(p.num_kv_heads),
-                              static_cast<cuuint64_t>(p.batch)};
-  const cuuint64_t strides[3] = {static_cast<cuuint64_t>(st.seq) * 2,
-                                 static_cast<cuuint64_t>(st.head) * 2,
-                                 static_cast<cuuint64_t>(st.batch) * 2};
-  const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(tile_keys), 1, 1};
-  const cuuint32_t unit[4] = {1, 1, 1, 1};
-  const CUtensorMapDataType type = p.dtype == DType::kBFloat16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-                                                                : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  return encode(map, type, 4, const_cast<void*>(x), dims, strides, box, unit,
-                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  return EncodeBoxMap(map, p.dtype, x, p.batch, p.num_kv_heads, p.kv_capacity, dim, st,
+                      tile_keys);
 }
 
 // K's and V's tensor maps into `a`; false where either does not fit one (the

@@ -6,7 +6,7 @@
 // the forward's instance file of each FWD row). Plain C++: the host code, the
 // nanobind module and the kernels all read it.
 //
-//   X(HP, HVP, FWD, DEC, DEC8, SIMT, BWD)
+//   X(HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90)
 //   FWD   the tensor-core forward (attention_fwd.cuh), float16 / bfloat16
 //   DEC   the tensor-core decode kernel's 4-warp configurations (0, 1)
 //   DEC8  also its 8-warp configurations (2: cp.async, 3: TMA), which a DEC row
@@ -14,6 +14,8 @@
 //   SIMT  the float32 SIMT decode kernel, for max(H, Hv) <= HP (HP == HVP)
 //   BWD   the tensor-core backward (attention_bwd.cuh), float16 / bfloat16;
 //         two rows to keep compile time small
+//   SM90  the sm_90a forward (attention_fwd_sm90.cuh), float16 / bfloat16, on
+//         compute capability 9.x; opt-in (JAX_MEA_SM90_FORWARD=1) until validated
 //
 // 96 is a forward row only: prefill is bound by its MMAs, and 96 in a 128 row
 // would do a third more of them. Decode is bound by memory, where padded columns
@@ -23,14 +25,14 @@
 
 #include <type_traits>
 
-#define JAX_MEA_HEAD_DIMS(X)  \
-  X(32, 32, 1, 1, 0, 0, 0)    \
-  X(64, 64, 1, 1, 1, 1, 1)    \
-  X(96, 96, 1, 0, 0, 0, 0)    \
-  X(128, 128, 1, 1, 1, 1, 1)  \
-  X(192, 128, 1, 1, 1, 0, 0)  \
-  X(192, 192, 1, 1, 0, 0, 0)  \
-  X(256, 256, 1, 1, 0, 1, 0)
+#define JAX_MEA_HEAD_DIMS(X)    \
+  X(32, 32, 1, 1, 0, 0, 0, 0)    \
+  X(64, 64, 1, 1, 1, 1, 1, 1)    \
+  X(96, 96, 1, 0, 0, 0, 0, 0)    \
+  X(128, 128, 1, 1, 1, 1, 1, 1)  \
+  X(192, 128, 1, 1, 1, 0, 0, 1)  \
+  X(192, 192, 1, 1, 0, 0, 0, 0)  \
+  X(256, 256, 1, 1, 0, 1, 0, 1)
 
 namespace jax_mea::cuda {
 
@@ -45,10 +47,11 @@ constexpr int kMaxHeadSize = [] {
 #undef JAX_MEA_MAX_OF_ROW
 
 // One row as a type, for `if constexpr` on its flags.
-template <int HP, int HVP, bool FWD, bool DEC, bool DEC8, bool SIMT, bool BWD>
+template <int HP, int HVP, bool FWD, bool DEC, bool DEC8, bool SIMT, bool BWD, bool SM90>
 struct HeadDimRow {
   static constexpr int kHP = HP, kHVP = HVP;
   static constexpr bool kFwd = FWD, kDec = DEC, kDec8 = DEC8, kSimt = SIMT, kBwd = BWD;
+  static constexpr bool kSm90 = SM90;
 };
 
 // The switch: calls fn(HeadDimRow<...>{}) on each row that holds (h, hv), in
@@ -57,8 +60,10 @@ struct HeadDimRow {
 // instantiated for it). Returns whether some call returned true.
 template <typename Fn>
 bool HeadDimSwitch(int h, int hv, Fn&& fn) {
-#define JAX_MEA_HEAD_DIM_CASE(HP, HVP, FWD, DEC, DEC8, SIMT, BWD) \
-  if (h <= HP && hv <= HVP && fn(HeadDimRow<HP, HVP, FWD, DEC, DEC8, SIMT, BWD>{})) return true;
+#define JAX_MEA_HEAD_DIM_CASE(HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90)                  \
+  if (h <= HP && hv <= HVP && fn(HeadDimRow<HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90>{})) { \
+    return true;                                                                        \
+  }
   JAX_MEA_HEAD_DIMS(JAX_MEA_HEAD_DIM_CASE)
 #undef JAX_MEA_HEAD_DIM_CASE
   return false;

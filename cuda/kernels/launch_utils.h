@@ -41,4 +41,25 @@ cudaError_t EnsureDynamicSmem(Kernel kernel, size_t bytes, DeviceFlags& flags) {
   return cudaSuccess;
 }
 
+// The current device's compute capability major version, looked up once per
+// device (the first 64 ordinals); 0 where the query fails.
+inline int CurrentDeviceMajor() {
+  static std::atomic<int> majors[64] = {};  // 0: not looked up yet
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (dev >= 0 && dev < 64) {
+    if (const int m = majors[dev].load(std::memory_order_relaxed); m != 0) return m;
+  }
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (dev >= 0 && dev < 64) majors[dev].store(major, std::memory_order_relaxed);
+  return major;
+}
+
 }  // namespace jax_mea::cuda

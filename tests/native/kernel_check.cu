@@ -44,29 +44,6 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// Host tensors of any dtype as bytes.
-struct HostTensor {
-  DType dt = DType::kFloat32;
-  std::vector<uint8_t> bytes;
-  HostTensor() = default;
-  HostTensor(DType d, size_t n) : dt(d), bytes(n * ElemBytes(d)) {}
-  size_t size() const { return bytes.size() / ElemBytes(dt); }
-  float get(size_t i) const {
-    switch (dt) {
-      case DType::kFloat32: { float f; std::memcpy(&f, &bytes[i * 4], 4); return f; }
-      case DType::kFloat16: { cpu::Half h; std::memcpy(&h, &bytes[i * 2], 2); return cpu::ToFloat(h); }
-      default: { cpu::BFloat16 h; std::memcpy(&h, &bytes[i * 2], 2); return cpu::ToFloat(h); }
-    }
-  }
-  void set(size_t i, float f) {
-    switch (dt) {
-      case DType::kFloat32: std::memcpy(&bytes[i * 4], &f, 4); break;
-      case DType::kFloat16: { auto h = cpu::FromFloat<cpu::Half>(f); std::memcpy(&bytes[i * 2], &h, 2); break; }
-      default: { auto h = cpu::FromFloat<cpu::BFloat16>(f); std::memcpy(&bytes[i * 2], &h, 2); break; }
-    }
-  }
-};
-
 // ------------------------------------------------------------------ attention cases
 
 struct AttnCase {
@@ -420,32 +397,6 @@ struct BenchCase {
   bool causal;
   DType dt;
 };
-
-using LaunchFn = cudaError_t (*)(const AttentionParams&, cudaStream_t);
-
-// Median of 20 timed launches (after 3 warm-ups), in ms; min in *min_ms.
-double TimeLaunch(const AttentionParams& p, LaunchFn fn, double* min_ms) {
-  cudaEvent_t e0, e1;
-  CHECK_CUDA(cudaEventCreate(&e0));
-  CHECK_CUDA(cudaEventCreate(&e1));
-  for (int i = 0; i < 3; ++i) CHECK_CUDA(fn(p, 0));
-  CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<float> ms;
-  for (int i = 0; i < 20; ++i) {
-    CHECK_CUDA(cudaEventRecord(e0));
-    CHECK_CUDA(fn(p, 0));
-    CHECK_CUDA(cudaEventRecord(e1));
-    CHECK_CUDA(cudaEventSynchronize(e1));
-    float t;
-    CHECK_CUDA(cudaEventElapsedTime(&t, e0, e1));
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  CHECK_CUDA(cudaEventDestroy(e0));
-  CHECK_CUDA(cudaEventDestroy(e1));
-  *min_ms = ms.front();
-  return ms[ms.size() / 2];
-}
 
 // Relative L2 difference of two device outputs of n elements.
 double RelDiff(const void* a, const void* b, size_t n, DType dt) {

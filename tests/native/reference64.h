@@ -25,9 +25,13 @@ inline double HostValue(DType t, const void* base, int64_t i) {
 }
 
 // out[((b * num_heads + h) * q_len + i) * v_head_size + d]; rows that see no key are 0.
-inline std::vector<double> Reference64(const AttentionParams& p) {
+// lse (optional): the row log-sum-exp of the logits, [(b * num_heads + h) * q_len + i],
+// -inf for a row that sees no key.
+inline std::vector<double> Reference64(const AttentionParams& p,
+                                       std::vector<double>* lse = nullptr) {
   const int B = p.batch, N = p.num_heads, Sq = p.q_len, H = p.head_size, Hv = p.v_head_size;
   std::vector<double> out(static_cast<size_t>(B) * N * Sq * Hv, 0.0);
+  if (lse != nullptr) lse->assign(static_cast<size_t>(B) * N * Sq, -INFINITY);
   std::vector<double> s(p.kv_capacity);
   std::vector<char> seen(p.kv_capacity);
   for (int b = 0; b < B; ++b) {
@@ -72,6 +76,7 @@ inline std::vector<double> Reference64(const AttentionParams& p) {
           for (int d = 0; d < Hv; ++d) o[d] += w * HostValue(p.dtype, p.v, vj + d);
         }
         for (int d = 0; d < Hv; ++d) o[d] /= sum;
+        if (lse != nullptr) (*lse)[(static_cast<size_t>(b) * N + h) * Sq + i] = mx + std::log(sum);
       }
     }
   }

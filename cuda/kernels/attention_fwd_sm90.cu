@@ -1,0 +1,112 @@
+// Host side of the sm_90a attention forward (attention_fwd_sm90.cuh): what it
+// takes, its tensor maps and its launch. Compiled for sm_90a only
+// (-gencode=arch=compute_90a,code=sm_90a, CMakeLists.txt); LaunchAttentionForward
+// (attention_fwd.cu) calls it on a compute capability 9.x device when
+// JAX_MEA_SM90_FORWARD=1 and Sm90ForwardUnsupported is empty.
+#include <climits>
+#include <string>
+
+#include "kernels/attention.h"
+#include "kernels/attention_fwd_sm90.cuh"
+#include "kernels/head_dims.h"
+#include "kernels/launch_utils.h"
+#include "kernels/tensor_map.h"
+
+namespace jax_mea::cuda {
+namespace {
+
+// 16-byte aligned base and strides of 8 elements: what a tensor map needs
+// (global strides in multiples of 16 bytes) and the 4-byte output stores.
+bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
+         s.seq % 8 == 0;
+}
+
+template <typename T, int kD, int kDv, bool kPipelined>
+cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
+  using Tr = Sm90FwdTraits<kD, kDv>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined>;
+  static DeviceFlags smem_set;
+  if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
+    return err;
+  }
+  Sm90FwdArgs a;
+  if (!EncodeBoxMap(&a.tmap_q, p.dtype, p.q, p.batch, p.num_heads, p.q_len, p.head_size,
+                    p.q_strides, Tr::kBlockM) ||
+      !EncodeBoxMap(&a.tmap_k, p.dtype, p.k, p.batch, p.num_kv_heads, p.kv_capacity,
+                    p.head_size, p.k_strides, Tr::kBlockN) ||
+      !EncodeBoxMap(&a.tmap_v, p.dtype, p.v, p.batch, p.num_kv_heads, p.kv_capacity,
+                    p.v_head_size, p.v_strides, Tr::kBlockN)) {
+    return cudaErrorNotSupported;  // the caller falls back to the sm_80 kernel
+  }
+  a.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
+  a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
+  const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
+  if (blocks <= 0) return cudaSuccess;
+  if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
+  kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, a);
+  return cudaGetLastError();
+}
+
+// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv).
+template <typename T, bool kPipelined>
+cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
+  cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
+  HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
+    using Row = decltype(row);
+    if constexpr (Row::kSm90) {
+      err = LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined>(p, stream);
+      return true;
+    } else {
+      return false;
+    }
+  });
+  return err;
+}
+
+template <bool kPipelined>
+cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream) {
+  switch (p.dtype) {
+    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream);
+    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace
+
+std::string Sm90ForwardUnsupported(const AttentionParams& p) {
+  if (p.dtype != DType::kFloat16 && p.dtype != DType::kBFloat16) {
+    return "float16 / bfloat16 only";
+  }
+  const bool has_row = HeadDimSwitch(p.head_size, p.v_head_size,
+                                     [](auto row) { return decltype(row)::kSm90; });
+  if (!has_row || p.head_size % 8 != 0 || p.v_head_size % 8 != 0 || p.head_size <= 0 ||
+      p.v_head_size <= 0) {
+    return "head sizes: multiples of 8 within an SM90 row of the head-dim table (got q/k " +
+           std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
+  }
+  if (p.mask_kind != MaskKind::kNone) return "no attention mask tensor yet";
+  if (p.softcap > 0.f) return "no softcap yet";
+  if (p.left_window != kUnboundedWindow || p.right_window != kUnboundedWindow) {
+    return "no local window yet";
+  }
+  if (p.kv_capacity <= 0) return "an empty key sequence runs on the sm_80 kernel";
+  if (!Aligned16Strided(p.q, p.q_strides) || !Aligned16Strided(p.k, p.k_strides) ||
+      !Aligned16Strided(p.v, p.v_strides) || !Aligned16Strided(p.out, p.out_strides)) {
+    return "q, k, v and out need 16-byte aligned addresses and strides";
+  }
+  const int64_t blocks = static_cast<int64_t>((p.q_len + 127) / 128) * p.num_heads * p.batch;
+  if (blocks > INT_MAX) return "too many query blocks";
+  return {};
+}
+
+cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream) {
+  return DispatchDtype<true>(p, stream);
+}
+
+cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream) {
+  return DispatchDtype<false>(p, stream);
+}
+
+}  // namespace jax_mea::cuda

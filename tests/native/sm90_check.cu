@@ -1,0 +1,443 @@
+// sm90_check: the sm_90a attention forward (kernels/attention_fwd_sm90.cuh) against
+// the float64 reference (reference64.h), called directly (LaunchAttentionForwardSm90,
+// whatever JAX_MEA_SM90_FORWARD says), and timed beside the sm_80 kernel.
+//
+// Each case draws fresh inputs (keys past kv_length(b) are NaN: a kernel that
+// lets them reach the output shows NaN), poisons out and lse with NaN, runs the
+// kernel and checks: no NaN, rows that see no key exactly 0 (lse -inf), out
+// within the float64 bounds kernel_check uses, lse within kLseTol.
+//
+//   sm90_check              every case (f16, bf16; the head-dim table's SM90 rows
+//                           64, 128, 192/128, 256, and head dims padded up to them)
+//   sm90_check --quick      fewer, shorter cases (for compute-sanitizer)
+//   sm90_check --debug      one tiny case (B1 T128 S128 N1 H64 bf16), twice: random
+//                           inputs, then q = 0 (uniform P: P V alone); prints the
+//                           first mismatching elements and a map of the bad rows
+//   sm90_check --bench      TFLOP/s of the sm_90a and the sm_80 kernel, side by side
+//   sm90_check --filter S   only cases whose name contains S
+//   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
+//                           pipelining: a pass there and a failure without it is a
+//                           pipelining bug, a failure in both a layout bug
+// Exit status: 0 all passed, 1 a failure, 77 no compute capability 9.x GPU (ctest: skipped).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "check_common.h"
+#include "jax_mea/params.h"
+#include "kernels/attention.h"
+#include "reference64.h"
+
+using namespace jax_mea;
+using namespace jax_mea::check;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
+
+// The sm_90a entry the checks run (--simple: the unpipelined one).
+LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
+
+struct Case {
+  std::string name;
+  DType dtype = DType::kBFloat16;
+  int H = 64, Hv = 64;
+  int B = 2, Nq = 4, Nkv = 4, Sq = 128, Skv = 128;
+  Layout q_layout = kBSNH, kv_layout = kBSNH, out_layout = kBSNH;
+  bool causal = false;
+  int causal_offset = 0;
+  bool bottom_right = false;       // causal_offset = Skv - Sq (ONNX's causal)
+  bool per_batch_offsets = false;  // offsets[b] = kv_length(b) - Sq (bottom-right)
+  bool kv_lengths = false;         // per batch: 0, full, random, past capacity, negative, 1
+  bool lse = true;
+  bool zero_q = false;  // all logits 0: uniform P, so out = mean of the visible V rows
+};
+
+struct Outcome {
+  bool ok = false;
+  Diff64 out64;
+  size_t nan = 0, zero_mismatch = 0, lse_bad = 0;
+  double lse_max_err = 0;
+  std::string why;  // set when the case could not run
+};
+
+// Prints up to `limit` elements of out (and lse) off the reference, and one
+// character per query row of batch 0 / head 0: '.' good, 'N' NaN, 'x' off.
+void PrintMismatches(const AttentionParams& p, const HostTensor& out,
+                     const std::vector<double>& ref, const std::vector<float>& lse,
+                     const std::vector<double>& lse_ref, int limit) {
+  const double tol = MaxAbs64(p.dtype);
+  int shown = 0;
+  std::string rows;
+  for (int b = 0; b < p.batch; ++b)
+    for (int h = 0; h < p.num_heads; ++h)
+      for (int i = 0; i < p.q_len; ++i) {
+        const int64_t o = b * p.out_strides.batch + h * p.out_strides.head + i * p.out_strides.seq;
+        const double* e = &ref[((size_t(b) * p.num_heads + h) * p.q_len + i) * p.v_head_size];
+        char mark = '.';
+        for (int d = 0; d < p.v_head_size; ++d) {
+          const double g = out.get(o + d);
+          const bool bad = std::isnan(g) || std::fabs(g - e[d]) > tol;
+          if (!bad) continue;
+          mark = std::isnan(g) ? 'N' : 'x';
+          if (shown < limit) {
+            std::printf("    out b%d h%d row %d col %d: got %.6f want %.6f\n", b, h, i, d, g, e[d]);
+            ++shown;
+          }
+        }
+        if (b == 0 && h == 0) rows += mark;
+      }
+  std::printf("    rows of b0 h0 ('.' good, 'N' NaN, 'x' off by > %.0e):\n", tol);
+  for (size_t r = 0; r < rows.size(); r += 64) {
+    std::printf("    %5zu %s\n", r, rows.substr(r, 64).c_str());
+  }
+  shown = 0;
+  for (size_t r = 0; r < lse.size() && !lse_ref.empty() && shown < limit; ++r) {
+    const double g = lse[r], e = lse_ref[r];
+    const bool bad = std::isinf(e) ? g != e : !(std::fabs(g - e) <= kLseTol);
+    if (bad) {
+      std::printf("    lse row %zu (of [B, N, T]): got %.6f want %.6f\n", r, g, e);
+      ++shown;
+    }
+  }
+}
+
+Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  const DType dt = c.dtype;
+  AttentionParams p = ShapeParams(dt, c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv, c.q_layout,
+                                  c.kv_layout, c.out_layout);
+  p.is_causal = c.causal;
+  p.causal_offset = c.bottom_right ? c.Skv - c.Sq : c.causal_offset;
+  HostTensor q(dt, size_t(c.B) * c.Nq * c.Sq * c.H), k(dt, size_t(c.B) * c.Nkv * c.Skv * c.H),
+      v(dt, size_t(c.B) * c.Nkv * c.Skv * c.Hv), out(dt, size_t(c.B) * c.Nq * c.Sq * c.Hv);
+  for (size_t i = 0; i < q.size(); ++i) q.set(i, c.zero_q ? 0.f : u(rng));
+  for (size_t i = 0; i < k.size(); ++i) k.set(i, u(rng));
+  for (size_t i = 0; i < v.size(); ++i) v.set(i, u(rng) * 0.5f);
+
+  std::vector<int32_t> lengths(c.B, c.Skv), offsets(c.B, 0);
+  if (c.kv_lengths) {
+    const int choices[] = {0, c.Skv, static_cast<int>(rng() % (c.Skv + 1)), c.Skv + 7, -3, 1};
+    for (int b = 0; b < c.B; ++b) lengths[b] = choices[b % 6];
+    for (int b = 0; b < c.B; ++b) {
+      const int len = std::max(0, std::min(lengths[b], c.Skv));
+      for (int n = 0; n < c.Nkv; ++n)
+        for (int j = len; j < c.Skv; ++j) {
+          for (int d = 0; d < c.H; ++d)
+            k.set(b * p.k_strides.batch + n * p.k_strides.head + j * p.k_strides.seq + d, kNaN);
+          for (int d = 0; d < c.Hv; ++d)
+            v.set(b * p.v_strides.batch + n * p.v_strides.head + j * p.v_strides.seq + d, kNaN);
+        }
+      if (c.per_batch_offsets) offsets[b] = len - c.Sq;
+    }
+  }
+
+  AttentionParams hp = p;  // host pointers, for the reference
+  hp.q = q.bytes.data();
+  hp.k = k.bytes.data();
+  hp.v = v.bytes.data();
+  hp.kv_lengths = c.kv_lengths ? lengths.data() : nullptr;
+  hp.causal_offsets = c.per_batch_offsets ? offsets.data() : nullptr;
+
+  const size_t lse_n = size_t(c.B) * c.Nq * c.Sq;
+  DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
+      dv(v.bytes.data(), v.bytes.size()), dout(out.bytes.size()),
+      dlse(c.lse ? lse_n * sizeof(float) : 0);
+  DevBuf dlen(lengths.data(), c.kv_lengths ? lengths.size() * 4 : 0);
+  DevBuf doff(offsets.data(), c.per_batch_offsets ? offsets.size() * 4 : 0);
+  CHECK_CUDA(cudaMemset(dout.ptr, 0xff, out.bytes.size()));  // NaN in both dtypes
+  if (c.lse) CHECK_CUDA(cudaMemset(dlse.ptr, 0xff, lse_n * sizeof(float)));
+  AttentionParams gp = p;
+  gp.q = dq.ptr;
+  gp.k = dk.ptr;
+  gp.v = dv.ptr;
+  gp.out = dout.ptr;
+  gp.lse = c.lse ? static_cast<float*>(dlse.ptr) : nullptr;
+  gp.kv_lengths = c.kv_lengths ? static_cast<const int32_t*>(dlen.ptr) : nullptr;
+  gp.causal_offsets = c.per_batch_offsets ? static_cast<const int32_t*>(doff.ptr) : nullptr;
+
+  Outcome r;
+  r.why = cuda::Sm90ForwardUnsupported(gp);
+  if (!r.why.empty()) return r;
+  const cudaError_t err = g_sm90(gp, 0);
+  if (err != cudaSuccess) {
+    r.why = std::string("launch: ") + cudaGetErrorName(err);
+    return r;
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  CHECK_CUDA(cudaMemcpy(out.bytes.data(), dout.ptr, out.bytes.size(), cudaMemcpyDeviceToHost));
+  std::vector<float> lse(c.lse ? lse_n : 0);
+  if (c.lse) {
+    CHECK_CUDA(cudaMemcpy(lse.data(), dlse.ptr, lse_n * sizeof(float), cudaMemcpyDeviceToHost));
+  }
+
+  std::vector<double> lse_ref;
+  const std::vector<double> ref = Reference64(hp, c.lse ? &lse_ref : nullptr);
+  r.out64 = Compare64(p, out.bytes.data(), ref);
+  for (int b = 0; b < c.B; ++b)
+    for (int h = 0; h < c.Nq; ++h)
+      for (int i = 0; i < c.Sq; ++i) {
+        const int64_t o = b * p.out_strides.batch + h * p.out_strides.head + i * p.out_strides.seq;
+        const double* e = &ref[((size_t(b) * c.Nq + h) * c.Sq + i) * c.Hv];
+        bool ref_zero = true;
+        for (int d = 0; d < c.Hv; ++d) ref_zero &= e[d] == 0.0;
+        for (int d = 0; d < c.Hv; ++d) {
+          const float g = out.get(o + d);
+          r.nan += std::isnan(g);
+          r.zero_mismatch += ref_zero && g != 0.f;
+        }
+      }
+  for (size_t i = 0; i < lse.size(); ++i) {
+    if (std::isinf(lse_ref[i])) {
+      r.lse_bad += lse[i] != lse_ref[i];  // -inf exactly
+    } else {
+      const double e = std::fabs(lse[i] - lse_ref[i]);
+      r.lse_bad += !(e <= kLseTol);  // NaN counts
+      if (e == e) r.lse_max_err = std::max(r.lse_max_err, e);
+    }
+  }
+  r.ok = r.nan == 0 && r.zero_mismatch == 0 && r.lse_bad == 0 &&
+         r.out64.max_abs <= MaxAbs64(dt) && r.out64.rel <= Rel64(dt);
+  if (!r.ok && verbose) PrintMismatches(p, out, ref, lse, lse_ref, 12);
+  return r;
+}
+
+// The cases of one dtype and head-dim pair; `quick` shortens them; `few`: the
+// four that cover the most (a padded head dim needs no more).
+std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
+  std::vector<Case> s;
+  auto add = [&](const char* name, auto f) {
+    Case c;
+    c.name = name;
+    c.dtype = dt;
+    c.H = H;
+    c.Hv = Hv;
+    f(c);
+    if (quick) {
+      c.Sq = std::min(c.Sq, 200);
+      c.Skv = std::min(c.Skv, 300);
+    }
+    s.push_back(c);
+  };
+  add("basic_T128_S128", [](Case& c) { c.lse = false; });
+  add("ragged_T200_S333_gqa2_layouts", [](Case& c) {
+    c.Nq = 4; c.Nkv = 2; c.Sq = 200; c.Skv = 333;
+    c.q_layout = kBNSH; c.out_layout = kBNSH;
+  });
+  add("q1_S1000", [](Case& c) { c.B = 3; c.Nq = 8; c.Nkv = 8; c.Sq = 1; c.Skv = 1000; });
+  add("kv1_T300", [](Case& c) { c.Sq = 300; c.Skv = 1; c.lse = false; });
+  add("gqa4_causal_topleft_T300_S517", [](Case& c) {
+    c.Nq = 8; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.kv_layout = kBNSH;
+  });
+  add("causal_bottomright_T100_S700", [](Case& c) {
+    c.B = 1; c.Sq = 100; c.Skv = 700; c.causal = true; c.bottom_right = true;
+  });
+  add("causal_bottomright_T700_S100", [](Case& c) {  // the first T - S rows see no key
+    c.B = 1; c.Sq = 700; c.Skv = 100; c.causal = true; c.bottom_right = true;
+  });
+  add("mqa_causal_T1100_S1100", [](Case& c) {
+    c.B = 1; c.Nq = 2; c.Nkv = 1; c.Sq = 1100; c.Skv = 1100; c.causal = true; c.lse = false;
+  });
+  add("kvlen_T150_S400", [](Case& c) {
+    c.B = 6; c.Nq = 4; c.Nkv = 2; c.Sq = 150; c.Skv = 400; c.kv_lengths = true;
+    c.kv_layout = kBNSH;
+  });
+  add("kvlen_causal_per_batch_T150_S400", [](Case& c) {
+    c.B = 6; c.Sq = 150; c.Skv = 400; c.kv_lengths = true; c.causal = true;
+    c.per_batch_offsets = true;
+  });
+  add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 513; c.Skv = 2049; });
+  if (few) {
+    const char* keep[] = {"ragged_T200_S333_gqa2_layouts", "gqa4_causal_topleft_T300_S517",
+                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049"};
+    std::vector<Case> kept;
+    for (const Case& c : s)
+      for (const char* k : keep) if (c.name == k) kept.push_back(c);
+    return kept;
+  }
+  return s;
+}
+
+int Check(bool quick, const std::string& filter) {
+  const DType dtypes[] = {DType::kBFloat16, DType::kFloat16};
+  // The SM90 rows of the head-dim table, then head dims padded up to one.
+  const std::vector<std::pair<int, int>> rows = {{64, 64}, {128, 128}, {192, 128}, {256, 256}};
+  const std::vector<std::pair<int, int>> padded = {{96, 96}, {32, 64}, {160, 120}, {200, 256}};
+  std::vector<std::pair<int, int>> heads = rows;
+  if (!quick) heads.insert(heads.end(), padded.begin(), padded.end());
+  std::mt19937 rng(20261201);
+  int total = 0, failed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (DType dt : dtypes) {
+    if (quick && dt == DType::kFloat16) continue;
+    for (const auto& [H, Hv] : heads) {
+      const bool few = std::find(rows.begin(), rows.end(), std::make_pair(H, Hv)) == rows.end();
+      for (const Case& c : Cases(dt, H, Hv, quick, few)) {
+        const std::string label = std::string(DTypeName(dt)) + " H" + std::to_string(H) + "/" +
+                                  std::to_string(Hv) + " " + c.name;
+        if (!filter.empty() && label.find(filter) == std::string::npos) continue;
+        const Outcome r = RunCase(c, rng, /*verbose=*/true);
+        ++total;
+        failed += !r.ok;
+        if (!r.why.empty()) {
+          std::printf("FAIL %-52s did not run: %s\n", label.c_str(), r.why.c_str());
+        } else {
+          std::printf("%s %-52s B%d N%d/%d T%d S%d f64 rel=%.1e max_abs=%.1e nan=%zu "
+                      "zero_mismatch=%zu lse_bad=%zu lse_err=%.1e\n",
+                      r.ok ? "PASS" : "FAIL", label.c_str(), c.B, c.Nq, c.Nkv, c.Sq, c.Skv,
+                      r.out64.rel, r.out64.max_abs, r.nan, r.zero_mismatch, r.lse_bad,
+                      r.lse_max_err);
+        }
+        std::fflush(stdout);
+      }
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%s: %d of %d cases passed (%.1f s)\n", failed ? "FAIL" : "PASS", total - failed,
+              total, secs);
+  return failed ? 1 : 0;
+}
+
+int Debug() {
+  std::mt19937 rng(7);
+  int failed = 0;
+  for (bool zero_q : {false, true}) {
+    Case c;
+    c.name = zero_q ? "debug q=0 (uniform P: P V alone)" : "debug random";
+    c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 128; c.Skv = 128; c.H = 64; c.Hv = 64;
+    c.zero_q = zero_q;
+    const Outcome r = RunCase(c, rng, /*verbose=*/true);
+    failed += !r.ok;
+    std::printf("%s %s: %s f64 rel=%.2e max_abs=%.2e nan=%zu zero_mismatch=%zu lse_bad=%zu\n",
+                r.ok ? "PASS" : "FAIL", c.name.c_str(), r.why.empty() ? "ran" : r.why.c_str(),
+                r.out64.rel, r.out64.max_abs, r.nan, r.zero_mismatch, r.lse_bad);
+  }
+  return failed ? 1 : 0;
+}
+
+// Relative L2 difference of two device outputs of n elements.
+double RelDiff(const void* a, const void* b, size_t n, DType dt) {
+  HostTensor ha(dt, n), hb(dt, n);
+  CHECK_CUDA(cudaMemcpy(ha.bytes.data(), a, ha.bytes.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(hb.bytes.data(), b, hb.bytes.size(), cudaMemcpyDeviceToHost));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = ha.get(i), y = hb.get(i);
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  return std::sqrt(num / den);
+}
+
+void Bench(const std::string& filter) {
+  struct BenchCase {
+    const char* name;
+    int B, Nq, Nkv, S, H, Hv;
+    bool causal;
+    DType dt;
+  };
+  const BenchCase cases[] = {
+      {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16},
+      {"B2 S4096 N32 H128 bf16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kBFloat16},
+      {"B2 S4096 N32/8 H128 bf16 causal", 2, 32, 8, 4096, 128, 128, true, DType::kBFloat16},
+      {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16},
+      {"B2 S4096 N32 H128 f16", 2, 32, 32, 4096, 128, 128, false, DType::kFloat16},
+      {"B2 S4096 N32 H128 f16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kFloat16},
+      {"B2 S4096 N32 H192/Hv128 bf16", 2, 32, 32, 4096, 192, 128, false, DType::kBFloat16},
+      {"B2 S4096 N32 H192/Hv128 bf16 causal", 2, 32, 32, 4096, 192, 128, true, DType::kBFloat16},
+      {"B2 S4096 N16 H256 bf16", 2, 16, 16, 4096, 256, 256, false, DType::kBFloat16},
+      {"B2 S4096 N16 H256 bf16 causal", 2, 16, 16, 4096, 256, 256, true, DType::kBFloat16},
+  };
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("bench on %s (%d SMs); median of 20 after 3 warm-ups (cudaEvents); TFLOP/s counts\n"
+              "2*B*N*S*S*(H+Hv), halved for causal; diff: relative L2 of sm90's out vs sm80's\n",
+              prop.name, prop.multiProcessorCount);
+  std::printf("sm90: pipelined (the default); simple: without the intra-warpgroup overlap\n");
+  std::printf("%-36s %8s %7s %8s %7s %8s %7s %6s %8s\n", "case", "sm90 ms", "TFLOP/s",
+              "simple", "TFLOP/s", "sm80 ms", "TFLOP/s", "x sm80", "diff");
+  std::mt19937 rng(1234);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (const BenchCase& c : cases) {
+    if (!filter.empty() && std::string(c.name).find(filter) == std::string::npos) continue;
+    HostTensor q(c.dt, size_t(c.B) * c.Nq * c.S * c.H), k(c.dt, size_t(c.B) * c.Nkv * c.S * c.H),
+        v(c.dt, size_t(c.B) * c.Nkv * c.S * c.Hv);
+    for (HostTensor* t : {&q, &k, &v})
+      for (size_t i = 0; i < t->size(); ++i) t->set(i, u(rng));
+    const size_t n_out = size_t(c.B) * c.Nq * c.S * c.Hv;
+    DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
+        dv(v.bytes.data(), v.bytes.size()), d90(n_out * ElemBytes(c.dt)),
+        d80(n_out * ElemBytes(c.dt));
+    AttentionParams p =
+        ShapeParams(c.dt, c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
+    p.q = dq.ptr;
+    p.k = dk.ptr;
+    p.v = dv.ptr;
+    p.is_causal = c.causal;
+    double flops = 2.0 * c.B * c.Nq * double(c.S) * c.S * (c.H + c.Hv);
+    if (c.causal) flops *= 0.5;
+    const std::string why = cuda::Sm90ForwardUnsupported(p);
+    if (!why.empty()) {
+      std::printf("%-34s sm90 does not take it: %s\n", c.name, why.c_str());
+      continue;
+    }
+    double mn;
+    AttentionParams p90 = p, p80 = p;
+    p90.out = d90.ptr;
+    p80.out = d80.ptr;
+    const double tsim = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90Simple, &mn);
+    const double t90 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90, &mn);
+    const double t80 = TimeLaunch(p80, cuda::LaunchAttentionForwardSm80, &mn);
+    auto tflops = [&](double ms) { return flops / (ms * 1e-3) / 1e12; };
+    std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
+                tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
+                RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, bench = false, debug = false;
+  std::string filter;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--bench") bench = true;
+    else if (a == "--debug") debug = true;
+    else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
+    else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--debug] [--bench] [--simple] [--filter S]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  int ndev = 0;
+  CHECK_CUDA(cudaGetDeviceCount(&ndev));
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  if (prop.major != 9) {
+    std::printf("SKIP: %s is compute capability %d.%d; the sm_90a forward needs 9.x\n", prop.name,
+                prop.major, prop.minor);
+    return 77;
+  }
+  if (bench) {
+    Bench(filter);
+    return 0;
+  }
+  if (debug) return Debug();
+  return Check(quick, filter);
+}
