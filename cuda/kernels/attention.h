@@ -34,9 +34,8 @@ cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t st
 // The sm_90a kernel without its intra-warpgroup pipelining (one step at a time):
 // sm90_check --simple, to tell a pipelining bug from a layout bug.
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream);
-// JAX_MEA_SM90_FORWARD=1 in the environment (read once) turns the sm_90a kernel
-// on; unset or 0 keeps the sm_80 kernel everywhere. Off by default until the
-// sm_90a kernel is validated on a GPU.
+// The sm_90a kernel is on unless JAX_MEA_SM90_FORWARD=0 in the environment (read
+// once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();
 
 // Empty when LaunchAttentionBackward supports `p`; otherwise why not. EXPERIMENTAL:

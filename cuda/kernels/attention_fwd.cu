@@ -1,6 +1,6 @@
 // Attention forward dispatcher: dtype and head dims -> one compiled instance;
-// on compute capability 9.x, the sm_90a kernel where it takes the call (opt-in,
-// JAX_MEA_SM90_FORWARD=1, until validated on a GPU).
+// on compute capability 9.x, the sm_90a kernel where it takes the call (unless
+// JAX_MEA_SM90_FORWARD=0).
 //
 // Tensor-core instances: the FWD rows of the head-dim table (kernels/head_dims.h),
 // each for float16 and bfloat16. Any H, Hv <= kMaxHeadSize runs on the first row
@@ -59,7 +59,7 @@ cudaError_t LaunchAttentionForwardSm80(const AttentionParams& p, cudaStream_t st
 bool Sm90ForwardEnabled() {
   static const bool on = [] {
     const char* v = std::getenv("JAX_MEA_SM90_FORWARD");
-    return v != nullptr && std::string(v) == "1";
+    return v == nullptr || std::string(v) != "0";
   }();
   return on;
 }

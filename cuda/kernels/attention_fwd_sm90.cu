@@ -2,7 +2,7 @@
 // takes, its tensor maps and its launch. Compiled for sm_90a only
 // (-gencode=arch=compute_90a,code=sm_90a, CMakeLists.txt); LaunchAttentionForward
 // (attention_fwd.cu) calls it on a compute capability 9.x device when
-// JAX_MEA_SM90_FORWARD=1 and Sm90ForwardUnsupported is empty.
+// Sm90ForwardUnsupported is empty (unless JAX_MEA_SM90_FORWARD=0).
 #include <climits>
 #include <string>
 

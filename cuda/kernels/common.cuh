@@ -48,6 +48,18 @@ template <> __device__ __forceinline__ uint32_t Pack2<__nv_bfloat16>(float lo, f
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
+// A probability as the P V product will weight it: float16 rounds it (P is the MMA's
+// half operand), so that the row's normaliser sums the very weights the product uses
+// and the output is a true weighted average of V. With float16's 10-bit mantissa the
+// mismatch would otherwise dominate the output's error (2 ulps on ONNX's fp16 cases,
+// which check rtol 1e-3); bfloat16's own output rounding (8 bits) is coarser than it,
+// so bfloat16 keeps the float (no extra conversions in its hot loop).
+template <typename T>
+__device__ __forceinline__ float ProbAsWeighted(float p) {
+  if constexpr (std::is_same_v<T, __half>) return __half2float(__float2half_rn(p));
+  return p;
+}
+
 // ---------------------------------------------------------------- global loads
 
 __device__ __forceinline__ bool Aligned16(const void* p) {

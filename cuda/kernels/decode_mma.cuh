@@ -338,7 +338,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int rr = e >> 1;
-          s[nt][e] = exp2f(s[nt][e] - m_use[rr]);
+          s[nt][e] = ProbAsWeighted<T>(exp2f(s[nt][e] - m_use[rr]));
           l[rr] += s[nt][e];
         }
       }

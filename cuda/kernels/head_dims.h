@@ -15,7 +15,7 @@
 //   BWD   the tensor-core backward (attention_bwd.cuh), float16 / bfloat16;
 //         two rows to keep compile time small
 //   SM90  the sm_90a forward (attention_fwd_sm90.cuh), float16 / bfloat16, on
-//         compute capability 9.x; opt-in (JAX_MEA_SM90_FORWARD=1) until validated
+//         compute capability 9.x (unless JAX_MEA_SM90_FORWARD=0)
 //
 // 96 is a forward row only: prefill is bound by its MMAs, and 96 in a 128 row
 // would do a third more of them. Decode is bound by memory, where padded columns
