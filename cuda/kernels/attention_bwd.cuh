@@ -66,6 +66,9 @@ struct BwdTraits {
   static constexpr int kBlockM = static_cast<int>(kBwdBlockM);  // query rows per tile
   static_assert(kBlockM == 64, "the warp tiles below are laid out for 64 x 128 with 8 warps");
   static constexpr int kHeadDim = kD, kVHeadDim = kDv;
+  // CTAs per SM the registers are budgeted for. One: 64 x 64 at two (128 registers)
+  // spills 192 bytes (ptxas), unmeasured.
+  static constexpr int kMinBlocks = 1;
   // +8 elements (16 bytes) per row: conflict-free ldmatrix (plain and transposed).
   static constexpr int kKStride = kD + 8;
   static constexpr int kVStride = kDv + 8;
@@ -169,9 +172,14 @@ __device__ __forceinline__ void WaitTurn(const int* sem, int value) {
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(sem) : "memory");
   } while (v != value);
 }
-// Passes the turn on: the CTA's adds (fenced by each thread, then a CTA barrier) first.
+// Passes the turn on, by one thread after a CTA barrier that follows the CTA's adds:
+// the fence orders them (all the CTA's, through the barrier) before the increment, as
+// cooperative groups' grid sync and CUTLASS's GenericBarrier do.
 __device__ __forceinline__ void PassTurn(int* sem) {
-  asm volatile("red.release.gpu.global.add.s32 [%0], 1;\n" ::"l"(sem) : "memory");
+  asm volatile(
+      "fence.acq_rel.gpu;\n"
+      "red.relaxed.gpu.global.add.s32 [%0], 1;\n" ::"l"(sem)
+      : "memory");
 }
 // acc[0] += x, acc[1] += y in global memory (one vector reduction on sm_90).
 __device__ __forceinline__ void RedAdd2(float* acc, float x, float y) {
@@ -266,7 +274,7 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
 }
 
 template <typename T, int kD, int kDv>
-__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
+__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kDv>::kMinBlocks)
     BwdKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
   constexpr int kBM = Tr::kBlockM, kBN = Tr::kBlockN, kThreads = Tr::kThreads;
@@ -360,7 +368,6 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
   for (int stage = 0; cur.hg < group; stage ^= 1) {
     CpAsyncWait<0>();
     __syncthreads();  // this tile landed; every warp is done with the previous one
-    if (tid == 0 && passed != nullptr) PassTurn(passed);
     const BwdTile nxt = cur.m > 0 ? next_tile(cur.hg, cur.m - 1) : next_tile(cur.hg + 1,
                                                                             a.num_m_blocks - 1);
     if (nxt.hg < group) load_q(nxt, stage ^ 1);
@@ -423,6 +430,10 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
       }
     }
     __syncthreads();  // P, dS written
+    // The previous tile's dQ adds, issued before two barriers, are done by now: its
+    // turn passes without stalling on the fence (an earlier pass would; a later one
+    // would hold the next key block back longer).
+    if (tid == 0 && passed != nullptr) PassTurn(passed);
 
     // dV += P^T dO: the warp's 32 keys x kDv / 2 columns.
     WarpMma<T, 2, kDv / 16, kBM, true, kPS, true, kVS>(dv, sP + 32 * wc, sdO + wr * (kDv / 2),
@@ -453,7 +464,6 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
                     dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
           }
         }
-    __threadfence();  // the adds are done (device-wide) before the barrier that passes the turn
     passed = sem;
     cur = nxt;
   }
