@@ -291,8 +291,9 @@ def cuda_backward_kernel_applies(dtype, head_size: int, v_head_size: int,
 
 
 def _cuda_backward_rule():
-    """attention_bwd_p for CUDA: the kernel where it applies (its workspace, float32
-    D per query row, an extra result from XLA), else the unfused XLA backward."""
+    """attention_bwd_p for CUDA: the kernel where it applies (its workspace, D, the
+    scaled lse and the float32 dQ accumulator, an extra result from XLA), else the
+    unfused XLA backward."""
     kernel = jax.ffi.ffi_lowering(_ffi.ATTENTION_BWD_TARGET)
     unfused = mlir.lower_fun(_cuda_backward, multiple_results=True)
 
@@ -302,7 +303,8 @@ def _cuda_backward_rule():
                                             params["mask_kind"]):
             return unfused(ctx, *args, **params)
         check_cuda_head_sizes(q.shape[3], v.shape[3])
-        size = _ffi.attention_bwd_workspace_bytes(*ctx.avals_in[7].shape)  # lse [B, Nq, Sq]
+        size = _ffi.attention_bwd_workspace_bytes(*ctx.avals_in[7].shape,  # lse [B, Nq, Sq]
+                                                  q.shape[3])
         workspace = jax.core.ShapedArray((size,), jnp.uint8)
         ctx = ctx.replace(avals_out=[*ctx.avals_out, workspace])
         return kernel(ctx, *args, **_lower_params(params))[:-1]

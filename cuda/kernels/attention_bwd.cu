@@ -25,11 +25,11 @@ bool BwdRowSwitch(int h, int hv, Fn&& fn) {
 }
 
 template <typename T>
-cudaError_t DispatchBwd(const AttentionBackwardParams& p, float* delta, cudaStream_t stream) {
+cudaError_t DispatchBwd(const AttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   BwdRowSwitch(p.fwd.head_size, p.fwd.v_head_size, [&](auto row) {
     using Row = decltype(row);
-    err = RunBwd<T, Row::kHP, Row::kHVP>(p, delta, stream);
+    err = RunBwd<T, Row::kHP, Row::kHVP>(p, workspace, stream);
   });
   return err;
 }
@@ -47,11 +47,9 @@ std::string AttentionBackwardUnsupported(const AttentionBackwardParams& p) {
     return "no backward kernel instance holds head sizes q/k " + std::to_string(f.head_size) +
            ", v " + std::to_string(f.v_head_size);
   }
-  const int64_t blocks = static_cast<int64_t>((f.q_len + 15) / 16) * f.num_heads * f.batch;
-  const int64_t kv_blocks =
-      static_cast<int64_t>((f.kv_capacity + 15) / 16) * f.num_kv_heads * f.batch;
-  if (blocks > INT_MAX || kv_blocks > INT_MAX) {
-    return "too many query or key blocks (batch * heads * length / 16 must stay below 2^31)";
+  if (!BwdGridOf(f).ok()) {
+    return "too many query rows or key blocks (batch * heads * q_len / 8 and batch * kv heads"
+           " * kv_len / 128 must stay below 2^31)";
   }
   return {};
 }
@@ -60,10 +58,9 @@ cudaError_t LaunchAttentionBackward(const AttentionBackwardParams& p, void* work
                                     cudaStream_t stream) {
   const AttentionParams& f = p.fwd;
   if (f.batch == 0 || f.num_heads == 0 || f.num_kv_heads == 0) return cudaSuccess;
-  float* delta = static_cast<float*>(workspace);
   switch (f.dtype) {
-    case DType::kFloat16: return DispatchBwd<__half>(p, delta, stream);
-    case DType::kBFloat16: return DispatchBwd<__nv_bfloat16>(p, delta, stream);
+    case DType::kFloat16: return DispatchBwd<__half>(p, workspace, stream);
+    case DType::kBFloat16: return DispatchBwd<__nv_bfloat16>(p, workspace, stream);
     case DType::kFloat32: break;
   }
   return cudaErrorInvalidValue;

@@ -2,26 +2,41 @@
 // FlashAttention-2's algorithm (used unless JAX_MEA_CUDA_BACKWARD=0, see
 // README "Gradients").
 //
-// Three launches, all deterministic (no float atomics):
-//   1. BwdDeltaKernel: D_i = sum_d dO_id O_id into a float32 workspace [B, Nq, Sq].
-//   2. BwdKvKernel: one CTA per (batch, kv head, block of 16 * kWarps keys), each
-//      warp 16 keys. It walks the query tiles of every head of the GQA group in
-//      order, recomputes P^T = exp(logit^T - lse) from the forward's lse, and
-//      accumulates dV = P^T dO and dK = dS^T Q in registers (group sum included).
-//   3. BwdQKernel: one CTA per (batch, query head, block of 16 * kWarps rows),
-//      each warp 16 rows; walks the key tiles the block sees and accumulates
-//      dQ = dS K.
+// Three launches, deterministic (every float sum runs in a fixed order):
+//   1. BwdPrepKernel, per query row: D = rowsum(dO * O) and lse2 = lse * log2(e)
+//      into the workspace (jax_mea/workspace.h), the row's float32 dQ accumulator
+//      and its query block's counter zeroed.
+//   2. BwdKernel: one CTA (8 warps) per (batch, kv head, block of kBlockN = 128
+//      keys), K and V held in shared memory. It walks the kBlockM = 64-row query
+//      tiles of every head of the GQA group (heads in order, tiles from the last
+//      down), Q and lse2 / D double-buffered by cp.async (dO single-buffered, as in
+//      FlashAttention-2, which keeps the CTA within an A100's shared memory), and per
+//      tile recomputes S = Q K^T, P = exp2(S log2(e) scale - lse2), dP = dO V^T,
+//      dS = P (dP - D); it accumulates dV += P^T dO and dK += dS^T Q in registers
+//      (GQA group sum included) and adds the tile's dQ part dS K to the float32
+//      accumulator. Those adds are ordered: the query block's counter says how many
+//      key blocks have added, and a CTA adds only on its turn (key blocks in
+//      increasing order), so dQ is the same bitwise on every run. Turns never
+//      deadlock: a CTA waits only for lower key blocks, which have lower blockIdx.x
+//      and so were started first.
+//   3. BwdDqKernel: dQ = scale * accumulator, in q's dtype.
+// Warp tiles (8 warps): S and dP 2 x 4 warps of 32 rows x 32 keys; dK and dV 4 x 2
+// warps of 32 keys x half the head dim; dQ 2 x 4 warps of 32 rows x a quarter.
+//
 // dS = P (dP - D) times d logit / d score (the scale, or the softcap's slope),
 // through the score layer (jax_mea/score.h) exactly as cpu::AttentionBackward:
-// keys outside VisibleKeys and rows with lse = -inf (no key) give P = dS = 0.
-// Rows past q_len and keys past kv_length(b) are zero-filled in shared memory
-// and never read. An additive mask's gradient (dmask) is not computed here: the
-// host never takes such a call (AttentionBackwardUnsupported).
+// keys outside VisibleKeys and rows with lse = -inf (no key) give P = dS = 0; a
+// tile whose keys every row sees, without a mask, skips those checks (as the
+// forward). Rows past q_len and keys past kv_length(b) are zero-filled in shared
+// memory and never read; rows past q_len are never written. An additive mask's
+// gradient (dmask) is not computed here: the host never takes such a call
+// (AttentionBackwardUnsupported).
 #pragma once
 
 #include <climits>
 #include <cstdint>
 
+#include "jax_mea/workspace.h"
 #include "kernels/attention_fwd.cuh"  // LoadTile, Vec16Ok
 #include "kernels/common.cuh"
 #include "kernels/launch_utils.h"
@@ -29,414 +44,526 @@
 namespace jax_mea::cuda {
 
 struct BwdArgs {
-  Logits logits;  // natural units (the lse's), q not pre-scaled
-  const float* delta;  // D, [B, Nq, Sq] (the workspace)
-  int num_blocks;      // key blocks (BwdKvKernel) or query blocks (BwdQKernel)
+  Logits logits;       // log2 units (as lse2), q not pre-scaled
+  float scale;         // p.scale: dK and dQ's factor (d logit / d score over the slope kept in dS)
+  float* delta;        // workspace sections (jax_mea/workspace.h)
+  float* lse2;
+  int* sem;
+  float* dq_acc;
+  int q_pad, num_m_blocks, num_n_blocks, dq_stride;
   bool q_vec, k_vec, v_vec, do_vec;
 };
 
+// Keys per CTA of BwdKernel (every head dim).
+constexpr int kBwdBlockN = 128;
+
 template <int kD, int kDv>
 struct BwdTraits {
-  static_assert(kD % 32 == 0 && kDv % 32 == 0, "padded head dims are multiples of 32");
-  static constexpr int kWarps = 4;
+  static_assert(kD % 64 == 0 && kDv % 64 == 0, "backward head dims are multiples of 64");
+  static constexpr int kWarps = 8;
   static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlock = 16 * kWarps;  // keys (dK/dV) or query rows (dQ) per CTA
-  static constexpr int kTile = 32;            // query rows (dK/dV) or keys (dQ) per step
+  static constexpr int kBlockN = kBwdBlockN;
+  static constexpr int kBlockM = static_cast<int>(kBwdBlockM);  // query rows per tile
+  static_assert(kBlockM == 64, "the warp tiles below are laid out for 64 x 128 with 8 warps");
   static constexpr int kHeadDim = kD, kVHeadDim = kDv;
-  static constexpr int kKStride = kD + 8;     // +16 bytes: conflict-free ldmatrix
+  // CTAs per SM the registers are budgeted for. One: 64 x 64 at two (128 registers)
+  // spills 192 bytes (ptxas), unmeasured.
+  static constexpr int kMinBlocks = 1;
+  // +8 elements (16 bytes) per row: conflict-free ldmatrix (plain and transposed).
+  static constexpr int kKStride = kD + 8;
   static constexpr int kVStride = kDv + 8;
-  // Both kernels hold a kBlock-row and a kTile-row tile of each of (q or k, dO or v).
-  static constexpr int kSmemElems = (kBlock + kTile) * (kKStride + kVStride);
+  static constexpr int kPStride = kBlockN + 8;
+  static constexpr int kQElems = kBlockM * kKStride, kDoElems = kBlockM * kVStride;
+  static constexpr int kPElems = kBlockM * kPStride;
+  // K, V; Q (2 stages); dO; P; dS; then per stage kBlockM floats of lse2 and of D.
+  static constexpr int kSmemElems =
+      kBlockN * (kKStride + kVStride) + 2 * kQElems + kDoElems + 2 * kPElems;
+  static constexpr size_t kSmemBytes = 2 * kSmemElems + 2 * 2 * kBlockM * sizeof(float);
 };
 
-// The shared memory of either kernel: its own block of kBlock rows of (q or k) and
-// (dO or v), then the kTile rows of the other pair it walks over.
-template <typename T, typename Tr>
-struct BwdSmem {
-  T *own_k, *own_v, *walk_k, *walk_v;  // k: [rows][kKStride], v: [rows][kVStride]
+// ------------------------------------------------------------------ warp-level MMA
 
-  // The CTA's dynamic shared memory, carved in that order.
-  __device__ __forceinline__ static BwdSmem Carve() {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    BwdSmem m;
-    m.own_k = reinterpret_cast<T*>(smem_raw);
-    m.own_v = m.own_k + Tr::kBlock * Tr::kKStride;
-    m.walk_k = m.own_v + Tr::kBlock * Tr::kVStride;
-    m.walk_v = m.walk_k + Tr::kTile * Tr::kKStride;
-    return m;
-  }
-};
-
-// This CTA's (block, head, batch) from blockIdx.x = (batch * heads + head) * blocks + block.
-struct BwdBlockIndex {
-  int block, head, b;
-};
-__device__ __forceinline__ BwdBlockIndex ThisBwdBlock(int num_blocks, int heads) {
-  const int64_t bid = blockIdx.x;
-  return {static_cast<int>(bid % num_blocks), static_cast<int>((bid / num_blocks) % heads),
-          static_cast<int>(bid / num_blocks / heads)};
-}
-
-// One query row's part of the backward: the keys it sees (none when lse = -inf
-// or past q_len), its lse, D and mask row.
-struct BwdRow {
-  KeyRange keys;
-  float lse, delta;
-  int64_t mask_row;
-};
-
-__device__ __forceinline__ BwdRow LoadBwdRow(const AttentionParams& p, const BwdArgs& a,
-                                             const float* lse, int b, int h, int i, int kv_len,
-                                             int64_t off) {
-  BwdRow r{{0, 0}, kNegInf, 0.f, 0};
-  if (i >= p.q_len) return r;
-  const int64_t idx = (static_cast<int64_t>(b) * p.num_heads + h) * p.q_len + i;
-  r.lse = lse[idx];
-  r.delta = a.delta[idx];
-  if (r.lse != kNegInf) r.keys = VisibleKeys(p, i + off, kv_len);
-  if (p.mask_kind != MaskKind::kNone) r.mask_row = MaskRow(p, b, h, i);
-  return r;
-}
-
-// P and dS (times d logit / d score) of key j for row r, from raw score s = q.k and
-// dp = dO.v: cpu::AttentionBackward's RowGrads, element by element.
-template <typename T>
-__device__ __forceinline__ void BwdProbs(const AttentionParams& p, const Logits& lg,
-                                         const BwdRow& r, int j, float& s, float& dp) {
-  if (j < r.keys.lo || j >= r.keys.hi) {
-    s = dp = 0.f;
-    return;
-  }
-  const Logits::WithSlope ls = lg.Slope(s);
-  const float prob = expf(MaskLogit<T>(p, lg, ls.logit, r.mask_row, j) - r.lse);
-  dp = prob * (dp - r.delta) * ls.slope;
-  s = prob;
-}
-
-// acc[16 x kN per warp] += A(16 x kK, warp's rows at a_addr, row-major in smem) *
-// B^T where B is kN rows x kK (row-major in smem, row stride kBStride):
-// S = Q K^T, dP = dO V^T and their transposes.
-template <typename T, int kK, int kN, int kAStride, int kBStride>
-__device__ __forceinline__ void MmaABt(float (&acc)[kN / 8][4], const T* a_rows, const T* b_rows,
-                                       int lane) {
-  const uint32_t a_addr = SmemAddr(a_rows + (lane & 15) * kAStride + (lane >> 4) * 8);
+// acc[kMT m16 tiles][kNT n8 tiles] += A (16 kMT x kK) B (kK x 8 kNT), both from
+// shared memory. A is stored m-major (A[m][k] = a[m * kLda + k]) or, kAKMajor,
+// k-major (A[m][k] = a[k * kLda + m], read by transposing ldmatrix); B n-major
+// (B[k][n] = b[n * kLdb + k]) or, kBKMajor, k-major (b[k * kLdb + n]).
+template <typename T, int kMT, int kNT, int kK, bool kAKMajor, int kLda, bool kBKMajor, int kLdb>
+__device__ __forceinline__ void WarpMma(float (&acc)[kMT][kNT][4], const T* a, const T* b,
+                                        int lane) {
+  static_assert(kNT % 2 == 0 && kK % 16 == 0, "x4 ldmatrix tiles");
+  const uint32_t a_addr =
+      SmemAddr(a + (kAKMajor ? ((lane & 7) + ((lane >> 4) & 1) * 8) * kLda + ((lane >> 3) & 1) * 8
+                             : (lane & 15) * kLda + (lane >> 4) * 8));
   const uint32_t b_addr =
-      SmemAddr(b_rows + ((lane & 7) + ((lane >> 4) << 3)) * kBStride + ((lane >> 3) & 1) * 8);
+      SmemAddr(b + (kBKMajor ? ((lane & 7) + ((lane >> 3) & 1) * 8) * kLdb + (lane >> 4) * 8
+                             : ((lane & 7) + ((lane >> 4) << 3)) * kLdb + ((lane >> 3) & 1) * 8));
 #pragma unroll
   for (int ks = 0; ks < kK / 16; ++ks) {
-    uint32_t af[4];
-    LdMatrixX4(af, a_addr + ks * 16 * 2);
+    uint32_t af[kMT][4];
 #pragma unroll
-    for (int np = 0; np < kN / 16; ++np) {
-      uint32_t bf[4];
-      LdMatrixX4(bf, b_addr + (np * 16 * kBStride + ks * 16) * 2);
-      Mma16816<T>(acc[2 * np], af, bf[0], bf[1]);
-      Mma16816<T>(acc[2 * np + 1], af, bf[2], bf[3]);
+    for (int mt = 0; mt < kMT; ++mt) {
+      if constexpr (kAKMajor) {
+        LdMatrixX4Trans(af[mt], a_addr + (ks * 16 * kLda + mt * 16) * 2);
+      } else {
+        LdMatrixX4(af[mt], a_addr + (mt * 16 * kLda + ks * 16) * 2);
+      }
     }
-  }
-}
-
-// acc[16 x kN] += X(16 x kK, the float accumulator fragment x of a previous MMA,
-// rounded to T) * B where B is kK rows x kN (row-major in smem): dV = P^T dO,
-// dK = dS^T Q, dQ = dS K.
-template <typename T, int kK, int kN, int kBStride>
-__device__ __forceinline__ void MmaXB(float (&acc)[kN / 8][4], const float (&x)[kK / 8][4],
-                                      const T* b_rows, int lane) {
-  const uint32_t b_addr =
-      SmemAddr(b_rows + ((lane & 7) + ((lane >> 3) & 1) * 8) * kBStride + (lane >> 4) * 8);
 #pragma unroll
-  for (int kk = 0; kk < kK / 16; ++kk) {
-    uint32_t xa[4];
-    xa[0] = Pack2<T>(x[2 * kk][0], x[2 * kk][1]);
-    xa[1] = Pack2<T>(x[2 * kk][2], x[2 * kk][3]);
-    xa[2] = Pack2<T>(x[2 * kk + 1][0], x[2 * kk + 1][1]);
-    xa[3] = Pack2<T>(x[2 * kk + 1][2], x[2 * kk + 1][3]);
-#pragma unroll
-    for (int dp = 0; dp < kN / 16; ++dp) {
+    for (int np = 0; np < kNT / 2; ++np) {
       uint32_t bf[4];
-      LdMatrixX4Trans(bf, b_addr + (kk * 16 * kBStride + dp * 16) * 2);
-      Mma16816<T>(acc[2 * dp], xa, bf[0], bf[1]);
-      Mma16816<T>(acc[2 * dp + 1], xa, bf[2], bf[3]);
-    }
-  }
-}
-
-template <int kN>
-__device__ __forceinline__ void Zero(float (&acc)[kN][4]) {
+      if constexpr (kBKMajor) {
+        LdMatrixX4Trans(bf, b_addr + (ks * 16 * kLdb + np * 16) * 2);
+      } else {
+        LdMatrixX4(bf, b_addr + (np * 16 * kLdb + ks * 16) * 2);
+      }
 #pragma unroll
-  for (int t = 0; t < kN; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-}
-
-// Where a tile's rows come from: rows [row0, rows) of a BNSH-strided tensor of
-// `dim` columns (zero-filled past them), 16-byte loads where `vec`.
-template <typename T>
-struct BwdSrc {
-  const T* base;
-  int64_t stride;
-  int rows, dim;
-  bool vec;
-};
-
-// A (q or k) tile and a (dO or v) tile of kRows rows from row0 into shared memory by
-// cp.async, committed as one group.
-template <typename T, typename Tr, int kRows>
-__device__ __forceinline__ void LoadPair(T* dst_k, const BwdSrc<T>& k, T* dst_v,
-                                         const BwdSrc<T>& v, int row0) {
-  LoadTile<T, kRows, Tr::kHeadDim, Tr::kKStride, Tr::kThreads>(dst_k, k.base, k.stride, row0,
-                                                                k.rows, k.dim, k.vec);
-  LoadTile<T, kRows, Tr::kVHeadDim, Tr::kVStride, Tr::kThreads>(dst_v, v.base, v.stride, row0,
-                                                                 v.rows, v.dim, v.vec);
-  CpAsyncCommit();
-}
-
-// Waits for the tile just loaded (its cp.async group, then the whole CTA), then
-// forms the two products of both kernels over that kTile-wide tile, from zero: S = A B^T
-// (scores) and dP = A' B'^T (dO against V), the warp's 16 rows of A against the
-// tile's kTile rows of B. dK/dV: A = its keys, B = the query tile; dQ: A = its
-// query rows, B = the key tile (and the primes: V and dO the other way round).
-template <typename T, typename Tr>
-__device__ __forceinline__ void ScoreProducts(float (&s)[Tr::kTile / 8][4],
-                                              float (&dp)[Tr::kTile / 8][4], const T* a_k,
-                                              const T* b_k, const T* a_v, const T* b_v,
-                                              int lane) {
-  CpAsyncWait<0>();
-  __syncthreads();
-  Zero(s);
-  Zero(dp);
-  MmaABt<T, Tr::kHeadDim, Tr::kTile, Tr::kKStride, Tr::kKStride>(s, a_k, b_k, lane);
-  MmaABt<T, Tr::kVHeadDim, Tr::kTile, Tr::kVStride, Tr::kVStride>(dp, a_v, b_v, lane);
-}
-
-// Rows g and g + 8 of a warp's 16 x (8 kN) accumulator into rows row0 + .. of a
-// strided view (rows >= row_end and columns >= dim are not written).
-template <typename T, int kN>
-__device__ __forceinline__ void StoreRows(const float (&acc)[kN][4], T* base, int64_t seq_stride,
-                                          int row0, int row_end, int dim, int lane) {
-  const int g = lane >> 2, tig = lane & 3;
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int row = row0 + g + 8 * k;
-    if (row >= row_end) continue;
-#pragma unroll
-    for (int t = 0; t < kN; ++t) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int col = t * 8 + tig * 2 + e;
-        if (col < dim) base[row * seq_stride + col] = FromF32<T>(acc[t][2 * k + e]);
+      for (int mt = 0; mt < kMT; ++mt) {
+        Mma16816<T>(acc[mt][2 * np], af[mt], bf[0], bf[1]);
+        Mma16816<T>(acc[mt][2 * np + 1], af[mt], bf[2], bf[3]);
       }
     }
   }
 }
 
-// 1. D = rowsum(dO * O), one warp per row.
+template <int kMT, int kNT>
+__device__ __forceinline__ void Zero(float (&acc)[kMT][kNT][4]) {
+#pragma unroll
+  for (int m = 0; m < kMT; ++m)
+#pragma unroll
+    for (int t = 0; t < kNT; ++t) acc[m][t][0] = acc[m][t][1] = acc[m][t][2] = acc[m][t][3] = 0.f;
+}
+
+// A warp's accumulator (rows row0 + 16 mt + g + 8 k, columns col0 + 8 t + 2 tig + e)
+// times `factor` into a strided view: rows >= row_end and columns >= dim are not written.
+template <typename T, int kMT, int kNT>
+__device__ __forceinline__ void StoreFrag(const float (&acc)[kMT][kNT][4], float factor, T* base,
+                                          int64_t seq_stride, int row0, int row_end, int col0,
+                                          int dim, int lane) {
+  const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt) {
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      const int row = row0 + 16 * mt + g + 8 * k;
+      if (row >= row_end) continue;
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = col0 + t * 8 + tig * 2 + e;
+          if (col < dim) base[row * seq_stride + col] = FromF32<T>(factor * acc[mt][t][2 * k + e]);
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ ordered dQ adds
+
+// 4 bytes global -> shared (cp.async.ca: the only size under 16 bytes it takes).
+__device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
+}
+
+// Spins until the counter reads `value` (acquire: the adds before its release are seen).
+__device__ __forceinline__ void WaitTurn(const int* sem, int value) {
+  int v;
+  do {
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(sem) : "memory");
+  } while (v != value);
+}
+// Passes the turn on, by one thread after a CTA barrier that follows the CTA's adds:
+// the fence orders them (all the CTA's, through the barrier) before the increment, as
+// cooperative groups' grid sync and CUTLASS's GenericBarrier do.
+__device__ __forceinline__ void PassTurn(int* sem) {
+  asm volatile(
+      "fence.acq_rel.gpu;\n"
+      "red.relaxed.gpu.global.add.s32 [%0], 1;\n" ::"l"(sem)
+      : "memory");
+}
+// acc[0] += x, acc[1] += y in global memory (one vector reduction on sm_90).
+__device__ __forceinline__ void RedAdd2(float* acc, float x, float y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(acc), "f"(x), "f"(y) : "memory");
+#else
+  atomicAdd(acc, x);
+  atomicAdd(acc + 1, y);
+#endif
+}
+
+// ------------------------------------------------------------------ 1. preprocess
+
+// One warp per padded query row (B * Nq * q_pad rows): D, lse2, the dQ accumulator
+// row zeroed, and the query block's counter zeroed by its first row.
 template <typename T>
-__global__ void BwdDeltaKernel(const __grid_constant__ AttentionBackwardParams bp,
-                               float* delta) {
+__global__ void BwdPrepKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
+  const AttentionParams& p = bp.fwd;
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_heads * a.q_pad;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const int i = static_cast<int>(row % a.q_pad);
+  const int64_t bh = row / a.q_pad;
+  const int h = static_cast<int>(bh % p.num_heads);
+  const int b = static_cast<int>(bh / p.num_heads);
+  float sum = 0.f, lse = kNegInf;
+  if (i < p.q_len) {
+    const T* o = static_cast<const T*>(p.out) + b * p.out_strides.batch +
+                 h * p.out_strides.head + static_cast<int64_t>(i) * p.out_strides.seq;
+    const T* d = static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch +
+                 h * bp.dout_strides.head + static_cast<int64_t>(i) * bp.dout_strides.seq;
+    for (int c = lane; c < p.v_head_size; c += 32) sum += ToF32(o[c]) * ToF32(d[c]);
+#pragma unroll
+    for (int m = 16; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+    lse = bp.lse[bh * p.q_len + i];
+  }
+  float* acc = a.dq_acc + row * a.dq_stride;
+  for (int c = lane; c < a.dq_stride; c += 32) acc[c] = 0.f;
+  if (lane == 0) {
+    a.delta[row] = sum;
+    // +inf: exp2(logit - lse2) = 0 on padded rows and rows that see no key.
+    a.lse2[row] = lse == kNegInf ? -kNegInf : lse * kLog2e;
+    if (i % kBwdBlockM == 0) a.sem[row / kBwdBlockM] = 0;
+  }
+}
+
+// ------------------------------------------------------------------ 2. dK, dV (and dQ's parts)
+
+// The keys of the query block at m0: `any`, outside which no row sees a key, and
+// `all`, each key of which every row sees (both ends of VisibleKeys grow with the
+// position).
+struct BlockKeys {
+  KeyRange any, all;
+};
+template <int kBlockM>
+__device__ __forceinline__ BlockKeys QueryBlockKeys(const AttentionParams& p, int m0, int kv_len,
+                                                    int64_t off) {
+  const KeyRange first = VisibleKeys(p, m0 + off, kv_len);
+  const KeyRange last = VisibleKeys(p, min(m0 + kBlockM, p.q_len) - 1 + off, kv_len);
+  return {{first.lo, last.hi}, {last.lo, first.hi}};
+}
+
+// The query tile of the walk: (head of the group hg, query block m).
+struct BwdTile {
+  int hg, m;
+};
+
+// P and dS of one score s = q.k with dp = dO.v, in place: P = exp2(logit - lse2),
+// dS = P (dp - D), times the softcap's 1 - tanh^2 (the scale comes at the end).
+// kChecked: key j outside [lo, hi) gives 0, and the mask applies.
+template <typename T, bool kChecked>
+__device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits& lg, float lse2,
+                                         float delta, KeyRange keys, int64_t mask_row, int j,
+                                         float& s, float& dp) {
+  if (kChecked && (j < keys.lo || j >= keys.hi)) {
+    s = dp = 0.f;
+    return;
+  }
+  float logit, slope = 1.f;
+  if (lg.capped()) {
+    const float th = SoftcapTanh(s * lg.in);
+    logit = lg.cap * th;
+    slope = 1.f - th * th;
+  } else {
+    logit = lg.Plain(s);
+  }
+  if constexpr (kChecked) logit = MaskLogit<T>(p, lg, logit, mask_row, j);
+  const float prob = Exp2(logit - lse2);
+  dp = prob * (dp - delta) * slope;
+  s = prob;
+}
+
+template <typename T, int kD, int kDv>
+__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kDv>::kMinBlocks)
+    BwdKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
+  using Tr = BwdTraits<kD, kDv>;
+  constexpr int kBM = Tr::kBlockM, kBN = Tr::kBlockN, kThreads = Tr::kThreads;
+  constexpr int kKS = Tr::kKStride, kVS = Tr::kVStride, kPS = Tr::kPStride;
+  const AttentionParams& p = bp.fwd;
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* sK = reinterpret_cast<T*>(smem_raw);
+  T* sV = sK + kBN * kKS;
+  T* sQ = sV + kBN * kVS;  // 2 stages
+  T* sdO = sQ + 2 * Tr::kQElems;
+  T* sP = sdO + Tr::kDoElems;
+  T* sdS = sP + Tr::kPElems;
+  float* sRows = reinterpret_cast<float*>(sdS + Tr::kPElems);  // [stage][lse2, D][kBM]
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, tig = lane & 3;
+  // S, dP, dQ: rows 32 wr.. ; S, dP: keys 32 wc.. ; dK, dV: keys 32 wc.., columns from
+  // wr * (dim / 2); dQ: columns from wc * kD / 4.
+  const int wr = warp & 1, wc = warp >> 1;
+
+  const int64_t bid = blockIdx.x;  // ((b * Nkv) + kv head) * blocks + key block
+  const int nb = static_cast<int>(bid % a.num_n_blocks);
+  const int kvh = static_cast<int>((bid / a.num_n_blocks) % p.num_kv_heads);
+  const int b = static_cast<int>(bid / a.num_n_blocks / p.num_kv_heads);
+  const int j0 = nb * kBN;
+  const int kv_len = p.kv_length(b);
+  const int64_t off = p.query_offset(b);
+  const int group = p.group_size();
+
+  // Query block m contributes when some row sees a key of this block: then the
+  // key blocks adding to its dQ are [any.lo / kBN, ceil(any.hi / kBN)), this one's
+  // turn nb - any.lo / kBN.
+  auto contributes = [&](int m) {
+    const BlockKeys bk = QueryBlockKeys<kBM>(p, m * kBM, kv_len, off);
+    return !bk.any.empty() && bk.any.lo < j0 + kBN && bk.any.hi > j0;
+  };
+  // The first tile of the walk at or after (hg, m): heads in order, blocks downward.
+  auto next_tile = [&](int hg, int m) {
+    for (; hg < group; ++hg, m = a.num_m_blocks - 1) {
+      for (; m >= 0; --m) {
+        if (contributes(m)) return BwdTile{hg, m};
+      }
+    }
+    return BwdTile{group, 0};
+  };
+
+  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
+  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
+  auto q_of = [&](int hg) {
+    const int h = kvh * group + hg;
+    return static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  };
+  auto do_of = [&](int hg) {
+    const int h = kvh * group + hg;
+    return static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
+  };
+  auto row_index = [&](BwdTile t) {  // (b, h, first row) in the workspace's [B, Nq, q_pad]
+    return (static_cast<int64_t>(b) * p.num_heads + kvh * group + t.hg) * a.q_pad + t.m * kBM;
+  };
+  // Q, lse2 and D of tile t into stage `stage` (one cp.async group).
+  auto load_q = [&](BwdTile t, int stage) {
+    LoadTile<T, kBM, kD, kKS, kThreads>(sQ + stage * Tr::kQElems, q_of(t.hg), p.q_strides.seq,
+                                        t.m * kBM, p.q_len, p.head_size, a.q_vec);
+    if (tid < 2 * kBM) {
+      const float* src = (tid < kBM ? a.lse2 : a.delta) + row_index(t) + tid % kBM;
+      CpAsync4(SmemAddr(sRows + stage * 2 * kBM + tid), src);
+    }
+    CpAsyncCommit();
+  };
+  auto load_do = [&](BwdTile t) {
+    LoadTile<T, kBM, kDv, kVS, kThreads>(sdO, do_of(t.hg), bp.dout_strides.seq, t.m * kBM,
+                                         p.q_len, p.v_head_size, a.do_vec);
+    CpAsyncCommit();
+  };
+
+  float dk[2][kD / 16][4], dv[2][kDv / 16][4];
+  Zero(dk);
+  Zero(dv);
+
+  BwdTile cur = j0 < kv_len ? next_tile(0, a.num_m_blocks - 1) : BwdTile{group, 0};
+  if (cur.hg < group) {
+    LoadTile<T, kBN, kD, kKS, kThreads>(sK, k_base, p.k_strides.seq, j0, kv_len, p.head_size,
+                                        a.k_vec);
+    LoadTile<T, kBN, kDv, kVS, kThreads>(sV, v_base, p.v_strides.seq, j0, kv_len,
+                                         p.v_head_size, a.v_vec);
+    load_q(cur, 0);
+    load_do(cur);
+  }
+  int* passed = nullptr;  // the counter of the previous tile, passed on after a barrier
+  for (int stage = 0; cur.hg < group; stage ^= 1) {
+    CpAsyncWait<0>();
+    __syncthreads();  // this tile landed; every warp is done with the previous one
+    const BwdTile nxt = cur.m > 0 ? next_tile(cur.hg, cur.m - 1) : next_tile(cur.hg + 1,
+                                                                            a.num_m_blocks - 1);
+    if (nxt.hg < group) load_q(nxt, stage ^ 1);
+
+    const int h = kvh * group + cur.hg;
+    const int m0 = cur.m * kBM;
+    const T* sQs = sQ + stage * Tr::kQElems;
+    const float* sLse2 = sRows + stage * 2 * kBM;
+    const float* sDelta = sLse2 + kBM;
+
+    // S = Q K^T and dP = dO V^T: the warp's 32 rows x 32 keys.
+    float s[2][4][4], dp[2][4][4];
+    Zero(s);
+    Zero(dp);
+    WarpMma<T, 2, 4, kD, false, kKS, false, kKS>(s, sQs + 32 * wr * kKS, sK + 32 * wc * kKS,
+                                                 lane);
+    WarpMma<T, 2, 4, kDv, false, kVS, false, kVS>(dp, sdO + 32 * wr * kVS, sV + 32 * wc * kVS,
+                                                  lane);
+
+    // P and dS into shared memory (16-bit, as the MMAs read them).
+    const BlockKeys bk = QueryBlockKeys<kBM>(p, m0, kv_len, off);
+    const bool checked = !KeysAllVisible(p, bk.all, j0, kBN);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+      for (int k = 0; k < 2; ++k) {
+        const int r = 32 * wr + 16 * mt + g + 8 * k;
+        const float lse2 = sLse2[r], delta = sDelta[r];
+        const int jw = j0 + 32 * wc + 2 * tig;  // + 8 t + e
+        if (!checked) {
+#pragma unroll
+          for (int t = 0; t < 4; ++t)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              BwdGrads<T, false>(p, a.logits, lse2, delta, {}, 0, 0, s[mt][t][2 * k + e],
+                                 dp[mt][t][2 * k + e]);
+        } else {
+          // A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
+          const int i = m0 + r;
+          const KeyRange keys = i < p.q_len && lse2 != -kNegInf
+                                    ? VisibleKeys(p, i + off, kv_len)
+                                    : KeyRange{0, 0};
+          const int64_t mrow = p.mask_kind != MaskKind::kNone && i < p.q_len
+                                   ? MaskRow(p, b, h, i)
+                                   : 0;
+#pragma unroll
+          for (int t = 0; t < 4; ++t)
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+              BwdGrads<T, true>(p, a.logits, lse2, delta, keys, mrow, jw + 8 * t + e,
+                                s[mt][t][2 * k + e], dp[mt][t][2 * k + e]);
+        }
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const int at = r * kPS + 32 * wc + 8 * t + 2 * tig;
+          *reinterpret_cast<uint32_t*>(sP + at) = Pack2<T>(s[mt][t][2 * k], s[mt][t][2 * k + 1]);
+          *reinterpret_cast<uint32_t*>(sdS + at) =
+              Pack2<T>(dp[mt][t][2 * k], dp[mt][t][2 * k + 1]);
+        }
+      }
+    }
+    __syncthreads();  // P, dS written
+    // The previous tile's dQ adds, issued before two barriers, are done by now: its
+    // turn passes without stalling on the fence (an earlier pass would; a later one
+    // would hold the next key block back longer).
+    if (tid == 0 && passed != nullptr) PassTurn(passed);
+
+    // dV += P^T dO: the warp's 32 keys x kDv / 2 columns.
+    WarpMma<T, 2, kDv / 16, kBM, true, kPS, true, kVS>(dv, sP + 32 * wc, sdO + wr * (kDv / 2),
+                                                       lane);
+    __syncthreads();  // dO read by every warp: the next tile's may come in
+    if (nxt.hg < group) load_do(nxt);
+    // dK += dS^T Q: the warp's 32 keys x kD / 2 columns.
+    WarpMma<T, 2, kD / 16, kBM, true, kPS, true, kKS>(dk, sdS + 32 * wc, sQs + wr * (kD / 2),
+                                                      lane);
+    // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
+    float dq[2][kD / 32][4];
+    Zero(dq);
+    WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS, sK + wc * (kD / 4),
+                                                       lane);
+    int* sem = a.sem + row_index(cur) / kBM;
+    if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
+    __syncwarp();
+    float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int k = 0; k < 2; ++k)
+#pragma unroll
+        for (int t = 0; t < kD / 32; ++t) {
+          const int col = wc * (kD / 4) + 8 * t + 2 * tig;
+          if (col < a.dq_stride) {
+            RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
+                    dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
+          }
+        }
+    passed = sem;
+    cur = nxt;
+  }
+  if (passed != nullptr) {
+    __syncthreads();
+    if (tid == 0) PassTurn(passed);
+  }
+
+  // dK (times the scale, kept out of dS) and dV; keys past kv_len get zeros.
+  T* dk_base = static_cast<T*>(bp.dk) + b * bp.dk_strides.batch + kvh * bp.dk_strides.head;
+  T* dv_base = static_cast<T*>(bp.dv) + b * bp.dv_strides.batch + kvh * bp.dv_strides.head;
+  StoreFrag<T>(dk, a.scale, dk_base, bp.dk_strides.seq, j0 + 32 * wc, p.kv_capacity,
+               wr * (kD / 2), p.head_size, lane);
+  StoreFrag<T>(dv, 1.f, dv_base, bp.dv_strides.seq, j0 + 32 * wc, p.kv_capacity, wr * (kDv / 2),
+               p.v_head_size, lane);
+}
+
+// ------------------------------------------------------------------ 3. dQ
+
+// One warp per query row: dQ = scale * accumulator.
+template <typename T>
+__global__ void BwdDqKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   const AttentionParams& p = bp.fwd;
   const int64_t rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= rows) return;
   const int lane = threadIdx.x & 31;
   const int i = static_cast<int>(row % p.q_len);
-  const int h = static_cast<int>((row / p.q_len) % p.num_heads);
-  const int b = static_cast<int>(row / (static_cast<int64_t>(p.q_len) * p.num_heads));
-  const T* o = static_cast<const T*>(p.out) + b * p.out_strides.batch + h * p.out_strides.head +
-               static_cast<int64_t>(i) * p.out_strides.seq;
-  const T* d = static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch +
-               h * bp.dout_strides.head + static_cast<int64_t>(i) * bp.dout_strides.seq;
-  float sum = 0.f;
-  for (int c = lane; c < p.v_head_size; c += 32) sum += ToF32(o[c]) * ToF32(d[c]);
-#pragma unroll
-  for (int m = 16; m > 0; m >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, m);
-  if (lane == 0) delta[row] = sum;
+  const int64_t bh = row / p.q_len;
+  const int h = static_cast<int>(bh % p.num_heads);
+  const int b = static_cast<int>(bh / p.num_heads);
+  const float* acc = a.dq_acc + (bh * a.q_pad + i) * a.dq_stride;
+  T* dq = static_cast<T*>(bp.dq) + b * bp.dq_strides.batch + h * bp.dq_strides.head +
+          static_cast<int64_t>(i) * bp.dq_strides.seq;
+  for (int c = lane; c < p.head_size; c += 32) dq[c] = FromF32<T>(a.scale * acc[c]);
 }
 
-// 2. dK, dV of one block of keys, summed over the GQA group.
-template <typename T, int kD, int kDv>
-__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
-    BwdKvKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
-  using Tr = BwdTraits<kD, kDv>;
-  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile;
-  const AttentionParams& p = bp.fwd;
-  // This CTA's keys and values, then the query tile (Q, dO) walked over.
-  const auto [sK, sV, sQ, sdO] = BwdSmem<T, Tr>::Carve();
-
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int g = lane >> 2, tig = lane & 3;
-  const BwdBlockIndex at = ThisBwdBlock(a.num_blocks, p.num_kv_heads);
-  const int kvh = at.head, b = at.b;
-  const int j0 = at.block * kBlock;
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
-  const int group = p.group_size();
-
-  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  LoadPair<T, Tr, kBlock>(sK, {k_base, p.k_strides.seq, kv_len, p.head_size, a.k_vec}, sV,
-                          {v_base, p.v_strides.seq, kv_len, p.v_head_size, a.v_vec}, j0);
-
-  float dk[kD / 8][4], dv[kDv / 8][4];
-  Zero(dk);
-  Zero(dv);
-  const int jw = j0 + warp * 16;  // this warp's first key
-  const T* sKw = sK + warp * 16 * Tr::kKStride;
-  const T* sVw = sV + warp * 16 * Tr::kVStride;
-
-  for (int hg = 0; hg < group && j0 < kv_len; ++hg) {
-    const int h = kvh * group + hg;
-    const T* q_base = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-    const T* do_base = static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch +
-                       h * bp.dout_strides.head;
-    for (int m0 = 0; m0 < p.q_len; m0 += kTile) {
-      // Skip tiles none of whose rows sees a key of this block (both ends of
-      // VisibleKeys grow with the position).
-      const int m_last = min(m0 + kTile, p.q_len) - 1;
-      const KeyRange first_row = VisibleKeys(p, m0 + off, kv_len);
-      const KeyRange last_row = VisibleKeys(p, m_last + off, kv_len);
-      if (last_row.hi <= j0 || first_row.lo >= j0 + kBlock || last_row.hi <= first_row.lo) {
-        continue;
-      }
-      __syncthreads();  // the previous tile's readers are done
-      LoadPair<T, Tr, kTile>(sQ, {q_base, p.q_strides.seq, p.q_len, p.head_size, a.q_vec}, sdO,
-                             {do_base, bp.dout_strides.seq, p.q_len, p.v_head_size, a.do_vec},
-                             m0);
-      // This thread's query columns: m0 + t * 8 + tig * 2 + e.
-      BwdRow rows[kTile / 8][2];
-#pragma unroll
-      for (int t = 0; t < kTile / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-          rows[t][e] = LoadBwdRow(p, a, bp.lse, b, h, m0 + t * 8 + tig * 2 + e, kv_len, off);
-
-      // S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys x kTile queries.
-      float s[kTile / 8][4], dp[kTile / 8][4];
-      ScoreProducts<T, Tr>(s, dp, sKw, sQ, sVw, sdO, lane);
-#pragma unroll
-      for (int t = 0; t < kTile / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          BwdProbs<T>(p, a.logits, rows[t][e & 1], jw + g + 8 * (e >> 1), s[t][e], dp[t][e]);
-      // dV += P^T dO, dK += dS^T Q.
-      MmaXB<T, kTile, kDv, Tr::kVStride>(dv, s, sdO, lane);
-      MmaXB<T, kTile, kD, Tr::kKStride>(dk, dp, sQ, lane);
-    }
-  }
-
-  CpAsyncWait<0>();  // (a block past kv_len never waited for its K / V loads)
-  T* dk_base = static_cast<T*>(bp.dk) + b * bp.dk_strides.batch + kvh * bp.dk_strides.head;
-  T* dv_base = static_cast<T*>(bp.dv) + b * bp.dv_strides.batch + kvh * bp.dv_strides.head;
-  StoreRows<T>(dk, dk_base, bp.dk_strides.seq, jw, p.kv_capacity, p.head_size, lane);
-  StoreRows<T>(dv, dv_base, bp.dv_strides.seq, jw, p.kv_capacity, p.v_head_size, lane);
+// The three launches' grids: (per-row kernels, CTAs of) 8 warps.
+struct BwdGrid {
+  static constexpr int kRowWarps = 8;
+  int64_t prep, kv, dq;
+  bool ok() const { return prep <= INT_MAX && kv <= INT_MAX && dq <= INT_MAX; }
+};
+inline BwdGrid BwdGridOf(const AttentionParams& p) {
+  const BwdWorkspaceLayout w =
+      AttentionBackwardWorkspace(p.batch, p.num_heads, p.q_len, p.head_size);
+  const int64_t bh = static_cast<int64_t>(p.batch) * p.num_heads;
+  const int64_t n_blocks = (p.kv_capacity + kBwdBlockN - 1) / kBwdBlockN;
+  return {(bh * w.q_pad + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps,
+          n_blocks * p.num_kv_heads * p.batch,
+          (bh * p.q_len + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps};
 }
 
-// 3. dQ of one block of query rows.
-template <typename T, int kD, int kDv>
-__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, 1)
-    BwdQKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
-  using Tr = BwdTraits<kD, kDv>;
-  constexpr int kBlock = Tr::kBlock, kTile = Tr::kTile;
-  const AttentionParams& p = bp.fwd;
-  // This CTA's query rows (Q, dO), then the key tile (K, V) walked over.
-  const auto [sQ, sdO, sK, sV] = BwdSmem<T, Tr>::Carve();
-
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int g = lane >> 2, tig = lane & 3;
-  const BwdBlockIndex at = ThisBwdBlock(a.num_blocks, p.num_heads);
-  const int h = at.head, b = at.b;
-  const int kvh = h / p.group_size();
-  const int m0 = at.block * kBlock;
-  const int q_end = min(m0 + kBlock, p.q_len);
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
-
-  const T* q_base = static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
-  const T* do_base =
-      static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
-  const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
-  const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  LoadPair<T, Tr, kBlock>(sQ, {q_base, p.q_strides.seq, p.q_len, p.head_size, a.q_vec}, sdO,
-                          {do_base, bp.dout_strides.seq, p.q_len, p.v_head_size, a.do_vec}, m0);
-
-  const int row0 = m0 + warp * 16;  // this warp's rows: row0 + g + 8 k
-  BwdRow rows[2];
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    rows[k] = LoadBwdRow(p, a, bp.lse, b, h, row0 + g + 8 * k, kv_len, off);
-  }
-  const KeyRange blk = {VisibleKeys(p, m0 + off, kv_len).lo,
-                        VisibleKeys(p, q_end - 1 + off, kv_len).hi};
-  const T* sQw = sQ + warp * 16 * Tr::kKStride;
-  const T* sdOw = sdO + warp * 16 * Tr::kVStride;
-
-  float dq[kD / 8][4];
-  Zero(dq);
-  const int n_end = blk.empty() ? 0 : blk.hi;
-  for (int n0 = blk.lo / kTile * kTile; n0 < n_end; n0 += kTile) {
-    __syncthreads();  // the previous tile's readers are done
-    LoadPair<T, Tr, kTile>(sK, {k_base, p.k_strides.seq, kv_len, p.head_size, a.k_vec}, sV,
-                           {v_base, p.v_strides.seq, kv_len, p.v_head_size, a.v_vec}, n0);
-
-    // S = Q K^T and dP = dO V^T: the warp's 16 rows x kTile keys.
-    float s[kTile / 8][4], dp[kTile / 8][4];
-    ScoreProducts<T, Tr>(s, dp, sQw, sK, sdOw, sV, lane);
-#pragma unroll
-    for (int t = 0; t < kTile / 8; ++t)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        BwdProbs<T>(p, a.logits, rows[e >> 1], n0 + t * 8 + tig * 2 + (e & 1), s[t][e], dp[t][e]);
-    MmaXB<T, kTile, kD, Tr::kKStride>(dq, dp, sK, lane);  // dQ += dS K
-  }
-
-  CpAsyncWait<0>();  // (a block that sees no key never waited for its Q / dO loads)
-  T* dq_base = static_cast<T*>(bp.dq) + b * bp.dq_strides.batch + h * bp.dq_strides.head;
-  StoreRows<T>(dq, dq_base, bp.dq_strides.seq, row0, p.q_len, p.head_size, lane);
-}
+// The launches RunBwd makes: all of them (the backward), or the first or last alone
+// (bwd_check --bench times them; the main kernel needs the first's counters).
+enum class BwdLaunches { kAll, kPrepOnly, kDqOnly };
 
 template <typename T, int kD, int kDv>
-cudaError_t RunBwd(const AttentionBackwardParams& bp, float* delta, cudaStream_t stream) {
+cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
+                   BwdLaunches which = BwdLaunches::kAll) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
-  constexpr size_t kSmem = sizeof(T) * Tr::kSmemElems;
-  auto kv_kernel = BwdKvKernel<T, kD, kDv>;
-  auto q_kernel = BwdQKernel<T, kD, kDv>;
-  static DeviceFlags kv_smem_set, q_smem_set;
-  if (cudaError_t err = EnsureDynamicSmem(kv_kernel, kSmem, kv_smem_set); err != cudaSuccess) {
+  auto kernel = BwdKernel<T, kD, kDv>;
+  static DeviceFlags smem_set;
+  if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
   }
-  if (cudaError_t err = EnsureDynamicSmem(q_kernel, kSmem, q_smem_set); err != cudaSuccess) {
-    return err;
-  }
-
-  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
-  constexpr int kDeltaWarps = 8;
-  const int64_t delta_blocks = (rows + kDeltaWarps - 1) / kDeltaWarps;
+  const BwdWorkspaceLayout w =
+      AttentionBackwardWorkspace(p.batch, p.num_heads, p.q_len, p.head_size);
+  char* ws = static_cast<char*>(workspace);
   BwdArgs a;
-  a.logits = MakeLogits(p, 1.f, /*q_scaled=*/false);
-  a.delta = delta;
+  a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
+  a.scale = p.scale;
+  a.delta = reinterpret_cast<float*>(ws + w.delta);
+  a.lse2 = reinterpret_cast<float*>(ws + w.lse2);
+  a.sem = reinterpret_cast<int*>(ws + w.sem);
+  a.dq_acc = reinterpret_cast<float*>(ws + w.dq_acc);
+  a.q_pad = static_cast<int>(w.q_pad);
+  a.num_m_blocks = static_cast<int>(w.num_m_blocks);
+  a.num_n_blocks = (p.kv_capacity + Tr::kBlockN - 1) / Tr::kBlockN;
+  a.dq_stride = static_cast<int>(w.dq_stride);
   a.q_vec = Vec16Ok(p.q, p.q_strides, p.head_size);
   a.k_vec = Vec16Ok(p.k, p.k_strides, p.head_size);
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.do_vec = Vec16Ok(bp.dout, bp.dout_strides, p.v_head_size);
-  const int num_k_blocks = (p.kv_capacity + Tr::kBlock - 1) / Tr::kBlock;
-  const int num_q_blocks = (p.q_len + Tr::kBlock - 1) / Tr::kBlock;
-  const int64_t kv_blocks = static_cast<int64_t>(num_k_blocks) * p.num_kv_heads * p.batch;
-  const int64_t q_blocks = static_cast<int64_t>(num_q_blocks) * p.num_heads * p.batch;
-  if (delta_blocks > INT_MAX || kv_blocks > INT_MAX || q_blocks > INT_MAX) {
-    return cudaErrorInvalidConfiguration;
-  }
-  if (delta_blocks > 0) {
-    BwdDeltaKernel<T><<<static_cast<unsigned>(delta_blocks), 32 * kDeltaWarps, 0, stream>>>(
-        bp, delta);
+
+  const BwdGrid grid = BwdGridOf(p);
+  if (!grid.ok()) return cudaErrorInvalidConfiguration;
+  constexpr int kRowThreads = 32 * BwdGrid::kRowWarps;
+  const bool all = which == BwdLaunches::kAll;
+  if (grid.prep > 0 && (all || which == BwdLaunches::kPrepOnly)) {
+    BwdPrepKernel<T><<<static_cast<unsigned>(grid.prep), kRowThreads, 0, stream>>>(bp, a);
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
-  if (kv_blocks > 0) {
-    a.num_blocks = num_k_blocks;
-    kv_kernel<<<static_cast<unsigned>(kv_blocks), Tr::kThreads, kSmem, stream>>>(bp, a);
+  if (grid.kv > 0 && all) {
+    kernel<<<static_cast<unsigned>(grid.kv), Tr::kThreads, Tr::kSmemBytes, stream>>>(bp, a);
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
-  if (q_blocks > 0) {
-    a.num_blocks = num_q_blocks;
-    q_kernel<<<static_cast<unsigned>(q_blocks), Tr::kThreads, kSmem, stream>>>(bp, a);
+  if (grid.dq > 0 && (all || which == BwdLaunches::kDqOnly)) {
+    BwdDqKernel<T><<<static_cast<unsigned>(grid.dq), kRowThreads, 0, stream>>>(bp, a);
   }
   return cudaGetLastError();
 }

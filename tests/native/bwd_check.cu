@@ -1,24 +1,34 @@
-// Native check of the EXPERIMENTAL CUDA attention backward (cuda/kernels/attention_bwd.cuh)
+// Native check of the CUDA attention backward (cuda/kernels/attention_bwd.cuh)
 // against the CPU backward (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA,
 // causal (with offsets), windows, softcap, bool masks with fully masked rows, kv
-// lengths including 0, BSNH / BNSH layouts. The forward's out and lse come from
-// the CPU forward. Gradients are poisoned (NaN bytes) before the launch, so an
-// element the kernel never writes fails; a NaN where the CPU has none fails.
+// lengths including 0 and full, BSNH / BNSH layouts, lengths on and off the
+// kernel's 64-row / 128-key tiles. The forward's out and lse come from the CPU
+// forward. Gradients are poisoned (NaN bytes) before the launch, so an element the
+// kernel never writes fails; a NaN where the CPU has none fails. Each case runs
+// twice and the two runs must agree bitwise (the backward is deterministic).
 // Prints max-abs and rel-L2 per gradient; exits 1 on any failure.
+//
+//   bwd_check            every case
+//   bwd_check --quick    the short ones (ctest, compute-sanitizer)
+//   bwd_check --bench    timings (cudaEvents, median of 20) at B2 S4096 N32 H128 bf16 and more
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "check_common.h"
 #include "jax_mea/workspace.h"
 #include "cpu/kernels.h"
 #include "kernels/attention.h"
+#include "kernels/attention_bwd.cuh"  // RunBwd, to time its launches one by one
 
 using namespace jax_mea;
 using namespace jax_mea::check;
@@ -33,7 +43,7 @@ struct Case {
   int causal_offset = 0;
   int left = kUnboundedWindow, right = kUnboundedWindow;
   float softcap = 0.f;
-  bool lengths = false;  // kv_lengths {0, Skv / 2 + 3, ...}
+  bool lengths = false;  // kv_lengths {0, Skv / 2 + 3, ..., Skv (the last batch)}
   bool mask = false;     // random bool mask [B, 1, Sq, Skv], row 1 fully masked
   Layout q_layout = kBSNH, kv_layout = kBNSH;
 };
@@ -105,6 +115,7 @@ bool RunCase(const Case& c, std::mt19937& rng) {
   auto dout = Random(no, c.dtype, rng);
   std::vector<int32_t> lengths(c.B);
   for (int b = 0; b < c.B; ++b) lengths[b] = b == 0 ? 0 : std::min(c.Skv, c.Skv / 2 + 3 * b);
+  if (c.B > 2) lengths[c.B - 1] = c.Skv;
   std::vector<uint8_t> mask(size_t(c.B) * c.Sq * c.Skv);
   for (size_t i = 0; i < mask.size(); ++i) mask[i] = (rng() % 4) != 0;
   for (int b = 0; b < c.B && c.Sq > 1; ++b)
@@ -149,7 +160,9 @@ bool RunCase(const Case& c, std::mt19937& rng) {
   DevBuf q_d(q.data(), nq * 2), k_d(k.data(), nk * 2), v_d(v.data(), nv * 2);
   DevBuf o_d(out.data(), no * 2), do_d(dout.data(), no * 2), lse_d(lse.data(), rows * 4);
   DevBuf len_d(lengths.data(), lengths.size() * 4), mask_d(mask.data(), mask.size());
-  DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Sq));
+  DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Sq, c.H));
+  // The workspace is poisoned too: the backward must initialise what it reads.
+  CHECK_CUDA(cudaMemset(ws.ptr, 0xFF, ws.bytes));
   for (DevBuf* d : {&dq_d, &dk_d, &dv_d}) CHECK_CUDA(cudaMemset(d->ptr, 0xFF, d->bytes));
   AttentionBackwardParams dp = bp;
   dp.fwd.q = q_d.ptr;
@@ -167,24 +180,144 @@ bool RunCase(const Case& c, std::mt19937& rng) {
     std::printf("    unsupported: %s FAIL\n", why.c_str());
     return false;
   }
-  CHECK_CUDA(cuda::LaunchAttentionBackward(dp, ws.ptr, nullptr));
-  CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<uint16_t> dq(nq), dk(nk), dv(nv);
-  CHECK_CUDA(cudaMemcpy(dq.data(), dq_d.ptr, nq * 2, cudaMemcpyDeviceToHost));
-  CHECK_CUDA(cudaMemcpy(dk.data(), dk_d.ptr, nk * 2, cudaMemcpyDeviceToHost));
-  CHECK_CUDA(cudaMemcpy(dv.data(), dv_d.ptr, nv * 2, cudaMemcpyDeviceToHost));
+  std::vector<uint16_t> dq(nq), dk(nk), dv(nv), again(std::max({nq, nk, nv}));
+  bool same = true;
+  for (int run = 0; run < 2; ++run) {
+    CHECK_CUDA(cuda::LaunchAttentionBackward(dp, ws.ptr, nullptr));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    for (auto [host, dev, n] : {std::tuple{&dq, &dq_d, nq}, {&dk, &dk_d, nk}, {&dv, &dv_d, nv}}) {
+      uint16_t* dst = run == 0 ? host->data() : again.data();
+      CHECK_CUDA(cudaMemcpy(dst, dev->ptr, n * 2, cudaMemcpyDeviceToHost));
+      if (run == 1) same &= std::memcmp(dst, host->data(), n * 2) == 0;
+    }
+  }
+  if (!same) std::printf("    second run differs bitwise FAIL\n");
   // P and dS are rounded to 16 bits for the MMAs: bfloat16 keeps 8 bits.
   const double tol = c.dtype == DType::kBFloat16 ? 3e-2 : 6e-3;
-  bool ok = Compare("dq", dq, dq_ref, c.dtype, tol);
+  bool ok = same;
+  ok &= Compare("dq", dq, dq_ref, c.dtype, tol);
   ok &= Compare("dk", dk, dk_ref, c.dtype, tol);
   ok &= Compare("dv", dv, dv_ref, c.dtype, tol);
   return ok;
 }
 
+// ------------------------------------------------------------------ bench
+
+// x[i] = a uniform value in [-1, 1) from a hash of (seed, i), as T.
+template <typename T>
+__global__ void FillUniform(T* x, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed * 0x9E3779B9u;
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    x[i] = T(static_cast<float>(h >> 8) * (2.f / 16777216.f) - 1.f);
+  }
+}
+
+// Median of 20 timed calls of fn (after 3 warm-ups), in ms.
+template <typename Fn>
+double MedianMs(Fn&& fn) {
+  cudaEvent_t e0, e1;
+  CHECK_CUDA(cudaEventCreate(&e0));
+  CHECK_CUDA(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) CHECK_CUDA(fn());
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> ms;
+  for (int i = 0; i < 20; ++i) {
+    CHECK_CUDA(cudaEventRecord(e0));
+    CHECK_CUDA(fn());
+    CHECK_CUDA(cudaEventRecord(e1));
+    CHECK_CUDA(cudaEventSynchronize(e1));
+    float t;
+    CHECK_CUDA(cudaEventElapsedTime(&t, e0, e1));
+    ms.push_back(t);
+  }
+  CHECK_CUDA(cudaEventDestroy(e0));
+  CHECK_CUDA(cudaEventDestroy(e1));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Times the backward (and its first and last launches alone) on the GPU forward's out
+// and lse, bfloat16, BSNH. TFLOP/s counts 2.5 x the forward's 4 B N S^2 H, halved for
+// causal.
+void Bench() {
+  struct BenchCase {
+    const char* name;
+    int B, Nq, Nkv, S, H;
+    bool causal;
+  };
+  const BenchCase cases[] = {
+      {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, false},
+      {"B2 S4096 N32 H128 bf16 causal", 2, 32, 32, 4096, 128, true},
+      {"B2 S4096 N32/K8 H128 bf16 causal", 2, 32, 8, 4096, 128, true},
+      {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, false},
+      {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
+  };
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("backward bench on %s (%d SMs); TFLOP/s counts 2.5 x 4 B N S^2 H, halved "
+              "for causal; prep and dq: the first and last launches alone\n",
+              prop.name, prop.multiProcessorCount);
+  using T = __nv_bfloat16;
+  for (const BenchCase& c : cases) {
+    const DType dt = DType::kBFloat16;
+    const size_t nq = size_t(c.B) * c.Nq * c.S * c.H, nk = size_t(c.B) * c.Nkv * c.S * c.H;
+    DevBuf q(nq * 2), k(nk * 2), v(nk * 2), o(nq * 2), dout(nq * 2), dq(nq * 2), dk(nk * 2),
+        dv(nk * 2), lse(size_t(c.B) * c.Nq * c.S * 4);
+    uint32_t seed = 1;
+    for (auto [buf, n] : {std::pair{&q, nq}, {&k, nk}, {&v, nk}, {&dout, nq}}) {
+      FillUniform<T><<<1024, 256>>>(static_cast<T*>(buf->ptr), n, seed++);
+    }
+    CHECK_CUDA(cudaGetLastError());
+    AttentionParams p = ShapeParams(dt, c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.H, kBSNH, kBSNH, kBSNH);
+    p.is_causal = c.causal;
+    p.q = q.ptr;
+    p.k = k.ptr;
+    p.v = v.ptr;
+    p.out = o.ptr;
+    p.lse = static_cast<float*>(lse.ptr);
+    CHECK_CUDA(cuda::LaunchAttentionForward(p, nullptr));
+    p.lse = nullptr;
+    AttentionBackwardParams bp;
+    bp.fwd = p;
+    bp.lse = static_cast<const float*>(lse.ptr);
+    bp.dout = dout.ptr;
+    bp.dout_strides = p.out_strides;
+    bp.dq = dq.ptr;
+    bp.dk = dk.ptr;
+    bp.dv = dv.ptr;
+    bp.dq_strides = p.q_strides;
+    bp.dk_strides = p.k_strides;
+    bp.dv_strides = p.v_strides;
+    DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.S, c.H));
+    auto run = [&](cuda::BwdLaunches which) {
+      return [&, which] {
+        return c.H == 64 ? cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which)
+                         : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which);
+      };
+    };
+    const double all = MedianMs(run(cuda::BwdLaunches::kAll));
+    const double prep = MedianMs(run(cuda::BwdLaunches::kPrepOnly));
+    const double dq_ms = MedianMs(run(cuda::BwdLaunches::kDqOnly));
+    const double flops = 2.5 * 4.0 * c.B * c.Nq * double(c.S) * c.S * c.H * (c.causal ? 0.5 : 1);
+    std::printf("%-36s %8.3f ms  %6.1f TFLOP/s   (prep %.3f ms, dq %.3f ms, main %.3f ms)\n",
+                c.name, all, flops / (all * 1e-3) / 1e12, prep, dq_ms, all - prep - dq_ms);
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  const std::string arg = argc > 1 ? argv[1] : "";
+  if (arg == "--bench") {
+    Bench();
+    return 0;
+  }
+  const bool quick = arg == "--quick";
   std::mt19937 rng(1234);
   std::vector<Case> cases;
   for (DType t : {DType::kFloat16, DType::kBFloat16}) {
@@ -199,10 +332,20 @@ int main(int argc, char** argv) {
                      kUnboundedWindow, kUnboundedWindow, 0.f, false, true});
     cases.push_back({"everything: GQA causal offset window softcap lengths mask", t, 2, 6, 2, 50,
                      200, 128, 96, true, 120, 40, 3, 30.f, true, true});
+    // On the tiles (64 query rows, 128 keys), one past them, and causal with Sq != Skv.
+    cases.push_back({"tile-exact 128 x 256", t, 1, 2, 1, 128, 256, 64, 64});
+    cases.push_back({"tile + 1: 129 x 257 causal offset", t, 1, 2, 2, 129, 257, 128, 128, true,
+                     128});
+    cases.push_back({"causal Sq 200 > Skv 130 (top-left)", t, 1, 2, 2, 200, 130, 64, 64, true});
     if (!quick) {
       cases.push_back({"long causal GQA H128", t, 1, 8, 2, 1000, 1000, 128, 128, true});
-      cases.push_back({"long H64 lengths", t, 2, 4, 4, 700, 900, 64, 64, false, 0,
-                       kUnboundedWindow, kUnboundedWindow, 0.f, true});
+      cases.push_back({"long H64 lengths 0 / half / full", t, 3, 4, 4, 700, 900, 64, 64, false,
+                       0, kUnboundedWindow, kUnboundedWindow, 0.f, true});
+      cases.push_back({"long window (300, 20) softcap 30 GQA", t, 1, 4, 1, 777, 1030, 128, 128,
+                       false, 0, 300, 20, 30.f});
+      cases.push_back({"long bool mask causal Sq 300 Skv 600 offset 300", t, 1, 2, 1, 300, 600,
+                       128, 128, true, 300, kUnboundedWindow, kUnboundedWindow, 0.f, false,
+                       true});
     }
   }
   int failed = 0;

@@ -53,10 +53,46 @@ inline int64_t DecodeWorkspaceBound(int64_t batch, int64_t num_heads, int64_t nu
                   kDecodeWorkspaceCap);
 }
 
-// The CUDA backward kernel's workspace (experimental, kernels/attention_bwd.cuh):
-// D = rowsum(dO * O), float32 per query row [batch, num_heads, q_len].
-inline int64_t AttentionBackwardWorkspaceBytes(int64_t batch, int64_t num_heads, int64_t q_len) {
-  return static_cast<int64_t>(sizeof(float)) * batch * num_heads * q_len;
+// The CUDA backward kernel's workspace (kernels/attention_bwd.cuh), per (batch, query
+// head) with q_len padded to whole kBwdBlockM-row query blocks (q_pad rows):
+//   delta   float [B, Nq, q_pad]: D = rowsum(dO * O) (0 on padded rows);
+//   lse2    float [B, Nq, q_pad]: lse * log2(e), +inf where lse = -inf or padded;
+//   sem     int32 [B, Nq, q_pad / kBwdBlockM]: per query block, how many key blocks
+//           have added their dQ part (the adds' order, so dQ is deterministic);
+//   dq_acc  float [B, Nq, q_pad, dq_stride]: dQ accumulated over key blocks
+//           (dq_stride = head_size rounded up to 8).
+// Sections start at kBwdWorkspaceAlign-byte offsets; all of it is (re)written by the
+// backward's first launch, so XLA's workspace needs no initialisation.
+inline constexpr int64_t kBwdBlockM = 64;
+inline constexpr int64_t kBwdWorkspaceAlign = 256;
+
+struct BwdWorkspaceLayout {
+  int64_t q_pad, num_m_blocks, dq_stride;
+  int64_t delta, lse2, sem, dq_acc, bytes;  // byte offsets, total
+};
+
+inline BwdWorkspaceLayout AttentionBackwardWorkspace(int64_t batch, int64_t num_heads,
+                                                     int64_t q_len, int64_t head_size) {
+  auto align = [](int64_t x) {
+    return (x + kBwdWorkspaceAlign - 1) / kBwdWorkspaceAlign * kBwdWorkspaceAlign;
+  };
+  BwdWorkspaceLayout w;
+  w.num_m_blocks = (q_len + kBwdBlockM - 1) / kBwdBlockM;
+  w.q_pad = w.num_m_blocks * kBwdBlockM;
+  w.dq_stride = (head_size + 7) / 8 * 8;
+  const int64_t rows = batch * num_heads * w.q_pad;
+  const int64_t f = static_cast<int64_t>(sizeof(float));
+  w.delta = 0;
+  w.lse2 = align(w.delta + rows * f);
+  w.sem = align(w.lse2 + rows * f);
+  w.dq_acc = align(w.sem + batch * num_heads * w.num_m_blocks * 4);
+  w.bytes = w.dq_acc + rows * w.dq_stride * f;
+  return w;
+}
+
+inline int64_t AttentionBackwardWorkspaceBytes(int64_t batch, int64_t num_heads, int64_t q_len,
+                                               int64_t head_size) {
+  return AttentionBackwardWorkspace(batch, num_heads, q_len, head_size).bytes;
 }
 
 }  // namespace jax_mea
