@@ -26,6 +26,8 @@ ROOT = HERE.parent
 def _env(**extra) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
+    # CPU devices, also on a GPU machine (where jax would default to its one GPU).
+    env["JAX_PLATFORMS"] = "cpu"
     env.update(extra)
     return env
 
