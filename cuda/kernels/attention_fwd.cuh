@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
     }
 
     // Online softmax; s becomes P (unnormalised probabilities).
-    OnlineSoftmax<T>(s, acc, row_max, row_sum);
+    OnlineSoftmax(s, acc, row_max, row_sum);
 
     // O += P V.
 #pragma unroll

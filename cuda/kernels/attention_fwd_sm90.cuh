@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
       MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
                                                     tig, j0);
     }
-    SoftmaxStep<T>(s, row_max, row_sum, corr);
+    SoftmaxStep(s, row_max, row_sum, corr);
   };
   auto p_to_a = [&] {
 #pragma unroll

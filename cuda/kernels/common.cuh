@@ -52,8 +52,10 @@ template <> __device__ __forceinline__ uint32_t Pack2<__nv_bfloat16>(float lo, f
 // half operand), so that the row's normaliser sums the very weights the product uses
 // and the output is a true weighted average of V. With float16's 10-bit mantissa the
 // mismatch would otherwise dominate the output's error (2 ulps on ONNX's fp16 cases,
-// which check rtol 1e-3); bfloat16's own output rounding (8 bits) is coarser than it,
-// so bfloat16 keeps the float (no extra conversions in its hot loop).
+// which check rtol 1e-3, and which the decode kernel serves). Used by the decode
+// kernel, which is bound by memory; the prefill kernels, bound by their softmax's
+// arithmetic, keep the float sum (the two conversions cost 13% of fp16 prefill on
+// the H200). bfloat16's own output rounding (8 bits) is coarser than P's.
 template <typename T>
 __device__ __forceinline__ float ProbAsWeighted(float p) {
   if constexpr (std::is_same_v<T, __half>) return __half2float(__float2half_rn(p));

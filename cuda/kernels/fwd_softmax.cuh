@@ -71,7 +71,7 @@ __device__ __forceinline__ void MaskLogits(float (&s)[kMT][kNT][4], const Attent
 // running max and (this thread's partial) sum, turns s into P (the unnormalised
 // probabilities exp2(logit - shift)), and gives the factor corr[r] by which the
 // row's O accumulators must be scaled (RescaleRows) before P's products are added.
-template <typename T, int kMT, int kNT>
+template <int kMT, int kNT>
 __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row_max)[2 * kMT],
                                             float (&row_sum)[2 * kMT], float (&corr)[2 * kMT]) {
 #pragma unroll
@@ -91,8 +91,8 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row
       row_sum[r] *= corr[r];
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
-        s[mt][t][2 * k] = ProbAsWeighted<T>(Exp2(s[mt][t][2 * k] - m_use));
-        s[mt][t][2 * k + 1] = ProbAsWeighted<T>(Exp2(s[mt][t][2 * k + 1] - m_use));
+        s[mt][t][2 * k] = Exp2(s[mt][t][2 * k] - m_use);
+        s[mt][t][2 * k + 1] = Exp2(s[mt][t][2 * k + 1] - m_use);
         row_sum[r] += s[mt][t][2 * k] + s[mt][t][2 * k + 1];
       }
     }
@@ -114,12 +114,12 @@ __device__ __forceinline__ void RescaleRows(float (&acc)[kMT][kDT][4],
 }
 
 // Both, for a kernel whose O accumulators are free now.
-template <typename T, int kMT, int kNT, int kDT>
+template <int kMT, int kNT, int kDT>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&acc)[kMT][kDT][4],
                                               float (&row_max)[2 * kMT],
                                               float (&row_sum)[2 * kMT]) {
   float corr[2 * kMT];
-  SoftmaxStep<T>(s, row_max, row_sum, corr);
+  SoftmaxStep(s, row_max, row_sum, corr);
   RescaleRows(acc, corr);
 }
 
