@@ -34,13 +34,17 @@ from common import CONTENDERS, PASSES, SCAN_CONTENDERS, Case, available, run_cas
 
 
 def cases(B=2, S=4096, N=32, smoke=False):
+    """Issue 15's table: H128 (causal and not, GQA N/4 causal), H192/Hv128 (causal and
+    not), H64 at twice the batch and H256 at half the heads (the same flops per case)."""
     if smoke:
         B, N = 1, 4
     H, HV = (32, 16) if smoke else (128, 128)
     H2 = 48 if smoke else 192
+    H_SMALL, H_LARGE = (16, 64) if smoke else (64, 256)
     return [Case(B, N, N, H, S, Sq=S), Case(B, N, N, H, S, Sq=S, causal=True),
             Case(B, N, N // 4, H, S, Sq=S, causal=True),
-            Case(B, N, N, H2, S, Sq=S, Hv=HV), Case(B, N, N, H2, S, Sq=S, Hv=HV, causal=True)]
+            Case(B, N, N, H2, S, Sq=S, Hv=HV), Case(B, N, N, H2, S, Sq=S, Hv=HV, causal=True),
+            Case(2 * B, N, N, H_SMALL, S, Sq=S), Case(B, N // 2, N // 2, H_LARGE, S, Sq=S)]
 
 
 def csv_name(mode, dtype, several_dtypes, only, smoke):
