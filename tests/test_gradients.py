@@ -242,10 +242,36 @@ def test_unfused_backward_never_reads_keys_past_the_length():
 
 
 def test_lowers_for_cuda():
-    # Without a GPU: the grad program lowers for CUDA, the backward in XLA.
+    # Without a GPU: the grad program lowers for CUDA; float32's backward is XLA's
+    # (bfloat16 / float16 take the kernel: test_cuda_backward_optin.py).
     q, k, v = _qkv()
     text = jax.jit(_grad_fn()).trace(q, k, v).lower(lowering_platforms=("cuda",)).as_text()
     assert "jax_mea_attention" in text and "jax_mea_attention_bwd" not in text
+
+
+S_LONG = 16384
+
+
+def _long_grad(dtype):
+    shape = jax.ShapeDtypeStruct((1, S_LONG, 2, 32), dtype)
+    loss = lambda q, k, v: jnp.sum(jax_mea.dot_product_attention(
+        q, k, v, is_causal=True).astype(jnp.float32))
+    return jax.jit(jax.grad(loss, (0, 1, 2))).trace(shape, shape, shape)
+
+
+def test_memory_linear_in_the_sequence_cpu():
+    # S = 16k: an S x S float32 score matrix per head would be 1 GiB; the compiled
+    # grad's temporaries stay far below one.
+    memory = _long_grad(jnp.float32).lower().compile().memory_analysis()
+    assert memory.temp_size_in_bytes < S_LONG * S_LONG // 16, memory
+
+
+def test_memory_linear_in_the_sequence_cuda():
+    # Lowered for CUDA without a GPU: the forward writes the lse and the backward is
+    # the kernel, so no value of the program has an S x S axis pair.
+    text = _long_grad(jnp.bfloat16).lower(lowering_platforms=("cuda",)).as_text()
+    assert "jax_mea_attention_bwd" in text
+    assert f"{S_LONG}x{S_LONG}" not in text
 
 
 def test_decode_attention_is_not_differentiable():
