@@ -72,6 +72,13 @@ struct BwdArgs {
 // false: one CTA per kv head walks the group's heads (the earlier kernel; no
 // dk_part / dv_part traffic).
 constexpr bool kBwdSplitGroup = true;
+// A tile's dQ part is computed and added right after P and dS (before dV and dK),
+// and its turn passes at the tile's next barrier: a key block waits on the one
+// before it for about one MMA of a tile (dV) instead of about two and the
+// elementwise pass (the next tile's S and dP, P and dS), so the chain of key
+// blocks adding to a query block (32 at S 4096) starts and drains sooner.
+// false: the dQ part last, its turn passed at the next tile's second barrier.
+constexpr bool kBwdEarlyDq = true;
 
 template <int kD, int kDv>
 struct BwdTraits {
@@ -309,8 +316,10 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
   s = prob;
 }
 
-template <typename T, int kD, int kDv>
-__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kDv>::kMinBlocks)
+// kEarlyDq and kMinBlocks: kBwdEarlyDq and BwdTraits::kMinBlocks unless bwd_check
+// --bench compares variants.
+template <typename T, int kD, int kDv, bool kEarlyDq, int kMinBlocks>
+__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     BwdKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
   constexpr int kBM = Tr::kBlockM, kBN = Tr::kBlockN, kThreads = Tr::kThreads;
@@ -473,41 +482,52 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
       }
     }
     __syncthreads();  // P, dS written
-    // The previous tile's dQ adds, issued before two barriers, are done by now: its
-    // turn passes without stalling on the fence (an earlier pass would; a later one
-    // would hold the next key block back longer).
-    if (tid == 0 && passed != nullptr) PassTurn(passed);
+    int* sem = a.sem + row_index(cur) / kBM;
+    // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
+    auto add_dq = [&] {
+      float dq[2][kD / 32][4];
+      Zero(dq);
+      WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
+                                                         sK + wc * (kD / 4), lane);
+      if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
+      __syncwarp();
+      float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+#pragma unroll
+          for (int t = 0; t < kD / 32; ++t) {
+            const int col = wc * (kD / 4) + 8 * t + 2 * tig;
+            if (col < a.dq_stride) {
+              RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
+                      dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
+            }
+          }
+    };
+    if constexpr (kEarlyDq) {
+      add_dq();
+    } else {
+      // The previous tile's dQ adds, issued before two barriers, are done by now: its
+      // turn passes without stalling on the fence (an earlier pass would; a later one
+      // would hold the next key block back longer).
+      if (tid == 0 && passed != nullptr) PassTurn(passed);
+    }
 
     // dV += P^T dO: the warp's 32 keys x kDv / 2 columns.
     WarpMma<T, 2, kDv / 16, kBM, true, kPS, true, kVS>(dv, sP + 32 * wc, sdO + wr * (kDv / 2),
                                                        lane);
     __syncthreads();  // dO read by every warp: the next tile's may come in
+    // kEarlyDq: the adds, issued before dV, are done by now (as above).
+    if (kEarlyDq && tid == 0) PassTurn(sem);
     if (nxt.hg < hg_end) load_do(nxt);
     // dK += dS^T Q: the warp's 32 keys x kD / 2 columns.
     WarpMma<T, 2, kD / 16, kBM, true, kPS, true, kKS>(dk, sdS + 32 * wc, sQs + wr * (kD / 2),
                                                       lane);
-    // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
-    float dq[2][kD / 32][4];
-    Zero(dq);
-    WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS, sK + wc * (kD / 4),
-                                                       lane);
-    int* sem = a.sem + row_index(cur) / kBM;
-    if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
-    __syncwarp();
-    float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int k = 0; k < 2; ++k)
-#pragma unroll
-        for (int t = 0; t < kD / 32; ++t) {
-          const int col = wc * (kD / 4) + 8 * t + 2 * tig;
-          if (col < a.dq_stride) {
-            RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
-                    dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
-          }
-        }
-    passed = sem;
+    if constexpr (!kEarlyDq) {
+      add_dq();
+      passed = sem;
+    }
     cur = nxt;
   }
   if (passed != nullptr) {
@@ -588,9 +608,10 @@ __global__ void BwdDkvKernel(const __grid_constant__ AttentionBackwardParams bp,
   }
 }
 
-// Whether the backward splits GQA groups over CTAs (see kBwdSplitGroup).
-inline bool BwdSplitsGroup(const AttentionParams& p) {
-  return kBwdSplitGroup && p.num_heads > p.num_kv_heads;
+// Whether the backward splits GQA groups over CTAs (see kBwdSplitGroup; allow =
+// false: never, for bwd_check --bench's comparison).
+inline bool BwdSplitsGroup(const AttentionParams& p, bool allow = true) {
+  return allow && kBwdSplitGroup && p.num_heads > p.num_kv_heads;
 }
 
 inline BwdWorkspaceLayout BwdWorkspaceOf(const AttentionParams& p) {
@@ -605,11 +626,11 @@ struct BwdGrid {
   int64_t prep, kv, dq, dkv;
   bool ok() const { return prep <= INT_MAX && kv <= INT_MAX && dq <= INT_MAX && dkv <= INT_MAX; }
 };
-inline BwdGrid BwdGridOf(const AttentionParams& p) {
+inline BwdGrid BwdGridOf(const AttentionParams& p, bool allow_split = true) {
   const BwdWorkspaceLayout w = BwdWorkspaceOf(p);
   const int64_t bh = static_cast<int64_t>(p.batch) * p.num_heads;
   const int64_t n_blocks = (p.kv_capacity + kBwdBlockN - 1) / kBwdBlockN;
-  const bool split = BwdSplitsGroup(p);
+  const bool split = BwdSplitsGroup(p, allow_split);
   auto row_ctas = [](int64_t rows) { return (rows + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps; };
   return {row_ctas(bh * w.q_pad),
           n_blocks * (split ? p.num_heads : p.num_kv_heads) * p.batch,
@@ -621,12 +642,14 @@ inline BwdGrid BwdGridOf(const AttentionParams& p) {
 // alone (bwd_check --bench times them; the main kernel needs the first's counters).
 enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
-template <typename T, int kD, int kDv>
+// allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup).
+template <typename T, int kD, int kDv, bool kEarlyDq = kBwdEarlyDq,
+          int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
-                   BwdLaunches which = BwdLaunches::kAll) {
+                   BwdLaunches which = BwdLaunches::kAll, bool allow_split = true) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
-  auto kernel = BwdKernel<T, kD, kDv>;
+  auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -642,7 +665,7 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.dq_acc = reinterpret_cast<float*>(ws + w.dq_acc);
   a.dk_part = reinterpret_cast<float*>(ws + w.dk_part);
   a.dv_part = reinterpret_cast<float*>(ws + w.dv_part);
-  a.split_group = BwdSplitsGroup(p);
+  a.split_group = BwdSplitsGroup(p, allow_split);
   if (a.split_group && !w.has_parts()) return cudaErrorInvalidValue;
   a.kv_pad = static_cast<int>(w.kv_pad);
   a.dk_stride = static_cast<int>(w.dk_stride);
@@ -656,7 +679,7 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.do_vec = Vec16Ok(bp.dout, bp.dout_strides, p.v_head_size);
 
-  const BwdGrid grid = BwdGridOf(p);
+  const BwdGrid grid = BwdGridOf(p, allow_split);
   if (!grid.ok()) return cudaErrorInvalidConfiguration;
   constexpr int kRowThreads = 32 * BwdGrid::kRowWarps;
   const bool all = which == BwdLaunches::kAll;

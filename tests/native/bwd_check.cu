@@ -244,10 +244,15 @@ double MedianMs(Fn&& fn) {
 // and lse, bfloat16, BSNH. TFLOP/s counts 2.5 x the forward's 4 B N S^2 H, halved for
 // causal.
 void Bench() {
+  // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
+  // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
+  // CTAs), kTwoCtas (H64 with registers budgeted for 2 CTAs per SM).
+  enum Variant { kDefault, kLateDq, kUnsplit, kTwoCtas };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
     bool causal;
+    Variant variant = kDefault;
   };
   const BenchCase cases[] = {
       {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, false},
@@ -255,6 +260,13 @@ void Bench() {
       {"B2 S4096 N32/K8 H128 bf16 causal", 2, 32, 8, 4096, 128, true},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, false},
       {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
+      {"  late dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kLateDq},
+      {"  late dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kLateDq},
+      {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
+      {"  unsplit: B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false, kUnsplit},
+      {"  split:   B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false},
+      {"  2 CTAs/SM: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kTwoCtas},
+      {"  2 CTAs/SM: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kTwoCtas},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -295,8 +307,15 @@ void Bench() {
     DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.H));
     auto run = [&](cuda::BwdLaunches which) {
       return [&, which] {
-        return c.H == 64 ? cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which)
-                         : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which);
+        const bool split = c.variant != kUnsplit;
+        if (c.H == 64) {
+          return c.variant == kTwoCtas
+                     ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 2>(bp, ws.ptr, nullptr, which)
+                     : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which);
+        }
+        return c.variant == kLateDq
+                   ? cuda::RunBwd<T, 128, 128, false>(bp, ws.ptr, nullptr, which)
+                   : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split);
       };
     };
     const double all = MedianMs(run(cuda::BwdLaunches::kAll));
