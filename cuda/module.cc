@@ -142,7 +142,7 @@ NB_MODULE(_ext, m) {
 
   // Python checks it when lowering for CUDA (the CPU kernel takes any head size).
   m.attr("cuda_max_head_size") = jax_mea::cuda::kMaxHeadSize;
-  // The (HP, HVP) rows the experimental CUDA backward kernel is compiled for.
+  // The (HP, HVP) rows the CUDA backward kernel is compiled for.
   nb::list bwd_rows;
 #define JAX_MEA_BWD_ROW(HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90) \
   if (BWD) bwd_rows.append(nb::make_tuple(HP, HVP));
@@ -152,7 +152,7 @@ NB_MODULE(_ext, m) {
   m.def("attention_bwd_workspace_bytes", &AttentionBackwardWorkspaceBytes, nb::arg("batch"),
         nb::arg("num_heads"), nb::arg("num_kv_heads"), nb::arg("q_len"), nb::arg("kv_len"),
         nb::arg("head_size"), nb::arg("v_head_size"),
-        "Bytes of workspace the experimental CUDA backward kernel asks XLA for.");
+        "Bytes of workspace the CUDA backward kernel asks XLA for.");
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;
 #else

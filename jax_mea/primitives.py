@@ -256,11 +256,17 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
             check_cuda_head_sizes(q.shape[3], v.shape[3])
         num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
         num_kv_heads, _ = heads_and_seq(k.shape, params["k_layout"])
-        size = 0 if platform == "cpu" else decode_workspace_bytes(
+        with_lse = params.pop("with_lse", None)
+        if with_lse and platform == "cuda" and v.shape[3] == 0:
+            # An empty output: no kernel runs, so the lse comes from XLA.
+            return mlir.lower_fun(partial(_cuda_lse_without_values, params),
+                                  multiple_results=True)(ctx, *args)
+        # The decode kernel's split partials; a call asking for the lse (training)
+        # never takes the decode kernel.
+        size = 0 if platform == "cpu" or with_lse else decode_workspace_bytes(
             q.shape[0], num_heads, num_kv_heads, q_len, v.shape[3])
         workspace = jax.core.ShapedArray((size,), jnp.uint8)
         avals_out = list(ctx.avals_out)
-        with_lse = params.pop("with_lse", None)
         if with_lse is None:  # the decode step: no lse result
             ctx = ctx.replace(avals_out=[*avals_out, workspace])
             return lower(ctx, *args, **_lower_params(params))[:-1]
@@ -270,6 +276,13 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
         return lower(ctx, *args, **_lower_params(params))[:1 + with_lse]
 
     return rule
+
+
+def _cuda_lse_without_values(params, *args):
+    """attention_p with with_lse for CUDA when v's head size is 0: the (empty) out
+    of the call, the lse in XLA."""
+    out = attention_p.bind(*args, with_lse=False, **params)[0]
+    return [out, _unfused.lse(*args, **params)]
 
 
 def _cuda_backward(*args, **params):
@@ -283,7 +296,7 @@ def cuda_backward_kernel_applies(dtype, head_size: int, v_head_size: int,
     """Whether the CUDA backward kernel (unless JAX_MEA_CUDA_BACKWARD=0 at import)
     takes a call: float16 / bfloat16, no additive mask (its dmask is
     XLA's), head sizes inside one of its rows."""
-    return (_ffi.cuda_backward_kernel
+    return (_ffi.cuda_backward_kernel and head_size >= 1 and v_head_size >= 1
             and jnp.dtype(dtype) in (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
             and mask_kind != MaskKind.ADDITIVE
             and any(head_size <= hp and v_head_size <= hvp
@@ -299,8 +312,11 @@ def _cuda_backward_rule():
 
     def rule(ctx, *args, **params):
         q, v = ctx.avals_in[0], ctx.avals_in[2]
-        if not cuda_backward_kernel_applies(q.dtype, q.shape[3], v.shape[3],
-                                            params["mask_kind"]):
+        # The kernel's workspace is sized from static shapes: a symbolic dimension (an
+        # export with a polymorphic batch, say) takes XLA's backward.
+        static = all(isinstance(d, (int, np.integer)) for a in ctx.avals_in for d in a.shape)
+        if not (static and cuda_backward_kernel_applies(q.dtype, q.shape[3], v.shape[3],
+                                                        params["mask_kind"])):
             return unfused(ctx, *args, **params)
         check_cuda_head_sizes(q.shape[3], v.shape[3])
         batch, num_heads, q_len = ctx.avals_in[7].shape  # lse [B, Nq, Sq]

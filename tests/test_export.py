@@ -136,3 +136,24 @@ def test_export_sizes_the_workspace_per_platform():
     bound = decode_workspace_bytes(batch, NQ, NKV, 1, HV)
     assert bound > 0
     assert f"tensor<{bound}xui8>" in module and "tensor<0xui8>" in module
+
+
+def test_round_trip_gradient_with_a_symbolic_batch(rng):
+    """A training step's grad, exported for both platforms with a polymorphic batch:
+    the CUDA backward kernel's workspace needs static shapes, so that export lowers
+    the CUDA backward in XLA; with a static batch it takes the kernel."""
+    def grad(q, k, v):
+        loss = lambda q, k, v: jnp.sum(jax_mea.dot_product_attention(
+            q, k, v, is_causal=True).astype(jnp.float32) ** 2)
+        return jax.grad(loss, (0, 1, 2))(q, k, v)
+
+    b = export.symbolic_shape("b")[0]
+    shapes = ((3, NQ, H), (5, NKV, H), (5, NKV, HV))
+    restored, module = _round_trip(grad, *(_spec((b,) + s, jnp.bfloat16) for s in shapes))
+    assert _ffi.ATTENTION_BWD_TARGET in module  # the CPU kernel's; CUDA's is XLA's
+    q, k, v = (x.astype(jnp.bfloat16) for x in _inputs(rng, 2, *shapes))
+    _assert_tree_equal(restored.call(q, k, v), grad(q, k, v))
+    static = export.export(jax.jit(grad), platforms=("cuda",),
+                           disabled_checks=jax_mea.export_disabled_checks())(
+        *(_spec((2,) + s, jnp.bfloat16) for s in shapes)).mlir_module()
+    assert _ffi.ATTENTION_BWD_TARGET in static

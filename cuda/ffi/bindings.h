@@ -57,7 +57,7 @@ auto AttentionBackwardSignature(Binding binding) {
   return AttentionBackwardOperands(std::move(binding)).template Attrs<AttentionAttrs>();
 }
 // CUDA's (the backward kernel): a workspace after dmask,
-// u8 of AttentionBackwardWorkspaceBytes (kernels/attention.h), from XLA.
+// u8 of AttentionBackwardWorkspaceBytes (jax_mea/workspace.h), from XLA.
 template <typename Binding>
 auto AttentionBackwardWorkspaceSignature(Binding binding) {
   return AttentionBackwardOperands(std::move(binding))

@@ -38,7 +38,7 @@ cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStrea
 // once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();
 
-// Empty when LaunchAttentionBackward supports `p`; otherwise why not. EXPERIMENTAL:
+// Empty when LaunchAttentionBackward supports `p`; otherwise why not:
 // float16 / bfloat16, the BWD rows of the head-dim table, no additive mask (its
 // gradient, dmask, is not computed); Python lowers every other call in XLA.
 std::string AttentionBackwardUnsupported(const AttentionBackwardParams& p);

@@ -609,9 +609,10 @@ __global__ void BwdDkvKernel(const __grid_constant__ AttentionBackwardParams bp,
 }
 
 // Whether the backward splits GQA groups over CTAs (see kBwdSplitGroup; allow =
-// false: never, for bwd_check --bench's comparison).
+// false: never, for bwd_check --bench's comparison). No keys: nothing to split (dK
+// and dV are empty, dQ is the prep launch's zeros).
 inline bool BwdSplitsGroup(const AttentionParams& p, bool allow = true) {
-  return allow && kBwdSplitGroup && p.num_heads > p.num_kv_heads;
+  return allow && kBwdSplitGroup && p.num_heads > p.num_kv_heads && p.kv_capacity > 0;
 }
 
 inline BwdWorkspaceLayout BwdWorkspaceOf(const AttentionParams& p) {
