@@ -87,10 +87,6 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
            std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
   }
   if (p.mask_kind != MaskKind::kNone) return "no attention mask tensor yet";
-  if (p.softcap > 0.f) return "no softcap yet";
-  if (p.left_window != kUnboundedWindow || p.right_window != kUnboundedWindow) {
-    return "no local window yet";
-  }
   if (p.kv_capacity <= 0) return "an empty key sequence runs on the sm_80 kernel";
   if (!Aligned16Strided(p.q, p.q_strides) || !Aligned16Strided(p.k, p.k_strides) ||
       !Aligned16Strided(p.v, p.v_strides) || !Aligned16Strided(p.out, p.out_strides)) {

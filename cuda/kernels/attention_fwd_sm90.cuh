@@ -11,8 +11,9 @@
 //              with a "full" mbarrier (TMA bytes landed) and an "empty" one (the
 //              consumers are done with it).
 //   consumers  (warpgroups 1 and 2, registers raised to 240): 64 query rows each.
-//              S = Q K^T by wgmma from shared memory (both K-major), scale, mask
-//              (only tiles some row does not see whole), online softmax in
+//              S = Q K^T by wgmma from shared memory (both K-major), logits
+//              (scale, softcap), visibility (causal, windows, lengths: only on
+//              tiles some row does not see whole), online softmax in
 //              registers (fwd_softmax.cuh, shared with the sm_80 kernel), then
 //              O += P V by wgmma with P from registers (the accumulator fragment
 //              relabelled) and V from shared memory as an MN-major B operand

@@ -62,6 +62,8 @@ struct Case {
   bool kv_lengths = false;         // per batch: 0, full, random, past capacity, negative, 1
   bool lse = true;
   bool zero_q = false;  // all logits 0: uniform P, so out = mean of the visible V rows
+  int left = kUnboundedWindow, right = kUnboundedWindow;  // local window (score.h)
+  float softcap = 0.f;
 };
 
 struct Outcome {
@@ -120,6 +122,9 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
                                   c.kv_layout, c.out_layout);
   p.is_causal = c.causal;
   p.causal_offset = c.bottom_right ? c.Skv - c.Sq : c.causal_offset;
+  p.left_window = c.left;
+  p.right_window = c.right;
+  p.softcap = c.softcap;
   HostTensor q(dt, size_t(c.B) * c.Nq * c.Sq * c.H), k(dt, size_t(c.B) * c.Nkv * c.Skv * c.H),
       v(dt, size_t(c.B) * c.Nkv * c.Skv * c.Hv), out(dt, size_t(c.B) * c.Nq * c.Sq * c.Hv);
   for (size_t i = 0; i < q.size(); ++i) q.set(i, c.zero_q ? 0.f : u(rng));
@@ -214,7 +219,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
 }
 
 // The cases of one dtype and head-dim pair; `quick` shortens them; `few`: the
-// four that cover the most (a padded head dim needs no more).
+// five that cover the most (a padded head dim needs no more).
 std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   std::vector<Case> s;
   auto add = [&](const char* name, auto f) {
@@ -258,9 +263,36 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.per_batch_offsets = true;
   });
   add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 513; c.Skv = 2049; });
+  // Windows: a block's rows see different key ranges; tiles in the middle of the
+  // block's range are masked per element.
+  add("window_causal_left50_T300_S300", [](Case& c) {
+    c.Sq = 300; c.Skv = 300; c.causal = true; c.left = 50;
+  });
+  add("window_lr_T200_S700", [](Case& c) {  // both ends move, 5 tiles a block
+    c.B = 1; c.Sq = 200; c.Skv = 700; c.causal_offset = 250; c.left = 100; c.right = 130;
+  });
+  // right = -1 excludes the diagonal: row 0 sees no key (nor does any row of a
+  // batch of kv length 0 or 1).
+  add("window_right_minus1_kvlen_T260_S260", [](Case& c) {
+    c.B = 6; c.Sq = 260; c.Skv = 260; c.left = 40; c.right = -1; c.kv_lengths = true;
+  });
+  // Keys 3 to 60 ahead of the row only: rows from 197 on see none, the block of
+  // rows 256.. as a whole sees none (the early exit).
+  add("window_ahead_only_T300_S200", [](Case& c) {
+    c.Sq = 300; c.Skv = 200; c.left = -3; c.right = 60;
+  });
+  add("softcap_causal_T300_S517", [](Case& c) {
+    c.Nq = 8; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.causal_offset = 65;
+    c.softcap = 5.f;
+  });
+  add("softcap20_window_kvlen_T150_S400", [](Case& c) {
+    c.B = 6; c.Sq = 150; c.Skv = 400; c.softcap = 20.f; c.left = 120; c.causal = true;
+    c.per_batch_offsets = true; c.kv_lengths = true;
+  });
   if (few) {
     const char* keep[] = {"ragged_T200_S333_gqa2_layouts", "gqa4_causal_topleft_T300_S517",
-                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049"};
+                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049",
+                          "softcap20_window_kvlen_T150_S400"};
     std::vector<Case> kept;
     for (const Case& c : s)
       for (const char* k : keep) if (c.name == k) kept.push_back(c);
