@@ -22,10 +22,10 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
          s.seq % 8 == 0;
 }
 
-template <typename T, int kD, int kDv, bool kPipelined>
+template <typename T, int kD, int kDv, bool kPipelined, bool kMask>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
   using Tr = Sm90FwdTraits<kD, kDv>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined, kMask>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -55,7 +55,9 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
   HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
     using Row = decltype(row);
     if constexpr (Row::kSm90) {
-      err = LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined>(p, stream);
+      err = p.mask_kind != MaskKind::kNone
+                ? LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined, true>(p, stream)
+                : LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined, false>(p, stream);
       return true;
     } else {
       return false;
@@ -86,7 +88,6 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
     return "head sizes: multiples of 8 within an SM90 row of the head-dim table (got q/k " +
            std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
   }
-  if (p.mask_kind != MaskKind::kNone) return "no attention mask tensor yet";
   if (p.kv_capacity <= 0) return "an empty key sequence runs on the sm_80 kernel";
   if (!Aligned16Strided(p.q, p.q_strides) || !Aligned16Strided(p.k, p.k_strides) ||
       !Aligned16Strided(p.v, p.v_strides) || !Aligned16Strided(p.out, p.out_strides)) {

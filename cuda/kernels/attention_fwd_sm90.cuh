@@ -92,8 +92,11 @@ struct Sm90FwdBarriers {
 
 // kPipelined: FlashAttention-3's intra-warpgroup overlap of the softmax with the
 // GEMMs (the default); false: one step at a time (the first version, kept to
-// tell a pipelining bug from a layout bug).
-template <typename T, int kD, int kDv, bool kPipelined>
+// tell a pipelining bug from a layout bug). kMask: the call has a mask tensor
+// (p.mask_kind != kNone), read in place on every tile (the score layer's
+// MaskLogit, per element, from global memory as the sm_80 kernel does); a
+// separate instance, so that the calls without one keep their registers.
+template <typename T, int kD, int kDv, bool kPipelined, bool kMask>
 __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
@@ -223,7 +226,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
     const int i = row_base + 8 * k;
     rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
   }
-  const int64_t mask_bh = MaskRow(p, w.b, w.h, 0);
+  const int64_t mask_bh = kMask ? MaskRow(p, w.b, w.h, 0) : 0;
 
   float o[1][kDT][4];
 #pragma unroll
@@ -274,9 +277,10 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
   auto softmax = [&](int t, float (&corr)[2]) {
     const int j0 = (n_first + t) * kBlockN;
     ScoresToLogits(s, a.logits);
-    if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
-      // No mask tensor (Sm90ForwardUnsupported): its per-key loads would spill the
-      // pipelined loop, where O, P and S are all live.
+    if constexpr (kMask) {
+      MaskLogits<T, 1, kNT, /*kMaskTensor=*/true>(s, p, a.logits, rows, mask_bh, row_base, tig,
+                                                   j0);
+    } else if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
       MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
                                                     tig, j0);
     }

@@ -2,6 +2,8 @@
 // the float64 reference (reference64.h), called directly (LaunchAttentionForwardSm90,
 // whatever JAX_MEA_SM90_FORWARD says), and timed beside the sm_80 kernel.
 //
+// Cases: lengths, causal (top-left, bottom-right, per-batch offsets), GQA, windows,
+// softcap, bool and additive masks (short, broadcast, dead rows), layouts.
 // Each case draws fresh inputs (keys past kv_length(b) are NaN: a kernel that
 // lets them reach the output shows NaN), poisons out and lse with NaN, runs the
 // kernel and checks: no NaN, rows that see no key exactly 0 (lse -inf), out
@@ -64,6 +66,11 @@ struct Case {
   bool zero_q = false;  // all logits 0: uniform P, so out = mean of the visible V rows
   int left = kUnboundedWindow, right = kUnboundedWindow;  // local window (score.h)
   float softcap = 0.f;
+  // Mask tensor [B|1, Nq|1, Sq|1, mask_len] (false: a broadcast axis), about 10%
+  // of its rows dead (all False / all -inf); mask_len -1: Skv.
+  MaskKind mask = MaskKind::kNone;
+  bool mask_b = false, mask_n = false, mask_q = true;
+  int mask_len = -1;
 };
 
 struct Outcome {
@@ -148,12 +155,47 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
     }
   }
 
+  // The mask (kernel_check's recipe): bool ~70% True, additive ~20% -inf, the rest
+  // in [-2, 2].
+  HostTensor mask_add;
+  std::vector<uint8_t> mask_bool;
+  if (c.mask != MaskKind::kNone) {
+    std::uniform_real_distribution<float> u01(0.f, 1.f);
+    const int mb = c.mask_b ? c.B : 1, mn = c.mask_n ? c.Nq : 1, mq = c.mask_q ? c.Sq : 1;
+    const int mlen = c.mask_len >= 0 ? c.mask_len : c.Skv;
+    const size_t rows = size_t(mb) * mn * mq;
+    p.mask_kind = c.mask;
+    p.mask_len = mlen;
+    p.mask_q_stride = mq == 1 ? 0 : mlen;
+    p.mask_head_stride = mn == 1 ? 0 : int64_t(mq) * mlen;
+    p.mask_batch_stride = mb == 1 ? 0 : int64_t(mn) * mq * mlen;
+    if (c.mask == MaskKind::kBool) {
+      mask_bool.resize(rows * mlen);
+      for (size_t r = 0; r < rows; ++r) {
+        const bool dead = u01(rng) < 0.1f;
+        for (int j = 0; j < mlen; ++j) mask_bool[r * mlen + j] = !dead && u01(rng) < 0.7f;
+      }
+    } else {
+      mask_add = HostTensor(dt, rows * mlen);
+      for (size_t r = 0; r < rows; ++r) {
+        const bool dead = u01(rng) < 0.1f;
+        for (int j = 0; j < mlen; ++j) {
+          mask_add.set(r * mlen + j, dead || u01(rng) < 0.2f ? -INFINITY : u(rng));
+        }
+      }
+    }
+  }
+  const void* mask_host = c.mask == MaskKind::kBool ? static_cast<const void*>(mask_bool.data())
+                                                    : static_cast<const void*>(mask_add.bytes.data());
+  const size_t mask_bytes = c.mask == MaskKind::kBool ? mask_bool.size() : mask_add.bytes.size();
+
   AttentionParams hp = p;  // host pointers, for the reference
   hp.q = q.bytes.data();
   hp.k = k.bytes.data();
   hp.v = v.bytes.data();
   hp.kv_lengths = c.kv_lengths ? lengths.data() : nullptr;
   hp.causal_offsets = c.per_batch_offsets ? offsets.data() : nullptr;
+  hp.mask = c.mask != MaskKind::kNone ? mask_host : nullptr;
 
   const size_t lse_n = size_t(c.B) * c.Nq * c.Sq;
   DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
@@ -161,6 +203,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
       dlse(c.lse ? lse_n * sizeof(float) : 0);
   DevBuf dlen(lengths.data(), c.kv_lengths ? lengths.size() * 4 : 0);
   DevBuf doff(offsets.data(), c.per_batch_offsets ? offsets.size() * 4 : 0);
+  DevBuf dmask(mask_host, mask_bytes);
   CHECK_CUDA(cudaMemset(dout.ptr, 0xff, out.bytes.size()));  // NaN in both dtypes
   if (c.lse) CHECK_CUDA(cudaMemset(dlse.ptr, 0xff, lse_n * sizeof(float)));
   AttentionParams gp = p;
@@ -171,6 +214,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
   gp.lse = c.lse ? static_cast<float*>(dlse.ptr) : nullptr;
   gp.kv_lengths = c.kv_lengths ? static_cast<const int32_t*>(dlen.ptr) : nullptr;
   gp.causal_offsets = c.per_batch_offsets ? static_cast<const int32_t*>(doff.ptr) : nullptr;
+  gp.mask = dmask.ptr;
 
   Outcome r;
   r.why = cuda::Sm90ForwardUnsupported(gp);
@@ -219,7 +263,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
 }
 
 // The cases of one dtype and head-dim pair; `quick` shortens them; `few`: the
-// five that cover the most (a padded head dim needs no more).
+// six that cover the most (a padded head dim needs no more).
 std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   std::vector<Case> s;
   auto add = [&](const char* name, auto f) {
@@ -232,6 +276,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     if (quick) {
       c.Sq = std::min(c.Sq, 200);
       c.Skv = std::min(c.Skv, 300);
+      c.mask_len = std::min(c.mask_len, c.Skv);
     }
     s.push_back(c);
   };
@@ -285,6 +330,32 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.Nq = 8; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.causal_offset = 65;
     c.softcap = 5.f;
   });
+  // Mask tensors, read in place: short masks (mask_len < S: keys past it
+  // unseen), broadcast axes (stride 0), dead rows, with causal, kv lengths,
+  // windows and softcap.
+  add("bool_mask_short_len_T200_S333", [](Case& c) {
+    c.Sq = 200; c.Skv = 333; c.mask = MaskKind::kBool; c.mask_b = true; c.mask_len = 100;
+  });
+  add("bool_mask_2d_kvlen_causal_T300_S700", [](Case& c) {  // [1, 1, Sq, S]
+    c.B = 6; c.Nq = 4; c.Nkv = 1; c.Sq = 300; c.Skv = 700; c.mask = MaskKind::kBool;
+    c.kv_lengths = true; c.causal = true; c.per_batch_offsets = true;
+  });
+  add("add_mask_heads_gqa_causal_T150_S517", [](Case& c) {  // [1, Nq, Sq, S]
+    c.B = 1; c.Nq = 8; c.Nkv = 2; c.Sq = 150; c.Skv = 517; c.mask = MaskKind::kAdditive;
+    c.mask_n = true; c.causal = true; c.bottom_right = true;
+  });
+  add("add_mask_rowless_len63_kvlen_T129_S129", [](Case& c) {  // [B, Nq, 1, 63]
+    c.B = 6; c.Nkv = 2; c.Sq = 129; c.Skv = 129; c.mask = MaskKind::kAdditive; c.mask_b = true;
+    c.mask_n = true; c.mask_q = false; c.mask_len = 63; c.kv_lengths = true;
+  });
+  add("add_mask_softcap_window_T300_S1000", [](Case& c) {  // [B, 1, 1, 777]
+    c.B = 2; c.Nq = 4; c.Nkv = 4; c.Sq = 300; c.Skv = 1000; c.q_layout = kBNSH;
+    c.out_layout = kBNSH; c.softcap = 20.f; c.mask = MaskKind::kAdditive; c.mask_b = true;
+    c.mask_q = false; c.mask_len = 777; c.left = 300; c.causal_offset = 500; c.causal = true;
+  });
+  add("bool_mask_window_ahead_T70_S200", [](Case& c) {
+    c.Sq = 70; c.Skv = 200; c.left = -3; c.right = 60; c.mask = MaskKind::kBool;
+  });
   add("softcap20_window_kvlen_T150_S400", [](Case& c) {
     c.B = 6; c.Sq = 150; c.Skv = 400; c.softcap = 20.f; c.left = 120; c.causal = true;
     c.per_batch_offsets = true; c.kv_lengths = true;
@@ -292,7 +363,8 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   if (few) {
     const char* keep[] = {"ragged_T200_S333_gqa2_layouts", "gqa4_causal_topleft_T300_S517",
                           "kvlen_causal_per_batch_T150_S400", "long_T513_S2049",
-                          "softcap20_window_kvlen_T150_S400"};
+                          "softcap20_window_kvlen_T150_S400",
+                          "add_mask_softcap_window_T300_S1000"};
     std::vector<Case> kept;
     for (const Case& c : s)
       for (const char* k : keep) if (c.name == k) kept.push_back(c);
