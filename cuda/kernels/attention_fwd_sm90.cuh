@@ -54,6 +54,8 @@ struct Sm90FwdTraits {
   // 64x64 80 KB, 128x128 160 KB, 192x128 208 KB, 256x256 (64 keys) 192 KB.
   static constexpr int kBlockN = kD <= 192 && kDv <= 128 ? 128 : 64;
   static constexpr int kStages = 2;
+  // Mask tensor loads: parts of a tile (the kernel; fewest without spills).
+  static constexpr int kMaskChunks = kD <= 128 ? 2 : 4;
   static constexpr int kBoxCols = 64;                    // 16-bit columns of a TMA box
   static constexpr int kRowBytes = kBoxCols * 2;         // 128: one swizzled row
   static constexpr int kQBoxBytes = kBlockM * kRowBytes;  // one 64-column box of Q
@@ -278,8 +280,17 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
     const int j0 = (n_first + t) * kBlockN;
     ScoresToLogits(s, a.logits);
     if constexpr (kMask) {
-      MaskLogits<T, 1, kNT, /*kMaskTensor=*/true>(s, p, a.logits, rows, mask_bh, row_base, tig,
-                                                   j0);
+      // In kMaskChunks parts of the tile's keys, the memory clobber between them
+      // keeping the compiler from issuing every load at once: O, P and S are
+      // live here, and 64 loaded values more would spill.
+      constexpr int kChunkNT = kNT / Tr::kMaskChunks;
+#pragma unroll
+      for (int ch = 0; ch < Tr::kMaskChunks; ++ch) {
+        auto& part = *reinterpret_cast<float(*)[1][kChunkNT][4]>(&s[0][ch * kChunkNT][0]);
+        MaskLogits<T, 1, kChunkNT, /*kMaskTensor=*/true>(part, p, a.logits, rows, mask_bh,
+                                                          row_base, tig, j0 + ch * kChunkNT * 8);
+        asm volatile("" ::: "memory");
+      }
     } else if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
       MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
                                                     tig, j0);
