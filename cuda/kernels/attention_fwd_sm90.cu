@@ -4,6 +4,7 @@
 // (attention_fwd.cu) calls it on a compute capability 9.x device when
 // Sm90ForwardUnsupported is empty (unless JAX_MEA_SM90_FORWARD=0).
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/attention.h"
@@ -22,10 +23,10 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
          s.seq % 8 == 0;
 }
 
-template <typename T, int kD, int kDv, bool kPipelined, bool kMask>
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
-  using Tr = Sm90FwdTraits<kD, kDv>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined, kMask>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -48,16 +49,28 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv).
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined>
+cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
+  return p.mask_kind != MaskKind::kNone
+             ? LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, true>(p, stream)
+             : LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, false>(p, stream);
+}
+
+// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv);
+// the 64x64 row with h64_consumers (2 or 3) consumer warpgroups, the others with 2.
 template <typename T, bool kPipelined>
-cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, int h64_consumers) {
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
     using Row = decltype(row);
     if constexpr (Row::kSm90) {
-      err = p.mask_kind != MaskKind::kNone
-                ? LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined, true>(p, stream)
-                : LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined, false>(p, stream);
+      // Three consumers without a mask tensor only: its loads spill at 160 registers.
+      constexpr bool kH64 = Row::kHP == 64 && Row::kHVP == 64;
+      if (kH64 && h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
+        err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false>(p, stream);
+      } else {
+        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined>(p, stream);
+      }
       return true;
     } else {
       return false;
@@ -67,12 +80,23 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
 }
 
 template <bool kPipelined>
-cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream, int h64_consumers) {
   switch (p.dtype) {
-    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream);
-    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream);
+    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream, h64_consumers);
+    case DType::kBFloat16:
+      return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream, h64_consumers);
     default: return cudaErrorInvalidValue;
   }
+}
+
+// Consumer warpgroups at H64: 3, or 2 with JAX_MEA_SM90_H64_CONSUMERS=2 (read
+// once; the previous configuration, kept for A/B and as an escape hatch).
+int H64Consumers() {
+  static const int n = [] {
+    const char* v = std::getenv("JAX_MEA_SM90_H64_CONSUMERS");
+    return v != nullptr && std::string(v) == "2" ? 2 : 3;
+  }();
+  return n;
 }
 
 }  // namespace
@@ -99,11 +123,16 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 }
 
 cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<true>(p, stream);
+  return DispatchDtype<true>(p, stream, H64Consumers());
 }
 
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<false>(p, stream);
+  return DispatchDtype<false>(p, stream, H64Consumers());
+}
+
+cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
+                                                   cudaStream_t stream) {
+  return DispatchDtype<true>(p, stream, 2);
 }
 
 }  // namespace jax_mea::cuda

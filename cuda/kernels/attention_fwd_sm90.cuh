@@ -3,14 +3,16 @@
 // overlap but no pingpong between warpgroups yet, one CTA per query block, O
 // stored from registers).
 //
-// One CTA computes one (batch, query head, block of kBlockM = 128 query rows)
-// with three warpgroups:
+// One CTA computes one (batch, query head, block of kBlockM = 128 query rows;
+// 192 at H64, with a third consumer warpgroup: Sm90FwdTraits) with three (four)
+// warpgroups:
 //   producer   (warpgroup 0, registers lowered to 24): one thread of warp 0 loads
 //              Q once, then K and V tiles of kBlockN keys into a kStages ring of
 //              shared-memory buffers by TMA (cp.async.bulk.tensor), each buffer
 //              with a "full" mbarrier (TMA bytes landed) and an "empty" one (the
 //              consumers are done with it).
-//   consumers  (warpgroups 1 and 2, registers raised to 240): 64 query rows each.
+//   consumers  (warpgroups 1 and 2, registers raised to 240; 1 to 3 and 160 at
+//              H64): 64 query rows each.
 //              S = Q K^T by wgmma from shared memory (both K-major), logits
 //              (scale, softcap), visibility (causal, windows, lengths: only on
 //              tiles some row does not see whole), online softmax in
@@ -43,10 +45,16 @@
 
 namespace jax_mea::cuda {
 
-template <int kD, int kDv>
+// kConsumerWGs: consumer warpgroups, 64 query rows each. 2 (FlashAttention-3's
+// choice from H128 on); 3 for H64 (its choice there too): at H64 the exp2 of the
+// softmax costs as much as the GEMMs, and a third warpgroup's GEMMs or softmax
+// fill the gaps of the other two; registers 160 a consumer thread then (S, P and
+// O: 64 + 32 + 32; a mask tensor's loads would spill: those calls take 2).
+template <int kD, int kDv, int kConsumerWGs = 2>
 struct Sm90FwdTraits {
   static_assert(kD % 64 == 0 && kDv % 64 == 0, "head dims are whole 64-column TMA boxes");
-  static constexpr int kConsumers = 2;  // consumer warpgroups, 64 query rows each
+  static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
+  static constexpr int kConsumers = kConsumerWGs;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kBlockM = 64 * kConsumers;
   // Keys per K/V tile: 128 while the registers (S, P and O: 64 + 32 + kDv / 2 per
@@ -67,9 +75,12 @@ struct Sm90FwdTraits {
   static constexpr int kSmemBytes = kQBytes + kStages * (kKBytes + kVBytes) + kAlign;
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of an sm_90 CTA");
   // 128 * (24 + 2 * 240) = 64512 <= 65536 registers; the kernel starts with
-  // 65536 / 384 = 170 (168 usable) each.
+  // 65536 / 384 = 170 (168 usable) each. Three consumers: 128 * (24 + 3 * 160) =
+  // 64512, from 65536 / 512 = 128 each. (ptxas allocates the code after
+  // setmaxnreg within its count, not the launch bound's.)
   static constexpr int kProducerRegs = 24;
-  static constexpr int kConsumerRegs = 240;
+  static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
+  static_assert(128 * (kProducerRegs + kConsumers * kConsumerRegs) <= 65536, "register file");
   static_assert(kQBoxBytes % kAlign == 0 && kKVBoxBytes % kAlign == 0, "aligned boxes");
 };
 
@@ -98,12 +109,12 @@ struct Sm90FwdBarriers {
 // (p.mask_kind != kNone), read in place on every tile (the score layer's
 // MaskLogit, per element, from global memory as the sm_80 kernel does); a
 // separate instance, so that the calls without one keep their registers.
-template <typename T, int kD, int kDv, bool kPipelined, bool kMask>
-__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask>
+__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tr = Sm90FwdTraits<kD, kDv>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
   constexpr int kStages = Tr::kStages;

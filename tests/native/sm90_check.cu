@@ -10,12 +10,14 @@
 // within the float64 bounds kernel_check uses, lse within kLseTol.
 //
 //   sm90_check              every case (f16, bf16; the head-dim table's SM90 rows
-//                           64, 128, 192/128, 256, and head dims padded up to them)
+//                           64, 128, 192/128, 256, and head dims padded up to them;
+//                           H64 again with 2 consumer warpgroups, "wg2")
 //   sm90_check --quick      fewer, shorter cases (for compute-sanitizer)
 //   sm90_check --debug      one tiny case (B1 T128 S128 N1 H64 bf16), twice: random
 //                           inputs, then q = 0 (uniform P: P V alone); prints the
 //                           first mismatching elements and a map of the bad rows
 //   sm90_check --bench      TFLOP/s of the sm_90a and the sm_80 kernel, side by side
+//                           (H64 also with 2 consumer warpgroups: "wg2")
 //   sm90_check --filter S   only cases whose name contains S
 //   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
 //                           pipelining: a pass there and a failure without it is a
@@ -122,7 +124,7 @@ void PrintMismatches(const AttentionParams& p, const HostTensor& out,
   }
 }
 
-Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
+Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose, LaunchFn launch = nullptr) {
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   const DType dt = c.dtype;
   AttentionParams p = ShapeParams(dt, c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv, c.q_layout,
@@ -219,7 +221,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
   Outcome r;
   r.why = cuda::Sm90ForwardUnsupported(gp);
   if (!r.why.empty()) return r;
-  const cudaError_t err = g_sm90(gp, 0);
+  const cudaError_t err = (launch != nullptr ? launch : g_sm90)(gp, 0);
   if (err != cudaSuccess) {
     r.why = std::string("launch: ") + cudaGetErrorName(err);
     return r;
@@ -380,18 +382,23 @@ int Check(bool quick, const std::string& filter) {
   const std::vector<std::pair<int, int>> padded = {{96, 96}, {32, 64}, {160, 120}, {200, 256}};
   std::vector<std::pair<int, int>> heads = rows;
   if (!quick) heads.insert(heads.end(), padded.begin(), padded.end());
+  // H64 runs with 3 consumer warpgroups by default: its cases again with 2 ("wg2").
+  heads.push_back({-64, -64});
   std::mt19937 rng(20261201);
   int total = 0, failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (DType dt : dtypes) {
     if (quick && dt == DType::kFloat16) continue;
-    for (const auto& [H, Hv] : heads) {
+    for (const auto& [h_entry, hv_entry] : heads) {
+      const bool wg2 = h_entry < 0;
+      const int H = wg2 ? -h_entry : h_entry, Hv = wg2 ? -hv_entry : hv_entry;
       const bool few = std::find(rows.begin(), rows.end(), std::make_pair(H, Hv)) == rows.end();
       for (const Case& c : Cases(dt, H, Hv, quick, few)) {
         const std::string label = std::string(DTypeName(dt)) + " H" + std::to_string(H) + "/" +
-                                  std::to_string(Hv) + " " + c.name;
+                                  std::to_string(Hv) + (wg2 ? " wg2 " : " ") + c.name;
         if (!filter.empty() && label.find(filter) == std::string::npos) continue;
-        const Outcome r = RunCase(c, rng, /*verbose=*/true);
+        const Outcome r = RunCase(c, rng, /*verbose=*/true,
+                                  wg2 ? cuda::LaunchAttentionForwardSm90TwoConsumers : nullptr);
         ++total;
         failed += !r.ok;
         if (!r.why.empty()) {
@@ -450,23 +457,38 @@ void Bench(const std::string& filter) {
     int B, Nq, Nkv, S, H, Hv;
     bool causal;
     DType dt;
+    int left = kUnboundedWindow;
+    float softcap = 0.f;
+    bool mask = false;  // a bool mask [1, 1, S, S], ~70% True
   };
   const BenchCase cases[] = {
       {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16},
       {"B2 S4096 N32 H128 bf16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kBFloat16},
       {"B2 S4096 N32/8 H128 bf16 causal", 2, 32, 8, 4096, 128, 128, true, DType::kBFloat16},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16},
+      {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, 64, true, DType::kBFloat16},
+      {"B4 S4096 N32 H64 f16", 4, 32, 32, 4096, 64, 64, false, DType::kFloat16},
       {"B2 S4096 N32 H128 f16", 2, 32, 32, 4096, 128, 128, false, DType::kFloat16},
       {"B2 S4096 N32 H128 f16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kFloat16},
       {"B2 S4096 N32 H192/Hv128 bf16", 2, 32, 32, 4096, 192, 128, false, DType::kBFloat16},
       {"B2 S4096 N32 H192/Hv128 bf16 causal", 2, 32, 32, 4096, 192, 128, true, DType::kBFloat16},
       {"B2 S4096 N16 H256 bf16", 2, 16, 16, 4096, 256, 256, false, DType::kBFloat16},
       {"B2 S4096 N16 H256 bf16 causal", 2, 16, 16, 4096, 256, 256, true, DType::kBFloat16},
+      {"B2 S4096 N32 H128 bf16 causal left1024", 2, 32, 32, 4096, 128, 128, true,
+       DType::kBFloat16, 1024},
+      {"B2 S4096 N32 H128 bf16 softcap30", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16,
+       kUnboundedWindow, 30.f},
+      {"B2 S4096 N32 H128 bf16 bool mask", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, true},
+      {"B4 S4096 N32 H64 bf16 bool mask", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, true},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("bench on %s (%d SMs); median of 20 after 3 warm-ups (cudaEvents); TFLOP/s counts\n"
-              "2*B*N*S*S*(H+Hv), halved for causal; diff: relative L2 of sm90's out vs sm80's\n",
+              "2*B*N*(H+Hv)*(visible query-key pairs: S*S, about half for causal, masks not\n"
+              "counted); diff: relative L2 of sm90's out vs sm80's; 'wg2': H64 with 2 consumer\n"
+              "warpgroups (the default there is 3; JAX_MEA_SM90_H64_CONSUMERS=2)\n",
               prop.name, prop.multiProcessorCount);
   std::printf("sm90: pipelined (the default); simple: without the intra-warpgroup overlap\n");
   std::printf("%-36s %8s %7s %8s %7s %8s %7s %6s %8s\n", "case", "sm90 ms", "TFLOP/s",
@@ -489,11 +511,27 @@ void Bench(const std::string& filter) {
     p.k = dk.ptr;
     p.v = dv.ptr;
     p.is_causal = c.causal;
-    double flops = 2.0 * c.B * c.Nq * double(c.S) * c.S * (c.H + c.Hv);
-    if (c.causal) flops *= 0.5;
+    p.left_window = c.left;
+    p.softcap = c.softcap;
+    std::vector<uint8_t> mask;
+    if (c.mask) {
+      mask.resize(size_t(c.S) * c.S);
+      for (uint8_t& m : mask) m = (rng() % 10) < 7;
+      p.mask_kind = MaskKind::kBool;
+      p.mask_len = c.S;
+      p.mask_q_stride = c.S;
+    }
+    DevBuf dmask(mask.data(), mask.size());
+    p.mask = dmask.ptr;
+    double pairs = 0;
+    for (int i = 0; i < c.S; ++i) {
+      const KeyRange r = VisibleKeys(p, i, c.S);
+      pairs += r.empty() ? 0 : r.hi - r.lo;
+    }
+    const double flops = 2.0 * c.B * c.Nq * pairs * (c.H + c.Hv);
     const std::string why = cuda::Sm90ForwardUnsupported(p);
     if (!why.empty()) {
-      std::printf("%-34s sm90 does not take it: %s\n", c.name, why.c_str());
+      std::printf("%-36s sm90 does not take it: %s\n", c.name, why.c_str());
       continue;
     }
     double mn;
@@ -507,6 +545,11 @@ void Bench(const std::string& filter) {
     std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
                 tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
+      const double t2 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90TwoConsumers, &mn);
+      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  wg2", t2, tflops(t2), "-",
+                  "-", "-", "-", t80 / t2, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    }
     std::fflush(stdout);
   }
 }
