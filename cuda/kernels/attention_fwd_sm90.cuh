@@ -1,7 +1,7 @@
 // Attention forward for float16 / bfloat16 on Hopper (sm_90a): warp-specialized,
 // TMA + wgmma, FlashAttention-3's structure (first version: intra-warpgroup
-// overlap but no pingpong between warpgroups yet, one CTA per query block, O
-// stored from registers).
+// overlap; the ping-pong between warpgroups opt-in (kPingPong), one CTA per
+// query block, O stored from registers).
 //
 // One CTA computes one (batch, query head, block of kBlockM = 128 query rows;
 // 192 at H64, with a third consumer warpgroup: Sm90FwdTraits) with three (four)
@@ -109,12 +109,17 @@ struct Sm90FwdBarriers {
 // (p.mask_kind != kNone), read in place on every tile (the score layer's
 // MaskLogit, per element, from global memory as the sm_80 kernel does); a
 // separate instance, so that the calls without one keep their registers.
-template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask>
+// kPingPong (pipelined, two consumer warpgroups): the warpgroups take turns at
+// issuing their GEMMs (FlashAttention-3's inter-warpgroup ping-pong), so that one
+// runs its softmax while the other's GEMMs have the tensor cores.
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
+          bool kPingPong = false>
 __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
+  static_assert(!kPingPong || (kPipelined && kConsumerWGs == 2), "ping-pong: 2, pipelined");
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
   constexpr int kStages = Tr::kStages;
@@ -251,11 +256,17 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   // This warpgroup's 64 rows of each Q box start 64 rows (8 swizzle atoms) in.
   const uint32_t q_addr = SmemAddr(sQ) + cw * 64 * Tr::kRowBytes;
 
+  // K_t, V_t landed (and V_t's rows past kv_length zeroed).
+  auto wait_k = [&](int t) { MbarWait(&bars.k_full[t % kStages], (t / kStages) & 1); };
+  auto wait_v = [&](int t) {
+    MbarWait(&bars.v_full[t % kStages], (t / kStages) & 1);
+    if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
+  };
   // S = Q K_t^T, issued: k16 step ks is 32 ks bytes into a row, box ks / 4.
   auto issue_s = [&](int t) {
     const int st = t % kStages;
     const uint32_t k_addr = SmemAddr(sK) + st * Tr::kKBytes;
-    MbarWait(&bars.k_full[st], (t / kStages) & 1);
+    wait_k(t);
     WgmmaFence();
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) {
@@ -271,8 +282,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   auto issue_pv = [&](int t) {
     const int st = t % kStages;
     const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
-    MbarWait(&bars.v_full[st], (t / kStages) & 1);
-    if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
+    wait_v(t);
     WgmmaFence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
@@ -320,15 +330,39 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     // P_{t-1} V_{t-1}; waiting for all but the newest group gives S_t, whose
     // softmax runs while the tensor cores still compute P_{t-1} V_{t-1}; O is
     // rescaled once those land, and P_t takes P_{t-1}'s registers.
+    //
+    // kPingPong: warpgroup cw issues its GEMMs between turn_wait (named barrier
+    // 1 + cw) and turn_pass (the other's, 2 - cw), after waiting for their tiles
+    // outside its turn. Warpgroup 1 passes first, to let 0 start, and skips its
+    // last pass: each barrier then sees as many arrivals as waits (num_tiles + 1;
+    // both warpgroups walk the same tiles). No cycle with the producer: a
+    // warpgroup's turn comes after the other issued its previous GEMMs, which
+    // follows its release of the buffers the producer is refilling.
+    auto turn_wait = [&] {
+      if constexpr (kPingPong) NamedBarrierSync(1 + cw, 256);
+    };
+    auto turn_pass = [&] {
+      if constexpr (kPingPong) NamedBarrierArrive(2 - cw, 256);
+    };
+    if (cw == 1) turn_pass();
+    if constexpr (kPingPong) wait_k(0);
+    turn_wait();
     issue_s(0);
+    turn_pass();
     WgmmaWait<0>();
     FenceRegs(s[0]);
     release(&bars.k_empty[0]);
     softmax(0, corr);  // O is 0: no rescale
     p_to_a();
     for (int t = 1; t < num_tiles; ++t) {
+      if constexpr (kPingPong) {
+        wait_k(t);
+        wait_v(t - 1);
+      }
+      turn_wait();
       issue_s(t);
       issue_pv(t - 1);
+      turn_pass();
       WgmmaWait<1>();  // S_t landed; P_{t-1} V_{t-1} may still run
       FenceRegs(s[0]);
       release(&bars.k_empty[t % kStages]);
@@ -340,7 +374,10 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
       RescaleRows(o, corr);
       p_to_a();
     }
+    if constexpr (kPingPong) wait_v(num_tiles - 1);
+    turn_wait();
     issue_pv(num_tiles - 1);
+    if (cw == 0) turn_pass();
     WgmmaWait<0>();
     FenceRegs(o[0]);
     FenceRegs(pa);

@@ -19,6 +19,9 @@
 //   sm90_check --bench      TFLOP/s of the sm_90a and the sm_80 kernel, side by side
 //                           (H64 also with 2 consumer warpgroups: "wg2")
 //   sm90_check --filter S   only cases whose name contains S
+//   sm90_check --pingpong   checks (or --debug) the kernel with the ping-pong between its
+//                           consumer warpgroups (JAX_MEA_SM90_PINGPONG=1); with
+//                           --bench: times it too ("pingpong")
 //   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
 //                           pipelining: a pass there and a failure without it is a
 //                           pipelining bug, a failure in both a layout bug
@@ -29,6 +32,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -50,8 +54,10 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
 
-// The sm_90a entry the checks run (--simple: the unpipelined one).
+// The sm_90a entry the checks run (--simple: the unpipelined one; --pingpong:
+// with the ping-pong between consumer warpgroups, which --bench then times too).
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
+bool g_pingpong = false;
 
 struct Case {
   std::string name;
@@ -545,6 +551,11 @@ void Bench(const std::string& filter) {
     std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
                 tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    if (g_pingpong) {
+      const double tp = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90PingPong, &mn);
+      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  pingpong", tp,
+                  tflops(tp), "-", "-", "-", "-", t80 / tp, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    }
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
       const double t2 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90TwoConsumers, &mn);
       std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  wg2", t2, tflops(t2), "-",
@@ -565,9 +576,15 @@ int main(int argc, char** argv) {
     else if (a == "--bench") bench = true;
     else if (a == "--debug") debug = true;
     else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
+    else if (a == "--pingpong") {
+      g_sm90 = cuda::LaunchAttentionForwardSm90PingPong;
+      g_pingpong = true;
+    }
     else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--debug] [--bench] [--simple] [--filter S]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--debug] [--bench] [--simple] [--pingpong] "
+                   "[--filter S]\n",
                    argv[0]);
       return 2;
     }
@@ -585,6 +602,8 @@ int main(int argc, char** argv) {
     Bench(filter);
     return 0;
   }
+  // The checks' every entry with the ping-pong (the "wg2" H64 cases too); read once.
+  if (g_pingpong) setenv("JAX_MEA_SM90_PINGPONG", "1", 1);
   if (debug) return Debug();
   return Check(quick, filter);
 }
