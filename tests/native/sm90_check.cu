@@ -335,7 +335,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.Sq = 300; c.Skv = 200; c.left = -3; c.right = 60;
   });
   add("softcap_causal_T300_S517", [](Case& c) {
-    c.Nq = 8; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.causal_offset = 65;
+    c.B = 1; c.Nq = 4; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.causal_offset = 65;
     c.softcap = 5.f;
   });
   // Mask tensors, read in place: short masks (mask_len < S: keys past it
@@ -345,7 +345,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.Sq = 200; c.Skv = 333; c.mask = MaskKind::kBool; c.mask_b = true; c.mask_len = 100;
   });
   add("bool_mask_2d_kvlen_causal_T300_S700", [](Case& c) {  // [1, 1, Sq, S]
-    c.B = 6; c.Nq = 4; c.Nkv = 1; c.Sq = 300; c.Skv = 700; c.mask = MaskKind::kBool;
+    c.B = 6; c.Nq = 2; c.Nkv = 1; c.Sq = 300; c.Skv = 700; c.mask = MaskKind::kBool;
     c.kv_lengths = true; c.causal = true; c.per_batch_offsets = true;
   });
   add("add_mask_heads_gqa_causal_T150_S517", [](Case& c) {  // [1, Nq, Sq, S]
@@ -357,7 +357,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.mask_n = true; c.mask_q = false; c.mask_len = 63; c.kv_lengths = true;
   });
   add("add_mask_softcap_window_T300_S1000", [](Case& c) {  // [B, 1, 1, 777]
-    c.B = 2; c.Nq = 4; c.Nkv = 4; c.Sq = 300; c.Skv = 1000; c.q_layout = kBNSH;
+    c.B = 2; c.Nq = 2; c.Nkv = 2; c.Sq = 300; c.Skv = 1000; c.q_layout = kBNSH;
     c.out_layout = kBNSH; c.softcap = 20.f; c.mask = MaskKind::kAdditive; c.mask_b = true;
     c.mask_q = false; c.mask_len = 777; c.left = 300; c.causal_offset = 500; c.causal = true;
   });
