@@ -15,7 +15,8 @@
 //              H64): 64 query rows each.
 //              S = Q K^T by wgmma from shared memory (both K-major), logits
 //              (scale, softcap), visibility (causal, windows, lengths: only on
-//              tiles some row does not see whole), online softmax in
+//              tiles some row does not see whole) and the mask tensor (read in
+//              place, every tile), online softmax in
 //              registers (fwd_softmax.cuh, shared with the sm_80 kernel), then
 //              O += P V by wgmma with P from registers (the accumulator fragment
 //              relabelled) and V from shared memory as an MN-major B operand
