@@ -1,22 +1,18 @@
 // Attention forward for float16 / bfloat16 on Hopper (sm_90a): warp-specialized,
 // TMA + wgmma, FlashAttention-3's structure (first version: intra-warpgroup
-// overlap; the ping-pong between warpgroups opt-in (kPingPong), one CTA per
-// query block, O stored from registers).
+// overlap but no pingpong between warpgroups yet, one CTA per query block, O
+// stored from registers).
 //
-// One CTA computes one (batch, query head, block of kBlockM = 128 query rows;
-// 192 at H64, with a third consumer warpgroup: Sm90FwdTraits) with three (four)
-// warpgroups:
+// One CTA computes one (batch, query head, block of kBlockM = 128 query rows)
+// with three warpgroups:
 //   producer   (warpgroup 0, registers lowered to 24): one thread of warp 0 loads
 //              Q once, then K and V tiles of kBlockN keys into a kStages ring of
 //              shared-memory buffers by TMA (cp.async.bulk.tensor), each buffer
 //              with a "full" mbarrier (TMA bytes landed) and an "empty" one (the
 //              consumers are done with it).
-//   consumers  (warpgroups 1 and 2, registers raised to 240; 1 to 3 and 160 at
-//              H64): 64 query rows each.
-//              S = Q K^T by wgmma from shared memory (both K-major), logits
-//              (scale, softcap), visibility (causal, windows, lengths: only on
-//              tiles some row does not see whole) and the mask tensor (read in
-//              place, every tile), online softmax in
+//   consumers  (warpgroups 1 and 2, registers raised to 240): 64 query rows each.
+//              S = Q K^T by wgmma from shared memory (both K-major), scale, mask
+//              (only tiles some row does not see whole), online softmax in
 //              registers (fwd_softmax.cuh, shared with the sm_80 kernel), then
 //              O += P V by wgmma with P from registers (the accumulator fragment
 //              relabelled) and V from shared memory as an MN-major B operand
@@ -46,16 +42,10 @@
 
 namespace jax_mea::cuda {
 
-// kConsumerWGs: consumer warpgroups, 64 query rows each. 2 (FlashAttention-3's
-// choice from H128 on); 3 for H64 (its choice there too): at H64 the exp2 of the
-// softmax costs as much as the GEMMs, and a third warpgroup's GEMMs or softmax
-// fill the gaps of the other two; registers 160 a consumer thread then (S, P and
-// O: 64 + 32 + 32; a mask tensor's loads would spill: those calls take 2).
-template <int kD, int kDv, int kConsumerWGs = 2>
+template <int kD, int kDv>
 struct Sm90FwdTraits {
   static_assert(kD % 64 == 0 && kDv % 64 == 0, "head dims are whole 64-column TMA boxes");
-  static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
-  static constexpr int kConsumers = kConsumerWGs;
+  static constexpr int kConsumers = 2;  // consumer warpgroups, 64 query rows each
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kBlockM = 64 * kConsumers;
   // Keys per K/V tile: 128 while the registers (S, P and O: 64 + 32 + kDv / 2 per
@@ -63,8 +53,6 @@ struct Sm90FwdTraits {
   // 64x64 80 KB, 128x128 160 KB, 192x128 208 KB, 256x256 (64 keys) 192 KB.
   static constexpr int kBlockN = kD <= 192 && kDv <= 128 ? 128 : 64;
   static constexpr int kStages = 2;
-  // Mask tensor loads: parts of a tile (the kernel; fewest without spills).
-  static constexpr int kMaskChunks = kD <= 128 ? 2 : 4;
   static constexpr int kBoxCols = 64;                    // 16-bit columns of a TMA box
   static constexpr int kRowBytes = kBoxCols * 2;         // 128: one swizzled row
   static constexpr int kQBoxBytes = kBlockM * kRowBytes;  // one 64-column box of Q
@@ -76,12 +64,9 @@ struct Sm90FwdTraits {
   static constexpr int kSmemBytes = kQBytes + kStages * (kKBytes + kVBytes) + kAlign;
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of an sm_90 CTA");
   // 128 * (24 + 2 * 240) = 64512 <= 65536 registers; the kernel starts with
-  // 65536 / 384 = 170 (168 usable) each. Three consumers: 128 * (24 + 3 * 160) =
-  // 64512, from 65536 / 512 = 128 each. (ptxas allocates the code after
-  // setmaxnreg within its count, not the launch bound's.)
+  // 65536 / 384 = 170 (168 usable) each.
   static constexpr int kProducerRegs = 24;
-  static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
-  static_assert(128 * (kProducerRegs + kConsumers * kConsumerRegs) <= 65536, "register file");
+  static constexpr int kConsumerRegs = 240;
   static_assert(kQBoxBytes % kAlign == 0 && kKVBoxBytes % kAlign == 0, "aligned boxes");
 };
 
@@ -106,21 +91,13 @@ struct Sm90FwdBarriers {
 
 // kPipelined: FlashAttention-3's intra-warpgroup overlap of the softmax with the
 // GEMMs (the default); false: one step at a time (the first version, kept to
-// tell a pipelining bug from a layout bug). kMask: the call has a mask tensor
-// (p.mask_kind != kNone), read in place on every tile (the score layer's
-// MaskLogit, per element, from global memory as the sm_80 kernel does); a
-// separate instance, so that the calls without one keep their registers.
-// kPingPong (pipelined, two consumer warpgroups): the warpgroups take turns at
-// issuing their GEMMs (FlashAttention-3's inter-warpgroup ping-pong), so that one
-// runs its softmax while the other's GEMMs have the tensor cores.
-template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong = false>
-__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
+// tell a pipelining bug from a layout bug).
+template <typename T, int kD, int kDv, bool kPipelined>
+__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
-  static_assert(!kPingPong || (kPipelined && kConsumerWGs == 2), "ping-pong: 2, pipelined");
+  using Tr = Sm90FwdTraits<kD, kDv>;
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;
   constexpr int kStages = Tr::kStages;
@@ -245,7 +222,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     const int i = row_base + 8 * k;
     rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
   }
-  const int64_t mask_bh = kMask ? MaskRow(p, w.b, w.h, 0) : 0;
+  const int64_t mask_bh = MaskRow(p, w.b, w.h, 0);
 
   float o[1][kDT][4];
 #pragma unroll
@@ -257,17 +234,11 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   // This warpgroup's 64 rows of each Q box start 64 rows (8 swizzle atoms) in.
   const uint32_t q_addr = SmemAddr(sQ) + cw * 64 * Tr::kRowBytes;
 
-  // K_t, V_t landed (and V_t's rows past kv_length zeroed).
-  auto wait_k = [&](int t) { MbarWait(&bars.k_full[t % kStages], (t / kStages) & 1); };
-  auto wait_v = [&](int t) {
-    MbarWait(&bars.v_full[t % kStages], (t / kStages) & 1);
-    if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
-  };
   // S = Q K_t^T, issued: k16 step ks is 32 ks bytes into a row, box ks / 4.
   auto issue_s = [&](int t) {
     const int st = t % kStages;
     const uint32_t k_addr = SmemAddr(sK) + st * Tr::kKBytes;
-    wait_k(t);
+    MbarWait(&bars.k_full[st], (t / kStages) & 1);
     WgmmaFence();
 #pragma unroll
     for (int ks = 0; ks < kD / 16; ++ks) {
@@ -283,7 +254,8 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   auto issue_pv = [&](int t) {
     const int st = t % kStages;
     const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
-    wait_v(t);
+    MbarWait(&bars.v_full[st], (t / kStages) & 1);
+    if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
     WgmmaFence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
@@ -301,19 +273,9 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   auto softmax = [&](int t, float (&corr)[2]) {
     const int j0 = (n_first + t) * kBlockN;
     ScoresToLogits(s, a.logits);
-    if constexpr (kMask) {
-      // In kMaskChunks parts of the tile's keys, the memory clobber between them
-      // keeping the compiler from issuing every load at once: O, P and S are
-      // live here, and 64 loaded values more would spill.
-      constexpr int kChunkNT = kNT / Tr::kMaskChunks;
-#pragma unroll
-      for (int ch = 0; ch < Tr::kMaskChunks; ++ch) {
-        auto& part = *reinterpret_cast<float(*)[1][kChunkNT][4]>(&s[0][ch * kChunkNT][0]);
-        MaskLogits<T, 1, kChunkNT, /*kMaskTensor=*/true>(part, p, a.logits, rows, mask_bh,
-                                                          row_base, tig, j0 + ch * kChunkNT * 8);
-        asm volatile("" ::: "memory");
-      }
-    } else if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
+    if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
+      // No mask tensor (Sm90ForwardUnsupported): its per-key loads would spill the
+      // pipelined loop, where O, P and S are all live.
       MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
                                                     tig, j0);
     }
@@ -331,39 +293,15 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     // P_{t-1} V_{t-1}; waiting for all but the newest group gives S_t, whose
     // softmax runs while the tensor cores still compute P_{t-1} V_{t-1}; O is
     // rescaled once those land, and P_t takes P_{t-1}'s registers.
-    //
-    // kPingPong: warpgroup cw issues its GEMMs between turn_wait (named barrier
-    // 1 + cw) and turn_pass (the other's, 2 - cw), after waiting for their tiles
-    // outside its turn. Warpgroup 1 passes first, to let 0 start, and skips its
-    // last pass: each barrier then sees as many arrivals as waits (num_tiles + 1;
-    // both warpgroups walk the same tiles). No cycle with the producer: a
-    // warpgroup's turn comes after the other issued its previous GEMMs, which
-    // follows its release of the buffers the producer is refilling.
-    auto turn_wait = [&] {
-      if constexpr (kPingPong) NamedBarrierSync(1 + cw, 256);
-    };
-    auto turn_pass = [&] {
-      if constexpr (kPingPong) NamedBarrierArrive(2 - cw, 256);
-    };
-    if (cw == 1) turn_pass();
-    if constexpr (kPingPong) wait_k(0);
-    turn_wait();
     issue_s(0);
-    turn_pass();
     WgmmaWait<0>();
     FenceRegs(s[0]);
     release(&bars.k_empty[0]);
     softmax(0, corr);  // O is 0: no rescale
     p_to_a();
     for (int t = 1; t < num_tiles; ++t) {
-      if constexpr (kPingPong) {
-        wait_k(t);
-        wait_v(t - 1);
-      }
-      turn_wait();
       issue_s(t);
       issue_pv(t - 1);
-      turn_pass();
       WgmmaWait<1>();  // S_t landed; P_{t-1} V_{t-1} may still run
       FenceRegs(s[0]);
       release(&bars.k_empty[t % kStages]);
@@ -375,10 +313,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
       RescaleRows(o, corr);
       p_to_a();
     }
-    if constexpr (kPingPong) wait_v(num_tiles - 1);
-    turn_wait();
     issue_pv(num_tiles - 1);
-    if (cw == 0) turn_pass();
     WgmmaWait<0>();
     FenceRegs(o[0]);
     FenceRegs(pa);
