@@ -141,4 +141,18 @@ inline double TimeLaunch(const AttentionParams& p, LaunchFn fn, double* min_ms) 
   return ms[ms.size() / 2];
 }
 
+// Relative L2 difference of two device outputs of n elements.
+inline double RelDiff(const void* a, const void* b, size_t n, DType dt) {
+  HostTensor ha(dt, n), hb(dt, n);
+  CHECK_CUDA(cudaMemcpy(ha.bytes.data(), a, ha.bytes.size(), cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(hb.bytes.data(), b, hb.bytes.size(), cudaMemcpyDeviceToHost));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = ha.get(i), y = hb.get(i);
+    num += (x - y) * (x - y);
+    den += y * y;
+  }
+  return std::sqrt(num / den);
+}
+
 }  // namespace jax_mea::check
