@@ -221,11 +221,16 @@ def _ffi_rule(target: str, **lowering_args):
 # so that the call allocates nothing and can be recorded into XLA's command
 # buffers (CUDA graphs). Its size is the extension's bound
 # (cuda/include/jax_mea/workspace.h), a pure function of the shapes.
+def _is_static(dim) -> bool:
+    """Whether a shape dimension is a number, not a symbolic one (jax.export)."""
+    return isinstance(dim, (int, np.integer))
+
+
 def decode_workspace_bytes(batch, num_heads, num_kv_heads, q_len, v_head_size) -> int:
     """Bytes of workspace a CUDA attention call asks XLA for (0: the decode kernel
     never takes the call). A symbolic dimension (jax.export) counts as unknown:
     the bound is then the cap."""
-    dims = [d if isinstance(d, (int, np.integer)) else -1
+    dims = [d if _is_static(d) else -1
             for d in (batch, num_heads, num_kv_heads, q_len, v_head_size)]
     return int(_ffi.decode_workspace_bytes(*dims))
 
@@ -314,7 +319,7 @@ def _cuda_backward_rule():
         q, v = ctx.avals_in[0], ctx.avals_in[2]
         # The kernel's workspace is sized from static shapes: a symbolic dimension (an
         # export with a polymorphic batch, say) takes XLA's backward.
-        static = all(isinstance(d, (int, np.integer)) for a in ctx.avals_in for d in a.shape)
+        static = all(_is_static(d) for a in ctx.avals_in for d in a.shape)
         if not (static and cuda_backward_kernel_applies(q.dtype, q.shape[3], v.shape[3],
                                                         params["mask_kind"])):
             return unfused(ctx, *args, **params)
