@@ -217,15 +217,15 @@ def _ffi_rule(target: str, **lowering_args):
     return lambda ctx, *args, **params: lower(ctx, *args, **_lower_params(params))
 
 
-# The decode kernel's workspace: XLA hands it to the handler as an extra result,
-# so that the call allocates nothing and can be recorded into XLA's command
-# buffers (CUDA graphs). Its size is the extension's bound
-# (cuda/include/jax_mea/workspace.h), a pure function of the shapes.
 def _is_static(dim) -> bool:
     """Whether a shape dimension is a number, not a symbolic one (jax.export)."""
     return isinstance(dim, (int, np.integer))
 
 
+# The decode kernel's workspace: XLA hands it to the handler as an extra result,
+# so that the call allocates nothing and can be recorded into XLA's command
+# buffers (CUDA graphs). Its size is the extension's bound
+# (cuda/include/jax_mea/workspace.h), a pure function of the shapes.
 def decode_workspace_bytes(batch, num_heads, num_kv_heads, q_len, v_head_size) -> int:
     """Bytes of workspace a CUDA attention call asks XLA for (0: the decode kernel
     never takes the call). A symbolic dimension (jax.export) counts as unknown:
