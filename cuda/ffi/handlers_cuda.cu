@@ -44,9 +44,8 @@ ffi::Error RunKvCopy(const char* what, const KvCopyParams& p, cudaStream_t strea
 }
 
 // The decode kernel where it applies (its split partials in `workspace`, from
-// XLA) and no log-sum-exp is asked for (the backward's residual: a call that
-// wants it is a training call, which the forward kernel serves), else the forward
-// kernel. `append`: new tokens to store into the cache
+// XLA; never for a call that asks for the lse), else the forward kernel.
+// `append`: new tokens to store into the cache
 // first, inside the decode kernel where it runs (one launch per decode step),
 // else by the copy kernel.
 ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace, cudaStream_t stream,
@@ -54,7 +53,7 @@ ffi::Error RunAttention(const AttentionParams& p, ffi::AnyBuffer& workspace, cud
 #ifdef JAX_MEA_HAVE_DECODE_KERNEL
   const bool fuse_append =
       append == nullptr || (p.num_heads > 0 && KvCopyUnsupported(*append).empty());
-  if (p.lse == nullptr && DecodeKernelApplies(p) && fuse_append) {
+  if (DecodeKernelApplies(p) && fuse_append) {
     DecodeOptions options;
     options.append = append;
     options.workspace = workspace.untyped_data();

@@ -388,7 +388,7 @@ size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
 using namespace decode_impl;
 
 bool DecodeKernelApplies(const AttentionParams& p) {
-  if (!HeadSizesOk(p)) return false;
+  if (p.lse != nullptr || !HeadSizesOk(p)) return false;
   const int64_t rows = static_cast<int64_t>(p.group_size()) * p.q_len;
   if (MmaAligned(p)) return rows <= 16;
   return rows <= 8;

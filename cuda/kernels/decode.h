@@ -68,7 +68,9 @@ namespace jax_mea::cuda {
 // True when the decode kernel is the better choice for `p`: at most 16 query
 // rows per kv head (q_len * group_size) for float16 / bfloat16 with head sizes
 // that are multiples of 8 and 16-byte aligned k/v, at most 8 rows otherwise;
-// head_size and v_head_size in [1, kMaxHeadSize] (kernels/head_dims.h).
+// head_size and v_head_size in [1, kMaxHeadSize] (kernels/head_dims.h); and no
+// log-sum-exp asked for (the backward's residual, which only the forward kernels
+// write: a training call takes them).
 bool DecodeKernelApplies(const AttentionParams& p);
 
 // Launches the decode attention on `stream` (no synchronisation) and returns the
