@@ -150,7 +150,8 @@ NB_MODULE(_ext, m) {
 #undef JAX_MEA_BWD_ROW
   m.attr("cuda_backward_head_dims") = bwd_rows;
   m.def("attention_bwd_workspace_bytes", &AttentionBackwardWorkspaceBytes, nb::arg("batch"),
-        nb::arg("num_heads"), nb::arg("q_len"), nb::arg("head_size"),
+        nb::arg("num_heads"), nb::arg("num_kv_heads"), nb::arg("q_len"), nb::arg("kv_len"),
+        nb::arg("head_size"), nb::arg("v_head_size"),
         "Bytes of workspace the CUDA backward kernel asks XLA for.");
 #ifdef JAX_MEA_WITH_CUDA
   m.attr("built_with_cuda") = true;

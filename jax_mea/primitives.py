@@ -324,8 +324,10 @@ def _cuda_backward_rule():
                                                         params["mask_kind"])):
             return unfused(ctx, *args, **params)
         check_cuda_head_sizes(q.shape[3], v.shape[3])
-        size = _ffi.attention_bwd_workspace_bytes(*ctx.avals_in[7].shape,  # lse [B, Nq, Sq]
-                                                  q.shape[3])
+        batch, num_heads, q_len = ctx.avals_in[7].shape  # lse [B, Nq, Sq]
+        num_kv_heads, kv_len = heads_and_seq(ctx.avals_in[1].shape, params["k_layout"])
+        size = _ffi.attention_bwd_workspace_bytes(batch, num_heads, num_kv_heads, q_len, kv_len,
+                                                  q.shape[3], v.shape[3])
         workspace = jax.core.ShapedArray((size,), jnp.uint8)
         ctx = ctx.replace(avals_out=[*ctx.avals_out, workspace])
         return kernel(ctx, *args, **_lower_params(params))[:-1]

@@ -106,7 +106,9 @@ ffi::Error AttentionBackwardCudaImpl(
     return Unsupported("attention backward", why);
   }
   const AttentionParams& f = params->fwd;
-  const int64_t need = AttentionBackwardWorkspaceBytes(f.batch, f.num_heads, f.q_len, f.head_size);
+  const int64_t need = AttentionBackwardWorkspaceBytes(f.batch, f.num_heads, f.num_kv_heads,
+                                                       f.q_len, f.kv_capacity, f.head_size,
+                                                       f.v_head_size);
   if (static_cast<int64_t>(workspace->size_bytes()) < need) {
     return ffi::Error::InvalidArgument("jax-mea attention backward (CUDA): workspace of " +
                                        std::to_string(workspace->size_bytes()) +

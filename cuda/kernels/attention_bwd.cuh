@@ -2,7 +2,8 @@
 // FlashAttention-2's algorithm (used unless JAX_MEA_CUDA_BACKWARD=0, see
 // README "Gradients").
 //
-// Three launches, deterministic (every float sum runs in a fixed order):
+// Three launches (four with GQA), deterministic (every float sum runs in a fixed
+// order):
 //   1. BwdPrepKernel, per query row: D = rowsum(dO * O) and lse2 = lse * log2(e)
 //      into the workspace (jax_mea/workspace.h), the row's float32 dQ accumulator
 //      and its query block's counter zeroed.
@@ -20,6 +21,12 @@
 //      deadlock: a CTA waits only for lower key blocks, which have lower blockIdx.x
 //      and so were started first.
 //   3. BwdDqKernel: dQ = scale * accumulator, in q's dtype.
+//   4. GQA (kBwdSplitGroup): BwdKernel runs one CTA per (batch, query head, key
+//      block) instead, walking that head's tiles only and writing its dK and dV
+//      shares (float32) to the workspace; BwdDkvKernel sums them over the group,
+//      heads in order. As many CTAs as without GQA, and each query block's chain of
+//      ordered dQ adds spans one head's walk, not the group's (the causal GQA
+//      backward was paced by its key block 0 walking every head of the group).
 // Warp tiles (8 warps): S and dP 2 x 4 warps of 32 rows x 32 keys; dK and dV 4 x 2
 // warps of 32 keys x half the head dim; dQ 2 x 4 warps of 32 rows x a quarter.
 //
@@ -50,19 +57,35 @@ struct BwdArgs {
   float* lse2;
   int* sem;
   float* dq_acc;
+  float* dk_part;  // with split_group: [B, Nq, kv_pad, dk_stride] and [.., dv_stride]
+  float* dv_part;
   int q_pad, num_m_blocks, num_n_blocks, dq_stride;
+  int kv_pad, dk_stride, dv_stride;
+  // GQA: one CTA per query head (not per kv head) and key block, its dK and dV
+  // shares into dk_part / dv_part, summed over the group by BwdDkvKernel.
+  bool split_group;
   bool q_vec, k_vec, v_vec, do_vec;
 };
 
-// Keys per CTA of BwdKernel (every head dim).
-constexpr int kBwdBlockN = 128;
+// GQA splits the group over CTAs (BwdArgs::split_group): as many CTAs as without GQA,
+// and a query block's chain of ordered dQ adds spans one head, not the group's.
+// false: one CTA per kv head walks the group's heads (the earlier kernel; no
+// dk_part / dv_part traffic).
+constexpr bool kBwdSplitGroup = true;
+// A tile's dQ part is computed and added right after P and dS (before dV and dK),
+// and its turn passes at the tile's next barrier: a key block waits on the one
+// before it for about one MMA of a tile (dV) instead of about two and the
+// elementwise pass (the next tile's S and dP, P and dS), so the chain of key
+// blocks adding to a query block (32 at S 4096) starts and drains sooner.
+// false: the dQ part last, its turn passed at the next tile's second barrier.
+constexpr bool kBwdEarlyDq = true;
 
 template <int kD, int kDv>
 struct BwdTraits {
   static_assert(kD % 64 == 0 && kDv % 64 == 0, "backward head dims are multiples of 64");
   static constexpr int kWarps = 8;
   static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kBlockN = kBwdBlockN;
+  static constexpr int kBlockN = static_cast<int>(kBwdBlockN);  // keys per CTA
   static constexpr int kBlockM = static_cast<int>(kBwdBlockM);  // query rows per tile
   static_assert(kBlockM == 64, "the warp tiles below are laid out for 64 x 128 with 8 warps");
   static constexpr int kHeadDim = kD, kVHeadDim = kDv;
@@ -156,6 +179,26 @@ __device__ __forceinline__ void StoreFrag(const float (&acc)[kMT][kNT][4], float
       }
     }
   }
+}
+
+// A warp's accumulator (rows 16 mt + g + 8 k, columns col0 + 8 t + 2 tig + e) as float
+// into rows of `stride` floats at base: columns >= stride are not written.
+template <int kMT, int kNT>
+__device__ __forceinline__ void StorePartFrag(const float (&acc)[kMT][kNT][4], float* base,
+                                              int stride, int col0, int lane) {
+  const int g = lane >> 2, tig = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int k = 0; k < 2; ++k)
+#pragma unroll
+      for (int t = 0; t < kNT; ++t) {
+        const int col = col0 + t * 8 + tig * 2;  // even; stride is a multiple of 8
+        if (col < stride) {
+          *reinterpret_cast<float2*>(base + static_cast<int64_t>(16 * mt + g + 8 * k) * stride +
+                                     col) = make_float2(acc[mt][t][2 * k], acc[mt][t][2 * k + 1]);
+        }
+      }
 }
 
 // ------------------------------------------------------------------ ordered dQ adds
@@ -273,8 +316,10 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
   s = prob;
 }
 
-template <typename T, int kD, int kDv>
-__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kDv>::kMinBlocks)
+// kEarlyDq and kMinBlocks: kBwdEarlyDq and BwdTraits::kMinBlocks unless bwd_check
+// --bench compares variants.
+template <typename T, int kD, int kDv, bool kEarlyDq, int kMinBlocks>
+__global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     BwdKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
   constexpr int kBM = Tr::kBlockM, kBN = Tr::kBlockN, kThreads = Tr::kThreads;
@@ -296,14 +341,21 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
   // wr * (dim / 2); dQ: columns from wc * kD / 4.
   const int wr = warp & 1, wc = warp >> 1;
 
-  const int64_t bid = blockIdx.x;  // ((b * Nkv) + kv head) * blocks + key block
+  // ((b * heads) + head) * blocks + key block; heads: the query heads with
+  // split_group (the CTA walks its head's tiles), else the kv heads (the CTA walks
+  // the tiles of its group's heads [hg_first, hg_end) = [0, group)).
+  const int64_t bid = blockIdx.x;
+  const int heads = a.split_group ? p.num_heads : p.num_kv_heads;
   const int nb = static_cast<int>(bid % a.num_n_blocks);
-  const int kvh = static_cast<int>((bid / a.num_n_blocks) % p.num_kv_heads);
-  const int b = static_cast<int>(bid / a.num_n_blocks / p.num_kv_heads);
+  const int hx = static_cast<int>((bid / a.num_n_blocks) % heads);
+  const int b = static_cast<int>(bid / a.num_n_blocks / heads);
+  const int group = p.group_size();
+  const int kvh = a.split_group ? hx / group : hx;
+  const int hg_first = a.split_group ? hx % group : 0;
+  const int hg_end = a.split_group ? hg_first + 1 : group;
   const int j0 = nb * kBN;
   const int kv_len = p.kv_length(b);
   const int64_t off = p.query_offset(b);
-  const int group = p.group_size();
 
   // Query block m contributes when some row sees a key of this block: then the
   // key blocks adding to its dQ are [any.lo / kBN, ceil(any.hi / kBN)), this one's
@@ -314,12 +366,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
   };
   // The first tile of the walk at or after (hg, m): heads in order, blocks downward.
   auto next_tile = [&](int hg, int m) {
-    for (; hg < group; ++hg, m = a.num_m_blocks - 1) {
+    for (; hg < hg_end; ++hg, m = a.num_m_blocks - 1) {
       for (; m >= 0; --m) {
         if (contributes(m)) return BwdTile{hg, m};
       }
     }
-    return BwdTile{group, 0};
+    return BwdTile{hg_end, 0};
   };
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
@@ -355,8 +407,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
   Zero(dk);
   Zero(dv);
 
-  BwdTile cur = j0 < kv_len ? next_tile(0, a.num_m_blocks - 1) : BwdTile{group, 0};
-  if (cur.hg < group) {
+  BwdTile cur = j0 < kv_len ? next_tile(hg_first, a.num_m_blocks - 1) : BwdTile{hg_end, 0};
+  if (cur.hg < hg_end) {
     LoadTile<T, kBN, kD, kKS, kThreads>(sK, k_base, p.k_strides.seq, j0, kv_len, p.head_size,
                                         a.k_vec);
     LoadTile<T, kBN, kDv, kVS, kThreads>(sV, v_base, p.v_strides.seq, j0, kv_len,
@@ -365,12 +417,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
     load_do(cur);
   }
   int* passed = nullptr;  // the counter of the previous tile, passed on after a barrier
-  for (int stage = 0; cur.hg < group; stage ^= 1) {
+  for (int stage = 0; cur.hg < hg_end; stage ^= 1) {
     CpAsyncWait<0>();
     __syncthreads();  // this tile landed; every warp is done with the previous one
     const BwdTile nxt = cur.m > 0 ? next_tile(cur.hg, cur.m - 1) : next_tile(cur.hg + 1,
                                                                             a.num_m_blocks - 1);
-    if (nxt.hg < group) load_q(nxt, stage ^ 1);
+    if (nxt.hg < hg_end) load_q(nxt, stage ^ 1);
 
     const int h = kvh * group + cur.hg;
     const int m0 = cur.m * kBM;
@@ -430,41 +482,52 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
       }
     }
     __syncthreads();  // P, dS written
-    // The previous tile's dQ adds, issued before two barriers, are done by now: its
-    // turn passes without stalling on the fence (an earlier pass would; a later one
-    // would hold the next key block back longer).
-    if (tid == 0 && passed != nullptr) PassTurn(passed);
+    int* sem = a.sem + row_index(cur) / kBM;
+    // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
+    auto add_dq = [&] {
+      float dq[2][kD / 32][4];
+      Zero(dq);
+      WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
+                                                         sK + wc * (kD / 4), lane);
+      if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
+      __syncwarp();
+      float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int k = 0; k < 2; ++k)
+#pragma unroll
+          for (int t = 0; t < kD / 32; ++t) {
+            const int col = wc * (kD / 4) + 8 * t + 2 * tig;
+            if (col < a.dq_stride) {
+              RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
+                      dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
+            }
+          }
+    };
+    if constexpr (kEarlyDq) {
+      add_dq();
+    } else {
+      // The previous tile's dQ adds, issued before two barriers, are done by now: its
+      // turn passes without stalling on the fence (an earlier pass would; a later one
+      // would hold the next key block back longer).
+      if (tid == 0 && passed != nullptr) PassTurn(passed);
+    }
 
     // dV += P^T dO: the warp's 32 keys x kDv / 2 columns.
     WarpMma<T, 2, kDv / 16, kBM, true, kPS, true, kVS>(dv, sP + 32 * wc, sdO + wr * (kDv / 2),
                                                        lane);
     __syncthreads();  // dO read by every warp: the next tile's may come in
-    if (nxt.hg < group) load_do(nxt);
+    // kEarlyDq: the adds, issued before dV, are done by now (as above).
+    if (kEarlyDq && tid == 0) PassTurn(sem);
+    if (nxt.hg < hg_end) load_do(nxt);
     // dK += dS^T Q: the warp's 32 keys x kD / 2 columns.
     WarpMma<T, 2, kD / 16, kBM, true, kPS, true, kKS>(dk, sdS + 32 * wc, sQs + wr * (kD / 2),
                                                       lane);
-    // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
-    float dq[2][kD / 32][4];
-    Zero(dq);
-    WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS, sK + wc * (kD / 4),
-                                                       lane);
-    int* sem = a.sem + row_index(cur) / kBM;
-    if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
-    __syncwarp();
-    float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int k = 0; k < 2; ++k)
-#pragma unroll
-        for (int t = 0; t < kD / 32; ++t) {
-          const int col = wc * (kD / 4) + 8 * t + 2 * tig;
-          if (col < a.dq_stride) {
-            RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
-                    dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
-          }
-        }
-    passed = sem;
+    if constexpr (!kEarlyDq) {
+      add_dq();
+      passed = sem;
+    }
     cur = nxt;
   }
   if (passed != nullptr) {
@@ -472,6 +535,12 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, BwdTraits<kD, kD
     if (tid == 0) PassTurn(passed);
   }
 
+  if (a.split_group) {  // the head's shares, unscaled, every key of the block
+    const int64_t key0 = (static_cast<int64_t>(b) * p.num_heads + hx) * a.kv_pad + j0 + 32 * wc;
+    StorePartFrag(dk, a.dk_part + key0 * a.dk_stride, a.dk_stride, wr * (kD / 2), lane);
+    StorePartFrag(dv, a.dv_part + key0 * a.dv_stride, a.dv_stride, wr * (kDv / 2), lane);
+    return;
+  }
   // dK (times the scale, kept out of dS) and dV; keys past kv_len get zeros.
   T* dk_base = static_cast<T*>(bp.dk) + b * bp.dk_strides.batch + kvh * bp.dk_strides.head;
   T* dv_base = static_cast<T*>(bp.dv) + b * bp.dv_strides.batch + kvh * bp.dv_strides.head;
@@ -501,38 +570,92 @@ __global__ void BwdDqKernel(const __grid_constant__ AttentionBackwardParams bp, 
   for (int c = lane; c < p.head_size; c += 32) dq[c] = FromF32<T>(a.scale * acc[c]);
 }
 
-// The three launches' grids: (per-row kernels, CTAs of) 8 warps.
-struct BwdGrid {
-  static constexpr int kRowWarps = 8;
-  int64_t prep, kv, dq;
-  bool ok() const { return prep <= INT_MAX && kv <= INT_MAX && dq <= INT_MAX; }
-};
-inline BwdGrid BwdGridOf(const AttentionParams& p) {
-  const BwdWorkspaceLayout w =
-      AttentionBackwardWorkspace(p.batch, p.num_heads, p.q_len, p.head_size);
-  const int64_t bh = static_cast<int64_t>(p.batch) * p.num_heads;
-  const int64_t n_blocks = (p.kv_capacity + kBwdBlockN - 1) / kBwdBlockN;
-  return {(bh * w.q_pad + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps,
-          n_blocks * p.num_kv_heads * p.batch,
-          (bh * p.q_len + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps};
+// ------------------------------------------------------------------ 4. dK, dV of GQA
+
+// With split_group, one warp per (batch, kv head, key < kv_capacity): dK = scale *
+// the sum of the group's dk_part rows and dV = that of dv_part, heads in order
+// (deterministic).
+template <typename T>
+__global__ void BwdDkvKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
+  const AttentionParams& p = bp.fwd;
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_kv_heads * p.kv_capacity;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x & 31;
+  const int j = static_cast<int>(row % p.kv_capacity);
+  const int64_t bkv = row / p.kv_capacity;
+  const int kvh = static_cast<int>(bkv % p.num_kv_heads);
+  const int b = static_cast<int>(bkv / p.num_kv_heads);
+  const int group = p.group_size();
+  // The group's first query head's row; the next head's is head_step further.
+  const int64_t key0 = (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.kv_pad + j;
+  const int64_t head_step = a.kv_pad;
+  T* dk = static_cast<T*>(bp.dk) + b * bp.dk_strides.batch + kvh * bp.dk_strides.head +
+          static_cast<int64_t>(j) * bp.dk_strides.seq;
+  T* dv = static_cast<T*>(bp.dv) + b * bp.dv_strides.batch + kvh * bp.dv_strides.head +
+          static_cast<int64_t>(j) * bp.dv_strides.seq;
+  for (int c = lane; c < p.head_size; c += 32) {
+    const float* src = a.dk_part + key0 * a.dk_stride + c;
+    float sum = 0.f;
+    for (int hg = 0; hg < group; ++hg) sum += src[hg * head_step * a.dk_stride];
+    dk[c] = FromF32<T>(a.scale * sum);
+  }
+  for (int c = lane; c < p.v_head_size; c += 32) {
+    const float* src = a.dv_part + key0 * a.dv_stride + c;
+    float sum = 0.f;
+    for (int hg = 0; hg < group; ++hg) sum += src[hg * head_step * a.dv_stride];
+    dv[c] = FromF32<T>(sum);
+  }
 }
 
-// The launches RunBwd makes: all of them (the backward), or the first or last alone
-// (bwd_check --bench times them; the main kernel needs the first's counters).
-enum class BwdLaunches { kAll, kPrepOnly, kDqOnly };
+// Whether the backward splits GQA groups over CTAs (see kBwdSplitGroup; allow =
+// false: never, for bwd_check --bench's comparison). No keys: nothing to split (dK
+// and dV are empty, dQ is the prep launch's zeros).
+inline bool BwdSplitsGroup(const AttentionParams& p, bool allow = true) {
+  return allow && kBwdSplitGroup && p.num_heads > p.num_kv_heads && p.kv_capacity > 0;
+}
 
-template <typename T, int kD, int kDv>
+inline BwdWorkspaceLayout BwdWorkspaceOf(const AttentionParams& p) {
+  return AttentionBackwardWorkspace(p.batch, p.num_heads, p.num_kv_heads, p.q_len,
+                                    p.kv_capacity, p.head_size, p.v_head_size);
+}
+
+// The launches' grids: (per-row kernels, CTAs of) 8 warps; dkv is 0 without
+// split_group.
+struct BwdGrid {
+  static constexpr int kRowWarps = 8;
+  int64_t prep, kv, dq, dkv;
+  bool ok() const { return prep <= INT_MAX && kv <= INT_MAX && dq <= INT_MAX && dkv <= INT_MAX; }
+};
+inline BwdGrid BwdGridOf(const AttentionParams& p, bool allow_split = true) {
+  const BwdWorkspaceLayout w = BwdWorkspaceOf(p);
+  const int64_t bh = static_cast<int64_t>(p.batch) * p.num_heads;
+  const int64_t n_blocks = (p.kv_capacity + kBwdBlockN - 1) / kBwdBlockN;
+  const bool split = BwdSplitsGroup(p, allow_split);
+  auto row_ctas = [](int64_t rows) { return (rows + BwdGrid::kRowWarps - 1) / BwdGrid::kRowWarps; };
+  return {row_ctas(bh * w.q_pad),
+          n_blocks * (split ? p.num_heads : p.num_kv_heads) * p.batch,
+          row_ctas(bh * p.q_len),
+          split ? row_ctas(static_cast<int64_t>(p.batch) * p.num_kv_heads * p.kv_capacity) : 0};
+}
+
+// The launches RunBwd makes: all of them (the backward), or one of the per-row ones
+// alone (bwd_check --bench times them; the main kernel needs the first's counters).
+enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
+
+// allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup).
+template <typename T, int kD, int kDv, bool kEarlyDq = kBwdEarlyDq,
+          int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
-                   BwdLaunches which = BwdLaunches::kAll) {
+                   BwdLaunches which = BwdLaunches::kAll, bool allow_split = true) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
-  auto kernel = BwdKernel<T, kD, kDv>;
+  auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
   }
-  const BwdWorkspaceLayout w =
-      AttentionBackwardWorkspace(p.batch, p.num_heads, p.q_len, p.head_size);
+  const BwdWorkspaceLayout w = BwdWorkspaceOf(p);
   char* ws = static_cast<char*>(workspace);
   BwdArgs a;
   a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
@@ -541,6 +664,13 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.lse2 = reinterpret_cast<float*>(ws + w.lse2);
   a.sem = reinterpret_cast<int*>(ws + w.sem);
   a.dq_acc = reinterpret_cast<float*>(ws + w.dq_acc);
+  a.dk_part = reinterpret_cast<float*>(ws + w.dk_part);
+  a.dv_part = reinterpret_cast<float*>(ws + w.dv_part);
+  a.split_group = BwdSplitsGroup(p, allow_split);
+  if (a.split_group && !w.has_parts()) return cudaErrorInvalidValue;
+  a.kv_pad = static_cast<int>(w.kv_pad);
+  a.dk_stride = static_cast<int>(w.dk_stride);
+  a.dv_stride = static_cast<int>(w.dv_stride);
   a.q_pad = static_cast<int>(w.q_pad);
   a.num_m_blocks = static_cast<int>(w.num_m_blocks);
   a.num_n_blocks = (p.kv_capacity + Tr::kBlockN - 1) / Tr::kBlockN;
@@ -550,7 +680,7 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.do_vec = Vec16Ok(bp.dout, bp.dout_strides, p.v_head_size);
 
-  const BwdGrid grid = BwdGridOf(p);
+  const BwdGrid grid = BwdGridOf(p, allow_split);
   if (!grid.ok()) return cudaErrorInvalidConfiguration;
   constexpr int kRowThreads = 32 * BwdGrid::kRowWarps;
   const bool all = which == BwdLaunches::kAll;
@@ -564,6 +694,10 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   }
   if (grid.dq > 0 && (all || which == BwdLaunches::kDqOnly)) {
     BwdDqKernel<T><<<static_cast<unsigned>(grid.dq), kRowThreads, 0, stream>>>(bp, a);
+    if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+  }
+  if (grid.dkv > 0 && (all || which == BwdLaunches::kDkvOnly)) {
+    BwdDkvKernel<T><<<static_cast<unsigned>(grid.dkv), kRowThreads, 0, stream>>>(bp, a);
   }
   return cudaGetLastError();
 }

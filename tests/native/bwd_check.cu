@@ -1,8 +1,8 @@
 // Native check of the CUDA attention backward (cuda/kernels/attention_bwd.cuh)
-// against the CPU backward (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA,
-// causal (with offsets), windows, softcap, bool masks with fully masked rows, kv
-// lengths including 0 and full, BSNH / BNSH layouts, lengths on and off the
-// kernel's 64-row / 128-key tiles. The forward's out and lse come from the CPU
+// against the CPU backward (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA
+// (ratios 2, 3, 4, 8), causal (with offsets), windows, softcap, bool masks with
+// fully masked rows, kv lengths including 0 and full, BSNH / BNSH layouts, lengths
+// on and off the kernel's 64-row / 128-key tiles. The forward's out and lse come from the CPU
 // forward. Gradients are poisoned (NaN bytes) before the launch, so an element the
 // kernel never writes fails; a NaN where the CPU has none fails. Each case runs
 // twice and the two runs must agree bitwise (the backward is deterministic).
@@ -160,7 +160,7 @@ bool RunCase(const Case& c, std::mt19937& rng) {
   DevBuf q_d(q.data(), nq * 2), k_d(k.data(), nk * 2), v_d(v.data(), nv * 2);
   DevBuf o_d(out.data(), no * 2), do_d(dout.data(), no * 2), lse_d(lse.data(), rows * 4);
   DevBuf len_d(lengths.data(), lengths.size() * 4), mask_d(mask.data(), mask.size());
-  DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Sq, c.H));
+  DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv));
   // The workspace is poisoned too: the backward must initialise what it reads.
   CHECK_CUDA(cudaMemset(ws.ptr, 0xFF, ws.bytes));
   for (DevBuf* d : {&dq_d, &dk_d, &dv_d}) CHECK_CUDA(cudaMemset(d->ptr, 0xFF, d->bytes));
@@ -244,10 +244,15 @@ double MedianMs(Fn&& fn) {
 // and lse, bfloat16, BSNH. TFLOP/s counts 2.5 x the forward's 4 B N S^2 H, halved for
 // causal.
 void Bench() {
+  // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
+  // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
+  // CTAs), kTwoCtas (H64 with registers budgeted for 2 CTAs per SM).
+  enum Variant { kDefault, kLateDq, kUnsplit, kTwoCtas };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
     bool causal;
+    Variant variant = kDefault;
   };
   const BenchCase cases[] = {
       {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, false},
@@ -255,6 +260,13 @@ void Bench() {
       {"B2 S4096 N32/K8 H128 bf16 causal", 2, 32, 8, 4096, 128, true},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, false},
       {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
+      {"  late dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kLateDq},
+      {"  late dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kLateDq},
+      {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
+      {"  unsplit: B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false, kUnsplit},
+      {"  split:   B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false},
+      {"  2 CTAs/SM: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kTwoCtas},
+      {"  2 CTAs/SM: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kTwoCtas},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -292,19 +304,29 @@ void Bench() {
     bp.dq_strides = p.q_strides;
     bp.dk_strides = p.k_strides;
     bp.dv_strides = p.v_strides;
-    DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.S, c.H));
+    DevBuf ws(AttentionBackwardWorkspaceBytes(c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.H));
     auto run = [&](cuda::BwdLaunches which) {
       return [&, which] {
-        return c.H == 64 ? cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which)
-                         : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which);
+        const bool split = c.variant != kUnsplit;
+        if (c.H == 64) {
+          return c.variant == kTwoCtas
+                     ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 2>(bp, ws.ptr, nullptr, which)
+                     : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which);
+        }
+        return c.variant == kLateDq
+                   ? cuda::RunBwd<T, 128, 128, false>(bp, ws.ptr, nullptr, which)
+                   : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split);
       };
     };
     const double all = MedianMs(run(cuda::BwdLaunches::kAll));
     const double prep = MedianMs(run(cuda::BwdLaunches::kPrepOnly));
     const double dq_ms = MedianMs(run(cuda::BwdLaunches::kDqOnly));
+    const double dkv_ms = c.Nkv < c.Nq ? MedianMs(run(cuda::BwdLaunches::kDkvOnly)) : 0.;
     const double flops = 2.5 * 4.0 * c.B * c.Nq * double(c.S) * c.S * c.H * (c.causal ? 0.5 : 1);
-    std::printf("%-36s %8.3f ms  %6.1f TFLOP/s   (prep %.3f ms, dq %.3f ms, main %.3f ms)\n",
-                c.name, all, flops / (all * 1e-3) / 1e12, prep, dq_ms, all - prep - dq_ms);
+    std::printf("%-36s %8.3f ms  %6.1f TFLOP/s   (prep %.3f ms, dq %.3f ms, dkv %.3f ms, main "
+                "%.3f ms)\n",
+                c.name, all, flops / (all * 1e-3) / 1e12, prep, dq_ms, dkv_ms,
+                all - prep - dq_ms - dkv_ms);
     std::fflush(stdout);
   }
 }
@@ -337,8 +359,19 @@ int main(int argc, char** argv) {
     cases.push_back({"tile + 1: 129 x 257 causal offset", t, 1, 2, 2, 129, 257, 128, 128, true,
                      128});
     cases.push_back({"causal Sq 200 > Skv 130 (top-left)", t, 1, 2, 2, 200, 130, 64, 64, true});
+    // GQA groups split over CTAs (kBwdSplitGroup), summed by BwdDkvKernel: ratios 2 / 4 / 8.
+    cases.push_back({"GQA 8:1 causal offset lengths 0 / partial / full, Sq 70 < Skv 300", t, 3,
+                     8, 1, 70, 300, 64, 64, true, 230, kUnboundedWindow, kUnboundedWindow, 0.f,
+                     true});
+    cases.push_back({"GQA 2:1 window (50, 10) softcap 25 bool mask, H 80 / Hv 72", t, 2, 4, 2,
+                     150, 260, 80, 72, false, 0, 50, 10, 25.f, false, true});
+    cases.push_back({"GQA 4:1 causal Sq 190 > Skv 129, BNSH q", t, 2, 8, 2, 190, 129, 128, 128,
+                     true, 0, kUnboundedWindow, kUnboundedWindow, 0.f, false, false, kBNSH,
+                     kBSNH});
     if (!quick) {
       cases.push_back({"long causal GQA H128", t, 1, 8, 2, 1000, 1000, 128, 128, true});
+      cases.push_back({"long GQA 8:1 causal H128 lengths", t, 3, 16, 2, 600, 700, 128, 128,
+                       true, 100, kUnboundedWindow, kUnboundedWindow, 0.f, true});
       cases.push_back({"long H64 lengths 0 / half / full", t, 3, 4, 4, 700, 900, 64, 64, false,
                        0, kUnboundedWindow, kUnboundedWindow, 0.f, true});
       cases.push_back({"long window (300, 20) softcap 30 GQA", t, 1, 4, 1, 777, 1030, 128, 128,
@@ -349,7 +382,7 @@ int main(int argc, char** argv) {
     }
   }
   // Last (a harness problem with empty buffers must not hide the cases above): no
-  // keys at all under GQA (dK and dV empty, dQ the prep launch's zeros).
+  // keys at all under GQA, where nothing is split and dQ is the prep launch's zeros.
   for (DType t : {DType::kFloat16, DType::kBFloat16}) {
     cases.push_back({"GQA 4:1 no keys (Skv 0)", t, 1, 8, 2, 5, 0, 64, 64});
   }

@@ -60,39 +60,61 @@ inline int64_t DecodeWorkspaceBound(int64_t batch, int64_t num_heads, int64_t nu
 //   sem     int32 [B, Nq, q_pad / kBwdBlockM]: per query block, how many key blocks
 //           have added their dQ part (the adds' order, so dQ is deterministic);
 //   dq_acc  float [B, Nq, q_pad, dq_stride]: dQ accumulated over key blocks
-//           (dq_stride = head_size rounded up to 8).
+//           (dq_stride = head_size rounded up to 8);
+// and with GQA (num_heads > num_kv_heads), per query head's share of dK and dV, which
+// a last launch sums over the group in head order (kv_len padded to whole
+// kBwdBlockN-key blocks, kv_pad keys):
+//   dk_part float [B, Nq, kv_pad, dk_stride] (head_size rounded up to 8), unscaled;
+//   dv_part float [B, Nq, kv_pad, dv_stride] (v_head_size rounded up to 8).
 // Sections start at kBwdWorkspaceAlign-byte offsets; all of it is (re)written by the
-// backward's first launch, so XLA's workspace needs no initialisation.
+// backward's launches before it is read, so XLA's workspace needs no initialisation.
 inline constexpr int64_t kBwdBlockM = 64;
+inline constexpr int64_t kBwdBlockN = 128;
 inline constexpr int64_t kBwdWorkspaceAlign = 256;
 
 struct BwdWorkspaceLayout {
   int64_t q_pad, num_m_blocks, dq_stride;
-  int64_t delta, lse2, sem, dq_acc, bytes;  // byte offsets, total
+  int64_t kv_pad, dk_stride, dv_stride;           // 0 without GQA
+  int64_t delta, lse2, sem, dq_acc, dk_part, dv_part, bytes;  // byte offsets, total
+  bool has_parts() const { return kv_pad > 0; }
 };
 
 inline BwdWorkspaceLayout AttentionBackwardWorkspace(int64_t batch, int64_t num_heads,
-                                                     int64_t q_len, int64_t head_size) {
+                                                     int64_t num_kv_heads, int64_t q_len,
+                                                     int64_t kv_len, int64_t head_size,
+                                                     int64_t v_head_size) {
   auto align = [](int64_t x) {
     return (x + kBwdWorkspaceAlign - 1) / kBwdWorkspaceAlign * kBwdWorkspaceAlign;
   };
+  auto round8 = [](int64_t x) { return (x + 7) / 8 * 8; };
   BwdWorkspaceLayout w;
   w.num_m_blocks = (q_len + kBwdBlockM - 1) / kBwdBlockM;
   w.q_pad = w.num_m_blocks * kBwdBlockM;
-  w.dq_stride = (head_size + 7) / 8 * 8;
+  w.dq_stride = round8(head_size);
+  const bool gqa = num_heads > num_kv_heads;
+  w.kv_pad = gqa ? (kv_len + kBwdBlockN - 1) / kBwdBlockN * kBwdBlockN : 0;
+  w.dk_stride = gqa ? round8(head_size) : 0;
+  w.dv_stride = gqa ? round8(v_head_size) : 0;
   const int64_t rows = batch * num_heads * w.q_pad;
+  const int64_t keys = batch * num_heads * w.kv_pad;
   const int64_t f = static_cast<int64_t>(sizeof(float));
   w.delta = 0;
   w.lse2 = align(w.delta + rows * f);
   w.sem = align(w.lse2 + rows * f);
   w.dq_acc = align(w.sem + batch * num_heads * w.num_m_blocks * 4);
-  w.bytes = w.dq_acc + rows * w.dq_stride * f;
+  w.dk_part = align(w.dq_acc + rows * w.dq_stride * f);
+  w.dv_part = align(w.dk_part + keys * w.dk_stride * f);
+  w.bytes = w.dv_part + keys * w.dv_stride * f;
   return w;
 }
 
-inline int64_t AttentionBackwardWorkspaceBytes(int64_t batch, int64_t num_heads, int64_t q_len,
-                                               int64_t head_size) {
-  return AttentionBackwardWorkspace(batch, num_heads, q_len, head_size).bytes;
+inline int64_t AttentionBackwardWorkspaceBytes(int64_t batch, int64_t num_heads,
+                                               int64_t num_kv_heads, int64_t q_len,
+                                               int64_t kv_len, int64_t head_size,
+                                               int64_t v_head_size) {
+  return AttentionBackwardWorkspace(batch, num_heads, num_kv_heads, q_len, kv_len, head_size,
+                                    v_head_size)
+      .bytes;
 }
 
 }  // namespace jax_mea
