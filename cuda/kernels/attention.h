@@ -34,6 +34,14 @@ cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t st
 // The sm_90a kernel without its intra-warpgroup pipelining (one step at a time):
 // sm90_check --simple, to tell a pipelining bug from a layout bug.
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream);
+// The sm_90a kernel with 2 consumer warpgroups also at H64 (the default there is 3
+// unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --bench's A/B.
+cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
+                                                   cudaStream_t stream);
+// The sm_90a kernel with the ping-pong between its 2 consumer warpgroups (off by
+// default: JAX_MEA_SM90_PINGPONG=1 turns it on; H64 keeps its 3 warpgroups
+// unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --pingpong.
+cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream);
 // The sm_90a kernel is on unless JAX_MEA_SM90_FORWARD=0 in the environment (read
 // once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();

@@ -4,6 +4,7 @@
 // (attention_fwd.cu) calls it on a compute capability 9.x device when
 // Sm90ForwardUnsupported is empty (unless JAX_MEA_SM90_FORWARD=0).
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/attention.h"
@@ -22,10 +23,11 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
          s.seq % 8 == 0;
 }
 
-template <typename T, int kD, int kDv, bool kPipelined>
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
+          bool kPingPong>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
-  using Tr = Sm90FwdTraits<kD, kDv>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kPipelined>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -48,14 +50,39 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv).
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kPingPong>
+cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
+  return p.mask_kind != MaskKind::kNone
+             ? LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, true, kPingPong>(p, stream)
+             : LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong>(p, stream);
+}
+
+// Configuration choices of a launch: consumer warpgroups at H64 (2 or 3), and
+// the ping-pong between 2 consumer warpgroups (pipelined kernel only; not with
+// the 3 of H64).
+struct Sm90Choice {
+  int h64_consumers = 3;
+  bool pingpong = false;
+};
+
+// The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv);
+// the 64x64 row with c.h64_consumers consumer warpgroups, the others with 2.
 template <typename T, bool kPipelined>
-cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, Sm90Choice c) {
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
     using Row = decltype(row);
     if constexpr (Row::kSm90) {
-      err = LaunchSm90<T, Row::kHP, Row::kHVP, kPipelined>(p, stream);
+      // Three consumers without a mask tensor only: its loads spill at 160 registers.
+      constexpr bool kH64 = Row::kHP == 64 && Row::kHVP == 64;
+      if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
+        err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(p,
+                                                                                       stream);
+      } else if (kPipelined && c.pingpong) {
+        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, kPipelined>(p, stream);
+      } else {
+        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, false>(p, stream);
+      }
       return true;
     } else {
       return false;
@@ -65,12 +92,29 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream) {
 }
 
 template <bool kPipelined>
-cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream, Sm90Choice c) {
   switch (p.dtype) {
-    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream);
-    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream);
+    case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream, c);
+    case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream, c);
     default: return cudaErrorInvalidValue;
   }
+}
+
+// The environment's choice (read once): 3 consumer warpgroups at H64 unless
+// JAX_MEA_SM90_H64_CONSUMERS=2 (the previous configuration, kept for A/B and as
+// an escape hatch); the ping-pong with JAX_MEA_SM90_PINGPONG=1 (off until measured).
+Sm90Choice EnvChoice() {
+  static const Sm90Choice c = [] {
+    auto is = [](const char* name, const char* value) {
+      const char* v = std::getenv(name);
+      return v != nullptr && std::string(v) == value;
+    };
+    Sm90Choice r;
+    r.h64_consumers = is("JAX_MEA_SM90_H64_CONSUMERS", "2") ? 2 : 3;
+    r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1");
+    return r;
+  }();
+  return c;
 }
 
 }  // namespace
@@ -86,11 +130,6 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
     return "head sizes: multiples of 8 within an SM90 row of the head-dim table (got q/k " +
            std::to_string(p.head_size) + ", v " + std::to_string(p.v_head_size) + ")";
   }
-  if (p.mask_kind != MaskKind::kNone) return "no attention mask tensor yet";
-  if (p.softcap > 0.f) return "no softcap yet";
-  if (p.left_window != kUnboundedWindow || p.right_window != kUnboundedWindow) {
-    return "no local window yet";
-  }
   if (p.kv_capacity <= 0) return "an empty key sequence runs on the sm_80 kernel";
   if (!Aligned16Strided(p.q, p.q_strides) || !Aligned16Strided(p.k, p.k_strides) ||
       !Aligned16Strided(p.v, p.v_strides) || !Aligned16Strided(p.out, p.out_strides)) {
@@ -102,11 +141,24 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 }
 
 cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<true>(p, stream);
+  return DispatchDtype<true>(p, stream, EnvChoice());
 }
 
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<false>(p, stream);
+  return DispatchDtype<false>(p, stream, EnvChoice());
+}
+
+cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
+                                                   cudaStream_t stream) {
+  Sm90Choice c = EnvChoice();
+  c.h64_consumers = 2;
+  return DispatchDtype<true>(p, stream, c);
+}
+
+cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream) {
+  Sm90Choice c = EnvChoice();
+  c.pingpong = true;
+  return DispatchDtype<true>(p, stream, c);
 }
 
 }  // namespace jax_mea::cuda

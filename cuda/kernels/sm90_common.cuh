@@ -67,6 +67,16 @@ __device__ __forceinline__ void FenceRegs(uint32_t (&r)[M][N]) {
     for (int j = 0; j < N; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
 }
 
+// Named barrier `id` (1 to 15; 0 is __syncthreads') of `threads` threads (a
+// multiple of 32): Sync counts the calling warp in and waits for the rest;
+// Arrive counts it in and goes on (the producer side of a handshake).
+__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Per-thread register budget of the calling warpgroup, raised (consumers) or
 // lowered (the producer), within what the kernel launched with
 // (__launch_bounds__(threads, 1): 65536 / threads). All its warps call it.

@@ -2,19 +2,26 @@
 // the float64 reference (reference64.h), called directly (LaunchAttentionForwardSm90,
 // whatever JAX_MEA_SM90_FORWARD says), and timed beside the sm_80 kernel.
 //
+// Cases: lengths, causal (top-left, bottom-right, per-batch offsets), GQA, windows,
+// softcap, bool and additive masks (short, broadcast, dead rows), layouts.
 // Each case draws fresh inputs (keys past kv_length(b) are NaN: a kernel that
 // lets them reach the output shows NaN), poisons out and lse with NaN, runs the
 // kernel and checks: no NaN, rows that see no key exactly 0 (lse -inf), out
 // within the float64 bounds kernel_check uses, lse within kLseTol.
 //
 //   sm90_check              every case (f16, bf16; the head-dim table's SM90 rows
-//                           64, 128, 192/128, 256, and head dims padded up to them)
+//                           64, 128, 192/128, 256, and head dims padded up to them;
+//                           H64 again with 2 consumer warpgroups, "wg2")
 //   sm90_check --quick      fewer, shorter cases (for compute-sanitizer)
 //   sm90_check --debug      one tiny case (B1 T128 S128 N1 H64 bf16), twice: random
 //                           inputs, then q = 0 (uniform P: P V alone); prints the
 //                           first mismatching elements and a map of the bad rows
 //   sm90_check --bench      TFLOP/s of the sm_90a and the sm_80 kernel, side by side
+//                           (H64 also with 2 consumer warpgroups: "wg2")
 //   sm90_check --filter S   only cases whose name contains S
+//   sm90_check --pingpong   checks (or --debug) the kernel with the ping-pong between its
+//                           consumer warpgroups (JAX_MEA_SM90_PINGPONG=1); with
+//                           --bench: times it too ("pingpong")
 //   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
 //                           pipelining: a pass there and a failure without it is a
 //                           pipelining bug, a failure in both a layout bug
@@ -25,6 +32,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -46,8 +54,10 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
 
-// The sm_90a entry the checks run (--simple: the unpipelined one).
+// The sm_90a entry the checks run (--simple: the unpipelined one; --pingpong:
+// with the ping-pong between consumer warpgroups, which --bench then times too).
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
+bool g_pingpong = false;
 
 struct Case {
   std::string name;
@@ -62,6 +72,13 @@ struct Case {
   bool kv_lengths = false;         // per batch: 0, full, random, past capacity, negative, 1
   bool lse = true;
   bool zero_q = false;  // all logits 0: uniform P, so out = mean of the visible V rows
+  int left = kUnboundedWindow, right = kUnboundedWindow;  // local window (score.h)
+  float softcap = 0.f;
+  // Mask tensor [B|1, Nq|1, Sq|1, mask_len] (false: a broadcast axis), about 10%
+  // of its rows dead (all False / all -inf); mask_len -1: Skv.
+  MaskKind mask = MaskKind::kNone;
+  bool mask_b = false, mask_n = false, mask_q = true;
+  int mask_len = -1;
 };
 
 struct Outcome {
@@ -113,13 +130,16 @@ void PrintMismatches(const AttentionParams& p, const HostTensor& out,
   }
 }
 
-Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
+Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose, LaunchFn launch = nullptr) {
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   const DType dt = c.dtype;
   AttentionParams p = ShapeParams(dt, c.B, c.Nq, c.Nkv, c.Sq, c.Skv, c.H, c.Hv, c.q_layout,
                                   c.kv_layout, c.out_layout);
   p.is_causal = c.causal;
   p.causal_offset = c.bottom_right ? c.Skv - c.Sq : c.causal_offset;
+  p.left_window = c.left;
+  p.right_window = c.right;
+  p.softcap = c.softcap;
   HostTensor q(dt, size_t(c.B) * c.Nq * c.Sq * c.H), k(dt, size_t(c.B) * c.Nkv * c.Skv * c.H),
       v(dt, size_t(c.B) * c.Nkv * c.Skv * c.Hv), out(dt, size_t(c.B) * c.Nq * c.Sq * c.Hv);
   for (size_t i = 0; i < q.size(); ++i) q.set(i, c.zero_q ? 0.f : u(rng));
@@ -143,12 +163,47 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
     }
   }
 
+  // The mask (kernel_check's recipe): bool ~70% True, additive ~20% -inf, the rest
+  // in [-2, 2].
+  HostTensor mask_add;
+  std::vector<uint8_t> mask_bool;
+  if (c.mask != MaskKind::kNone) {
+    std::uniform_real_distribution<float> u01(0.f, 1.f);
+    const int mb = c.mask_b ? c.B : 1, mn = c.mask_n ? c.Nq : 1, mq = c.mask_q ? c.Sq : 1;
+    const int mlen = c.mask_len >= 0 ? c.mask_len : c.Skv;
+    const size_t rows = size_t(mb) * mn * mq;
+    p.mask_kind = c.mask;
+    p.mask_len = mlen;
+    p.mask_q_stride = mq == 1 ? 0 : mlen;
+    p.mask_head_stride = mn == 1 ? 0 : int64_t(mq) * mlen;
+    p.mask_batch_stride = mb == 1 ? 0 : int64_t(mn) * mq * mlen;
+    if (c.mask == MaskKind::kBool) {
+      mask_bool.resize(rows * mlen);
+      for (size_t r = 0; r < rows; ++r) {
+        const bool dead = u01(rng) < 0.1f;
+        for (int j = 0; j < mlen; ++j) mask_bool[r * mlen + j] = !dead && u01(rng) < 0.7f;
+      }
+    } else {
+      mask_add = HostTensor(dt, rows * mlen);
+      for (size_t r = 0; r < rows; ++r) {
+        const bool dead = u01(rng) < 0.1f;
+        for (int j = 0; j < mlen; ++j) {
+          mask_add.set(r * mlen + j, dead || u01(rng) < 0.2f ? -INFINITY : u(rng));
+        }
+      }
+    }
+  }
+  const void* mask_host = c.mask == MaskKind::kBool ? static_cast<const void*>(mask_bool.data())
+                                                    : static_cast<const void*>(mask_add.bytes.data());
+  const size_t mask_bytes = c.mask == MaskKind::kBool ? mask_bool.size() : mask_add.bytes.size();
+
   AttentionParams hp = p;  // host pointers, for the reference
   hp.q = q.bytes.data();
   hp.k = k.bytes.data();
   hp.v = v.bytes.data();
   hp.kv_lengths = c.kv_lengths ? lengths.data() : nullptr;
   hp.causal_offsets = c.per_batch_offsets ? offsets.data() : nullptr;
+  hp.mask = c.mask != MaskKind::kNone ? mask_host : nullptr;
 
   const size_t lse_n = size_t(c.B) * c.Nq * c.Sq;
   DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
@@ -156,6 +211,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
       dlse(c.lse ? lse_n * sizeof(float) : 0);
   DevBuf dlen(lengths.data(), c.kv_lengths ? lengths.size() * 4 : 0);
   DevBuf doff(offsets.data(), c.per_batch_offsets ? offsets.size() * 4 : 0);
+  DevBuf dmask(mask_host, mask_bytes);
   CHECK_CUDA(cudaMemset(dout.ptr, 0xff, out.bytes.size()));  // NaN in both dtypes
   if (c.lse) CHECK_CUDA(cudaMemset(dlse.ptr, 0xff, lse_n * sizeof(float)));
   AttentionParams gp = p;
@@ -166,11 +222,12 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
   gp.lse = c.lse ? static_cast<float*>(dlse.ptr) : nullptr;
   gp.kv_lengths = c.kv_lengths ? static_cast<const int32_t*>(dlen.ptr) : nullptr;
   gp.causal_offsets = c.per_batch_offsets ? static_cast<const int32_t*>(doff.ptr) : nullptr;
+  gp.mask = dmask.ptr;
 
   Outcome r;
   r.why = cuda::Sm90ForwardUnsupported(gp);
   if (!r.why.empty()) return r;
-  const cudaError_t err = g_sm90(gp, 0);
+  const cudaError_t err = (launch != nullptr ? launch : g_sm90)(gp, 0);
   if (err != cudaSuccess) {
     r.why = std::string("launch: ") + cudaGetErrorName(err);
     return r;
@@ -214,7 +271,7 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose) {
 }
 
 // The cases of one dtype and head-dim pair; `quick` shortens them; `few`: the
-// four that cover the most (a padded head dim needs no more).
+// six that cover the most (a padded head dim needs no more).
 std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   std::vector<Case> s;
   auto add = [&](const char* name, auto f) {
@@ -227,6 +284,7 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     if (quick) {
       c.Sq = std::min(c.Sq, 200);
       c.Skv = std::min(c.Skv, 300);
+      c.mask_len = std::min(c.mask_len, c.Skv);
     }
     s.push_back(c);
   };
@@ -258,9 +316,63 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.per_batch_offsets = true;
   });
   add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 513; c.Skv = 2049; });
+  // Windows: a block's rows see different key ranges; tiles in the middle of the
+  // block's range are masked per element.
+  add("window_causal_left50_T300_S300", [](Case& c) {
+    c.Sq = 300; c.Skv = 300; c.causal = true; c.left = 50;
+  });
+  add("window_lr_T200_S700", [](Case& c) {  // both ends move, 5 tiles a block
+    c.B = 1; c.Sq = 200; c.Skv = 700; c.causal_offset = 250; c.left = 100; c.right = 130;
+  });
+  // right = -1 excludes the diagonal: row 0 sees no key (nor does any row of a
+  // batch of kv length 0 or 1).
+  add("window_right_minus1_kvlen_T260_S260", [](Case& c) {
+    c.B = 6; c.Sq = 260; c.Skv = 260; c.left = 40; c.right = -1; c.kv_lengths = true;
+  });
+  // Keys 3 to 60 ahead of the row only: rows from 197 on see none, the block of
+  // rows 256.. as a whole sees none (the early exit).
+  add("window_ahead_only_T300_S200", [](Case& c) {
+    c.Sq = 300; c.Skv = 200; c.left = -3; c.right = 60;
+  });
+  add("softcap_causal_T300_S517", [](Case& c) {
+    c.B = 1; c.Nq = 4; c.Nkv = 2; c.Sq = 300; c.Skv = 517; c.causal = true; c.causal_offset = 65;
+    c.softcap = 5.f;
+  });
+  // Mask tensors, read in place: short masks (mask_len < S: keys past it
+  // unseen), broadcast axes (stride 0), dead rows, with causal, kv lengths,
+  // windows and softcap.
+  add("bool_mask_short_len_T200_S333", [](Case& c) {
+    c.Sq = 200; c.Skv = 333; c.mask = MaskKind::kBool; c.mask_b = true; c.mask_len = 100;
+  });
+  add("bool_mask_2d_kvlen_causal_T300_S700", [](Case& c) {  // [1, 1, Sq, S]
+    c.B = 6; c.Nq = 2; c.Nkv = 1; c.Sq = 300; c.Skv = 700; c.mask = MaskKind::kBool;
+    c.kv_lengths = true; c.causal = true; c.per_batch_offsets = true;
+  });
+  add("add_mask_heads_gqa_causal_T150_S517", [](Case& c) {  // [1, Nq, Sq, S]
+    c.B = 1; c.Nq = 8; c.Nkv = 2; c.Sq = 150; c.Skv = 517; c.mask = MaskKind::kAdditive;
+    c.mask_n = true; c.causal = true; c.bottom_right = true;
+  });
+  add("add_mask_rowless_len63_kvlen_T129_S129", [](Case& c) {  // [B, Nq, 1, 63]
+    c.B = 6; c.Nkv = 2; c.Sq = 129; c.Skv = 129; c.mask = MaskKind::kAdditive; c.mask_b = true;
+    c.mask_n = true; c.mask_q = false; c.mask_len = 63; c.kv_lengths = true;
+  });
+  add("add_mask_softcap_window_T300_S1000", [](Case& c) {  // [B, 1, 1, 777]
+    c.B = 2; c.Nq = 2; c.Nkv = 2; c.Sq = 300; c.Skv = 1000; c.q_layout = kBNSH;
+    c.out_layout = kBNSH; c.softcap = 20.f; c.mask = MaskKind::kAdditive; c.mask_b = true;
+    c.mask_q = false; c.mask_len = 777; c.left = 300; c.causal_offset = 500; c.causal = true;
+  });
+  add("bool_mask_window_ahead_T70_S200", [](Case& c) {
+    c.Sq = 70; c.Skv = 200; c.left = -3; c.right = 60; c.mask = MaskKind::kBool;
+  });
+  add("softcap20_window_kvlen_T150_S400", [](Case& c) {
+    c.B = 6; c.Sq = 150; c.Skv = 400; c.softcap = 20.f; c.left = 120; c.causal = true;
+    c.per_batch_offsets = true; c.kv_lengths = true;
+  });
   if (few) {
     const char* keep[] = {"ragged_T200_S333_gqa2_layouts", "gqa4_causal_topleft_T300_S517",
-                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049"};
+                          "kvlen_causal_per_batch_T150_S400", "long_T513_S2049",
+                          "softcap20_window_kvlen_T150_S400",
+                          "add_mask_softcap_window_T300_S1000"};
     std::vector<Case> kept;
     for (const Case& c : s)
       for (const char* k : keep) if (c.name == k) kept.push_back(c);
@@ -276,18 +388,23 @@ int Check(bool quick, const std::string& filter) {
   const std::vector<std::pair<int, int>> padded = {{96, 96}, {32, 64}, {160, 120}, {200, 256}};
   std::vector<std::pair<int, int>> heads = rows;
   if (!quick) heads.insert(heads.end(), padded.begin(), padded.end());
+  // H64 runs with 3 consumer warpgroups by default: its cases again with 2 ("wg2").
+  heads.push_back({-64, -64});
   std::mt19937 rng(20261201);
   int total = 0, failed = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (DType dt : dtypes) {
     if (quick && dt == DType::kFloat16) continue;
-    for (const auto& [H, Hv] : heads) {
+    for (const auto& [h_entry, hv_entry] : heads) {
+      const bool wg2 = h_entry < 0;
+      const int H = wg2 ? -h_entry : h_entry, Hv = wg2 ? -hv_entry : hv_entry;
       const bool few = std::find(rows.begin(), rows.end(), std::make_pair(H, Hv)) == rows.end();
       for (const Case& c : Cases(dt, H, Hv, quick, few)) {
         const std::string label = std::string(DTypeName(dt)) + " H" + std::to_string(H) + "/" +
-                                  std::to_string(Hv) + " " + c.name;
+                                  std::to_string(Hv) + (wg2 ? " wg2 " : " ") + c.name;
         if (!filter.empty() && label.find(filter) == std::string::npos) continue;
-        const Outcome r = RunCase(c, rng, /*verbose=*/true);
+        const Outcome r = RunCase(c, rng, /*verbose=*/true,
+                                  wg2 ? cuda::LaunchAttentionForwardSm90TwoConsumers : nullptr);
         ++total;
         failed += !r.ok;
         if (!r.why.empty()) {
@@ -332,23 +449,38 @@ void Bench(const std::string& filter) {
     int B, Nq, Nkv, S, H, Hv;
     bool causal;
     DType dt;
+    int left = kUnboundedWindow;
+    float softcap = 0.f;
+    bool mask = false;  // a bool mask [1, 1, S, S], ~70% True
   };
   const BenchCase cases[] = {
       {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16},
       {"B2 S4096 N32 H128 bf16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kBFloat16},
       {"B2 S4096 N32/8 H128 bf16 causal", 2, 32, 8, 4096, 128, 128, true, DType::kBFloat16},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16},
+      {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, 64, true, DType::kBFloat16},
+      {"B4 S4096 N32 H64 f16", 4, 32, 32, 4096, 64, 64, false, DType::kFloat16},
       {"B2 S4096 N32 H128 f16", 2, 32, 32, 4096, 128, 128, false, DType::kFloat16},
       {"B2 S4096 N32 H128 f16 causal", 2, 32, 32, 4096, 128, 128, true, DType::kFloat16},
       {"B2 S4096 N32 H192/Hv128 bf16", 2, 32, 32, 4096, 192, 128, false, DType::kBFloat16},
       {"B2 S4096 N32 H192/Hv128 bf16 causal", 2, 32, 32, 4096, 192, 128, true, DType::kBFloat16},
       {"B2 S4096 N16 H256 bf16", 2, 16, 16, 4096, 256, 256, false, DType::kBFloat16},
       {"B2 S4096 N16 H256 bf16 causal", 2, 16, 16, 4096, 256, 256, true, DType::kBFloat16},
+      {"B2 S4096 N32 H128 bf16 causal left1024", 2, 32, 32, 4096, 128, 128, true,
+       DType::kBFloat16, 1024},
+      {"B2 S4096 N32 H128 bf16 softcap30", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16,
+       kUnboundedWindow, 30.f},
+      {"B2 S4096 N32 H128 bf16 bool mask", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, true},
+      {"B4 S4096 N32 H64 bf16 bool mask", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, true},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("bench on %s (%d SMs); median of 20 after 3 warm-ups (cudaEvents); TFLOP/s counts\n"
-              "2*B*N*S*S*(H+Hv), halved for causal; diff: relative L2 of sm90's out vs sm80's\n",
+              "2*B*N*(H+Hv)*(visible query-key pairs: S*S, about half for causal, masks not\n"
+              "counted); diff: relative L2 of sm90's out vs sm80's; 'wg2': H64 with 2 consumer\n"
+              "warpgroups (the default there is 3; JAX_MEA_SM90_H64_CONSUMERS=2)\n",
               prop.name, prop.multiProcessorCount);
   std::printf("sm90: pipelined (the default); simple: without the intra-warpgroup overlap\n");
   std::printf("%-36s %8s %7s %8s %7s %8s %7s %6s %8s\n", "case", "sm90 ms", "TFLOP/s",
@@ -371,11 +503,27 @@ void Bench(const std::string& filter) {
     p.k = dk.ptr;
     p.v = dv.ptr;
     p.is_causal = c.causal;
-    double flops = 2.0 * c.B * c.Nq * double(c.S) * c.S * (c.H + c.Hv);
-    if (c.causal) flops *= 0.5;
+    p.left_window = c.left;
+    p.softcap = c.softcap;
+    std::vector<uint8_t> mask;
+    if (c.mask) {
+      mask.resize(size_t(c.S) * c.S);
+      for (uint8_t& m : mask) m = (rng() % 10) < 7;
+      p.mask_kind = MaskKind::kBool;
+      p.mask_len = c.S;
+      p.mask_q_stride = c.S;
+    }
+    DevBuf dmask(mask.data(), mask.size());
+    p.mask = dmask.ptr;
+    double pairs = 0;
+    for (int i = 0; i < c.S; ++i) {
+      const KeyRange r = VisibleKeys(p, i, c.S);
+      pairs += r.empty() ? 0 : r.hi - r.lo;
+    }
+    const double flops = 2.0 * c.B * c.Nq * pairs * (c.H + c.Hv);
     const std::string why = cuda::Sm90ForwardUnsupported(p);
     if (!why.empty()) {
-      std::printf("%-34s sm90 does not take it: %s\n", c.name, why.c_str());
+      std::printf("%-36s sm90 does not take it: %s\n", c.name, why.c_str());
       continue;
     }
     double mn;
@@ -389,6 +537,16 @@ void Bench(const std::string& filter) {
     std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
                 tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    if (g_pingpong) {
+      const double tp = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90PingPong, &mn);
+      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  pingpong", tp,
+                  tflops(tp), "-", "-", "-", "-", t80 / tp, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    }
+    if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
+      const double t2 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90TwoConsumers, &mn);
+      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  wg2", t2, tflops(t2), "-",
+                  "-", "-", "-", t80 / t2, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    }
     std::fflush(stdout);
   }
 }
@@ -404,9 +562,15 @@ int main(int argc, char** argv) {
     else if (a == "--bench") bench = true;
     else if (a == "--debug") debug = true;
     else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
+    else if (a == "--pingpong") {
+      g_sm90 = cuda::LaunchAttentionForwardSm90PingPong;
+      g_pingpong = true;
+    }
     else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--debug] [--bench] [--simple] [--filter S]\n",
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--debug] [--bench] [--simple] [--pingpong] "
+                   "[--filter S]\n",
                    argv[0]);
       return 2;
     }
@@ -424,6 +588,8 @@ int main(int argc, char** argv) {
     Bench(filter);
     return 0;
   }
+  // The checks' every entry with the ping-pong (the "wg2" H64 cases too); read once.
+  if (g_pingpong) setenv("JAX_MEA_SM90_PINGPONG", "1", 1);
   if (debug) return Debug();
   return Check(quick, filter);
 }
