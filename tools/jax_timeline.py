@@ -9,6 +9,10 @@ clock per call includes the host where it is slower than the GPU).
     python3 tools/jax_timeline.py [--shapes 1x1024,1x32768,16x8192] [--calls 12]
     python3 tools/jax_timeline.py --smoke      # on the CPU: host events only
 
+--prefill gives the query the key length (S queries: a prefill call, e.g.
+--prefill --shapes 2x4096 --heads 32/32 --calls 6 [--causal]): what a forward call
+costs on the device through JAX, beside the kernel alone (sm90_check --bench).
+
 --model CONFIG instead profiles benchmarks/decode_model.py's program (its grid point
 --batch x --context, every variant) and prints each attention kernel's time per layer
 against the copy-bandwidth floor of that layer's K+V (the bytes the step reads from
@@ -127,6 +131,8 @@ def main():
     p.add_argument("--head-size", type=int, default=128)
     p.add_argument("--calls", type=int, default=12)
     p.add_argument("--smoke", action="store_true")
+    p.add_argument("--prefill", action="store_true", help="S queries (default 1)")
+    p.add_argument("--causal", action="store_true")
     p.add_argument("--trace-timer", action="store_true",
                    help="also profile timing.time_jax itself and list the host's busiest events")
     p.add_argument("--model", default=None,
@@ -149,14 +155,15 @@ def main():
     H, n = args.head_size, args.calls
     shapes = [(1, 256)] if args.smoke else [tuple(map(int, s.split("x")))
                                             for s in args.shapes.split(",")]
-    fns = {"jax_mea": lambda q, k, v: jax_mea.dot_product_attention(q, k, v)}
+    causal = args.causal
+    fns = {"jax_mea": lambda q, k, v: jax_mea.dot_product_attention(q, k, v, is_causal=causal)}
     if not args.smoke:
         fns["jax-cudnn"] = lambda q, k, v: jax.nn.dot_product_attention(
-            q, k, v, implementation="cudnn")
+            q, k, v, is_causal=causal, implementation="cudnn")
     plane = "/host:CPU" if args.smoke else "/device:GPU"
     key = jax.random.PRNGKey(0)
     for B, S in shapes:
-        q = jax.random.normal(key, (B, 1, nq, H), jnp.bfloat16)
+        q = jax.random.normal(key, (B, S if args.prefill else 1, nq, H), jnp.bfloat16)
         k = jax.random.normal(key, (B, S, nkv, H), jnp.bfloat16)
         v = jax.random.normal(key, (B, S, nkv, H), jnp.bfloat16)
         for name, fn in fns.items():

@@ -38,10 +38,12 @@ cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStrea
 // unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --bench's A/B.
 cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
                                                    cudaStream_t stream);
-// The sm_90a kernel with the ping-pong between its 2 consumer warpgroups (off by
-// default: JAX_MEA_SM90_PINGPONG=1 turns it on; H64 keeps its 3 warpgroups
-// unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --pingpong.
-cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream);
+// The sm_90a kernel with the ping-pong between its 2 consumer warpgroups on every
+// row (on) or on none (!on); by default it runs on the rows where it measured
+// faster (JAX_MEA_SM90_PINGPONG=1 / =0: every row / none; H64 keeps its 3
+// warpgroups unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --pingpong.
+cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream,
+                                               bool on);
 // The sm_90a kernel is on unless JAX_MEA_SM90_FORWARD=0 in the environment (read
 // once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();

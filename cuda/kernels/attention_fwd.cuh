@@ -30,7 +30,7 @@ namespace jax_mea::cuda {
 
 // Per-launch constants computed on the host.
 struct FwdArgs {
-  int num_m_blocks;
+  FwdGrid grid;  // common.cuh: blockIdx.x -> (query block, head, batch)
   bool q_vec, k_vec, v_vec, o_vec;  // 16-byte loads/stores allowed
   Logits logits;                    // in log2 units
 };
@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const int g = lane >> 2, tig = lane & 3;
 
   const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
-      ThisFwdBlock<T>(p, a.num_m_blocks, kBlockM);
+      ThisFwdBlock<T>(p, a.grid, kBlockM);
 
   // Keys any row of this block may see ([blk_lo, blk_hi): lo and hi grow with
   // the query position), and keys every row sees (tiles inside need no mask).
@@ -324,13 +324,13 @@ cudaError_t LaunchFwdKernel(const AttentionParams& p, cudaStream_t stream) {
   if (cudaError_t err = EnsureDynamicSmem(kernel, kSmem, smem_set); err != cudaSuccess) return err;
 
   FwdArgs a;
-  a.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
+  a.grid = MakeFwdGrid(p, Tr::kBlockM);
   a.q_vec = Vec16Ok(p.q, p.q_strides, p.head_size);
   a.k_vec = Vec16Ok(p.k, p.k_strides, p.head_size);
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.o_vec = Vec16Ok(p.out, p.out_strides, p.v_head_size);
   a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
-  const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
+  const int64_t blocks = a.grid.blocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
   kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, kSmem, stream>>>(p, a);

@@ -31,7 +31,7 @@ size_t F32SmemBytes(int d, int dv) {
 }
 
 struct F32Args {
-  int num_m_blocks;
+  FwdGrid grid;  // common.cuh: blockIdx.x -> (query block, head, batch)
   Logits logits;  // natural units, q scaled
 };
 
@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kF32Threads)
   const int warp = tid >> 5, lane = tid & 31;
 
   const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
-      ThisFwdBlock<float>(p, a.num_m_blocks, kF32BlockM);
+      ThisFwdBlock<float>(p, a.grid, kF32BlockM);
 
   const int blk_lo = VisibleKeys(p, m0 + off, kv_len).lo;
   const int blk_hi = VisibleKeys(p, q_end - 1 + off, kv_len).hi;
@@ -181,9 +181,9 @@ cudaError_t LaunchAttentionForwardF32(const AttentionParams& p, cudaStream_t str
     return err;
   }
   F32Args a;
-  a.num_m_blocks = (p.q_len + kF32BlockM - 1) / kF32BlockM;
+  a.grid = MakeFwdGrid(p, kF32BlockM);
   a.logits = MakeLogits(p, 1.f, /*q_scaled=*/true);
-  const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
+  const int64_t blocks = a.grid.blocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
   AttentionFwdF32Kernel<<<static_cast<unsigned>(blocks), kF32Threads,

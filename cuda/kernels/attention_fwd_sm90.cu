@@ -41,9 +41,9 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
                     p.v_head_size, p.v_strides, Tr::kBlockN)) {
     return cudaErrorNotSupported;  // the caller falls back to the sm_80 kernel
   }
-  a.num_m_blocks = (p.q_len + Tr::kBlockM - 1) / Tr::kBlockM;
+  a.grid = MakeFwdGrid(p, Tr::kBlockM);
   a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
-  const int64_t blocks = static_cast<int64_t>(a.num_m_blocks) * p.num_heads * p.batch;
+  const int64_t blocks = a.grid.blocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
   kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, a);
@@ -59,11 +59,18 @@ cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
 
 // Configuration choices of a launch: consumer warpgroups at H64 (2 or 3), and
 // the ping-pong between 2 consumer warpgroups (pipelined kernel only; not with
-// the 3 of H64).
+// the 3 of H64): on, off, or by row (kPingPongByRow: where it measured faster).
+enum class PingPong { kOff, kOn, kByRow };
 struct Sm90Choice {
   int h64_consumers = 3;
-  bool pingpong = false;
+  PingPong pingpong = PingPong::kByRow;
 };
+
+// The rows the ping-pong speeds up: H192/Hv128 (bf16, B2 S4096 N32 on the H200,
+// session 12: 1.026 against 1.080 ms, causal 0.588 against 0.626); at H128 it
+// measured level or slower, at H256 5% slower.
+template <typename Row>
+constexpr bool kPingPongByRow = Row::kHP == 192;
 
 // The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv);
 // the 64x64 row with c.h64_consumers consumer warpgroups, the others with 2.
@@ -78,7 +85,8 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, Sm90Choi
       if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
         err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(p,
                                                                                        stream);
-      } else if (kPipelined && c.pingpong) {
+      } else if (kPipelined && (c.pingpong == PingPong::kOn ||
+                                (c.pingpong == PingPong::kByRow && kPingPongByRow<Row>))) {
         err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, kPipelined>(p, stream);
       } else {
         err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, false>(p, stream);
@@ -102,7 +110,8 @@ cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream, Sm90Cho
 
 // The environment's choice (read once): 3 consumer warpgroups at H64 unless
 // JAX_MEA_SM90_H64_CONSUMERS=2 (the previous configuration, kept for A/B and as
-// an escape hatch); the ping-pong with JAX_MEA_SM90_PINGPONG=1 (off until measured).
+// an escape hatch); the ping-pong on every row with JAX_MEA_SM90_PINGPONG=1, on none
+// with =0, else on the rows kPingPongByRow names.
 Sm90Choice EnvChoice() {
   static const Sm90Choice c = [] {
     auto is = [](const char* name, const char* value) {
@@ -111,7 +120,9 @@ Sm90Choice EnvChoice() {
     };
     Sm90Choice r;
     r.h64_consumers = is("JAX_MEA_SM90_H64_CONSUMERS", "2") ? 2 : 3;
-    r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1");
+    r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? PingPong::kOn
+                 : is("JAX_MEA_SM90_PINGPONG", "0") ? PingPong::kOff
+                                                    : PingPong::kByRow;
     return r;
   }();
   return c;
@@ -155,9 +166,10 @@ cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
   return DispatchDtype<true>(p, stream, c);
 }
 
-cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream,
+                                               bool on) {
   Sm90Choice c = EnvChoice();
-  c.pingpong = true;
+  c.pingpong = on ? PingPong::kOn : PingPong::kOff;
   return DispatchDtype<true>(p, stream, c);
 }
 

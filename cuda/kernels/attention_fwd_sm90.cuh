@@ -94,7 +94,7 @@ struct Sm90FwdTraits {
 // Per-launch constants computed on the host.
 struct Sm90FwdArgs {
   CUtensorMap tmap_q, tmap_k, tmap_v;  // tensor_map.h's EncodeBoxMap: kBlockM / kBlockN rows
-  int num_m_blocks;
+  FwdGrid grid;  // common.cuh: blockIdx.x -> (query block, head, batch)
   Logits logits;  // in log2 units
 };
 
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
 
-  const FwdBlock<T> w = ThisFwdBlock<T>(p, a.num_m_blocks, kBlockM);
+  const FwdBlock<T> w = ThisFwdBlock<T>(p, a.grid, kBlockM);
   const int kv_head = w.h / p.group_size();
 
   // Keys any row of this block may see, and keys every row sees (as the sm_80 kernel).

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -231,11 +232,43 @@ __device__ __forceinline__ float Exp2(float x) {
 
 // ---------------------------------------------------------------- forward CTAs
 
-// The work of one forward CTA: query rows [m0, q_end) of (batch b, head h). The
-// grid runs (query blocks, heads, batch) over blockIdx.x, heavier (later) query
-// blocks first: with bottom-right causal they see more keys. q and o point at
-// the (b, h) rows, k and v at the (b, kv head) rows, lse at the (b, h) row of the
-// optional log-sum-exp result (null when not asked for).
+// How a forward grid's blockIdx.x maps to (query block, head, batch): the
+// (batch, head) pairs go in sections of `section` pairs whose K and V fit in
+// part of L2 together; a section runs its query blocks heaviest (latest) first,
+// each over all of the section's pairs before the next lighter one. With bottom-
+// right causal later query blocks see more keys, so the longest tiles start first
+// and the short ones fill the tail (FlashAttention-3's LPT order); without a
+// causal mask every block is equal and section = 1 keeps one head's query blocks
+// together, on one head's K and V.
+struct FwdGrid {
+  int num_m_blocks = 0;
+  int section = 1;  // (batch, head) pairs per L2 section
+  int64_t blocks = 0;  // CTAs: num_m_blocks * num_heads * batch
+};
+
+// The grid of a forward launch with block_m query rows per CTA (host side).
+inline FwdGrid MakeFwdGrid(const AttentionParams& p, int block_m) {
+  // About 32 MiB of the 50 MiB L2 (H100/H200) for K and V, as FlashAttention-3.
+  constexpr int64_t kL2Budget = int64_t{32} << 20;
+  FwdGrid g;
+  g.num_m_blocks = (p.q_len + block_m - 1) / block_m;
+  const int64_t pairs = int64_t{p.num_heads} * p.batch;
+  g.blocks = g.num_m_blocks * pairs;
+  if (p.is_causal && g.num_m_blocks > 1) {
+    const int64_t elem = p.dtype == DType::kFloat32 ? 4 : 2;
+    const int64_t kv_head_bytes =
+        std::max<int64_t>(1, int64_t{p.kv_capacity} * (p.head_size + p.v_head_size) * elem);
+    // Query heads of one kv head share its K and V: a section holds whole groups.
+    const int64_t kv_heads = std::max<int64_t>(1, kL2Budget / kv_head_bytes);
+    g.section = static_cast<int>(std::min(pairs, kv_heads * p.group_size()));
+  }
+  return g;
+}
+
+// The work of one forward CTA: query rows [m0, q_end) of (batch b, head h), in
+// FwdGrid's order. q and o point at the (b, h) rows, k and v at the (b, kv head)
+// rows, lse at the (b, h) row of the optional log-sum-exp result (null when not
+// asked for).
 template <typename T>
 struct FwdBlock {
   int b, h, m0, q_end, kv_len;
@@ -245,11 +278,16 @@ struct FwdBlock {
   float* lse;
 };
 template <typename T>
-__device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, int num_m_blocks,
+__device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, const FwdGrid& g,
                                                     int block_m) {
   const int64_t bid = blockIdx.x;
-  const int m_block = num_m_blocks - 1 - static_cast<int>(bid % num_m_blocks);
-  const int64_t bh = bid / num_m_blocks;
+  const int64_t pairs = int64_t{p.num_heads} * p.batch;
+  const int64_t section_blocks = int64_t{g.section} * g.num_m_blocks;
+  const int64_t first_pair = bid / section_blocks * g.section;
+  const int64_t in_section = bid % section_blocks;
+  const int64_t width = min(int64_t{g.section}, pairs - first_pair);  // the last may be short
+  const int m_block = g.num_m_blocks - 1 - static_cast<int>(in_section / width);
+  const int64_t bh = first_pair + in_section % width;
   FwdBlock<T> w;
   w.h = static_cast<int>(bh % p.num_heads);
   w.b = static_cast<int>(bh / p.num_heads);

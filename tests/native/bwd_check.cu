@@ -246,8 +246,8 @@ double MedianMs(Fn&& fn) {
 void Bench() {
   // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
   // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
-  // CTAs), kTwoCtas (H64 with registers budgeted for 2 CTAs per SM).
-  enum Variant { kDefault, kLateDq, kUnsplit, kTwoCtas };
+  // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2).
+  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
@@ -265,8 +265,8 @@ void Bench() {
       {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
       {"  unsplit: B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false, kUnsplit},
       {"  split:   B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false},
-      {"  2 CTAs/SM: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kTwoCtas},
-      {"  2 CTAs/SM: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kTwoCtas},
+      {"  1 CTA/SM: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kOneCta},
+      {"  1 CTA/SM: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kOneCta},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -309,8 +309,8 @@ void Bench() {
       return [&, which] {
         const bool split = c.variant != kUnsplit;
         if (c.H == 64) {
-          return c.variant == kTwoCtas
-                     ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 2>(bp, ws.ptr, nullptr, which)
+          return c.variant == kOneCta
+                     ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 1>(bp, ws.ptr, nullptr, which)
                      : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which);
         }
         return c.variant == kLateDq

@@ -54,6 +54,13 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
 
+// The sm_90a kernel with the ping-pong on every row / on none (--pingpong).
+cudaError_t PingPongOn(const AttentionParams& p, cudaStream_t s) {
+  return cuda::LaunchAttentionForwardSm90PingPong(p, s, true);
+}
+cudaError_t PingPongOff(const AttentionParams& p, cudaStream_t s) {
+  return cuda::LaunchAttentionForwardSm90PingPong(p, s, false);
+}
 // The sm_90a entry the checks run (--simple: the unpipelined one; --pingpong:
 // with the ping-pong between consumer warpgroups, which --bench then times too).
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
@@ -537,10 +544,13 @@ void Bench(const std::string& filter) {
     std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
                 tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
-    if (g_pingpong) {
-      const double tp = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90PingPong, &mn);
-      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  pingpong", tp,
-                  tflops(tp), "-", "-", "-", "-", t80 / tp, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    if (g_pingpong) {  // the ping-pong on and off, beside the default (by row)
+      for (const bool on : {true, false}) {
+        const double tp = TimeLaunch(p90, on ? PingPongOn : PingPongOff, &mn);
+        std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n",
+                    on ? "  pingpong on" : "  pingpong off", tp, tflops(tp), "-", "-", "-", "-",
+                    t80 / tp, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+      }
     }
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
       const double t2 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90TwoConsumers, &mn);
@@ -563,7 +573,7 @@ int main(int argc, char** argv) {
     else if (a == "--debug") debug = true;
     else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
     else if (a == "--pingpong") {
-      g_sm90 = cuda::LaunchAttentionForwardSm90PingPong;
+      g_sm90 = PingPongOn;
       g_pingpong = true;
     }
     else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
