@@ -34,16 +34,20 @@ cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t st
 // The sm_90a kernel without its intra-warpgroup pipelining (one step at a time):
 // sm90_check --simple, to tell a pipelining bug from a layout bug.
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream);
-// The sm_90a kernel with 2 consumer warpgroups also at H64 (the default there is 3
-// unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --bench's A/B.
-cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
-                                                   cudaStream_t stream);
-// The sm_90a kernel with the ping-pong between its 2 consumer warpgroups on every
-// row (on) or on none (!on); by default it runs on the rows where it measured
-// faster (JAX_MEA_SM90_PINGPONG=1 / =0: every row / none; H64 keeps its 3
-// warpgroups unless JAX_MEA_SM90_H64_CONSUMERS=2): sm90_check --pingpong.
-cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream,
-                                               bool on);
+// The sm_90a kernel's configuration. The defaults are what calls run; the
+// environment overrides them (Sm90EnvConfig); sm90_check --bench runs the others
+// beside them (LaunchAttentionForwardSm90With).
+struct Sm90Config {
+  enum class PingPong { kOff, kOn, kByRow };
+  int h64_consumers = 3;  // consumer warpgroups at H64 (2 or 3)
+  // The ping-pong between the 2 consumer warpgroups: on, off, or on the rows where
+  // it measured faster (H192/Hv128). Never with the 3 of H64.
+  PingPong pingpong = PingPong::kByRow;
+  bool wide = true;  // 176-key tiles at H128 without causal mask, window or mask tensor
+};
+Sm90Config Sm90EnvConfig();
+cudaError_t LaunchAttentionForwardSm90With(const AttentionParams& p, cudaStream_t stream,
+                                           const Sm90Config& c);
 // The sm_90a kernel is on unless JAX_MEA_SM90_FORWARD=0 in the environment (read
 // once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();

@@ -24,10 +24,11 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
 }
 
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong>
+          bool kPingPong, bool kWide = false>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
-  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs, kWide>;
+  auto kernel =
+      AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, kWide>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -57,32 +58,34 @@ cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
              : LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong>(p, stream);
 }
 
-// Configuration choices of a launch: consumer warpgroups at H64 (2 or 3), and
-// the ping-pong between 2 consumer warpgroups (pipelined kernel only; not with
-// the 3 of H64): on, off, or by row (kPingPongByRow: where it measured faster).
-enum class PingPong { kOff, kOn, kByRow };
-struct Sm90Choice {
-  int h64_consumers = 3;
-  PingPong pingpong = PingPong::kByRow;
-};
-
 // The rows the ping-pong speeds up: H192/Hv128 (bf16, B2 S4096 N32 on the H200,
-// session 12: 1.026 against 1.080 ms, causal 0.588 against 0.626); at H128 it
-// measured level or slower, at H256 5% slower.
+// session 12: causal 0.581 against 0.604 ms); at H128 it measured 1-3% slower,
+// at H256 4-5% slower, at H64 level.
 template <typename Row>
 constexpr bool kPingPongByRow = Row::kHP == 192;
+
+// Whether a call takes the 176-key tiles (Sm90FwdTraits::kWide): H128 rows, no
+// causal mask or window, no mask tensor.
+bool WideTiles(const AttentionParams& p) {
+  return !p.is_causal && p.left_window == kUnboundedWindow &&
+         p.right_window == kUnboundedWindow && p.mask_kind == MaskKind::kNone;
+}
 
 // The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv);
 // the 64x64 row with c.h64_consumers consumer warpgroups, the others with 2.
 template <typename T, bool kPipelined>
-cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, Sm90Choice c) {
+cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
+  using PingPong = Sm90Config::PingPong;
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   HeadDimSwitch(p.head_size, p.v_head_size, [&](auto row) {
     using Row = decltype(row);
     if constexpr (Row::kSm90) {
       // Three consumers without a mask tensor only: its loads spill at 160 registers.
       constexpr bool kH64 = Row::kHP == 64 && Row::kHVP == 64;
-      if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
+      constexpr bool kH128 = Row::kHP == 128 && Row::kHVP == 128;
+      if (kH128 && kPipelined && c.wide && WideTiles(p)) {
+        err = LaunchSm90<T, 128, 128, 2, true, false, false, /*kWide=*/true>(p, stream);
+      } else if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
         err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(p,
                                                                                        stream);
       } else if (kPipelined && (c.pingpong == PingPong::kOn ||
@@ -100,32 +103,12 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, Sm90Choi
 }
 
 template <bool kPipelined>
-cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream, Sm90Choice c) {
+cudaError_t DispatchDtype(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
   switch (p.dtype) {
     case DType::kFloat16: return DispatchSm90<__half, kPipelined>(p, stream, c);
     case DType::kBFloat16: return DispatchSm90<__nv_bfloat16, kPipelined>(p, stream, c);
     default: return cudaErrorInvalidValue;
   }
-}
-
-// The environment's choice (read once): 3 consumer warpgroups at H64 unless
-// JAX_MEA_SM90_H64_CONSUMERS=2 (the previous configuration, kept for A/B and as
-// an escape hatch); the ping-pong on every row with JAX_MEA_SM90_PINGPONG=1, on none
-// with =0, else on the rows kPingPongByRow names.
-Sm90Choice EnvChoice() {
-  static const Sm90Choice c = [] {
-    auto is = [](const char* name, const char* value) {
-      const char* v = std::getenv(name);
-      return v != nullptr && std::string(v) == value;
-    };
-    Sm90Choice r;
-    r.h64_consumers = is("JAX_MEA_SM90_H64_CONSUMERS", "2") ? 2 : 3;
-    r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? PingPong::kOn
-                 : is("JAX_MEA_SM90_PINGPONG", "0") ? PingPong::kOff
-                                                    : PingPong::kByRow;
-    return r;
-  }();
-  return c;
 }
 
 }  // namespace
@@ -151,26 +134,38 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
   return {};
 }
 
+// The defaults, with the environment's overrides (read once): JAX_MEA_SM90_H64_CONSUMERS=2
+// (the previous H64 configuration, kept for A/B and as an escape hatch),
+// JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none),
+// JAX_MEA_SM90_WIDE=0 (128-key tiles at H128 too).
+Sm90Config Sm90EnvConfig() {
+  static const Sm90Config c = [] {
+    auto is = [](const char* name, const char* value) {
+      const char* v = std::getenv(name);
+      return v != nullptr && std::string(v) == value;
+    };
+    Sm90Config r;
+    r.h64_consumers = is("JAX_MEA_SM90_H64_CONSUMERS", "2") ? 2 : 3;
+    r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? Sm90Config::PingPong::kOn
+                 : is("JAX_MEA_SM90_PINGPONG", "0") ? Sm90Config::PingPong::kOff
+                                                    : Sm90Config::PingPong::kByRow;
+    r.wide = !is("JAX_MEA_SM90_WIDE", "0");
+    return r;
+  }();
+  return c;
+}
+
 cudaError_t LaunchAttentionForwardSm90(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<true>(p, stream, EnvChoice());
+  return DispatchDtype<true>(p, stream, Sm90EnvConfig());
+}
+
+cudaError_t LaunchAttentionForwardSm90With(const AttentionParams& p, cudaStream_t stream,
+                                           const Sm90Config& c) {
+  return DispatchDtype<true>(p, stream, c);
 }
 
 cudaError_t LaunchAttentionForwardSm90Simple(const AttentionParams& p, cudaStream_t stream) {
-  return DispatchDtype<false>(p, stream, EnvChoice());
-}
-
-cudaError_t LaunchAttentionForwardSm90TwoConsumers(const AttentionParams& p,
-                                                   cudaStream_t stream) {
-  Sm90Choice c = EnvChoice();
-  c.h64_consumers = 2;
-  return DispatchDtype<true>(p, stream, c);
-}
-
-cudaError_t LaunchAttentionForwardSm90PingPong(const AttentionParams& p, cudaStream_t stream,
-                                               bool on) {
-  Sm90Choice c = EnvChoice();
-  c.pingpong = on ? PingPong::kOn : PingPong::kOff;
-  return DispatchDtype<true>(p, stream, c);
+  return DispatchDtype<false>(p, stream, Sm90EnvConfig());
 }
 
 }  // namespace jax_mea::cuda

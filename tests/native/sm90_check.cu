@@ -54,15 +54,18 @@ namespace {
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulation of exact inputs)
 
-// The sm_90a kernel with the ping-pong on every row / on none (--pingpong).
-cudaError_t PingPongOn(const AttentionParams& p, cudaStream_t s) {
-  return cuda::LaunchAttentionForwardSm90PingPong(p, s, true);
+// The sm_90a kernel in configurations other than the default: --bench's A/B, and
+// the checks of the 2-consumer H64 ("wg2") and of the ping-pong (--pingpong).
+enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff, kNarrow };
+template <Config kConfig>
+cudaError_t WithConfig(const AttentionParams& p, cudaStream_t s) {
+  cuda::Sm90Config c = cuda::Sm90EnvConfig();
+  if (kConfig == Config::kTwoConsumers) c.h64_consumers = 2;
+  if (kConfig == Config::kPingPongOn) c.pingpong = cuda::Sm90Config::PingPong::kOn;
+  if (kConfig == Config::kPingPongOff) c.pingpong = cuda::Sm90Config::PingPong::kOff;
+  if (kConfig == Config::kNarrow) c.wide = false;
+  return cuda::LaunchAttentionForwardSm90With(p, s, c);
 }
-cudaError_t PingPongOff(const AttentionParams& p, cudaStream_t s) {
-  return cuda::LaunchAttentionForwardSm90PingPong(p, s, false);
-}
-// The sm_90a entry the checks run (--simple: the unpipelined one; --pingpong:
-// with the ping-pong between consumer warpgroups, which --bench then times too).
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
 bool g_pingpong = false;
 
@@ -411,7 +414,7 @@ int Check(bool quick, const std::string& filter) {
                                   std::to_string(Hv) + (wg2 ? " wg2 " : " ") + c.name;
         if (!filter.empty() && label.find(filter) == std::string::npos) continue;
         const Outcome r = RunCase(c, rng, /*verbose=*/true,
-                                  wg2 ? cuda::LaunchAttentionForwardSm90TwoConsumers : nullptr);
+                                  wg2 ? WithConfig<Config::kTwoConsumers> : nullptr);
         ++total;
         failed += !r.ok;
         if (!r.why.empty()) {
@@ -544,18 +547,20 @@ void Bench(const std::string& filter) {
     std::printf("%-36s %8.3f %7.1f %8.3f %7.1f %8.3f %7.1f %6.2f %8.1e\n", c.name, t90,
                 tflops(t90), tsim, tflops(tsim), t80, tflops(t80), t80 / t90,
                 RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
-    if (g_pingpong) {  // the ping-pong on and off, beside the default (by row)
-      for (const bool on : {true, false}) {
-        const double tp = TimeLaunch(p90, on ? PingPongOn : PingPongOff, &mn);
-        std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n",
-                    on ? "  pingpong on" : "  pingpong off", tp, tflops(tp), "-", "-", "-", "-",
-                    t80 / tp, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
-      }
-    }
+    auto variant = [&](const char* label, LaunchFn fn) {
+      const double t = TimeLaunch(p90, fn, &mn);
+      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", label, t, tflops(t), "-",
+                  "-", "-", "-", t80 / t, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+    };
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
-      const double t2 = TimeLaunch(p90, cuda::LaunchAttentionForwardSm90TwoConsumers, &mn);
-      std::printf("%-36s %8.3f %7.1f %8s %7s %8s %7s %6.2f %8.1e\n", "  wg2", t2, tflops(t2), "-",
-                  "-", "-", "-", t80 / t2, RelDiff(d90.ptr, d80.ptr, n_out, c.dt));
+      variant("  wg2", WithConfig<Config::kTwoConsumers>);
+    }
+    if (c.H == 128 && c.Hv == 128 && !c.causal && c.left == kUnboundedWindow && !c.mask) {
+      variant("  128-key tiles", WithConfig<Config::kNarrow>);  // the wide tile's A/B
+    }
+    if (g_pingpong) {  // the ping-pong on and off, beside the default (by row)
+      variant("  pingpong on", WithConfig<Config::kPingPongOn>);
+      variant("  pingpong off", WithConfig<Config::kPingPongOff>);
     }
     std::fflush(stdout);
   }
@@ -573,7 +578,7 @@ int main(int argc, char** argv) {
     else if (a == "--debug") debug = true;
     else if (a == "--simple") g_sm90 = cuda::LaunchAttentionForwardSm90Simple;
     else if (a == "--pingpong") {
-      g_sm90 = PingPongOn;
+      g_sm90 = WithConfig<Config::kPingPongOn>;
       g_pingpong = true;
     }
     else if (a == "--filter" && i + 1 < argc) filter = argv[++i];
