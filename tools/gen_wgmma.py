@@ -18,9 +18,8 @@ import argparse
 import pathlib
 import sys
 
-# Accumulator widths N (m64nNk16): S tiles of 64 / 128 / 176 keys, O tiles of Hv 64 / 128 /
-# 256.
-WIDTHS = (64, 128, 176, 256)
+# Accumulator widths N (m64nNk16): S tiles of 64 / 128 keys, O tiles of Hv 64 / 128 / 256.
+WIDTHS = (64, 128, 256)
 TYPES = (("__half", "f16"), ("__nv_bfloat16", "bf16"))
 
 HEADER = """\

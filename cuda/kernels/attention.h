@@ -43,7 +43,6 @@ struct Sm90Config {
   // The ping-pong between the 2 consumer warpgroups: on, off, or on the rows where
   // it measured faster (H192/Hv128). Never with the 3 of H64.
   PingPong pingpong = PingPong::kByRow;
-  bool wide = true;  // 176-key tiles at H128 without causal mask, window or mask tensor
 };
 Sm90Config Sm90EnvConfig();
 cudaError_t LaunchAttentionForwardSm90With(const AttentionParams& p, cudaStream_t stream,

@@ -24,11 +24,10 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
 }
 
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong, bool kWide = false>
+          bool kPingPong>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
-  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs, kWide>;
-  auto kernel =
-      AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, kWide>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
@@ -64,13 +63,6 @@ cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
 template <typename Row>
 constexpr bool kPingPongByRow = Row::kHP == 192;
 
-// Whether a call takes the 176-key tiles (Sm90FwdTraits::kWide): H128 rows, no
-// causal mask or window, no mask tensor.
-bool WideTiles(const AttentionParams& p) {
-  return !p.is_causal && p.left_window == kUnboundedWindow &&
-         p.right_window == kUnboundedWindow && p.mask_kind == MaskKind::kNone;
-}
-
 // The first SM90 row of the head-dim table (kernels/head_dims.h) that holds (H, Hv);
 // the 64x64 row with c.h64_consumers consumer warpgroups, the others with 2.
 template <typename T, bool kPipelined>
@@ -82,10 +74,7 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, const Sm
     if constexpr (Row::kSm90) {
       // Three consumers without a mask tensor only: its loads spill at 160 registers.
       constexpr bool kH64 = Row::kHP == 64 && Row::kHVP == 64;
-      constexpr bool kH128 = Row::kHP == 128 && Row::kHVP == 128;
-      if (kH128 && kPipelined && c.wide && WideTiles(p)) {
-        err = LaunchSm90<T, 128, 128, 2, true, false, false, /*kWide=*/true>(p, stream);
-      } else if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
+      if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
         err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(p,
                                                                                        stream);
       } else if (kPipelined && (c.pingpong == PingPong::kOn ||
@@ -136,8 +125,7 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 
 // The defaults, with the environment's overrides (read once): JAX_MEA_SM90_H64_CONSUMERS=2
 // (the previous H64 configuration, kept for A/B and as an escape hatch),
-// JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none),
-// JAX_MEA_SM90_WIDE=0 (128-key tiles at H128 too).
+// JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none).
 Sm90Config Sm90EnvConfig() {
   static const Sm90Config c = [] {
     auto is = [](const char* name, const char* value) {
@@ -149,7 +137,6 @@ Sm90Config Sm90EnvConfig() {
     r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? Sm90Config::PingPong::kOn
                  : is("JAX_MEA_SM90_PINGPONG", "0") ? Sm90Config::PingPong::kOff
                                                     : Sm90Config::PingPong::kByRow;
-    r.wide = !is("JAX_MEA_SM90_WIDE", "0");
     return r;
   }();
   return c;

@@ -58,22 +58,20 @@ namespace jax_mea::cuda {
 // fill the gaps of the other two; registers 160 a consumer thread then (S, P and
 // O: 64 + 32 + 32; a mask tensor's loads would spill: those calls take 2).
 //
-// kWide: 176 keys per tile at H128 (FlashAttention-3's non-causal H128 tile):
-// fewer, longer GEMMs per softmax step; 88 + 44 + 64 registers for S, P and O,
-// Q + 2 stages of K and V in 208 KB. Only where every tile is whole work (no
-// causal mask or window, which make diagonal tiles of 176 more wasteful).
-template <int kD, int kDv, int kConsumerWGs = 2, bool kWide = false>
+// Keys per tile: 128 where they fit (below). FlashAttention-3's 176 at H128
+// without a causal mask measured slower here (session 12, H200, B2 S4096 N32
+// f16: 1.009 against 0.932 ms; with softcap 2.08 against 1.59) and was taken out.
+template <int kD, int kDv, int kConsumerWGs = 2>
 struct Sm90FwdTraits {
   static_assert(kD % 64 == 0 && kDv % 64 == 0, "head dims are whole 64-column TMA boxes");
   static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
-  static_assert(!kWide || (kD == 128 && kDv == 128 && kConsumerWGs == 2), "wide: H128");
   static constexpr int kConsumers = kConsumerWGs;
   static constexpr int kThreads = 128 * (1 + kConsumers);
   static constexpr int kBlockM = 64 * kConsumers;
   // Keys per K/V tile: 128 while the registers (S, P and O: 64 + 32 + kDv / 2 per
   // thread) and shared memory (Q + 2 stages of K and V) allow, else 64:
   // 64x64 80 KB, 128x128 160 KB, 192x128 208 KB, 256x256 (64 keys) 192 KB.
-  static constexpr int kBlockN = kWide ? 176 : kD <= 192 && kDv <= 128 ? 128 : 64;
+  static constexpr int kBlockN = kD <= 192 && kDv <= 128 ? 128 : 64;
   static constexpr int kStages = 2;
   // Mask tensor loads: parts of a tile (the kernel; fewest without spills).
   static constexpr int kMaskChunks = kD <= 128 ? 2 : 4;
@@ -126,12 +124,12 @@ struct Sm90FwdBarriers {
 // issuing their GEMMs (FlashAttention-3's inter-warpgroup ping-pong), so that one
 // runs its softmax while the other's GEMMs have the tensor cores.
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong = false, bool kWide = false>
-__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs, kWide>::kThreads, 1)
+          bool kPingPong = false>
+__global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs, kWide>;
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
   static_assert(!kPingPong || (kPipelined && kConsumerWGs == 2), "ping-pong: 2, pipelined");
   constexpr int kBlockM = Tr::kBlockM;
   constexpr int kBlockN = Tr::kBlockN;

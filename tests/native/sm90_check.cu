@@ -56,14 +56,13 @@ constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulat
 
 // The sm_90a kernel in configurations other than the default: --bench's A/B, and
 // the checks of the 2-consumer H64 ("wg2") and of the ping-pong (--pingpong).
-enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff, kNarrow };
+enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff };
 template <Config kConfig>
 cudaError_t WithConfig(const AttentionParams& p, cudaStream_t s) {
   cuda::Sm90Config c = cuda::Sm90EnvConfig();
   if (kConfig == Config::kTwoConsumers) c.h64_consumers = 2;
   if (kConfig == Config::kPingPongOn) c.pingpong = cuda::Sm90Config::PingPong::kOn;
   if (kConfig == Config::kPingPongOff) c.pingpong = cuda::Sm90Config::PingPong::kOff;
-  if (kConfig == Config::kNarrow) c.wide = false;
   return cuda::LaunchAttentionForwardSm90With(p, s, c);
 }
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
@@ -554,9 +553,6 @@ void Bench(const std::string& filter) {
     };
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
       variant("  wg2", WithConfig<Config::kTwoConsumers>);
-    }
-    if (c.H == 128 && c.Hv == 128 && !c.causal && c.left == kUnboundedWindow && !c.mask) {
-      variant("  128-key tiles", WithConfig<Config::kNarrow>);  // the wide tile's A/B
     }
     if (g_pingpong) {  // the ping-pong on and off, beside the default (by row)
       variant("  pingpong on", WithConfig<Config::kPingPongOn>);
