@@ -1,11 +1,12 @@
 """The attention call's log-sum-exp and backward as plain XLA computations.
 
-The lowering of ``with_lse`` and of the backward primitive for CUDA, until the
-CUDA kernels compute them (the FlashAttention-2-style backward kernel is future
-work): the same math as the CPU kernels, unfused, so it materialises
-[B, Nq, Sq, T] float32 scores (memory quadratic in the sequence). Each function
-takes the primitive's operands and parameters as they are bound (layouts,
-placeholders, windows read literally), and reproduces the score layer
+The CUDA lowering of what its kernels do not take: the lse where v's head size
+is 0, and the backward of calls the backward kernel does not take (float32, an
+additive mask, head sizes outside its rows, symbolic shapes). The same math as
+the CPU kernels: `backward` on whole [B, Nq, Sq, T] float32 score matrices,
+`blocked_backward` over blocks of query rows (memory linear in the sequence).
+Each function takes the primitive's operands and parameters as they are bound
+(layouts, placeholders, windows read literally), and reproduces the score layer
 (cuda/include/jax_mea/score.h): visible keys, softcap, mask.
 """
 
@@ -79,11 +80,11 @@ def lse(q, k, v, mask, kv_lengths, causal_offsets, **params):
     return (shift + jnp.log(jnp.sum(jnp.exp(logit - shift), axis=-1, keepdims=True)))[..., 0]
 
 
-def backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **params):
-    """(dq, dk, dv, dmask) as the backward primitive returns them: FlashAttention-2's
-    formulas on whole score matrices. Keys no row of a batch sees (past its kv
-    length, say) are zeroed before any product, and unseen entries of the score
-    gradients are 0, so a NaN there never reaches a gradient, as in the kernels."""
+def _backward_f32(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **params):
+    """(dq, dk, dv as float32 BNSH, ds [B, Nq, Sq, T]): FlashAttention-2's formulas on
+    whole score matrices. Keys no row sees (past its kv length, say) are zeroed
+    before any product, and unseen entries of the score gradients are 0, so a NaN
+    there never reaches a gradient, as in the kernels."""
     qf, kf, logit, dlogit, visible = logits(q, k, mask, kv_lengths, causal_offsets, **params)
     num_heads, num_kv_heads = qf.shape[1], kf.shape[1]
     seen = jnp.broadcast_to(visible, logit.shape).any(axis=(1, 2))[:, None, :, None]  # [B,1,T,1]
@@ -103,10 +104,70 @@ def backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **param
     dq = jnp.einsum("bnqk,bnkh->bnqh", dscore, _repeat_kv(kf, num_heads), precision=_HIGHEST)
     dk = group_sum(jnp.einsum("bnqk,bnqh->bnkh", dscore, qf, precision=_HIGHEST))
     dv = group_sum(jnp.einsum("bnqk,bnqd->bnkd", p, do, precision=_HIGHEST))
+    return dq, dk, dv, ds
+
+
+def _as_results(q, k, v, dq, dk, dv, dmask, params):
+    """Float32 BNSH gradients in the primitive's layouts and dtypes."""
+    return (_to_bnsh(dq, params["q_layout"]).astype(q.dtype),
+            _to_bnsh(dk, params["k_layout"]).astype(k.dtype),
+            _to_bnsh(dv, params["v_layout"]).astype(v.dtype), dmask)
+
+
+def backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **params):
+    """(dq, dk, dv, dmask) as the backward primitive returns them, on whole score
+    matrices: memory quadratic in the sequence."""
+    dq, dk, dv, ds = _backward_f32(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout,
+                                   **params)
     if int(params["mask_kind"]) == MASK_KINDS["ADDITIVE"]:
         dmask = _fit_last(ds, mask.shape[-1], 0.0)
     else:
         dmask = jnp.zeros((0,), jnp.float32)
-    return (_to_bnsh(dq, params["q_layout"]).astype(q.dtype),
-            _to_bnsh(dk, params["k_layout"]).astype(k.dtype),
-            _to_bnsh(dv, params["v_layout"]).astype(v.dtype), dmask)
+    return _as_results(q, k, v, dq, dk, dv, dmask, params)
+
+
+# Query rows per step of blocked_backward: its scores are [B, Nq, QUERY_BLOCK, T]
+# float32 (a few such temporaries at a time).
+QUERY_BLOCK = 256
+
+
+def blocked_backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, *,
+                     block=QUERY_BLOCK, **params):
+    """`backward` over blocks of `block` query rows (a lax.scan; the rows past the
+    last whole block in one more step): memory linear in the sequence. Each block
+    is its rows' own attention call (query positions, so the causal offsets, moved
+    by the block's start; a per-row mask sliced); dk and dv are summed over the
+    blocks in float32. An additive mask's gradient, dense [B, Nq, Sq, mask_len],
+    is as large as the scores: those calls take `backward`."""
+    q_axis, out_axis = (2 if int(params[n]) == _BNSH else 1 for n in ("q_layout", "out_layout"))
+    q_len = q.shape[q_axis]
+    if (not isinstance(q_len, int) or q_len <= block
+            or int(params["mask_kind"]) == MASK_KINDS["ADDITIVE"]):
+        return backward(q, k, v, mask, kv_lengths, causal_offsets, out, lse_, dout, **params)
+    offsets = causal_offsets if params["has_causal_offsets"] else params["causal_offset"]
+    offsets = jnp.asarray(offsets, jnp.int32)
+    mask_rows = (int(params["mask_kind"]) != MASK_KINDS["NONE"] and mask.shape[2] != 1)
+    block_params = dict(params, has_causal_offsets=True)
+
+    def rows(start, size):
+        """Gradients of query rows [start, start + size) (dk, dv: their part)."""
+        take = lambda x, axis: jax.lax.dynamic_slice_in_dim(x, start, size, axis)  # noqa: E731
+        return _backward_f32(take(q, q_axis), k, v, take(mask, 2) if mask_rows else mask,
+                             kv_lengths, offsets + start, take(out, out_axis), take(lse_, 2),
+                             take(dout, out_axis), **block_params)[:3]
+
+    def step(carry, i):
+        dq, dk, dv = rows(i * block, block)
+        return (carry[0] + dk, carry[1] + dv), dq
+
+    whole = q_len // block
+    kv_bnsh = [_to_bnsh(x, params[f"{n}_layout"]) for x, n in ((k, "k"), (v, "v"))]
+    zeros = tuple(jnp.zeros(x.shape, jnp.float32) for x in kv_bnsh)
+    (dk, dv), dq_blocks = jax.lax.scan(step, zeros, jnp.arange(whole))
+    # [whole, B, Nq, block, H] -> [B, Nq, whole * block, H]
+    dq = jnp.moveaxis(dq_blocks, 0, 2).reshape(
+        dq_blocks.shape[1:3] + (whole * block, dq_blocks.shape[-1]))
+    if q_len > whole * block:
+        dq_tail, dk_tail, dv_tail = rows(whole * block, q_len - whole * block)
+        dq, dk, dv = jnp.concatenate([dq, dq_tail], axis=2), dk + dk_tail, dv + dv_tail
+    return _as_results(q, k, v, dq, dk, dv, jnp.zeros((0,), jnp.float32), params)

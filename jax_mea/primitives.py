@@ -291,9 +291,11 @@ def _cuda_lse_without_values(params, *args):
 
 
 def _cuda_backward(*args, **params):
-    """attention_bwd_p for CUDA: the unfused XLA backward (memory O(S^2))."""
+    """attention_bwd_p for CUDA where the kernel does not take the call: XLA's
+    backward over blocks of query rows (memory linear in the sequence; with an
+    additive mask on whole score matrices, as large as its dense gradient)."""
     check_cuda_head_sizes(args[0].shape[3], args[2].shape[3])
-    return _unfused.backward(*args, **params)
+    return _unfused.blocked_backward(*args, **params)
 
 
 def cuda_backward_kernel_applies(dtype, head_size: int, v_head_size: int,

@@ -241,6 +241,48 @@ def test_unfused_backward_never_reads_keys_past_the_length():
     assert_grads_close(got, want, tol=1e-5)
 
 
+@pytest.mark.parametrize("mask", ["none", "bool rows", "bool broadcast rows"])
+@pytest.mark.parametrize("offsets", ["per batch", "static"])
+def test_blocked_backward_matches_the_cpu_kernel(mask, offsets):
+    # The CUDA lowering of the backward the kernel does not take (float32, say),
+    # in blocks of 4 query rows (2 whole blocks and a tail of 1), against the CPU
+    # kernel: query positions, causal offsets and mask rows follow each block.
+    (q, k, v, mask_, lengths, offsets_), params = _bind_args()
+    params = dict(params, mask_kind=MaskKind.NONE if mask == "none" else MaskKind.BOOL)
+    mask_ = {"none": jnp.zeros((1,), bool), "bool rows": mask_ > -0.5,
+             "bool broadcast rows": mask_[:, :, :1] > -0.5}[mask]
+    if offsets == "static":
+        params = dict(params, has_causal_offsets=False, causal_offset=7)
+        offsets_ = jnp.zeros((1,), jnp.int32)
+    args = (q, k, v, mask_, lengths, offsets_)
+    out, lse = attention_p.bind(*args, with_lse=True, **params)
+    dout = _normal(7, out.shape)
+    want = attention_bwd_p.bind(*args, out, lse, dout, **params)
+    got = jax.jit(partial(_unfused.blocked_backward, block=4, **params))(*args, out, lse, dout)
+    assert_grads_close(got[:3], want[:3], tol=1e-5)
+
+
+def test_blocked_backward_memory_is_linear_in_the_sequence():
+    # XLA's compiled temporaries of the blocked backward (what CUDA runs for float32)
+    # at S and 2S: linear (x2), not quadratic (x4), and below one head's S x S scores.
+    def temp(S):
+        x = jax.ShapeDtypeStruct((1, S, 2, 32), jnp.float32)
+        lse = jax.ShapeDtypeStruct((1, 2, S), jnp.float32)
+        params = dict(q_layout=Layout.BSNH, k_layout=Layout.BSNH, v_layout=Layout.BSNH,
+                      out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=False,
+                      has_causal_offsets=False, causal_offset=0, is_causal=True,
+                      left_window=UNBOUNDED_WINDOW, right_window=UNBOUNDED_WINDOW, scale=0.2,
+                      softcap=0.0)
+        placeholder = jax.ShapeDtypeStruct((1,), jnp.int32)
+        fn = jax.jit(partial(_unfused.blocked_backward, **params))
+        return fn.trace(x, x, x, jax.ShapeDtypeStruct((1,), jnp.bool_), placeholder,
+                        placeholder, x, lse, x).lower().compile().memory_analysis(
+                        ).temp_size_in_bytes
+    small, large = temp(4096), temp(8192)
+    assert large < 3 * small, (small, large)
+    assert large < 8192 * 8192 * 4 // 4, large
+
+
 def test_lowers_for_cuda():
     # Without a GPU: the grad program lowers for CUDA; float32's backward is XLA's
     # (bfloat16 / float16 take the kernel: test_cuda_backward_optin.py).
@@ -252,26 +294,32 @@ def test_lowers_for_cuda():
 S_LONG = 16384
 
 
-def _long_grad(dtype):
-    shape = jax.ShapeDtypeStruct((1, S_LONG, 2, 32), dtype)
+def _long_grad(dtype, S=S_LONG):
+    shape = jax.ShapeDtypeStruct((1, S, 2, 32), dtype)
     loss = lambda q, k, v: jnp.sum(jax_mea.dot_product_attention(
         q, k, v, is_causal=True).astype(jnp.float32))
     return jax.jit(jax.grad(loss, (0, 1, 2))).trace(shape, shape, shape)
 
 
-def test_memory_linear_in_the_sequence_cpu():
-    # S = 16k: an S x S float32 score matrix per head would be 1 GiB; the compiled
-    # grad's temporaries stay far below one.
-    memory = _long_grad(jnp.float32).lower().compile().memory_analysis()
-    assert memory.temp_size_in_bytes < S_LONG * S_LONG // 16, memory
+def test_memory_linear_in_the_sequence():
+    # float32 on the default backend (the CPU kernel; on a GPU, XLA's blocked
+    # backward): the compiled grad's temporaries at S = 16k grow linearly from 8k
+    # (x2, not x4) and stay below a quarter of one head's S x S float32 scores (1 GiB).
+    temp = [_long_grad(jnp.float32, S).lower().compile().memory_analysis().temp_size_in_bytes
+            for S in (S_LONG // 2, S_LONG)]
+    assert temp[1] < 3 * max(temp[0], 1 << 20), temp
+    assert temp[1] < S_LONG * S_LONG * 4 // 4, temp
 
 
 def test_memory_linear_in_the_sequence_cuda():
     # Lowered for CUDA without a GPU: the forward writes the lse and the backward is
-    # the kernel, so no value of the program has an S x S axis pair.
+    # the kernel (bfloat16) or XLA's blocked backward (float32), so no value of the
+    # program has an S x S axis pair.
     text = _long_grad(jnp.bfloat16).lower(lowering_platforms=("cuda",)).as_text()
     assert "jax_mea_attention_bwd" in text
     assert f"{S_LONG}x{S_LONG}" not in text
+    text = _long_grad(jnp.float32).lower(lowering_platforms=("cuda",)).as_text()
+    assert "jax_mea_attention_bwd" not in text and f"{S_LONG}x{S_LONG}" not in text
 
 
 def test_decode_attention_is_not_differentiable():
