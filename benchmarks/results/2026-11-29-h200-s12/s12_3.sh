@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Session 12, device run 3: the sm_90a kernel's 176-key tiles at H128 without causal
+# (FA3's non-causal H128 tile): checks, A/B bench, #15's prefill tables, sequence sweep.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+T0=$SECONDS
+B=.probe/bin
+N=$OUT/native.log
+( JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=12 \
+    nice python3 -m pip install --no-build-isolation --no-deps -q -e . > $OUT/build.log 2>&1; echo "build rc=$?" >> $OUT/build.log ) &
+bp=$!
+run() { local lim=$1; shift; timeout $lim "$@" > /tmp/t.log 2>&1; local rc=$?; echo "## $* rc=$rc ($((SECONDS-T0))s)" | tee -a $N; grep -E "^FAIL" /tmp/t.log | head -n 6 | tee -a $N; tail -n ${TAILN:-2} /tmp/t.log | tee -a $N; }
+run 30 $B/sm90_check --quick
+run 60 $B/sm90_check --filter H128
+run 30 $B/kernel_check --quick
+TAILN=45 run 70 $B/sm90_check --bench --pingpong
+echo "native done at $((SECONDS-T0))s"
+( timeout 90 compute-sanitizer --tool memcheck --error-exitcode 1 $B/sm90_check --quick --filter H128 > /tmp/s1.log 2>&1; echo "## memcheck sm90 --quick H128 rc=$? $(grep 'ERROR SUMMARY' /tmp/s1.log)" >> $N ) &
+sp=$!
+wait $bp; tail -n 1 $OUT/build.log
+timeout 60 python3 tools/jax_timeline.py --prefill --shapes 2x4096 --heads 32/32 --calls 6 > /tmp/tl.log 2>&1; grep -E "===|span" /tmp/tl.log | tee $OUT/timeline.log
+wait $sp; grep -E "memcheck" $N
+timeout 60 python3 -m pytest tests/test_dot_product_attention.py -p no:cacheprovider -n 14 -q -rf > $OUT/pytest.log 2>&1; echo "pytest rc=$? at $((SECONDS-T0))s"; grep -E "passed|failed" $OUT/pytest.log | tail -n 2; grep -E "^FAILED" $OUT/pytest.log | head -n 12
+timeout $((400-SECONDS+T0)) python3 benchmarks/prefill.py --contenders jax_mea,jax-cudnn,torch-cudnn --dtypes bfloat16,float16 --out $OUT/pf --budget-s $((370-SECONDS+T0)) > $OUT/prefill.log 2>&1; echo "prefill rc=$?"; grep -A12 "^case" $OUT/prefill.log
+timeout $((575-SECONDS+T0)) python3 benchmarks/prefill.py --contenders jax_mea,jax-cudnn,torch-cudnn --seqs 512,1024,2048,8192,16384 --only "N32 H128" --out $OUT/pf --budget-s $((550-SECONDS+T0)) > $OUT/prefill_seqs.log 2>&1; echo "seqs rc=$?"; grep -A18 "^case" $OUT/prefill_seqs.log
+rm -rf $OUT/pf; echo "end at $((SECONDS-T0))s"
