@@ -235,6 +235,23 @@ __device__ __forceinline__ void RedAdd2(float* acc, float x, float y) {
 #endif
 }
 
+// The row a warp of a one-warp-per-row launch takes: position i of (batch b, head h),
+// heads of len rows each (bh = b * heads + h); false past the last row.
+struct WarpRow {
+  int b, h, i, lane;
+  int64_t bh;
+};
+__device__ __forceinline__ bool ThisWarpRow(int batch, int heads, int len, WarpRow& r) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= static_cast<int64_t>(batch) * heads * len) return false;
+  r.lane = threadIdx.x & 31;
+  r.i = static_cast<int>(row % len);
+  r.bh = row / len;
+  r.h = static_cast<int>(r.bh % heads);
+  r.b = static_cast<int>(r.bh / heads);
+  return true;
+}
+
 // ------------------------------------------------------------------ 1. preprocess
 
 // One warp per padded query row (B * Nq * q_pad rows): D, lse2, the dQ accumulator
@@ -242,14 +259,10 @@ __device__ __forceinline__ void RedAdd2(float* acc, float x, float y) {
 template <typename T>
 __global__ void BwdPrepKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   const AttentionParams& p = bp.fwd;
-  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_heads * a.q_pad;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
-  const int i = static_cast<int>(row % a.q_pad);
-  const int64_t bh = row / a.q_pad;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
+  WarpRow r;
+  if (!ThisWarpRow(p.batch, p.num_heads, a.q_pad, r)) return;
+  const auto [b, h, i, lane, bh] = r;
+  const int64_t row = bh * a.q_pad + i;  // of the padded rows
   float sum = 0.f, lse = kNegInf;
   if (i < p.q_len) {
     const T* o = static_cast<const T*>(p.out) + b * p.out_strides.batch +
@@ -557,14 +570,9 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
 template <typename T>
 __global__ void BwdDqKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   const AttentionParams& p = bp.fwd;
-  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
-  const int i = static_cast<int>(row % p.q_len);
-  const int64_t bh = row / p.q_len;
-  const int h = static_cast<int>(bh % p.num_heads);
-  const int b = static_cast<int>(bh / p.num_heads);
+  WarpRow r;
+  if (!ThisWarpRow(p.batch, p.num_heads, p.q_len, r)) return;
+  const auto [b, h, i, lane, bh] = r;
   const float* acc = a.dq_acc + (bh * a.q_pad + i) * a.dq_stride;
   T* dq = static_cast<T*>(bp.dq) + b * bp.dq_strides.batch + h * bp.dq_strides.head +
           static_cast<int64_t>(i) * bp.dq_strides.seq;
@@ -579,14 +587,9 @@ __global__ void BwdDqKernel(const __grid_constant__ AttentionBackwardParams bp, 
 template <typename T>
 __global__ void BwdDkvKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   const AttentionParams& p = bp.fwd;
-  const int64_t rows = static_cast<int64_t>(p.batch) * p.num_kv_heads * p.kv_capacity;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
-  const int j = static_cast<int>(row % p.kv_capacity);
-  const int64_t bkv = row / p.kv_capacity;
-  const int kvh = static_cast<int>(bkv % p.num_kv_heads);
-  const int b = static_cast<int>(bkv / p.num_kv_heads);
+  WarpRow r;
+  if (!ThisWarpRow(p.batch, p.num_kv_heads, p.kv_capacity, r)) return;
+  const int b = r.b, kvh = r.h, j = r.i, lane = r.lane;
   const int group = p.group_size();
   // The group's first query head's row; the next head's is head_step further.
   const int64_t key0 = (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.kv_pad + j;
