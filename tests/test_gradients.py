@@ -310,6 +310,9 @@ def test_memory_linear_in_the_sequence():
             for S in (S_LONG // 2, S_LONG)]
     assert temp[1] < 3 * max(temp[0], 1 << 20), temp
     assert temp[1] < S_LONG * S_LONG * 4 // 4, temp
+    if jax.default_backend() == "cpu":
+        # The CPU kernel keeps far less: the earlier bound, a 64th of one head's scores.
+        assert temp[1] < S_LONG * S_LONG // 16, temp
 
 
 def test_memory_linear_in_the_sequence_cuda():
