@@ -492,6 +492,9 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
     a.append_num_new = ap->num_new;
   }
 
+#ifdef JAX_MEA_DECODE_TRACE
+  a.trace = options.trace;
+#endif
   // (groups, batch, splits): see CtaCoord in decode_common.cuh.
   const int64_t grid_x = static_cast<int64_t>(p.num_kv_heads) * a.row_blocks;
   if (grid_x > 0x7fffffff || p.batch > 65535) return cudaErrorInvalidValue;

@@ -100,6 +100,9 @@ struct DecodeOptions {
   void* workspace = nullptr; // caller's workspace for the split partials (device memory,
   size_t workspace_bytes = 0;  // any contents); null: the cached one. A short one means
                                // fewer splits. The XLA path passes XLA's buffer.
+#ifdef JAX_MEA_DECODE_TRACE
+  unsigned long long* trace = nullptr;  // diagnostics build: phase stamps (decode_common.cuh)
+#endif
 };
 
 cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,

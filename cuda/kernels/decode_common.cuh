@@ -63,7 +63,34 @@ struct DecodeArgs {
   // swizzle; the kernel takes DecodeArgs as a __grid_constant__ parameter.
   CUtensorMap tmap_k;
   CUtensorMap tmap_v;
+#ifdef JAX_MEA_DECODE_TRACE
+  // Diagnostics build only (decode_check --trace): kTraceSlots stamps per CTA.
+  unsigned long long* trace = nullptr;
+#endif
 };
+
+// Diagnostics (a build with -DJAX_MEA_DECODE_TRACE; decode_check --trace reads
+// them): thread 0 of each CTA stamps %globaltimer at the kernel's phases into
+// a.trace[cta * kTraceSlots + slot]: 0 entry, 1 keys and append done, 2 first
+// tile landed, 3 last tile done, 4 exit; 5 the SM, 6 the CTA's tiles.
+constexpr int kTraceSlots = 8;
+#ifdef JAX_MEA_DECODE_TRACE
+__device__ __forceinline__ void TraceStamp(const DecodeArgs& a, int slot,
+                                           unsigned long long value = ~0ull) {
+  if (a.trace == nullptr || threadIdx.x != 0) return;
+  if (value == ~0ull) asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(value));
+  const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  a.trace[static_cast<size_t>(cta) * kTraceSlots + slot] = value;
+}
+__device__ __forceinline__ unsigned SmId() {
+  unsigned id;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+  return id;
+}
+#define JAX_MEA_TRACE(a, ...) TraceStamp(a, __VA_ARGS__)
+#else
+#define JAX_MEA_TRACE(a, ...) ((void)0)
+#endif
 
 // The CTA's place in the grid (num_kv_heads * row_blocks, batch, num_splits):
 // splits vary slowest, so the first wave of CTAs spreads over all groups.

@@ -83,6 +83,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   T* const q_s = reinterpret_cast<T*>(TMA ? pipe_bytes + Cfg::kPipeRegion : smem);
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  JAX_MEA_TRACE(a, 0);
   CtaCoord cta = ThisCta(p, a, kMmaRows);
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
@@ -117,6 +118,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     if constexpr (TMA) FenceProxyAsyncGlobal();
     __syncthreads();
   }
+  JAX_MEA_TRACE(a, 1);
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;
@@ -262,6 +264,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     // The n-th TMA tile of a stage completes its barrier's phase n (a split's
     // cp.async tile is its last, so it never shifts the count).
     if (tile_by_tma(t)) MbarWait(&s_bars[t % Cfg::kStages], (t / Cfg::kStages) & 1);
+    if (t == 0) JAX_MEA_TRACE(a, 2);
     const int jw = kb + t * kTK + warp * kKeysPerWarp;  // this warp's first key
     if (jw < ke) {
       const T* ks = pipe + (t % Cfg::kStages) * Cfg::kStageElems;
@@ -367,6 +370,9 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   }
   CpAsyncWait<0>();
   __syncthreads();  // the pipeline's shared memory is free for the epilogue
+  JAX_MEA_TRACE(a, 3);
+  JAX_MEA_TRACE(a, 5, SmId());
+  JAX_MEA_TRACE(a, 6, ntiles);
 
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
@@ -395,6 +401,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,
                 "ep_acc past warp 0's rows holds ClusterMerge's table");
   Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta);
+  JAX_MEA_TRACE(a, 4);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

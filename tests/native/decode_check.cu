@@ -8,6 +8,8 @@
 //                           copy bandwidth in the same run
 //   --filter A,B      with --bench: only the shapes named (e.g. "B1 S32768 N32/8 H64/64"),
 //                     each swept over configurations and splits, then a table
+//   --trace           with --bench --filter, in a build with -DJAX_MEA_DECODE_TRACE:
+//                     where each CTA's time goes (phase stamps, decode_common.cuh)
 //   --seed N                fixes the random inputs (default: from the clock)
 //
 // Every case is also compared with the float64 reference (reference64.h).
@@ -614,6 +616,10 @@ int RunChecks(bool small, uint64_t seed) {
 
 // ------------------------------------------------------------------ benchmark
 
+#ifdef JAX_MEA_DECODE_TRACE
+constexpr int kTraceSlotsHost = 8;  // decode_impl::kTraceSlots (a device header)
+#endif
+
 __global__ void FillRandom(uint16_t* p, size_t n, uint64_t seed) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
@@ -641,7 +647,7 @@ double Median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-int RunBench(const std::string& filter) {
+int RunBench(const std::string& filter, bool trace) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -827,6 +833,82 @@ int RunBench(const std::string& filter) {
     return 2.0 * s.Nkv * keys * (s.H + s.Hv) + 2.0 * s.B * s.Nq * (s.H + s.Hv);
   };
 
+  if (trace) {
+#ifdef JAX_MEA_DECODE_TRACE
+    // Phase stamps of each CTA of one launch (the last of 8 back to back), per split count.
+    const size_t max_ctas = 1 << 16;
+    DevBuf dtrace(max_ctas * kTraceSlotsHost * sizeof(unsigned long long));
+    std::vector<unsigned long long> tr(max_ctas * kTraceSlotsHost);
+    for (const Shape& s : shapes) {
+      for (int sp : {0, 1, 2, 4, 8, 16}) {
+        AttentionParams p = params_of(s);
+        p.v = static_cast<char*>(arena.ptr) + 2ull * s.B * s.Nkv * s.capacity() * s.H;
+        if (s.ragged || s.full_lens) ragged_lengths(s);
+        cuda::DecodeOptions opt;
+        opt.num_splits = sp;
+        const std::string plan = cuda::DecodePlanString(p, opt);
+        const int splits = cuda::DecodeNumSplits(p, opt);
+        const size_t ctas = static_cast<size_t>(s.Nkv) * s.B * splits;  // one row block
+        if (ctas > max_ctas) continue;
+        CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+        Spin<<<1, 32>>>(1000000);
+        for (int it = 0; it < 8; ++it) {
+          if (it == 7) {
+            CHECK_CUDA(cudaMemsetAsync(dtrace.ptr, 0, ctas * kTraceSlotsHost * 8));
+            opt.trace = static_cast<unsigned long long*>(dtrace.ptr);
+            CHECK_CUDA(cudaEventRecord(e0));
+          }
+          CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+        }
+        CHECK_CUDA(cudaEventRecord(e1));
+        CHECK_CUDA(cudaDeviceSynchronize());
+        float ms;
+        CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+        CHECK_CUDA(cudaMemcpy(tr.data(), dtrace.ptr, ctas * kTraceSlotsHost * 8, cudaMemcpyDeviceToHost));
+        unsigned long long t_min = ~0ull, t_max = 0;
+        std::vector<double> d[6];  // entry offset, prologue, first tile, loop / tile, epilogue, total
+        size_t last = 0;
+        for (size_t c = 0; c < ctas; ++c) {
+          const unsigned long long* t = &tr[c * kTraceSlotsHost];
+          if (t[0] == 0) continue;
+          t_min = std::min(t_min, t[0]);
+          if (t[4] > t_max) { t_max = t[4]; last = c; }
+        }
+        for (size_t c = 0; c < ctas; ++c) {
+          const unsigned long long* t = &tr[c * kTraceSlotsHost];
+          if (t[0] == 0 || t[4] == 0) continue;
+          d[0].push_back((t[0] - t_min) * 1e-3);
+          d[1].push_back((t[1] - t[0]) * 1e-3);
+          d[2].push_back((t[2] - t[1]) * 1e-3);
+          d[3].push_back(t[6] > 1 ? (t[3] - t[2]) * 1e-3 / (t[6] - 1) : 0.0);
+          d[4].push_back((t[4] - t[3]) * 1e-3);
+          d[5].push_back((t[4] - t[0]) * 1e-3);
+        }
+        std::printf("%s splits %d {%s}: event %.1f us, first entry to last exit %.1f us, %zu CTAs\n",
+                    name_of(s).c_str(), splits, plan.c_str(), ms * 1e3, (t_max - t_min) * 1e-3, d[0].size());
+        const char* names[6] = {"entry offset", "keys+append", "first tile", "per later tile",
+                                "epilogue+merge", "CTA total"};
+        for (int k = 0; k < 6; ++k) {
+          std::vector<double> v = d[k];
+          if (v.empty()) continue;
+          std::sort(v.begin(), v.end());
+          std::printf("  %-16s us: min %6.2f p10 %6.2f med %6.2f p90 %6.2f max %6.2f\n", names[k], v[0],
+                      v[v.size() / 10], v[v.size() / 2], v[v.size() * 9 / 10], v.back());
+        }
+        const unsigned long long* t = &tr[last * kTraceSlotsHost];
+        std::printf("  last to exit: CTA %zu on SM %llu, %llu tiles: entry +%.2f, keys %.2f, first %.2f, "
+                    "loop %.2f, epilogue %.2f us\n", last, t[5], t[6], (t[0] - t_min) * 1e-3,
+                    (t[1] - t[0]) * 1e-3, (t[2] - t[1]) * 1e-3, (t[3] - t[2]) * 1e-3, (t[4] - t[3]) * 1e-3);
+        std::fflush(stdout);
+      }
+    }
+    return 0;
+#else
+    std::fprintf(stderr, "--trace needs a build with -DJAX_MEA_DECODE_TRACE\n");
+    return 2;
+#endif
+  }
+
   if (!filter.empty()) {
     // Focused sweep: the plan of each configuration and its time over splits.
     std::printf("sweep (bf16, T=1): [splits] time_us TB/s per configuration (c-1: default; "
@@ -943,12 +1025,13 @@ int RunBench(const std::string& filter) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool bench = false, small = false;
+  bool bench = false, small = false, trace = false;
   std::string filter;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--bench")) bench = true;
     else if (!std::strcmp(argv[i], "--small")) small = true;
+    else if (!std::strcmp(argv[i], "--trace")) trace = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
@@ -956,6 +1039,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (bench) return RunBench(filter);
+  if (bench) return RunBench(filter, trace);
   return RunChecks(small, seed);
 }
