@@ -164,13 +164,14 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     left = C.decode_window("local_window_size", local_window_size)
 
     starts = cache.lengths.astype(jnp.int32)
-    wanted = starts + steps
-    new_lengths = jnp.minimum(wanted, cache.max_seq_len).astype(jnp.int32)
-    # One custom call: append (positions past max_seq_len dropped), then attention.
+    # One custom call: append (positions past max_seq_len dropped), then attention over
+    # min(starts + T, max_seq_len) keys (the call derives them from the starts).
     scale, q_factor = C.split_scale(scale, head_size)
     out, new_key, new_value = bind_decode_step(
         C.fold_into_query(query, q_factor), key, value, cache.key, cache.value, starts,
-        new_lengths, left_window=left, scale=scale, softcap=softcap)
+        left_window=left, scale=scale, softcap=softcap)
+    wanted = starts + steps
+    new_lengths = jnp.minimum(wanted, cache.max_seq_len).astype(jnp.int32)
     new_cache = cache.replace(key=new_key, value=new_value, lengths=new_lengths,
                               overflowed=cache.overflowed | (wanted > cache.max_seq_len))
     return out, new_cache

@@ -466,14 +466,18 @@ decode_step_p = Primitive("jax_mea_decode_step")
 decode_step_p.multiple_results = True
 
 
-def bind_decode_step(q, key, value, cache_key, cache_value, starts, kv_lengths, *,
+def bind_decode_step(q, key, value, cache_key, cache_value, starts, *,
                      left_window: int, scale: float, softcap: float):
     """Writes key/value [B, T, Nkv, H|Hv] into the BNSH caches at positions starts[b] + t
     (dropping positions outside), then attends q [B, T, Nq, H] causally over the first
-    kv_lengths[b] keys, query t sitting at position starts[b] + t. Returns (out
-    [B, T, Nq, Hv], cache_key, cache_value); the caches are updated in place."""
+    min(starts[b] + T, capacity) keys, query t sitting at position starts[b] + t. Returns
+    (out [B, T, Nq, Hv], cache_key, cache_value); the caches are updated in place.
+
+    The lengths come from the starts inside the call, not from a second operand: a
+    model's step computes the new lengths into the cache's own buffer, and an operand
+    holding them beside the old ones made XLA copy the old lengths every layer."""
     return decode_step_p.bind(
-        q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), kv_lengths, starts,
+        q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), starts,
         q_layout=Layout.BSNH, k_layout=Layout.BNSH, v_layout=Layout.BNSH,
         out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
         has_causal_offsets=True, causal_offset=0, is_causal=True, left_window=int(left_window),
@@ -548,8 +552,8 @@ def _kv_concat_roles(params, avals):
 
 
 def _decode_step_roles(params, avals):
-    # (q, new_k, new_v, cache_k, cache_v, mask placeholder, kv_lengths, starts)
-    return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b", "b"),
+    # (q, new_k, new_v, cache_k, cache_v, mask placeholder, starts)
+    return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b"),
             ("bsnd", "bklh", "bkld"))
 
 

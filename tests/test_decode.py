@@ -15,7 +15,7 @@ import pytest
 import jax_mea
 from jax_mea import reference
 from conftest import (DTYPES, assert_close, assert_same, assert_same_kernel, attention_f64, f32,
-                      np_dtype, randn)
+                      np_dtype, on_gpu, randn)
 
 
 class CacheModel:
@@ -417,3 +417,32 @@ def test_decode_window_right_side(rng, fn):
     for window in ((2, 1), (2, -1), (2, -2)):
         with pytest.raises(ValueError, match="local_window_size"):
             fn(q, k, v, cache, local_window_size=window)
+
+
+@pytest.mark.skipif(not on_gpu(), reason="XLA's GPU pipeline decides these copies (the CPU "
+                    "pipeline copies loop-carried lengths regardless)")
+def test_decode_loop_copies_no_lengths_per_layer_gpu(rng):
+    """A model's decode loop (4 layers' caches carried through a scan) compiles
+    without a copy of each layer's lengths: the decode call derives its lengths
+    from the starts instead of taking the new lengths beside the old ones, which
+    made XLA copy the old lengths before every layer's call (16 memcpys per step
+    of the large decode_model, about 1 us each; issue 11)."""
+    import re
+    layers, batch = 4, 3
+    caches = tuple(random_cache(rng, batch, 64, 2, 32, 32, "bfloat16", [5, 9, 20])
+                   for _ in range(layers))
+    x = jnp.asarray(rng.standard_normal((batch, 1, 4, 32)), jnp.bfloat16)
+
+    def loop(caches, x):
+        def step(carry, _):
+            caches, x = carry
+            new = []
+            for cache in caches:
+                x, cache = jax_mea.decode_attention(x, x[:, :, :2], x[:, :, :2], cache)
+                new.append(cache)
+            return (tuple(new), x), None
+        return jax.lax.scan(step, (caches, x), None, length=4)[0]
+
+    hlo = jax.jit(loop, donate_argnums=0).lower(caches, x).compile().as_text()
+    lengths_copies = re.findall(rf"= s32\[{batch}\]\{{0\}} copy\(", hlo)
+    assert len(lengths_copies) == 0, f"{len(lengths_copies)} copies of the lengths"

@@ -75,17 +75,16 @@ auto KvConcatSignature(Binding binding) {
 }
 
 // A decode step in one call: (q, new_k, new_v, cache_k, cache_v, mask,
-// kv_lengths, starts) -> (out, cache_k, cache_v, workspace). The new tokens (in q_layout)
+// starts) -> (out, cache_k, cache_v, workspace). The new tokens (in q_layout)
 // go into the BNSH caches at starts[b] + t (outputs aliasing the cache inputs),
-// then attention over them with the kv lengths and starts as causal offsets;
-// attributes AttentionAttrs. One custom call instead of an append and an
+// then attention over the first starts[b] + T keys (clamped to the capacity)
+// with the starts as causal offsets; attributes AttentionAttrs. One custom call instead of an append and an
 // attention: XLA's cost per custom call is paid once per step.
 template <typename Binding>
 auto DecodeStepSignature(Binding binding) {
   // q, new_k, new_v, cache_k, cache_v, mask (placeholder: mask_kind = none)
   return Args<6, ffi::AnyBuffer>(std::move(binding))
-      .template Arg<ffi::Buffer<ffi::S32>>()   // kv_lengths
-      .template Arg<ffi::Buffer<ffi::S32>>()   // starts (= causal offsets)
+      .template Arg<ffi::Buffer<ffi::S32>>()   // starts (= causal offsets; lengths - T)
       .template Ret<ffi::AnyBuffer>()          // out
       .template Ret<ffi::AnyBuffer>()          // cache_k, aliasing the input
       .template Ret<ffi::AnyBuffer>()          // cache_v, aliasing the input
@@ -101,14 +100,15 @@ struct DecodeStepParams {
 
 inline ffi::ErrorOr<DecodeStepParams> MakeDecodeStepParams(
     ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k,
-    ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> kv_lengths,
-    ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out, ffi::AnyBuffer& out_k,
-    ffi::AnyBuffer& out_v, const AttentionAttrs& attrs) {
+    ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out,
+    ffi::AnyBuffer& out_k, ffi::AnyBuffer& out_v, const AttentionAttrs& attrs) {
   auto append = MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, out_k, out_v,
                                    KvCopyAttrs{attrs.q_layout});
   if (append.has_error()) return ffi::Unexpected(append.error());
-  auto attention = MakeAttentionParams(q, out_k, out_v, mask, kv_lengths, starts, out, attrs);
+  // Lengths starts[b] + T: the kernels add the bias where they read the lengths.
+  auto attention = MakeAttentionParams(q, out_k, out_v, mask, starts, starts, out, attrs);
   if (attention.has_error()) return ffi::Unexpected(attention.error());
+  attention->kv_length_bias = attention->q_len;
   return DecodeStepParams{*append, *attention};
 }
 

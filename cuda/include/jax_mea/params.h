@@ -56,9 +56,12 @@ struct AttentionParams {
   int head_size = 0;     // H of q and k
   int v_head_size = 0;   // Hv of v and out
 
-  // Keys at positions >= kv_lengths[b] are masked and never read. Null: every
-  // batch uses kv_capacity.
+  // Keys at positions >= kv_lengths[b] + kv_length_bias are masked and never
+  // read (clamped to [0, kv_capacity]). Null: every batch uses kv_capacity. A
+  // decode step passes its starts and T as the bias: it then needs no separate
+  // lengths array (XLA would copy the cache's lengths for it every layer).
   const int32_t* kv_lengths = nullptr;
+  int kv_length_bias = 0;
 
   // Query row i of batch b sits at absolute position i + offset(b), where
   // offset(b) = causal_offsets[b] if non-null, else causal_offset. Causal and
@@ -92,7 +95,7 @@ struct AttentionParams {
 
   MEA_HOST_DEVICE int group_size() const { return num_heads / num_kv_heads; }
   MEA_HOST_DEVICE int kv_length(int b) const {
-    int len = kv_lengths ? kv_lengths[b] : kv_capacity;
+    int len = kv_lengths ? kv_lengths[b] + kv_length_bias : kv_capacity;
     return len < 0 ? 0 : (len > kv_capacity ? kv_capacity : len);
   }
   MEA_HOST_DEVICE int query_offset(int b) const {
