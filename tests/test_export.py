@@ -15,6 +15,7 @@ from jax import export
 import jax_mea
 from jax_mea import _ext, _ffi
 from jax_mea.primitives import Layout, MaskKind, decode_workspace_bytes
+from conftest import assert_close, f32, on_gpu
 
 H, HV, NQ, NKV = 16, 8, 4, 2
 
@@ -141,7 +142,9 @@ def test_export_sizes_the_workspace_per_platform():
 def test_round_trip_gradient_with_a_symbolic_batch(rng):
     """A training step's grad, exported for both platforms with a polymorphic batch:
     the CUDA backward kernel's workspace needs static shapes, so that export lowers
-    the CUDA backward in XLA; with a static batch it takes the kernel."""
+    the CUDA backward in XLA; with a static batch it takes the kernel. On the GPU the
+    restored call (XLA's blocked backward) and the direct grad (the kernel) round
+    differently in bfloat16: equal within the GPU's gradient tolerance, not bitwise."""
     def grad(q, k, v):
         loss = lambda q, k, v: jnp.sum(jax_mea.dot_product_attention(
             q, k, v, is_causal=True).astype(jnp.float32) ** 2)
@@ -152,7 +155,11 @@ def test_round_trip_gradient_with_a_symbolic_batch(rng):
     restored, module = _round_trip(grad, *(_spec((b,) + s, jnp.bfloat16) for s in shapes))
     assert _ffi.ATTENTION_BWD_TARGET in module  # the CPU kernel's; CUDA's is XLA's
     q, k, v = (x.astype(jnp.bfloat16) for x in _inputs(rng, 2, *shapes))
-    _assert_tree_equal(restored.call(q, k, v), grad(q, k, v))
+    if on_gpu():
+        for name, a, e in zip("qkv", restored.call(q, k, v), grad(q, k, v), strict=True):
+            assert_close(a, f32(e), "bfloat16", f"d{name}")
+    else:
+        _assert_tree_equal(restored.call(q, k, v), grad(q, k, v))
     static = export.export(jax.jit(grad), platforms=("cuda",),
                            disabled_checks=jax_mea.export_disabled_checks())(
         *(_spec((2,) + s, jnp.bfloat16) for s in shapes)).mlir_module()
