@@ -709,7 +709,8 @@ int RunBench(const std::string& filter, bool trace) {
   // Capacity past the contents, by a little and by 2x, on the GQA shapes of
   // benchmarks/decode_model.py's large config (N16/4) and of the grid (N32/8).
   for (int extra_of : {64, 0}) {
-    for (auto bs : {std::pair<int, int>{1, 32768}, {8, 4096}, {32, 2048}, {8, 1024}}) {
+    for (auto bs : {std::pair<int, int>{1, 32768}, {8, 4096}, {32, 2048}, {8, 1024}, {1, 4096},
+                    {1, 1024}}) {
       for (auto nn : {std::pair<int, int>{16, 4}, {32, 8}}) {
         const int extra = extra_of ? extra_of : bs.second;  // 0: twice the length
         shapes.push_back(Shape{bs.first, bs.second, nn.first, nn.second, 128, 128, false, true,
