@@ -72,8 +72,10 @@ struct DecodeArgs {
 // Diagnostics (a build with -DJAX_MEA_DECODE_TRACE; decode_check --trace reads
 // them): thread 0 of each CTA stamps %globaltimer at the kernel's phases into
 // a.trace[cta * kTraceSlots + slot]: 0 entry, 1 keys and append done, 2 first
-// tile landed, 3 last tile done, 4 exit; 5 the SM, 6 the CTA's tiles.
-constexpr int kTraceSlots = 8;
+// tile landed, 3 last tile done, 4 exit; 5 the SM, 6 the CTA's tiles; inside the
+// epilogue: 7 the warps' states in shared memory, 8 the rows' weights, 9 out or
+// the partials written, 10 (fused combine) the group's counter taken.
+constexpr int kTraceSlots = 12;
 #ifdef JAX_MEA_DECODE_TRACE
 __device__ __forceinline__ void TraceStamp(const DecodeArgs& a, int slot,
                                            unsigned long long value = ~0ull) {
@@ -443,6 +445,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     }
   }
   __syncthreads();
+  JAX_MEA_TRACE(a, 8);
   for (int idx = tid; idx < nrows * Hv; idx += NT) {
     const int r = idx / Hv, d = idx - r * Hv;
     float o = 0.f;
@@ -456,6 +459,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
       static_cast<T*>(p.out)[s_dst[r] + d] = FromF32<T>(o);
     }
   }
+  JAX_MEA_TRACE(a, 9);
   if (in_cluster) {
     ClusterMerge<T, R, NT>(p, cta, ep_acc, acc_stride, s_ml,
                            reinterpret_cast<float2*>(ep_acc + R * acc_stride), s_dst);
@@ -474,6 +478,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
     s_last = old == static_cast<unsigned>(cta.splits - 1);
   }
   __syncthreads();
+  JAX_MEA_TRACE(a, 10);
   if (!s_last) return;
   __threadfence();
   MergeGroup<T, R, NT>(p, a, cta, reinterpret_cast<float2*>(ep_acc));

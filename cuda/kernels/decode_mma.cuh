@@ -396,6 +396,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     }
   }
   __syncthreads();
+  JAX_MEA_TRACE(a, 7);
   static_assert(NW * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxSplits * 8,
                 "ep_acc holds MergeGroup's table");
   static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,

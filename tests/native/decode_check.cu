@@ -617,7 +617,7 @@ int RunChecks(bool small, uint64_t seed) {
 // ------------------------------------------------------------------ benchmark
 
 #ifdef JAX_MEA_DECODE_TRACE
-constexpr int kTraceSlotsHost = 8;  // decode_impl::kTraceSlots (a device header)
+constexpr int kTraceSlotsHost = 12;  // decode_impl::kTraceSlots (a device header)
 #endif
 
 __global__ void FillRandom(uint16_t* p, size_t n, uint64_t seed) {
@@ -867,7 +867,9 @@ int RunBench(const std::string& filter, bool trace) {
         CHECK_CUDA(cudaEventElapsedTime(&ms, e0, e1));
         CHECK_CUDA(cudaMemcpy(tr.data(), dtrace.ptr, ctas * kTraceSlotsHost * 8, cudaMemcpyDeviceToHost));
         unsigned long long t_min = ~0ull, t_max = 0;
-        std::vector<double> d[6];  // entry offset, prologue, first tile, loop / tile, epilogue, total
+        // entry offset, prologue, first tile, loop / tile, epilogue, total; the epilogue's
+        // parts: states to shared memory, weights, out / partials written, counter, merge.
+        std::vector<double> d[11];
         size_t last = 0;
         for (size_t c = 0; c < ctas; ++c) {
           const unsigned long long* t = &tr[c * kTraceSlotsHost];
@@ -884,12 +886,20 @@ int RunBench(const std::string& filter, bool trace) {
           d[3].push_back(t[6] > 1 ? (t[3] - t[2]) * 1e-3 / (t[6] - 1) : 0.0);
           d[4].push_back((t[4] - t[3]) * 1e-3);
           d[5].push_back((t[4] - t[0]) * 1e-3);
+          d[6].push_back((t[7] - t[3]) * 1e-3);
+          d[7].push_back((t[8] - t[7]) * 1e-3);
+          d[8].push_back((t[9] - t[8]) * 1e-3);
+          if (t[10] != 0) {
+            d[9].push_back((t[10] - t[9]) * 1e-3);
+            if (t[4] - t[10] > 200) d[10].push_back((t[4] - t[10]) * 1e-3);  // the merging CTA
+          }
         }
         std::printf("%s splits %d {%s}: event %.1f us, first entry to last exit %.1f us, %zu CTAs\n",
                     name_of(s).c_str(), splits, plan.c_str(), ms * 1e3, (t_max - t_min) * 1e-3, d[0].size());
-        const char* names[6] = {"entry offset", "keys+append", "first tile", "per later tile",
-                                "epilogue+merge", "CTA total"};
-        for (int k = 0; k < 6; ++k) {
+        const char* names[11] = {"entry offset", "keys+append", "first tile", "per later tile",
+                                 "epilogue+merge", "CTA total", " ep: to smem", " ep: weights",
+                                 " ep: write", " ep: fence+count", " ep: merge (last)"};
+        for (int k = 0; k < 11; ++k) {
           std::vector<double> v = d[k];
           if (v.empty()) continue;
           std::sort(v.begin(), v.end());
