@@ -28,7 +28,7 @@ for round in 1 2; do
   for v in main 0003; do
     timeout 60 $B/dc_$v --bench --filter "$SH" > "$OUT/bench_${v}_$round.log" 2>&1
     echo "== $v round $round"; grep -E "^B[0-9]+ S[0-9]+ N[0-9/]+ H128/128 (cap\+[0-9]+|lens) +mma" \
-      "$OUT/bench_${v}_$round.log" | awk '{print $1, $2, $3, $4, $5, $NF, $(NF-3), $(NF-4)}'
+      "$OUT/bench_${v}_$round.log" | sed 's/ mma-tma cfg3 warps8 stages3 tile128 smem197K 1\/SM//'
   done
 done
 timeout 60 $B/dc_trace --bench --trace --filter "B8 S4096 N16/4 H128/128 cap+64,B1 S4096 N16/4 H128/128 cap+64" \
