@@ -17,7 +17,9 @@ costs on the device through JAX, beside the kernel alone (sm90_check --bench).
 --batch x --context, every variant) and prints each attention kernel's time per layer
 against the copy-bandwidth floor of that layer's K+V (the bytes the step reads from
 the layer's cache / the copy bandwidth measured in the same run), as a fraction; the
-kernels are found and told apart as benchmarks/kernel_times.py says.
+kernels are found and told apart as benchmarks/kernel_times.py says. Last come
+the kernels outside attention of every variant side by side, the largest
+differences from jax_mea's first.
 
     python3 tools/jax_timeline.py --model large --batch 8 --context 4096 [--steps 32]
     python3 tools/jax_timeline.py --model smoke --smoke      # on the CPU
@@ -122,6 +124,32 @@ def model_timeline(args):
             print(f"  unresolved (counted as not attention): "
                   f"{tot['unresolved_ns'] / r['_steps'] / 1e3:.2f} us/step in "
                   f"{', '.join(names[:8])}")
+    print_other_kernels_side_by_side(rows, args.top)
+
+
+def print_other_kernels_side_by_side(rows, top):
+    """The kernels outside attention, per step, of every profiled variant side by side,
+    the largest differences from jax_mea's first: what besides attention makes one
+    variant's step longer (e.g. a copy XLA inserts for one variant's operands only)."""
+    per_variant = {}
+    for r in rows:
+        if "_kernels" in r:
+            per_variant[r["variant"]] = {g: (c / r["_steps"], ns / r["_steps"] / 1e3)
+                                         for g, a, c, ns in summarize(r["_kernels"]) if not a}
+    if "jax_mea" not in per_variant or len(per_variant) < 2:
+        return
+    names = list(per_variant)
+    groups = set().union(*(v.keys() for v in per_variant.values()))
+    ours = per_variant["jax_mea"]
+
+    def spread(g):  # the largest |ours - other| in us per step
+        mine = ours.get(g, (0, 0))[1]
+        return max(abs(mine - v.get(g, (0, 0))[1]) for n, v in per_variant.items() if n != "jax_mea")
+    print("other kernels side by side (calls/step, us/step), the largest differences first:")
+    print(f"  {'kernel':48s}" + "".join(f" {n:>22s}" for n in names))
+    for g in sorted(groups, key=spread, reverse=True)[:top]:
+        cells = [per_variant[n].get(g, (0, 0)) for n in names]
+        print(f"  {g[:48]:48s}" + "".join(f" {c:8.1f} {us:13.2f}" for c, us in cells))
 
 
 def main():
