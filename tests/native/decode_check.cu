@@ -785,7 +785,7 @@ int RunBench(const std::string& filter, bool trace) {
     p.q = dq.ptr;
     p.out = dout.ptr;
     p.k = arena.ptr;
-    p.v = arena.ptr;
+    p.v = static_cast<char*>(arena.ptr) + 2ull * s.B * s.Nkv * s.capacity() * s.H;  // after K
     if (s.ragged || s.full_lens) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     return p;
   };
@@ -796,7 +796,6 @@ int RunBench(const std::string& filter, bool trace) {
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     AttentionParams p = params_of(s);
-    p.v = static_cast<char*>(arena.ptr) + kbytes;
     if (s.ragged || s.full_lens) ragged_lengths(s);
     cuda::DecodeOptions opt;
     opt.num_splits = splits;
@@ -843,7 +842,6 @@ int RunBench(const std::string& filter, bool trace) {
     for (const Shape& s : shapes) {
       for (int sp : {0, 1, 2, 4, 8, 16}) {
         AttentionParams p = params_of(s);
-        p.v = static_cast<char*>(arena.ptr) + 2ull * s.B * s.Nkv * s.capacity() * s.H;
         if (s.ragged || s.full_lens) ragged_lengths(s);
         cuda::DecodeOptions opt;
         opt.num_splits = sp;
@@ -974,7 +972,6 @@ int RunBench(const std::string& filter, bool trace) {
     int used;
     time_shape(s, 0, -1, &used);
     AttentionParams p = params_of(s);
-    p.v = static_cast<char*>(arena.ptr) + 2ull * 8 * 32768 * 128;
     Spin<<<1, 32>>>(20000000);
     for (int fused : {-1, 0}) {
       cuda::DecodeOptions opt;
