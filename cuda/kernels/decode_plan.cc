@@ -14,7 +14,8 @@ int DefaultMmaConfig(const AttentionParams& p, const DeviceFacts& d) {
   return d.compute_major >= 9 ? 3 : 2;
 }
 
-int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_overhead_keys) {
+int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, const SplitCosts& costs,
+                 const std::function<bool(int splits)>& in_cluster) {
   if (groups <= 0 || capacity <= 0 || slots <= 0) return 1;
   tile = std::max(tile, 1);
   const int max_s = static_cast<int>(std::min<int64_t>(
@@ -25,9 +26,17 @@ int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_
   auto cost = [&](int s, int* nonempty) {
     int64_t chunk = (capacity + s - 1) / s;
     chunk = (chunk + tile - 1) / tile * tile;
-    *nonempty = static_cast<int>((capacity + chunk - 1) / chunk);
-    const int64_t waves = (groups * *nonempty + slots - 1) / slots;
-    return static_cast<double>(waves) * static_cast<double>(chunk + cta_overhead_keys);
+    const int n = static_cast<int>((capacity + chunk - 1) / chunk);
+    *nonempty = n;
+    const int64_t waves = (groups * n + slots - 1) / slots;
+    double merge = 0;
+    if (n > 1) {
+      merge = in_cluster && in_cluster(n)
+                  ? costs.cluster_merge + static_cast<double>(costs.cluster_merge_per_split) * n
+                  : costs.workspace_merge +
+                        static_cast<double>(costs.workspace_merge_per_split) * n;
+    }
+    return static_cast<double>(waves) * static_cast<double>(chunk + costs.cta_overhead) + merge;
   };
   double best = 0;
   for (int s = 1; s <= max_s; ++s) {
@@ -37,7 +46,7 @@ int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_
   }
   for (int s = 1; s <= max_s; ++s) {
     int n;
-    if (cost(s, &n) <= 1.05 * best) return n;
+    if (cost(s, &n) <= kSplitTolerance * best) return n;
   }
   return 1;
 }
@@ -78,22 +87,31 @@ DecodePlan PlanDecode(const AttentionParams& p, const KernelFacts& k, const Devi
   plan.num_rows = static_cast<int64_t>(p.batch) * p.num_heads * p.q_len;
   plan.groups = static_cast<int64_t>(p.batch) * p.num_kv_heads * plan.row_blocks;
   const int64_t slots = static_cast<int64_t>(d.sm_count) * std::max(k.ctas_per_sm, 1);
-  const int overhead_keys =
-      k.key_bytes > 0 ? static_cast<int>((o.cta_overhead_bytes + k.key_bytes - 1) / k.key_bytes)
-                      : 0;
+  // The cost model's costs in keys (key_bytes 0: none, the model of keys alone).
+  auto keys = [&](int64_t bytes) {
+    return k.key_bytes > 0 ? static_cast<int>((bytes + k.key_bytes - 1) / k.key_bytes) : 0;
+  };
+  SplitCosts costs;
+  costs.cta_overhead = keys(o.cta_overhead_bytes);
+  costs.workspace_merge = keys(kWorkspaceMergeBytes);
+  costs.workspace_merge_per_split = keys(kWorkspaceMergeBytesPerSplit);
+  costs.cluster_merge = keys(kClusterMergeBytes);
+  costs.cluster_merge_per_split = keys(kClusterMergeBytesPerSplit);
+  auto in_cluster = [&](int splits) { return ClusterMergeFits(plan, splits, k, d, o, slots); };
   if (o.num_splits > 0) {
     plan.num_splits = plan.uniform_splits = std::min(o.num_splits, kMaxSplits);
   } else {
     plan.num_splits = plan.uniform_splits =
-        ChooseSplits(plan.groups, slots, p.kv_capacity, k.tile_keys, overhead_keys);
+        ChooseSplits(plan.groups, slots, p.kv_capacity, k.tile_keys, costs, in_cluster);
     // Rows of different lengths: split by capacity, the longest row's CTAs run on
     // alone at the end. With fewer groups than slots (the block scheduler cannot
     // even them out), launch up to the splits of one row alone, capped at about
     // four CTAs per slot, and let each group take its share (GroupSplits).
     if (o.balance && p.kv_lengths != nullptr && p.batch > 1 && plan.groups < slots &&
         p.kv_capacity >= kMinBalancedCapacity) {
-      const int one_row = ChooseSplits(plan.groups / p.batch, slots, p.kv_capacity, k.tile_keys,
-                                       overhead_keys);
+      // (balanced splits merge through the workspace)
+      const int one_row =
+          ChooseSplits(plan.groups / p.batch, slots, p.kv_capacity, k.tile_keys, costs);
       const int most =
           static_cast<int>(std::min<int64_t>(one_row, (4 * slots + plan.groups - 1) / plan.groups));
       if (most > plan.num_splits) {

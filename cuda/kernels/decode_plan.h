@@ -35,6 +35,30 @@ constexpr int kMinBalancedCapacity = 16384;
 // on an H200). Without it, a cache slightly larger than a multiple of the tile
 // (capacity 4096 + 64) was cut into 33 one-tile splits and ran at half speed.
 constexpr int64_t kCtaOverheadBytes = 160 << 10;
+// What merging a group's splits costs its last CTA beyond one split's epilogue, in
+// the same units. Measured on the H200 (decode_check --trace, per-CTA phase
+// stamps, 2026-11-29): through the workspace ~2.9 us plus ~0.13 us per split (the
+// fence, the counter, the partials from L2), in a cluster ~1.5 us plus ~0.1 us per
+// split. Without it, B1 S4096 N16/4 took 33 one-tile splits through the workspace
+// (16.5 us) where 12-16 merged in clusters took 14.4.
+constexpr int64_t kWorkspaceMergeBytes = 96 << 10;
+constexpr int64_t kWorkspaceMergeBytesPerSplit = 4 << 10;
+constexpr int64_t kClusterMergeBytes = 48 << 10;
+constexpr int64_t kClusterMergeBytesPerSplit = 3 << 10;
+
+// ChooseSplits takes the fewest splits within this factor of the best modelled
+// time. 5% once: with the merge costs, B1 S32768+64 N32/8 then took 15 splits
+// (120 CTAs) for 16 and ran 5% slower on the H200 (session 14).
+constexpr double kSplitTolerance = 1.02;
+
+// The split cost model's costs, in keys of one CTA's streaming (bytes / key bytes).
+struct SplitCosts {
+  int cta_overhead = 0;              // every CTA
+  int workspace_merge = 0;           // a split group merged through the workspace
+  int workspace_merge_per_split = 0;
+  int cluster_merge = 0;             // ... inside a cluster
+  int cluster_merge_per_split = 0;
+};
 
 struct DeviceFacts {
   int sm_count = 1;
@@ -80,10 +104,13 @@ struct DecodePlan {
 int DefaultMmaConfig(const AttentionParams& p, const DeviceFacts& d);
 
 // Number of non-empty kv splits of `capacity` keys for `groups` groups on `slots`
-// CTA slots: the fewest splits within 5% of the best modelled time, where the
+// CTA slots: the fewest splits within kSplitTolerance of the best modelled time, where the
 // slowest slot runs ceil(CTAs / slots) CTAs one after the other, each costing
-// its keys (rounded up to `tile`) plus `cta_overhead_keys`.
-int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, int cta_overhead_keys);
+// its keys (rounded up to `tile`) plus costs.cta_overhead, and the group's last
+// CTA then merges the splits (in a cluster where in_cluster(splits) says so,
+// else through the workspace).
+int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, const SplitCosts& costs,
+                 const std::function<bool(int splits)>& in_cluster = nullptr);
 
 // Workspace of `splits` split partials (jax_mea/workspace.h's layout): (max, sum)
 // per split and row at 0, then the unnormalised out at *o_offset. 0 for one split.
