@@ -235,8 +235,10 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
       }
     }
 
-    // Scale (and softcap) into log2 units.
-    ScoresToLogits(s, a.logits);
+    // Scale (and softcap) into log2 units, or, for plain logits, in the softmax's
+    // exponent (FoldScale).
+    const bool fold = FoldScale(a.logits, p.mask_kind != MaskKind::kNone);
+    if (!fold) ScoresToLogits(s, a.logits);
 
     // Visibility and mask: only tiles that some row does not see whole, or with a mask tensor.
     const int j0 = n * kBlockN;
@@ -245,7 +247,7 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
     }
 
     // Online softmax; s becomes P (unnormalised probabilities).
-    OnlineSoftmax(s, acc, row_max, row_sum);
+    OnlineSoftmax(s, acc, row_max, row_sum, fold ? a.logits.in : 1.f);
 
     // O += P V.
 #pragma unroll

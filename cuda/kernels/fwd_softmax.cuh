@@ -14,6 +14,13 @@
 
 namespace jax_mea::cuda {
 
+// Whether a tile's scale can wait for the softmax's exponent (SoftmaxStep's in):
+// plain logits with a positive scale (the max of the raw scores is then the max of
+// the logits) and no mask tensor (its values are added to logits).
+__device__ __forceinline__ bool FoldScale(const Logits& lg, bool mask_tensor) {
+  return !mask_tensor && !lg.capped() && lg.in > 0.f;
+}
+
 // Raw scores to logits in log2 units (scale and softcap: the score layer's Logits).
 template <int kMT, int kNT>
 __device__ __forceinline__ void ScoresToLogits(float (&s)[kMT][kNT][4], const Logits& lg) {
@@ -71,9 +78,14 @@ __device__ __forceinline__ void MaskLogits(float (&s)[kMT][kNT][4], const Attent
 // running max and (this thread's partial) sum, turns s into P (the unnormalised
 // probabilities exp2(logit - shift)), and gives the factor corr[r] by which the
 // row's O accumulators must be scaled (RescaleRows) before P's products are added.
+// s holds the logits divided by `in` (> 0): the logits themselves (in = 1), or
+// raw scores with the scale folded into the exponent's FMA (FlashAttention's
+// exp2(s * in - shift)), one multiply per score fewer (Logits::Plain's in; -inf
+// where masked either way).
 template <int kMT, int kNT>
 __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row_max)[2 * kMT],
-                                            float (&row_sum)[2 * kMT], float (&corr)[2 * kMT]) {
+                                            float (&row_sum)[2 * kMT], float (&corr)[2 * kMT],
+                                            float in = 1.f) {
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
@@ -84,15 +96,15 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row
       for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(s[mt][t][2 * k], s[mt][t][2 * k + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float new_max = fmaxf(row_max[r], mx);
+      const float new_max = fmaxf(row_max[r], mx * in);
       const float m_use = SoftmaxShift(new_max);
       corr[r] = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
       row_max[r] = new_max;
       row_sum[r] *= corr[r];
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
-        s[mt][t][2 * k] = Exp2(s[mt][t][2 * k] - m_use);
-        s[mt][t][2 * k + 1] = Exp2(s[mt][t][2 * k + 1] - m_use);
+        s[mt][t][2 * k] = Exp2(fmaf(s[mt][t][2 * k], in, -m_use));
+        s[mt][t][2 * k + 1] = Exp2(fmaf(s[mt][t][2 * k + 1], in, -m_use));
         row_sum[r] += s[mt][t][2 * k] + s[mt][t][2 * k + 1];
       }
     }
@@ -117,9 +129,9 @@ __device__ __forceinline__ void RescaleRows(float (&acc)[kMT][kDT][4],
 template <int kMT, int kNT, int kDT>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[kMT][kNT][4], float (&acc)[kMT][kDT][4],
                                               float (&row_max)[2 * kMT],
-                                              float (&row_sum)[2 * kMT]) {
+                                              float (&row_sum)[2 * kMT], float in = 1.f) {
   float corr[2 * kMT];
-  SoftmaxStep(s, row_max, row_sum, corr);
+  SoftmaxStep(s, row_max, row_sum, corr, in);
   RescaleRows(acc, corr);
 }
 
