@@ -81,6 +81,10 @@ struct Case {
   bool kv_lengths = false;         // per batch: 0, full, random, past capacity, negative, 1
   bool lse = true;
   bool zero_q = false;  // all logits 0: uniform P, so out = mean of the visible V rows
+  // Logits that rise along the keys, 3-9 log2 units per 128 (q[.][0] in [0.5, 1.5]
+  // times a ramp in k[.][0]): each tile raises the row's max, by more or less than a
+  // kernel's rescaling slack (FlashAttention-4's conditional rescaling).
+  bool rising = false;
   int left = kUnboundedWindow, right = kUnboundedWindow;  // local window (score.h)
   float softcap = 0.f;
   // Mask tensor [B|1, Nq|1, Sq|1, mask_len] (false: a broadcast axis), about 10%
@@ -154,6 +158,19 @@ Outcome RunCase(const Case& c, std::mt19937& rng, bool verbose, LaunchFn launch 
   for (size_t i = 0; i < q.size(); ++i) q.set(i, c.zero_q ? 0.f : u(rng));
   for (size_t i = 0; i < k.size(); ++i) k.set(i, u(rng));
   for (size_t i = 0; i < v.size(); ++i) v.set(i, u(rng) * 0.5f);
+  if (c.rising) {
+    std::uniform_real_distribution<float> u01(0.f, 1.f);
+    const float per_key = 6.f / 128.f / (p.scale * 1.44269504f);  // raw score per key
+    for (int b = 0; b < c.B; ++b)
+      for (int n = 0; n < c.Nq; ++n)
+        for (int i = 0; i < c.Sq; ++i)
+          q.set(b * p.q_strides.batch + n * p.q_strides.head + i * p.q_strides.seq,
+                0.5f + u01(rng));
+    for (int b = 0; b < c.B; ++b)
+      for (int n = 0; n < c.Nkv; ++n)
+        for (int j = 0; j < c.Skv; ++j)
+          k.set(b * p.k_strides.batch + n * p.k_strides.head + j * p.k_strides.seq, per_key * j);
+  }
 
   std::vector<int32_t> lengths(c.B, c.Skv), offsets(c.B, 0);
   if (c.kv_lengths) {
@@ -325,6 +342,9 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
     c.per_batch_offsets = true;
   });
   add("long_T513_S2049", [](Case& c) { c.B = 1; c.Nq = 1; c.Nkv = 1; c.Sq = 513; c.Skv = 2049; });
+  add("rising_scores_T256_S1300", [](Case& c) {
+    c.B = 1; c.Nq = 2; c.Nkv = 1; c.Sq = 256; c.Skv = 1300; c.rising = true;
+  });
   // Windows: a block's rows see different key ranges; tiles in the middle of the
   // block's range are masked per element.
   add("window_causal_left50_T300_S300", [](Case& c) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One device call for pending/0004 (issue 15: conditional rescaling in the sm_90a
+# forward). Build here first (main, then main + 0004):
+#
+#   cmake -S . -B build/cuda -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+#     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF
+#   mkdir -p .probe/bin
+#   ninja -C build/cuda sm90_check && cp build/cuda/tests/native/sm90_check .probe/bin/sm90_main
+#   git apply pending/0004-sm90-forward-conditional-rescaling.patch
+#   ninja -C build/cuda sm90_check kernel_check && cp build/cuda/tests/native/{sm90_check,kernel_check} .probe/bin/
+#   (leave the patch applied: the extension built on the device is the tree's)
+#
+# device: bash pending/validate_0004.sh   (carry .probe; about 5 minutes)
+set -uo pipefail
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+T0=$SECONDS
+B=.probe/bin
+( JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=12 \
+    nice python3 -m pip install --no-build-isolation --no-deps -q -e . > "$OUT/build.log" 2>&1
+  echo "build rc=$?" >> "$OUT/build.log" ) &
+bp=$!
+timeout 150 $B/sm90_check > "$OUT/sm90_check.log" 2>&1; echo "sm90_check rc=$? ($((SECONDS-T0))s)"
+grep -E "^FAIL|rising" "$OUT/sm90_check.log" | head; tail -n 1 "$OUT/sm90_check.log"
+timeout 60 $B/kernel_check --quick > /tmp/kc.log 2>&1; echo "kernel_check rc=$?"; tail -n 1 /tmp/kc.log
+timeout 100 compute-sanitizer --tool memcheck --error-exitcode 1 $B/sm90_check --quick > /tmp/mc.log 2>&1
+echo "memcheck rc=$? $(grep 'ERROR SUMMARY' /tmp/mc.log)"
+for v in sm90_main sm90_check sm90_main sm90_check; do
+  timeout 60 $B/$v --bench > /tmp/b.log 2>&1; echo "== $v"; grep -E "^B[0-9]" /tmp/b.log | head -n 12
+done
+wait $bp; tail -n 1 "$OUT/build.log"
+timeout $((580 - SECONDS + T0)) python3 benchmarks/prefill.py --passes forward \
+  --dtypes bfloat16,float16 --contenders jax_mea,jax-cudnn,torch-cudnn --out "$OUT/pf" \
+  --budget-s $((540 - SECONDS + T0)) > "$OUT/prefill.log" 2>&1
+echo "prefill rc=$?"; grep -A12 "^case" "$OUT/prefill.log"; rm -rf "$OUT/pf"
+echo "end at $((SECONDS - T0))s"
