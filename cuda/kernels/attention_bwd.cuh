@@ -331,8 +331,10 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
 }
 
 // kEarlyDq and kMinBlocks: kBwdEarlyDq and BwdTraits::kMinBlocks unless bwd_check
-// --bench compares variants.
-template <typename T, int kD, int kDv, bool kEarlyDq, int kMinBlocks>
+// --bench compares variants. kOrderedDq false (bwd_check --bench only): the dQ adds
+// without turns, in whatever order the CTAs reach them (not deterministic), to time
+// what the ordering costs.
+template <typename T, int kD, int kDv, bool kEarlyDq, int kMinBlocks, bool kOrderedDq = true>
 __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     BwdKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   using Tr = BwdTraits<kD, kDv>;
@@ -503,7 +505,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
       Zero(dq);
       WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
                                                          sK + wc * (kD / 4), lane);
-      if (lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
+      if (kOrderedDq && lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
       __syncwarp();
       float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
 #pragma unroll
@@ -525,7 +527,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
       // The previous tile's dQ adds, issued before two barriers, are done by now: its
       // turn passes without stalling on the fence (an earlier pass would; a later one
       // would hold the next key block back longer).
-      if (tid == 0 && passed != nullptr) PassTurn(passed);
+      if (kOrderedDq && tid == 0 && passed != nullptr) PassTurn(passed);
     }
 
     // dV += P^T dO: the warp's 32 keys x kDv / 2 columns.
@@ -533,7 +535,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
                                                        lane);
     __syncthreads();  // dO read by every warp: the next tile's may come in
     // kEarlyDq: the adds, issued before dV, are done by now (as above).
-    if (kEarlyDq && tid == 0) PassTurn(sem);
+    if (kOrderedDq && kEarlyDq && tid == 0) PassTurn(sem);
     if (nxt.hg < hg_end) load_do(nxt);
     // dK += dS^T Q: the warp's 32 keys x kD / 2 columns.
     WarpMma<T, 2, kD / 16, kBM, true, kPS, true, kKS>(dk, sdS + 32 * wc, sQs + wr * (kD / 2),
@@ -544,7 +546,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     }
     cur = nxt;
   }
-  if (passed != nullptr) {
+  if (kOrderedDq && passed != nullptr) {
     __syncthreads();
     if (tid == 0) PassTurn(passed);
   }
@@ -649,12 +651,12 @@ enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
 // allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup).
 template <typename T, int kD, int kDv, bool kEarlyDq = kBwdEarlyDq,
-          int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks>
+          int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks, bool kOrderedDq = true>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
                    BwdLaunches which = BwdLaunches::kAll, bool allow_split = true) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
-  auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks>;
+  auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks, kOrderedDq>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;

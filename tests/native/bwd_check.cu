@@ -246,8 +246,9 @@ double MedianMs(Fn&& fn) {
 void Bench() {
   // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
   // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
-  // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2).
-  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta };
+  // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2),
+  // kUnordered (the dQ adds without turns: not deterministic; what the order costs).
+  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta, kUnordered };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
@@ -267,6 +268,9 @@ void Bench() {
       {"  split:   B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false},
       {"  1 CTA/SM: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kOneCta},
       {"  1 CTA/SM: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kOneCta},
+      {"  unordered dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kUnordered},
+      {"  unordered dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kUnordered},
+      {"  unordered dQ: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kUnordered},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -309,9 +313,19 @@ void Bench() {
       return [&, which] {
         const bool split = c.variant != kUnsplit;
         if (c.H == 64) {
+          if (c.variant == kUnordered) {
+            constexpr int kBlocks = cuda::BwdTraits<64, 64>::kMinBlocks;
+            return cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, kBlocks, false>(bp, ws.ptr, nullptr,
+                                                                              which);
+          }
           return c.variant == kOneCta
                      ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 1>(bp, ws.ptr, nullptr, which)
                      : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which);
+        }
+        if (c.variant == kUnordered) {
+          constexpr int kBlocks = cuda::BwdTraits<128, 128>::kMinBlocks;
+          return cuda::RunBwd<T, 128, 128, cuda::kBwdEarlyDq, kBlocks, false>(bp, ws.ptr, nullptr,
+                                                                              which);
         }
         return c.variant == kLateDq
                    ? cuda::RunBwd<T, 128, 128, false>(bp, ws.ptr, nullptr, which)
