@@ -5,12 +5,16 @@
 #   cmake -S . -B build/cuda -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
 #     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF
 #   mkdir -p .probe/bin
-#   ninja -C build/cuda sm90_check && cp build/cuda/tests/native/sm90_check .probe/bin/sm90_main
+#   ninja -C build/cuda sm90_check bwd_check && cp build/cuda/tests/native/sm90_check .probe/bin/sm90_main
+#   cp build/cuda/tests/native/bwd_check .probe/bin/
 #   git apply pending/0004-sm90-forward-conditional-rescaling.patch
 #   ninja -C build/cuda sm90_check kernel_check && cp build/cuda/tests/native/{sm90_check,kernel_check} .probe/bin/
 #   (leave the patch applied: the extension built on the device is the tree's)
 #
-# device: bash pending/validate_0004.sh   (carry .probe; about 5 minutes)
+# It also runs main's new sm90_check case (rising scores) and bwd_check --bench with its
+# "unordered dQ" rows (issue 14: what the ordered dQ adds cost), both unrun so far.
+#
+# device: bash pending/validate_0004.sh   (carry .probe; about 6 minutes)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -20,6 +24,8 @@ B=.probe/bin
     nice python3 -m pip install --no-build-isolation --no-deps -q -e . > "$OUT/build.log" 2>&1
   echo "build rc=$?" >> "$OUT/build.log" ) &
 bp=$!
+timeout 30 $B/sm90_main --filter rising > /tmp/r.log 2>&1; echo "main rising rc=$?"; grep -E "rising|cases" /tmp/r.log
+timeout 90 $B/bwd_check --bench > "$OUT/bwd_bench.log" 2>&1; echo "bwd_check --bench rc=$?"; cat "$OUT/bwd_bench.log"
 timeout 150 $B/sm90_check > "$OUT/sm90_check.log" 2>&1; echo "sm90_check rc=$? ($((SECONDS-T0))s)"
 grep -E "^FAIL|rising" "$OUT/sm90_check.log" | head; tail -n 1 "$OUT/sm90_check.log"
 timeout 60 $B/kernel_check --quick > /tmp/kc.log 2>&1; echo "kernel_check rc=$?"; tail -n 1 /tmp/kc.log
