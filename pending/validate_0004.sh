@@ -14,7 +14,7 @@
 # It also runs main's new sm90_check case (rising scores) and bwd_check --bench with its
 # "unordered dQ" rows (issue 14: what the ordered dQ adds cost), both unrun so far.
 #
-# device: bash pending/validate_0004.sh   (carry .probe; about 6 minutes)
+# device: bash pending/validate_0004.sh   (carry .probe; about 8 minutes)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -33,6 +33,14 @@ timeout 100 compute-sanitizer --tool memcheck --error-exitcode 1 $B/sm90_check -
 echo "memcheck rc=$? $(grep 'ERROR SUMMARY' /tmp/mc.log)"
 for v in sm90_main sm90_check sm90_main sm90_check; do
   timeout 60 $B/$v --bench > /tmp/b.log 2>&1; echo "== $v"; grep -E "^B[0-9]" /tmp/b.log | head -n 12
+done
+# Where the H128 main loop stalls, main against 0004 (issue 15: tensor pipe 65% against
+# cuDNN's 73% in session 12): warp states and scheduler statistics of one launch.
+for v in sm90_main sm90_check; do
+  timeout 100 ncu --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+    --section ComputeWorkloadAnalysis -k regex:AttentionFwdSm90 --launch-skip 3 --launch-count 1 \
+    $B/$v --bench --filter "B2 S4096 N32 H128 bf16" > "$OUT/ncu_$v.log" 2>&1; echo "ncu $v rc=$?"
+  grep -E "Duration|Stall|Issue|Warp Cycles|Tensor|Active Warps|Eligible" "$OUT/ncu_$v.log" | head -n 40
 done
 wait $bp; tail -n 1 "$OUT/build.log"
 timeout $((580 - SECONDS + T0)) python3 benchmarks/prefill.py --passes forward \
