@@ -35,6 +35,7 @@ import functools
 import gc
 import importlib.util
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -476,8 +477,16 @@ def family(name):
     return "scan" if name.endswith("-scan") else "calls"
 
 
+def median_result(results):
+    """One (time, err, note) of several measurements of a contender: the median time
+    (the first measurement whole if any had no time), the first one's other fields."""
+    if len(results) == 1 or any(not r[0] for r in results):
+        return results[0]
+    return (statistics.median(r[0] for r in results),) + tuple(results[0][1:])
+
+
 def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=None,
-              meta=None, verbose=True, deadline=None, mode="forward", **timing_kw):
+              meta=None, verbose=True, deadline=None, mode="forward", rounds=1, **timing_kw):
     """Time contenders on cases. metric 'bytes' (TB/s, fraction of copy bandwidth
     `ceiling`) or 'flops' (TFLOP/s, fraction of matmul rate `ceiling`); unit 1e9 for
     GB/s, GFLOP/s. mode: the pass of PASSES timed, whose work is PASSES[mode] x the
@@ -485,7 +494,11 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
     the contenders that are not jax_mea's (is_ours) of the row's family (calls or scan).
     A contender that ignores Case.capacity (not in USES_CAPACITY) is measured once per
     case without it and its result reused. deadline (time.monotonic()): no case starts
-    after it; the ones left are named.
+    after it; the ones left are named. rounds > 1: every contender is measured that many
+    times per case, in the given order, then reversed, and so on; its time is the median
+    (under a power cap the GPU's clock drifts with what ran just before, and a fixed
+    order favours one contender; one session measured the same kernel 8% apart in two
+    device calls).
     Prints one line per result as it comes and a table per case at the end; writes the
     CSV (rewritten after every case, so that a cut-off run keeps what it measured)."""
     itemsize = jnp.dtype(dtype).itemsize
@@ -500,9 +513,17 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
         results = {}
         for n in contenders:
             key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
-            if key not in memo:
-                memo[key] = measure(n, case, dtype, mode=mode, **timing_kw)
-            results[n] = memo[key]
+            if key in memo:
+                results[n] = memo[key]
+        todo = [n for n in contenders if n not in results]
+        measured = {n: [] for n in todo}
+        for r in range(rounds):
+            for n in (todo if r % 2 == 0 else todo[::-1]):
+                measured[n].append(measure(n, case, dtype, mode=mode, **timing_kw))
+        for n in todo:
+            key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
+            memo[key] = results[n] = median_result(measured[n])
+        results = {n: results[n] for n in contenders}
         best_peer = {}
         for n, r in results.items():
             if not is_ours(n) and r[0]:

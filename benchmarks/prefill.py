@@ -79,6 +79,9 @@ def main():
         n for n in CONTENDERS if n != "jax_mea-step" and n not in SCAN_CONTENDERS))
     p.add_argument("--budget-s", type=float, default=None,
                    help="start no case after this many seconds (the rest are named)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure each contender this many times per case, the order "
+                        "reversed every other round, and report the median (default 1)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
     passes = args.passes or (["all"] if args.smoke else ["forward"])
@@ -110,7 +113,7 @@ def main():
                         jax_mea_cuda_backward_kernel=kernel_on)
             run_cases(shapes, contenders, dtype, metric="flops", mode=mode,
                       ceiling=ceil["matmul_flops"], csv_path=csv_path, meta=meta,
-                      deadline=deadline,
+                      deadline=deadline, rounds=args.rounds,
                       **(dict(counts=(1, 3), repeats=3) if args.smoke else {}))
 
 

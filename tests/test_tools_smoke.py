@@ -28,3 +28,24 @@ def test_jax_timeline_model_side_by_side():
     assert len(side) == 2, out[-2000:]
     header = side[1].splitlines()[1]
     assert "jax_mea" in header and "jax-xla" in header
+
+
+def test_prefill_rounds_print_one_median_per_contender(tmp_path):
+    """--rounds: every contender measured per round, the order reversed every other
+    round (a fixed order favours one contender under a power cap), the median kept."""
+    out = _run("benchmarks/prefill.py", "--smoke", "--passes", "forward", "--rounds", "2",
+               "--only", "N2 H64", "--out", str(tmp_path))
+    timed = [line for line in out.splitlines() if line.strip().startswith("prefill ")
+             and " ms " in line]
+    assert [("jax_mea" in line, "jax-xla" in line) for line in timed] == [
+        (True, False), (False, True)], out[-2000:]
+    assert "best peer / ours" in out
+
+
+def test_median_result():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from common import median_result
+    assert median_result([(3.0, 1e-3, "a"), (1.0, 2e-3, "b"), (2.0, 3e-3, "c")]) == (
+        2.0, 1e-3, "a")
+    assert median_result([(None, None, "n/a"), (1.0, 0.0, "")]) == (None, None, "n/a")
+    assert median_result([(5.0, 0.0, "")]) == (5.0, 0.0, "")
