@@ -43,7 +43,8 @@ for v in sm90_main sm90_check; do
   grep -E "Duration|Stall|Issue|Warp Cycles|Tensor|Active Warps|Eligible" "$OUT/ncu_$v.log" | head -n 40
 done
 wait $bp; tail -n 1 "$OUT/build.log"
-timeout $((580 - SECONDS + T0)) python3 benchmarks/prefill.py --passes forward \
+timeout $((580 - SECONDS + T0)) python3 benchmarks/prefill.py --passes forward --rounds 2 \
+  --only "N32 H128,N32/8,N16 H256" \
   --dtypes bfloat16,float16 --contenders jax_mea,jax-cudnn,torch-cudnn --out "$OUT/pf" \
   --budget-s $((540 - SECONDS + T0)) > "$OUT/prefill.log" 2>&1
 echo "prefill rc=$?"; grep -A12 "^case" "$OUT/prefill.log"; rm -rf "$OUT/pf"
