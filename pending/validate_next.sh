@@ -1,31 +1,54 @@
 #!/usr/bin/env bash
-# One device call for pending/0004 (issue 15: conditional rescaling in the sm_90a
-# forward). Build here first (main, then main + 0004):
+# Device calls for pending/0004 (issue 15: conditional rescaling in the sm_90a forward)
+# and pending/0005 (issue 14: the backward's dO double-buffered), with main's checks and
+# measurements not run yet (sm90_check's rising-scores case, bwd_check --bench's
+# "unordered dQ" rows). Build here first (main; main + 0005's bwd_check; main + 0004):
 #
 #   cmake -S . -B build/cuda -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
 #     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF
 #   mkdir -p .probe/bin
 #   ninja -C build/cuda sm90_check bwd_check && cp build/cuda/tests/native/sm90_check .probe/bin/sm90_main
 #   cp build/cuda/tests/native/bwd_check .probe/bin/
+#   git apply pending/0005-backward-double-buffered-dO.patch
+#   ninja -C build/cuda bwd_check && cp build/cuda/tests/native/bwd_check .probe/bin/bwd_check_0005
+#   git apply -R pending/0005-backward-double-buffered-dO.patch
 #   git apply pending/0004-sm90-forward-conditional-rescaling.patch
 #   ninja -C build/cuda sm90_check kernel_check && cp build/cuda/tests/native/{sm90_check,kernel_check} .probe/bin/
-#   (leave the patch applied: the extension built on the device is the tree's)
+#   (leave 0004 applied for "fwd": the extension built on the device is the tree's)
 #
-# It also runs main's new sm90_check case (rising scores) and bwd_check --bench with its
-# "unordered dQ" rows (issue 14: what the ordered dQ adds cost), both unrun so far.
-#
-# device: bash pending/validate_0004.sh   (carry .probe; about 8 minutes)
+# device: bash pending/validate_next.sh bwd   (0005 and the unordered-dQ rows; ~6 minutes)
+#         bash pending/validate_next.sh fwd   (0004, main's rising case, ncu, prefill; ~9 minutes)
+# (carry .probe, about 60 MB)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+PART=${1:-fwd}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 T0=$SECONDS
 B=.probe/bin
+
+if [ "$PART" = bwd ]; then
+  # main: what the ordered dQ adds cost (the "unordered dQ" rows against the default ones)
+  timeout 90 $B/bwd_check --bench > "$OUT/bwd_bench.log" 2>&1; echo "bwd_check --bench rc=$?"
+  cat "$OUT/bwd_bench.log"
+  # 0005: correctness (bwd_check runs each case twice and wants them bitwise equal),
+  # racecheck and memcheck, then the same bench
+  timeout 90 $B/bwd_check_0005 > /tmp/b5.log 2>&1; echo "bwd_check_0005 rc=$?"
+  grep -E "^FAIL" /tmp/b5.log | head; tail -n 1 /tmp/b5.log
+  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 1 $B/bwd_check_0005 --quick > /tmp/r5.log 2>&1
+  echo "racecheck 0005 rc=$? $(grep 'ERROR SUMMARY' /tmp/r5.log)"
+  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 1 $B/bwd_check_0005 --quick > /tmp/m5.log 2>&1
+  echo "memcheck 0005 rc=$? $(grep 'ERROR SUMMARY' /tmp/m5.log)"
+  timeout 90 $B/bwd_check_0005 --bench > "$OUT/bwd_bench_0005.log" 2>&1; echo "bwd 0005 --bench rc=$?"
+  cat "$OUT/bwd_bench_0005.log"
+  echo "end at $((SECONDS - T0))s"
+  exit 0
+fi
+
 ( JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=12 \
     nice python3 -m pip install --no-build-isolation --no-deps -q -e . > "$OUT/build.log" 2>&1
   echo "build rc=$?" >> "$OUT/build.log" ) &
 bp=$!
 timeout 30 $B/sm90_main --filter rising > /tmp/r.log 2>&1; echo "main rising rc=$?"; grep -E "rising|cases" /tmp/r.log
-timeout 90 $B/bwd_check --bench > "$OUT/bwd_bench.log" 2>&1; echo "bwd_check --bench rc=$?"; cat "$OUT/bwd_bench.log"
 timeout 150 $B/sm90_check > "$OUT/sm90_check.log" 2>&1; echo "sm90_check rc=$? ($((SECONDS-T0))s)"
 grep -E "^FAIL|rising" "$OUT/sm90_check.log" | head; tail -n 1 "$OUT/sm90_check.log"
 timeout 60 $B/kernel_check --quick > /tmp/kc.log 2>&1; echo "kernel_check rc=$?"; tail -n 1 /tmp/kc.log
