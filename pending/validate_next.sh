@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Device calls for pending/0004 (issue 15: conditional rescaling in the sm_90a forward)
-# and pending/0005 (issue 14: the backward's dO double-buffered), with main's checks and
+# Device calls for pending/0004 (issue 15: conditional rescaling in the sm_90a forward),
+# pending/0005 (issue 14: the backward's dO double-buffered) and pending/0006 (issue 11:
+# the decode kernels read the append's start at entry), with main's checks and
 # measurements not run yet (sm90_check's rising-scores case, bwd_check --bench's
 # "unordered dQ" rows). Build here first (main; main + 0005's bwd_check; main + 0004):
 #
@@ -15,16 +16,43 @@
 #   git apply pending/0004-sm90-forward-conditional-rescaling.patch
 #   ninja -C build/cuda sm90_check kernel_check && cp build/cuda/tests/native/{sm90_check,kernel_check} .probe/bin/
 #   (leave 0004 applied for "fwd": the extension built on the device is the tree's)
+# and, for "dec", into .probe/dec (carry only it: .probe/bin and .probe/dec together
+# pass the 64 MiB a call carries):
+#   ninja -C build/cuda decode_check && mkdir -p .probe/dec && cp build/cuda/tests/native/decode_check .probe/dec/dc_main
+#   git apply pending/0006-decode-append-start-at-entry.patch
+#   ninja -C build/cuda decode_check && cp build/cuda/tests/native/decode_check .probe/dec/dc_0006
+#   git apply -R pending/0006-decode-append-start-at-entry.patch
 #
 # device: bash pending/validate_next.sh bwd   (0005 and the unordered-dQ rows; ~6 minutes)
 #         bash pending/validate_next.sh fwd   (0004, main's rising case, ncu, prefill; ~9 minutes)
-# (carry .probe, about 60 MB)
+#   (both: carry .probe/bin, about 60 MB)
+#         bash pending/validate_next.sh dec   (0006 against main, decode kernel alone; ~5 minutes)
+#   (carry .probe/dec, about 34 MB)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PART=${1:-fwd}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 T0=$SECONDS
 B=.probe/bin
+
+if [ "$PART" = dec ]; then
+  D=.probe/dec
+  timeout 120 $D/dc_0006 --small > /tmp/d6.log 2>&1; echo "dc_0006 --small rc=$?"; tail -n 1 /tmp/d6.log
+  timeout 100 compute-sanitizer --tool memcheck --error-exitcode 1 $D/dc_0006 --small > /tmp/dm6.log 2>&1
+  echo "memcheck 0006 rc=$? $(grep 'ERROR SUMMARY' /tmp/dm6.log)"
+  SH="B1 S4096 N16/4 H128/128 cap+64,B1 S4096 N32/8 H128/128 cap+64,B1 S1024 N16/4 H128/128 cap+64"
+  SH="$SH,B1 S32768 N16/4 H128/128 cap+64,B1 S32768 N32/8 H128/128 cap+64,B8 S4096 N16/4 H128/128 cap+64"
+  SH="$SH,B8 S1024 N16/4 H128/128 cap+64,B32 S2048 N16/4 H128/128 cap+64,B8 S4096 N32/8 H128/128 lens"
+  for round in 1 2; do
+    for v in main 0006 0006 main; do  # each twice a round, in both orders
+      timeout 60 $D/dc_$v --bench --filter "$SH" > /tmp/db.log 2>&1
+      echo "== $v round $round"; grep -E "^B[0-9]+ S[0-9]+ N[0-9/]+ H128/128 (cap\+[0-9]+|lens) +mma" \
+        /tmp/db.log | sed 's/ mma-tma cfg3 warps8 stages3 tile128 smem197K 1\/SM//'
+    done
+  done
+  echo "end at $((SECONDS - T0))s"
+  exit 0
+fi
 
 if [ "$PART" = bwd ]; then
   # main: what the ordered dQ adds cost (the "unordered dQ" rows against the default ones)
