@@ -195,7 +195,7 @@ MUTANTS = [
            ("tests/test_decode_plan.py::test_split_tolerance_keeps_the_sms_busy",),
            bug="the planner takes 15 splits for 16 (120 CTAs on 132 SMs, 5% slower)"),
     Mutant("merge-cost-ignored", "cuda/kernels/decode_plan.cc",
-           "static_cast<double>(chunk + costs.cta_overhead) + merge;",
+           "static_cast<double>(chunk + costs.cta_overhead) +\n                  merge;",
            "static_cast<double>(chunk + costs.cta_overhead);",
            ("tests/test_decode_plan.py::test_merge_cost_prefers_fewer_splits_merged_in_clusters",),
            bug="33 one-tile splits merged through the workspace where 11 in clusters are faster"),

@@ -2,6 +2,7 @@
 #include "kernels/decode_plan.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace jax_mea::decode_plan {
 
@@ -21,32 +22,26 @@ int ChooseSplits(int64_t groups, int64_t slots, int capacity, int tile, const Sp
   const int max_s = static_cast<int>(std::min<int64_t>(
       kMaxSplits, (static_cast<int64_t>(capacity) + kMinKeysPerSplit - 1) / kMinKeysPerSplit));
   if (max_s <= 1) return 1;
-  // Modelled time of s splits (in keys streamed by one CTA slot) and the number of
-  // non-empty splits it gives.
-  auto cost = [&](int s, int* nonempty) {
+  // Per split count s (index s - 1): its modelled time (in keys streamed by one CTA
+  // slot) and the number of non-empty splits it gives.
+  std::vector<double> cost(max_s);
+  std::vector<int> nonempty(max_s);
+  double best = 0;
+  for (int s = 1; s <= max_s; ++s) {
     int64_t chunk = (capacity + s - 1) / s;
     chunk = (chunk + tile - 1) / tile * tile;
     const int n = static_cast<int>((capacity + chunk - 1) / chunk);
-    *nonempty = n;
     const int64_t waves = (groups * n + slots - 1) / slots;
-    double merge = 0;
-    if (n > 1) {
-      merge = in_cluster && in_cluster(n)
-                  ? costs.cluster_merge + static_cast<double>(costs.cluster_merge_per_split) * n
-                  : costs.workspace_merge +
-                        static_cast<double>(costs.workspace_merge_per_split) * n;
-    }
-    return static_cast<double>(waves) * static_cast<double>(chunk + costs.cta_overhead) + merge;
-  };
-  double best = 0;
-  for (int s = 1; s <= max_s; ++s) {
-    int n;
-    const double c = cost(s, &n);
-    if (s == 1 || c < best) best = c;
+    const double merge =
+        n < 2 ? 0.0
+              : (in_cluster && in_cluster(n) ? costs.cluster_merge : costs.workspace_merge).Of(n);
+    nonempty[s - 1] = n;
+    cost[s - 1] = static_cast<double>(waves) * static_cast<double>(chunk + costs.cta_overhead) +
+                  merge;
+    if (s == 1 || cost[s - 1] < best) best = cost[s - 1];
   }
   for (int s = 1; s <= max_s; ++s) {
-    int n;
-    if (cost(s, &n) <= kSplitTolerance * best) return n;
+    if (cost[s - 1] <= kSplitTolerance * best) return nonempty[s - 1];
   }
   return 1;
 }
@@ -91,12 +86,13 @@ DecodePlan PlanDecode(const AttentionParams& p, const KernelFacts& k, const Devi
   auto keys = [&](int64_t bytes) {
     return k.key_bytes > 0 ? static_cast<int>((bytes + k.key_bytes - 1) / k.key_bytes) : 0;
   };
+  auto merge_keys = [&](MergeCost bytes) {
+    return MergeCost{keys(bytes.fixed), keys(bytes.per_split)};
+  };
   SplitCosts costs;
   costs.cta_overhead = keys(o.cta_overhead_bytes);
-  costs.workspace_merge = keys(kWorkspaceMergeBytes);
-  costs.workspace_merge_per_split = keys(kWorkspaceMergeBytesPerSplit);
-  costs.cluster_merge = keys(kClusterMergeBytes);
-  costs.cluster_merge_per_split = keys(kClusterMergeBytesPerSplit);
+  costs.workspace_merge = merge_keys(kWorkspaceMergeBytes);
+  costs.cluster_merge = merge_keys(kClusterMergeBytes);
   auto in_cluster = [&](int splits) { return ClusterMergeFits(plan, splits, k, d, o, slots); };
   if (o.num_splits > 0) {
     plan.num_splits = plan.uniform_splits = std::min(o.num_splits, kMaxSplits);

@@ -41,10 +41,13 @@ constexpr int64_t kCtaOverheadBytes = 160 << 10;
 // fence, the counter, the partials from L2), in a cluster ~1.5 us plus ~0.1 us per
 // split. Without it, B1 S4096 N16/4 took 33 one-tile splits through the workspace
 // (16.5 us) where 12-16 merged in clusters took 14.4.
-constexpr int64_t kWorkspaceMergeBytes = 96 << 10;
-constexpr int64_t kWorkspaceMergeBytesPerSplit = 4 << 10;
-constexpr int64_t kClusterMergeBytes = 48 << 10;
-constexpr int64_t kClusterMergeBytesPerSplit = 3 << 10;
+// A merge's cost: fixed, plus per split (bytes here, keys in SplitCosts).
+struct MergeCost {
+  int64_t fixed = 0, per_split = 0;
+  double Of(int splits) const { return static_cast<double>(fixed + per_split * splits); }
+};
+constexpr MergeCost kWorkspaceMergeBytes{96 << 10, 4 << 10};
+constexpr MergeCost kClusterMergeBytes{48 << 10, 3 << 10};
 
 // ChooseSplits takes the fewest splits within this factor of the best modelled
 // time. 5% once: with the merge costs, B1 S32768+64 N32/8 then took 15 splits
@@ -53,11 +56,9 @@ constexpr double kSplitTolerance = 1.02;
 
 // The split cost model's costs, in keys of one CTA's streaming (bytes / key bytes).
 struct SplitCosts {
-  int cta_overhead = 0;              // every CTA
-  int workspace_merge = 0;           // a split group merged through the workspace
-  int workspace_merge_per_split = 0;
-  int cluster_merge = 0;             // ... inside a cluster
-  int cluster_merge_per_split = 0;
+  int cta_overhead = 0;  // every CTA
+  MergeCost workspace_merge;  // a split group merged through the workspace
+  MergeCost cluster_merge;    // ... inside a cluster
 };
 
 struct DeviceFacts {
