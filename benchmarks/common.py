@@ -510,20 +510,16 @@ def run_cases(cases, contenders, dtype, *, metric, ceiling, unit=1e12, csv_path=
             break
         t_case = time.monotonic()
         work = case.nbytes(itemsize) if metric == "bytes" else case.flops() * PASSES[mode]
-        results = {}
-        for n in contenders:
-            key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
-            if key in memo:
-                results[n] = memo[key]
-        todo = [n for n in contenders if n not in results]
+        keys = {n: (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
+                for n in contenders}
+        todo = [n for n in contenders if keys[n] not in memo]
         measured = {n: [] for n in todo}
         for r in range(rounds):
             for n in (todo if r % 2 == 0 else todo[::-1]):
                 measured[n].append(measure(n, case, dtype, mode=mode, **timing_kw))
         for n in todo:
-            key = (n, case if n in USES_CAPACITY else dataclasses.replace(case, capacity=None))
-            memo[key] = results[n] = median_result(measured[n])
-        results = {n: results[n] for n in contenders}
+            memo[keys[n]] = median_result(measured[n])
+        results = {n: memo[keys[n]] for n in contenders}
         best_peer = {}
         for n, r in results.items():
             if not is_ours(n) and r[0]:
