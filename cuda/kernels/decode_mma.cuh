@@ -87,6 +87,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   CtaCoord cta = ThisCta(p, a, kMmaRows);
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
+  const int append_start = AppendStart(a, b);
 
   // Q first: its loads (16 bytes, all in flight at once) overlap with the
   // kv_length read and the pipeline start below; stored to shared memory later.
@@ -114,7 +115,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
   if (a.append_num_new > 0) {  // uniform: every thread takes the barrier
-    AppendNewRows<T>(p, a, b, kv_head, kb, ke);
+    AppendNewRows<T>(p, a, b, kv_head, kb, ke, append_start);
     if constexpr (TMA) FenceProxyAsyncGlobal();
     __syncthreads();
   }

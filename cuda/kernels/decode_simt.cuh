@@ -42,13 +42,14 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   CtaCoord cta = ThisCta(p, a, R);
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
+  const int append_start = AppendStart(a, b);
   const int kv_len = p.kv_length(b);
   const int offset = p.query_offset(b);
 
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
   // The fused append: published by the __syncthreads below, before any K/V read.
-  if (a.append_num_new > 0) AppendNewRows<T>(p, a, b, kv_head, kb, ke);
+  if (a.append_num_new > 0) AppendNewRows<T>(p, a, b, kv_head, kb, ke, append_start);
   const Logits logits = MakeLogits(p, kLog2e, /*q_scaled=*/true);
 
   for (int idx = tid; idx < R * D; idx += kThreads) {
