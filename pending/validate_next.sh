@@ -68,6 +68,13 @@ if [ "$PART" = bwd ]; then
   echo "memcheck 0005 rc=$? $(grep 'ERROR SUMMARY' /tmp/m5.log)"
   timeout 90 $B/bwd_check_0005 --bench > "$OUT/bwd_bench_0005.log" 2>&1; echo "bwd 0005 --bench rc=$?"
   cat "$OUT/bwd_bench_0005.log"
+  # Where main's backward kernel stalls (B2 S4096 N32 H128 bf16, the bench's first row).
+  timeout 150 ncu --clock-control none --kill yes --set full \
+    --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio \
+    -k regex:BwdKernel --launch-skip 2 --launch-count 1 $B/bwd_check --bench \
+    > "$OUT/ncu_bwd.log" 2>&1; echo "ncu bwd rc=$?"
+  grep -E "Duration|Throughput|Pipe|Stall|stalled|Issue|Eligible|Active Warps|Registers|Bank|Achieved" \
+    "$OUT/ncu_bwd.log" | head -n 80
   echo "end at $((SECONDS - T0))s"
   exit 0
 fi
@@ -88,7 +95,7 @@ done
 # Where the H128 main loop stalls, main against 0004 (issue 15: tensor pipe 65% against
 # cuDNN's 73% in session 12): warp states and scheduler statistics of one launch.
 for v in sm90_main sm90_check; do
-  timeout 100 ncu --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+  timeout 100 ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
     --section ComputeWorkloadAnalysis -k regex:AttentionFwdSm90 --launch-skip 3 --launch-count 1 \
     $B/$v --bench --filter "B2 S4096 N32 H128 bf16" > "$OUT/ncu_$v.log" 2>&1; echo "ncu $v rc=$?"
   grep -E "Duration|Stall|Issue|Warp Cycles|Tensor|Active Warps|Eligible" "$OUT/ncu_$v.log" | head -n 40

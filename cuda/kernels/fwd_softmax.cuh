@@ -82,10 +82,15 @@ __device__ __forceinline__ void MaskLogits(float (&s)[kMT][kNT][4], const Attent
 // raw scores with the scale folded into the exponent's FMA (FlashAttention's
 // exp2(s * in - shift)), one multiply per score fewer (Logits::Plain's in; -inf
 // where masked either way).
+// slack (log2 units, >= 0): a row keeps its running max while the tile's max
+// exceeds it by at most this much (FlashAttention-4's conditional rescaling):
+// corr is then 1 and O needs no rescale, at the price of probabilities up to
+// 2^slack before the final normalisation (exact: the sum and O share the shift).
+// 0: the max follows every increase.
 template <int kMT, int kNT>
 __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row_max)[2 * kMT],
                                             float (&row_sum)[2 * kMT], float (&corr)[2 * kMT],
-                                            float in = 1.f) {
+                                            float in = 1.f, float slack = 0.f) {
 #pragma unroll
   for (int mt = 0; mt < kMT; ++mt) {
 #pragma unroll
@@ -96,9 +101,12 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row
       for (int t = 0; t < kNT; ++t) mx = fmaxf(mx, fmaxf(s[mt][t][2 * k], s[mt][t][2 * k + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float new_max = fmaxf(row_max[r], mx * in);
+      const float seen = fmaxf(row_max[r], mx * in);
+      // (false for a first finite max: +inf or NaN against -inf)
+      const float new_max = slack > 0.f && seen - row_max[r] <= slack ? row_max[r] : seen;
       const float m_use = SoftmaxShift(new_max);
-      corr[r] = Exp2(row_max[r] - m_use);  // exp2(-inf) = 0
+      // exp2(-inf) = 0; a kept max gives exactly 1 (WarpNeedsRescale tests for it)
+      corr[r] = slack > 0.f && new_max == row_max[r] ? 1.f : Exp2(row_max[r] - m_use);
       row_max[r] = new_max;
       row_sum[r] *= corr[r];
 #pragma unroll
@@ -109,6 +117,15 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[kMT][kNT][4], float (&row
       }
     }
   }
+}
+
+// Whether any row of the warp has a correction other than 1 (warp-uniform).
+template <int kRows>
+__device__ __forceinline__ bool WarpNeedsRescale(const float (&corr)[kRows]) {
+  bool need = false;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) need |= corr[r] != 1.f;
+  return __any_sync(0xffffffffu, need);
 }
 
 template <int kMT, int kDT>
