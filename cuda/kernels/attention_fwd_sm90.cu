@@ -17,7 +17,7 @@ namespace jax_mea::cuda {
 namespace {
 
 // 16-byte aligned base and strides of 8 elements: what a tensor map needs
-// (global strides in multiples of 16 bytes) and the 4-byte output stores.
+// (global strides in multiples of 16 bytes; the output is stored through one too).
 bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
   return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
          s.seq % 8 == 0;
@@ -38,7 +38,9 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
       !EncodeBoxMap(&a.tmap_k, p.dtype, p.k, p.batch, p.num_kv_heads, p.kv_capacity,
                     p.head_size, p.k_strides, Tr::kBlockN) ||
       !EncodeBoxMap(&a.tmap_v, p.dtype, p.v, p.batch, p.num_kv_heads, p.kv_capacity,
-                    p.v_head_size, p.v_strides, Tr::kBlockN)) {
+                    p.v_head_size, p.v_strides, Tr::kBlockN) ||
+      !EncodeBoxMap(&a.tmap_o, p.dtype, p.out, p.batch, p.num_heads, p.q_len, p.v_head_size,
+                    p.out_strides, 64)) {
     return cudaErrorNotSupported;  // the caller falls back to the sm_80 kernel
   }
   a.grid = MakeFwdGrid(p, Tr::kBlockM);

@@ -178,6 +178,26 @@ __device__ __forceinline__ void TmaLoad4d(void* dst, const void* tmap, int c0, i
       : "memory"));
 }
 
+// The box at `src` (this CTA's shared memory, laid out as the map's swizzle says)
+// to `tmap`'s element coordinates (c0 innermost .. c3); the copy engine clips
+// what lies outside the tensor. One bulk group: BulkCommit, then BulkWaitRead
+// before the shared memory is reused or the CTA exits.
+__device__ __forceinline__ void TmaStore4d(const void* tmap, const void* src, int c0, int c1,
+                                           int c2, int c3) {
+  JAX_MEA_SM90_ONLY(asm volatile(
+      "cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+          reinterpret_cast<uint64_t>(tmap)),
+      "r"(SmemAddr(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory"));
+}
+__device__ __forceinline__ void BulkCommit() {
+  JAX_MEA_SM90_ONLY(asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"));
+}
+// Waits until the committed bulk stores have read their shared memory.
+__device__ __forceinline__ void BulkWaitRead() {
+  JAX_MEA_SM90_ONLY(asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"));
+}
+
 // ---------------------------------------------------------------- thread-block clusters (sm_90)
 // A kernel launched with a cluster dimension: its CTAs synchronise as one
 // cluster and read each other's shared memory (distributed shared memory).
