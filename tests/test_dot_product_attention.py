@@ -24,7 +24,10 @@ def check(case, rng, oracle=None, edit=None):
 @pytest.mark.parametrize("is_causal", [False, True], ids=["full", "causal"])
 @pytest.mark.parametrize("q_len,kv_len", [(1, 9), (9, 13), (13, 5)])
 @pytest.mark.parametrize("q_heads,kv_heads,head_size,scale", [
-    (4, 4, 64, None), (4, 2, 16, 0.3), (4, 1, 40, None)], ids=["mha", "gqa", "mqa"])
+    (4, 4, 64, None), (4, 2, 16, 0.3), (4, 1, 40, None),
+    # Hopper: GQA with q_len <= 64 packs several query heads into a CTA (4 of H128,
+    # 3 of H64's 192 rows)
+    (8, 2, 128, None), (6, 2, 64, 0.2)], ids=["mha", "gqa", "mqa", "gqa4-h128", "gqa3-h64"])
 def test_shapes(rng, q_heads, kv_heads, head_size, scale, q_len, kv_len, is_causal, dtype):
     check(DpaCase(q_heads=q_heads, kv_heads=kv_heads, head_size=head_size,
                   v_head_size=head_size, scale=scale, q_len=q_len, kv_len=kv_len,

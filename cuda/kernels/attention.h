@@ -43,6 +43,9 @@ struct Sm90Config {
   // The ping-pong between the 2 consumer warpgroups: on, off, or on the rows where
   // it measured faster (H192/Hv128). Never with the 3 of H64.
   PingPong pingpong = PingPong::kByRow;
+  // GQA with q_len <= 64: several query heads of a kv group per CTA (PackingOf in
+  // attention_fwd_sm90.cu); false: one head per CTA.
+  bool pack_gqa = true;
 };
 Sm90Config Sm90EnvConfig();
 cudaError_t LaunchAttentionForwardSm90With(const AttentionParams& p, cudaStream_t stream,

@@ -23,40 +23,85 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
          s.seq % 8 == 0;
 }
 
+// GQA with few query rows (q_len <= 64, no mask tensor): a CTA takes several query
+// heads of one kv group, each in head_rows rows (Sm90Segment), instead of one head
+// whose q_len rows leave most of the CTA's kBlockM empty (the empty rows cost as
+// much tensor time as full ones). head_rows: the smallest power of two >= q_len,
+// at least 8 (a swizzle atom), doubled while a CTA would hold more heads than the
+// group has; packs: CTAs per kv head. Unpacked: {64, 0}.
+struct Sm90Packing {
+  int head_rows = 64, packs = 0;
+};
+Sm90Packing PackingOf(const AttentionParams& p, int block_m, bool allow) {
+  Sm90Packing r;
+  const int group = p.group_size();
+  if (!allow || group < 2 || p.q_len > 64 || p.mask_kind != MaskKind::kNone) return r;
+  r.head_rows = 8;
+  while (r.head_rows < p.q_len) r.head_rows *= 2;
+  while (r.head_rows < 64 && block_m / r.head_rows > group) r.head_rows *= 2;
+  const int heads_per_cta = block_m / r.head_rows;
+  r.packs = (group + heads_per_cta - 1) / heads_per_cta;
+  return r;
+}
+
+// One instance's launch; kPacked: `pack` holds packs > 0 (a separate instance, so
+// that the unpacked kernel keeps its code).
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong>
-cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream) {
+          bool kPingPong, bool kPacked>
+cudaError_t LaunchSm90Instance(const AttentionParams& p, cudaStream_t stream,
+                               const Sm90Packing& pack) {
   using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
-  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong>;
+  auto kernel =
+      AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, kPacked>;
   static DeviceFlags smem_set;
   if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
     return err;
   }
   Sm90FwdArgs a;
+  a.head_rows = pack.head_rows;
+  a.packs = pack.packs;
   if (!EncodeBoxMap(&a.tmap_q, p.dtype, p.q, p.batch, p.num_heads, p.q_len, p.head_size,
-                    p.q_strides, Tr::kBlockM) ||
+                    p.q_strides, kPacked ? a.head_rows : Tr::kBlockM) ||
       !EncodeBoxMap(&a.tmap_k, p.dtype, p.k, p.batch, p.num_kv_heads, p.kv_capacity,
                     p.head_size, p.k_strides, Tr::kBlockN) ||
       !EncodeBoxMap(&a.tmap_v, p.dtype, p.v, p.batch, p.num_kv_heads, p.kv_capacity,
                     p.v_head_size, p.v_strides, Tr::kBlockN) ||
       !EncodeBoxMap(&a.tmap_o, p.dtype, p.out, p.batch, p.num_heads, p.q_len, p.v_head_size,
-                    p.out_strides, 64)) {
+                    p.out_strides, kPacked ? a.head_rows : 64)) {
     return cudaErrorNotSupported;  // the caller falls back to the sm_80 kernel
   }
   a.grid = MakeFwdGrid(p, Tr::kBlockM);
   a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
-  const int64_t blocks = a.grid.blocks;
+  const int64_t blocks = kPacked ? int64_t{p.batch} * p.num_kv_heads * a.packs
+                                 : a.grid.blocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
   kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, a);
   return cudaGetLastError();
 }
 
+// The packed instance where PackingOf packs the call, else the unpacked one.
+template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
+          bool kPingPong>
+cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
+  const Sm90Packing pack =
+      kMask ? Sm90Packing{} : PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM,
+                                        c.pack_gqa);
+  if constexpr (!kMask) {
+    if (pack.packs > 0) {
+      return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong, true>(
+          p, stream, pack);
+    }
+  }
+  return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, false>(
+      p, stream, pack);
+}
+
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kPingPong>
-cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream) {
+cudaError_t LaunchSm90Masked(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
   return p.mask_kind != MaskKind::kNone
-             ? LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, true, kPingPong>(p, stream)
-             : LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong>(p, stream);
+             ? LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, true, kPingPong>(p, stream, c)
+             : LaunchSm90<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong>(p, stream, c);
 }
 
 // The rows the ping-pong speeds up: H192/Hv128 (bf16, B2 S4096 N32 on the H200,
@@ -77,13 +122,13 @@ cudaError_t DispatchSm90(const AttentionParams& p, cudaStream_t stream, const Sm
       // Three consumers without a mask tensor only: its loads spill at 160 registers.
       constexpr bool kH64 = Row::kHP == 64 && Row::kHVP == 64;
       if (kH64 && c.h64_consumers == 3 && p.mask_kind == MaskKind::kNone) {
-        err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(p,
-                                                                                       stream);
+        err = LaunchSm90<T, Row::kHP, Row::kHVP, kH64 ? 3 : 2, kPipelined, false, false>(
+            p, stream, c);
       } else if (kPipelined && (c.pingpong == PingPong::kOn ||
                                 (c.pingpong == PingPong::kByRow && kPingPongByRow<Row>))) {
-        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, kPipelined>(p, stream);
+        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, kPipelined>(p, stream, c);
       } else {
-        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, false>(p, stream);
+        err = LaunchSm90Masked<T, Row::kHP, Row::kHVP, 2, kPipelined, false>(p, stream, c);
       }
       return true;
     } else {
@@ -127,7 +172,8 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 
 // The defaults, with the environment's overrides (read once): JAX_MEA_SM90_H64_CONSUMERS=2
 // (the previous H64 configuration, kept for A/B and as an escape hatch),
-// JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none).
+// JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none),
+// JAX_MEA_SM90_PACK=0 (one query head per CTA, also for GQA with q_len <= 64).
 Sm90Config Sm90EnvConfig() {
   static const Sm90Config c = [] {
     auto is = [](const char* name, const char* value) {
@@ -139,6 +185,7 @@ Sm90Config Sm90EnvConfig() {
     r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? Sm90Config::PingPong::kOn
                  : is("JAX_MEA_SM90_PINGPONG", "0") ? Sm90Config::PingPong::kOff
                                                     : Sm90Config::PingPong::kByRow;
+    r.pack_gqa = !is("JAX_MEA_SM90_PACK", "0");
     return r;
   }();
   return c;

@@ -10,8 +10,9 @@
 // wgmma shapes used are easy to read next to the score layer (jax_mea/score.h).
 //
 // One CTA computes one (batch, query head, block of kBlockM = 128 query rows;
-// 192 at H64, with a third consumer warpgroup: Sm90FwdTraits) with three (four)
-// warpgroups:
+// 192 at H64, with a third consumer warpgroup: Sm90FwdTraits), or, for GQA with
+// q_len <= 64, the rows of several query heads of one kv group (Sm90Segment), with
+// three (four) warpgroups:
 //   producer   (warpgroup 0, registers lowered to 24): one thread of warp 0 loads
 //              Q once, then K and V tiles of kBlockN keys into a kStages ring of
 //              shared-memory buffers by TMA (cp.async.bulk.tensor), each buffer
@@ -106,10 +107,26 @@ struct Sm90FwdTraits {
 
 // Per-launch constants computed on the host.
 struct Sm90FwdArgs {
-  CUtensorMap tmap_q, tmap_k, tmap_v;  // tensor_map.h's EncodeBoxMap: kBlockM / kBlockN rows
-  CUtensorMap tmap_o;  // 64 rows: one consumer warpgroup's
-  FwdGrid grid;  // common.cuh: blockIdx.x -> (query block, head, batch)
+  // tensor_map.h's EncodeBoxMap: kBlockM (packed: head_rows) / kBlockN rows
+  CUtensorMap tmap_q, tmap_k, tmap_v;
+  CUtensorMap tmap_o;  // 64 rows (packed: head_rows): a segment's
+  FwdGrid grid;  // common.cuh: blockIdx.x -> (query block, head, batch), unpacked
+  // Packed instances (kPacked): the block's rows in segments of head_rows
+  // (Sm90Segment), a power of two from 8 to 64, and packs CTAs per kv head.
+  int head_rows;
+  int packs;
   Logits logits;  // in log2 units
+};
+
+// A segment of a CTA's kBlockM query rows: head_rows rows (Sm90FwdArgs) of head
+// h from position pos0. Unpacked (one head per CTA, head_rows 64), segment s is
+// rows m0 + 64 s of the block's head. Packed (GQA with q_len <= 64: the rows of
+// a query head would fill at most one warpgroup), segment s is positions 0.. of
+// head pack * (kBlockM / head_rows) + s of the kv group; one past the group is the
+// group's last head again (loaded and computed, never stored: real false).
+struct Sm90Segment {
+  int h, pos0;
+  bool real;
 };
 
 // Named barriers (0 is __syncthreads'): the ping-pong's turns take 1 and 2; each
@@ -138,7 +155,7 @@ struct Sm90FwdBarriers {
 // issuing their GEMMs (FlashAttention-3's inter-warpgroup ping-pong), so that one
 // runs its softmax while the other's GEMMs have the tensor cores.
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong = false>
+          bool kPingPong = false, bool kPacked = false>
 __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
@@ -163,8 +180,42 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
 
-  const FwdBlock<T> w = ThisFwdBlock<T>(p, a.grid, kBlockM);
+  // Packed: blockIdx.x = (b * num_kv_heads + kv head) * packs + pack, the block's
+  // rows [0, q_len) of each head; w.h is its first head. (The unpacked instance's
+  // code is written apart where the packed one differs, so that it compiles as it
+  // did before packing existed: ptxas schedules the main loop after any change.)
+  static_assert(!(kPacked && kMask), "packed calls have no mask tensor (PackingOf)");
+  const int head_rows = kPacked ? a.head_rows : 64;  // packed: a segment's rows
+  const int heads_per_cta = kBlockM / head_rows;     // packed
+  int pack = 0;
+  FwdBlock<T> w;
+  if constexpr (kPacked) {
+    const int64_t bid = blockIdx.x;
+    pack = static_cast<int>(bid % a.packs);
+    w.b = static_cast<int>(bid / a.packs / p.num_kv_heads);
+    w.h = static_cast<int>(bid / a.packs % p.num_kv_heads) * p.group_size() +
+          pack * heads_per_cta;
+    w.m0 = 0;
+    w.q_end = p.q_len;
+    w.kv_len = p.kv_length(w.b);
+    w.off = p.query_offset(w.b);
+  } else {
+    w = ThisFwdBlock<T>(p, a.grid, kBlockM);
+  }
   const int kv_head = w.h / p.group_size();
+  auto segment = [&](int seg) {  // packed
+    const int group = p.group_size();
+    const int hg = pack * heads_per_cta + seg;  // in the group
+    return Sm90Segment{kv_head * group + min(hg, group - 1), 0, hg < group};
+  };
+  // (head h, position i) of this batch row: its output row and its lse.
+  auto out_row = [&](int h, int i) {
+    return static_cast<T*>(p.out) + w.b * p.out_strides.batch + h * p.out_strides.head +
+           static_cast<int64_t>(i) * p.out_strides.seq;
+  };
+  auto lse_at = [&](int h, int i) {
+    return p.lse + (static_cast<int64_t>(w.b) * p.num_heads + h) * p.q_len + i;
+  };
 
   // Keys any row of this block may see, and keys every row sees (as the sm_80 kernel).
   const KeyRange first_row = VisibleKeys(p, w.m0 + w.off, w.kv_len);
@@ -173,12 +224,26 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const KeyRange seen_by_all = {last_row.lo, first_row.hi};
 
   if (blk_hi <= blk_lo) {  // no row sees any key: zeros (lse -inf); uniform over the CTA
-    for (int e = tid; e < (w.q_end - w.m0) * p.v_head_size; e += Tr::kThreads) {
-      const int r = e / p.v_head_size, c = e % p.v_head_size;
-      w.o[(w.m0 + r) * p.out_strides.seq + c] = FromF32<T>(0.f);
-    }
-    if (w.lse != nullptr) {
-      for (int i = w.m0 + tid; i < w.q_end; i += Tr::kThreads) w.lse[i] = kNegInf;
+    if constexpr (kPacked) {
+      for (int e = tid; e < kBlockM * p.v_head_size; e += Tr::kThreads) {
+        const int r = e / p.v_head_size, c = e % p.v_head_size;
+        const Sm90Segment sg = segment(r / head_rows);
+        const int i = sg.pos0 + r % head_rows;
+        if (sg.real && i < p.q_len) out_row(sg.h, i)[c] = FromF32<T>(0.f);
+      }
+      for (int r = tid; p.lse != nullptr && r < kBlockM; r += Tr::kThreads) {
+        const Sm90Segment sg = segment(r / head_rows);
+        const int i = sg.pos0 + r % head_rows;
+        if (sg.real && i < p.q_len) *lse_at(sg.h, i) = kNegInf;
+      }
+    } else {
+      for (int e = tid; e < (w.q_end - w.m0) * p.v_head_size; e += Tr::kThreads) {
+        const int r = e / p.v_head_size, c = e % p.v_head_size;
+        w.o[(w.m0 + r) * p.out_strides.seq + c] = FromF32<T>(0.f);
+      }
+      if (w.lse != nullptr) {
+        for (int i = w.m0 + tid; i < w.q_end; i += Tr::kThreads) w.lse[i] = kNegInf;
+      }
     }
     return;
   }
@@ -208,11 +273,24 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     LowerRegisters<Tr::kProducerRegs>();
     if (warp != 0) return;
     if (lane == 0) {
+      // Packed: kBlockM / head_rows boxes of head_rows rows per 64 columns (tmap_q's
+      // boxes), else one of kBlockM rows: kQBytes in all.
       MbarArriveExpectTx(&bars.q_full, Tr::kQBytes);
+      if constexpr (kPacked) {
+        for (int seg = 0; seg < heads_per_cta; ++seg) {
+          const Sm90Segment sg = segment(seg);
 #pragma unroll
-      for (int c = 0; c < kD / 64; ++c) {
-        TmaLoad4d(reinterpret_cast<unsigned char*>(sQ) + c * Tr::kQBoxBytes, &a.tmap_q, c * 64,
-                  w.m0, w.h, w.b, &bars.q_full);
+          for (int c = 0; c < kD / 64; ++c) {
+            TmaLoad4d(smem + c * Tr::kQBoxBytes + seg * head_rows * Tr::kRowBytes, &a.tmap_q,
+                      c * 64, sg.pos0, sg.h, w.b, &bars.q_full);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int c = 0; c < kD / 64; ++c) {
+          TmaLoad4d(reinterpret_cast<unsigned char*>(sQ) + c * Tr::kQBoxBytes, &a.tmap_q,
+                    c * 64, w.m0, w.h, w.b, &bars.q_full);
+        }
       }
     }
     for (int t = 0; t < num_tiles; ++t) {
@@ -262,12 +340,23 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const int cw = warp / 4 - 1;  // consumer warpgroup: block rows 64 cw .. 64 cw + 63
   const int g = lane >> 2, tig = lane & 3;
   const int row_base = w.m0 + 64 * cw + 16 * (warp & 3) + g;  // this thread's rows: + 0, + 8
-
+  // Packed: this thread's row k (+ 0, + 8) is a position of segment sg.
+  auto row_at = [&](int k, Sm90Segment& sg) {
+    const int r = 64 * cw + 16 * (warp & 3) + g + 8 * k;  // of the block's kBlockM
+    sg = segment(r / head_rows);
+    return sg.pos0 + r % head_rows;
+  };
   KeyRange rows[2];
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
-    const int i = row_base + 8 * k;
-    rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
+    if constexpr (kPacked) {
+      Sm90Segment sg;
+      const int i = row_at(k, sg);
+      rows[k] = sg.real && i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
+    } else {
+      const int i = row_base + 8 * k;
+      rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
+    }
   }
   const int64_t mask_bh = kMask ? MaskRow(p, w.b, w.h, 0) : 0;
 
@@ -433,8 +522,8 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   // into its own rows of Q's boxes (its last S = Q K^T was waited for, and no
   // other warpgroup reads them), in the 128-byte swizzle the map's boxes have (16-byte
   // chunk c of row r at c ^ (r % 8): conflict-free, a warp's 8 rows take 8 chunks);
-  // then one thread stores the kDv / 64 boxes, which the copy engine clips at q_len
-  // and v_head_size. The lse goes from registers.
+  // then one thread stores each real segment's kDv / 64 boxes, which the copy
+  // engine clips at q_len and v_head_size. The lse goes from registers.
   static_assert(kDv <= kD, "O is staged in Q's boxes");
   unsigned char* const o_rows = smem + cw * 64 * Tr::kRowBytes;  // row 0 of box 0
 #pragma unroll
@@ -449,17 +538,38 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
                                    ((byte >> 4) ^ (r & 7)) * 16 + (byte & 15)) =
           Pack2<T>(o[0][d][2 * k] * inv, o[0][d][2 * k + 1] * inv);
     }
-    const int i = row_base + 8 * k;
-    if (w.lse != nullptr && tig == 0 && i < p.q_len) {
-      w.lse[i] = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+    if constexpr (kPacked) {
+      Sm90Segment sg;
+      const int i = row_at(k, sg);
+      if (p.lse != nullptr && tig == 0 && sg.real && i < p.q_len) {
+        *lse_at(sg.h, i) = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+      }
+    } else {
+      const int i = row_base + 8 * k;
+      if (w.lse != nullptr && tig == 0 && i < p.q_len) {
+        w.lse[i] = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+      }
     }
   }
   FenceProxyAsyncShared();  // the rows, before the copy engine reads them
   NamedBarrierSync(kEpilogueBarrier + cw, 128);
   if (tid % 128 == 0) {
+    if constexpr (kPacked) {
+      const int segs = 64 / head_rows;  // of this warpgroup
+      for (int j = 0; j < segs; ++j) {
+        const Sm90Segment sg = segment(cw * segs + j);
+        if (!sg.real) continue;
 #pragma unroll
-    for (int c = 0; c < kDv / 64; ++c) {
-      TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes, c * 64, w.m0 + 64 * cw, w.h, w.b);
+        for (int c = 0; c < kDv / 64; ++c) {
+          TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes + j * head_rows * Tr::kRowBytes,
+                     c * 64, sg.pos0, sg.h, w.b);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int c = 0; c < kDv / 64; ++c) {
+        TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes, c * 64, w.m0 + 64 * cw, w.h, w.b);
+      }
     }
     BulkCommit();
     BulkWaitRead();  // the shared memory stays until the copy engine has read it

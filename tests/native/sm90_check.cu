@@ -345,6 +345,25 @@ std::vector<Case> Cases(DType dt, int H, int Hv, bool quick, bool few) {
   add("rising_scores_T256_S1300", [](Case& c) {
     c.B = 1; c.Nq = 2; c.Nkv = 1; c.Sq = 256; c.Skv = 1300; c.rising = true;
   });
+  // GQA with q_len <= 64: a CTA takes several query heads of the group (packed
+  // segments of 8 to 64 rows; a group that does not fill its last CTA repeats its
+  // last head there, computed and not stored).
+  add("gqa16_packed_T1_S1000", [](Case& c) { c.B = 3; c.Nq = 32; c.Nkv = 2; c.Sq = 1; c.Skv = 1000; });
+  add("gqa4_packed_causal_T16_S517_layouts", [](Case& c) {
+    c.B = 2; c.Nq = 8; c.Nkv = 2; c.Sq = 16; c.Skv = 517; c.causal = true;
+    c.bottom_right = true; c.q_layout = kBNSH; c.out_layout = kBNSH;
+  });
+  add("gqa3_packed_kvlen_causal_T33_S300", [](Case& c) {
+    c.B = 6; c.Nq = 6; c.Nkv = 2; c.Sq = 33; c.Skv = 300; c.kv_lengths = true; c.causal = true;
+    c.per_batch_offsets = true;
+  });
+  add("gqa5_packed_window_softcap_T7_S400", [](Case& c) {
+    c.B = 2; c.Nq = 10; c.Nkv = 2; c.Sq = 7; c.Skv = 400; c.causal = true; c.causal_offset = 300;
+    c.left = 50; c.softcap = 5.f; c.kv_layout = kBNSH;
+  });
+  add("gqa2_packed_window_ahead_T64_S40", [](Case& c) {  // rows from 37 on see no key
+    c.B = 2; c.Nq = 4; c.Nkv = 2; c.Sq = 64; c.Skv = 40; c.left = -3; c.right = 60;
+  });
   // Windows: a block's rows see different key ranges; tiles in the middle of the
   // block's range are masked per element.
   add("window_causal_left50_T300_S300", [](Case& c) {
@@ -481,6 +500,7 @@ void Bench(const std::string& filter) {
     int left = kUnboundedWindow;
     float softcap = 0.f;
     bool mask = false;  // a bool mask [1, 1, S, S], ~70% True
+    int Sq = 0;          // query rows (0: S)
   };
   const BenchCase cases[] = {
       {"B2 S4096 N32 H128 bf16", 2, 32, 32, 4096, 128, 128, false, DType::kBFloat16},
@@ -503,6 +523,13 @@ void Bench(const std::string& filter) {
        kUnboundedWindow, 0.f, true},
       {"B4 S4096 N32 H64 bf16 bool mask", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16,
        kUnboundedWindow, 0.f, true},
+      // GQA with few query rows (chunked prefill, speculative decoding): packed
+      {"B8 T64 S4096 N32/8 H128 bf16", 8, 32, 8, 4096, 128, 128, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, false, 64},
+      {"B8 T16 S4096 N32/8 H128 bf16 causal", 8, 32, 8, 4096, 128, 128, true, DType::kBFloat16,
+       kUnboundedWindow, 0.f, false, 16},
+      {"B4 T32 S8192 N32/4 H64 bf16", 4, 32, 4, 8192, 64, 64, false, DType::kBFloat16,
+       kUnboundedWindow, 0.f, false, 32},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -518,16 +545,18 @@ void Bench(const std::string& filter) {
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   for (const BenchCase& c : cases) {
     if (!filter.empty() && std::string(c.name).find(filter) == std::string::npos) continue;
-    HostTensor q(c.dt, size_t(c.B) * c.Nq * c.S * c.H), k(c.dt, size_t(c.B) * c.Nkv * c.S * c.H),
+    const int Sq = c.Sq > 0 ? c.Sq : c.S;
+    HostTensor q(c.dt, size_t(c.B) * c.Nq * Sq * c.H), k(c.dt, size_t(c.B) * c.Nkv * c.S * c.H),
         v(c.dt, size_t(c.B) * c.Nkv * c.S * c.Hv);
     for (HostTensor* t : {&q, &k, &v})
       for (size_t i = 0; i < t->size(); ++i) t->set(i, u(rng));
-    const size_t n_out = size_t(c.B) * c.Nq * c.S * c.Hv;
+    const size_t n_out = size_t(c.B) * c.Nq * Sq * c.Hv;
     DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
         dv(v.bytes.data(), v.bytes.size()), d90(n_out * ElemBytes(c.dt)),
         d80(n_out * ElemBytes(c.dt));
     AttentionParams p =
-        ShapeParams(c.dt, c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
+        ShapeParams(c.dt, c.B, c.Nq, c.Nkv, Sq, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
+    p.causal_offset = c.S - Sq;  // the query rows are the last ones (bottom-right)
     p.q = dq.ptr;
     p.k = dk.ptr;
     p.v = dv.ptr;
@@ -545,8 +574,8 @@ void Bench(const std::string& filter) {
     DevBuf dmask(mask.data(), mask.size());
     p.mask = dmask.ptr;
     double pairs = 0;
-    for (int i = 0; i < c.S; ++i) {
-      const KeyRange r = VisibleKeys(p, i, c.S);
+    for (int i = 0; i < Sq; ++i) {
+      const KeyRange r = VisibleKeys(p, i + p.causal_offset, c.S);
       pairs += r.empty() ? 0 : r.hi - r.lo;
     }
     const double flops = 2.0 * c.B * c.Nq * pairs * (c.H + c.Hv);
