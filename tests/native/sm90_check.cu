@@ -523,6 +523,9 @@ void Bench(const std::string& filter) {
        kUnboundedWindow, 0.f, true},
       {"B4 S4096 N32 H64 bf16 bool mask", 4, 32, 32, 4096, 64, 64, false, DType::kBFloat16,
        kUnboundedWindow, 0.f, true},
+      // Short sequences: a few key tiles per CTA (prefill.py's S = 512 row: 0.66x cuDNN)
+      {"B2 S512 N32 H128 bf16", 2, 32, 32, 512, 128, 128, false, DType::kBFloat16},
+      {"B2 S1024 N32 H128 bf16", 2, 32, 32, 1024, 128, 128, false, DType::kBFloat16},
       // GQA with few query rows (chunked prefill, speculative decoding): packed
       {"B8 T64 S4096 N32/8 H128 bf16", 8, 32, 8, 4096, 128, 128, false, DType::kBFloat16,
        kUnboundedWindow, 0.f, false, 64},
