@@ -27,8 +27,8 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
 // heads of one kv group, each in head_rows rows (Sm90Segment), instead of one head
 // whose q_len rows leave most of the CTA's kBlockM empty (the empty rows cost as
 // much tensor time as full ones). head_rows: the smallest power of two >= q_len,
-// at least 8 (a swizzle atom), doubled while a CTA would hold more heads than the
-// group has; packs: CTAs per kv head. Unpacked: {64, 0}.
+// at least 8 (a swizzle atom), doubled while a CTA still holds the whole group at
+// the doubled size; packs: CTAs per kv head. Unpacked: {64, 0}.
 struct Sm90Packing {
   int head_rows = 64, packs = 0;
 };
@@ -38,7 +38,9 @@ Sm90Packing PackingOf(const AttentionParams& p, int block_m, bool allow) {
   if (!allow || group < 2 || p.q_len > 64 || p.mask_kind != MaskKind::kNone) return r;
   r.head_rows = 8;
   while (r.head_rows < p.q_len) r.head_rows *= 2;
-  while (r.head_rows < 64 && block_m / r.head_rows > group) r.head_rows *= 2;
+  // (Halving the heads per CTA only while they still hold the group: a group of 3 at
+  // q_len 16 takes 32-row segments, 4 per CTA, one CTA per kv head.)
+  while (r.head_rows < 64 && block_m / (2 * r.head_rows) >= group) r.head_rows *= 2;
   const int heads_per_cta = block_m / r.head_rows;
   r.packs = (group + heads_per_cta - 1) / heads_per_cta;
   return r;

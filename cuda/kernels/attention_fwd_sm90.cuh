@@ -181,7 +181,8 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const int warp = tid >> 5, lane = tid & 31;
 
   // Packed: blockIdx.x = (b * num_kv_heads + kv head) * packs + pack, the block's
-  // rows [0, q_len) of each head; w.h is its first head. (The unpacked instance's
+  // rows [0, q_len) of each head; w.h is its first head (w's pointers are not set
+  // there: out_row and lse_at address each segment's head). (The unpacked instance's
   // code is written apart where the packed one differs, so that it compiles as it
   // did before packing existed: ptxas schedules the main loop after any change.)
   static_assert(!(kPacked && kMask), "packed calls have no mask tensor (PackingOf)");
