@@ -86,9 +86,9 @@ cudaError_t LaunchSm90Instance(const AttentionParams& p, cudaStream_t stream,
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
           bool kPingPong>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
+  // (PackingOf never packs a call with a mask tensor; kMask is that call's instance.)
   const Sm90Packing pack =
-      kMask ? Sm90Packing{} : PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM,
-                                        c.pack_gqa);
+      PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM, c.pack_gqa);
   if constexpr (!kMask) {
     if (pack.packs > 0) {
       return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong, true>(

@@ -209,6 +209,11 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     const int hg = pack * heads_per_cta + seg;  // in the group
     return Sm90Segment{kv_head * group + min(hg, group - 1), 0, hg < group};
   };
+  // Packed: block row r (of kBlockM) is position `return` of segment sg.
+  auto position_of = [&](int r, Sm90Segment& sg) {
+    sg = segment(r / head_rows);
+    return sg.pos0 + r % head_rows;
+  };
   // (head h, position i) of this batch row: its output row and its lse.
   auto out_row = [&](int h, int i) {
     return static_cast<T*>(p.out) + w.b * p.out_strides.batch + h * p.out_strides.head +
@@ -228,13 +233,13 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     if constexpr (kPacked) {
       for (int e = tid; e < kBlockM * p.v_head_size; e += Tr::kThreads) {
         const int r = e / p.v_head_size, c = e % p.v_head_size;
-        const Sm90Segment sg = segment(r / head_rows);
-        const int i = sg.pos0 + r % head_rows;
+        Sm90Segment sg;
+        const int i = position_of(r, sg);
         if (sg.real && i < p.q_len) out_row(sg.h, i)[c] = FromF32<T>(0.f);
       }
       for (int r = tid; p.lse != nullptr && r < kBlockM; r += Tr::kThreads) {
-        const Sm90Segment sg = segment(r / head_rows);
-        const int i = sg.pos0 + r % head_rows;
+        Sm90Segment sg;
+        const int i = position_of(r, sg);
         if (sg.real && i < p.q_len) *lse_at(sg.h, i) = kNegInf;
       }
     } else {
@@ -343,9 +348,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   const int row_base = w.m0 + 64 * cw + 16 * (warp & 3) + g;  // this thread's rows: + 0, + 8
   // Packed: this thread's row k (+ 0, + 8) is a position of segment sg.
   auto row_at = [&](int k, Sm90Segment& sg) {
-    const int r = 64 * cw + 16 * (warp & 3) + g + 8 * k;  // of the block's kBlockM
-    sg = segment(r / head_rows);
-    return sg.pos0 + r % head_rows;
+    return position_of(64 * cw + 16 * (warp & 3) + g + 8 * k, sg);
   };
   KeyRange rows[2];
 #pragma unroll
