@@ -179,6 +179,12 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
+  if (tid == 0) {  // ahead of the producer's first loads and the consumers' stores
+    PrefetchTensorMap(&a.tmap_q);
+    PrefetchTensorMap(&a.tmap_k);
+    PrefetchTensorMap(&a.tmap_v);
+    PrefetchTensorMap(&a.tmap_o);
+  }
 
   // Packed: blockIdx.x = (b * num_kv_heads + kv head) * packs + pack, the block's
   // rows [0, q_len) of each head; w.h is its first head (w's pointers are not set

@@ -166,6 +166,14 @@ __device__ __forceinline__ void MbarArrive(uint64_t* bar) {
 __device__ __forceinline__ void FenceProxyAsyncShared() {
   JAX_MEA_SM90_ONLY(asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"));
 }
+// Fetches a tensor map (a __grid_constant__ kernel parameter) into the copy
+// engine's descriptor cache ahead of its first use, so that the first TMA does not
+// wait for it (CUTLASS's prefetch_tma_descriptor).
+__device__ __forceinline__ void PrefetchTensorMap(const void* tmap) {
+  JAX_MEA_SM90_ONLY(asm volatile("prefetch.tensormap [%0];\n" ::"l"(
+                                     reinterpret_cast<uint64_t>(tmap))
+                                 : "memory"));
+}
 // The box of `tmap` at element coordinates (c0 innermost .. c3) into `dst`
 // (aligned as the map's swizzle requires), completing on `bar`.
 __device__ __forceinline__ void TmaLoad4d(void* dst, const void* tmap, int c0, int c1, int c2,

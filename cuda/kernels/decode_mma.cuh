@@ -84,6 +84,10 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   JAX_MEA_TRACE(a, 0);
+  if (TMA && tid == 0) {  // the maps' first use is a few microseconds away
+    PrefetchTensorMap(&a.tmap_k);
+    PrefetchTensorMap(&a.tmap_v);
+  }
   CtaCoord cta = ThisCta(p, a, kMmaRows);
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
