@@ -3,6 +3,7 @@
 // (-gencode=arch=compute_90a,code=sm_90a, CMakeLists.txt); LaunchAttentionForward
 // (attention_fwd.cu) calls it on a compute capability 9.x device when
 // Sm90ForwardUnsupported is empty (unless JAX_MEA_SM90_FORWARD=0).
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <string>
@@ -28,22 +29,38 @@ bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
 // whose q_len rows leave most of the CTA's kBlockM empty (the empty rows cost as
 // much tensor time as full ones). head_rows: the smallest power of two >= q_len,
 // at least 8 (a swizzle atom), doubled while a CTA still holds the whole group at
-// the doubled size; packs: CTAs per kv head. Unpacked: {64, 0}.
+// the doubled size; packs: CTAs per kv head. Unpacked: {64, 0}. With
+// Pack::kWhereFewerWaves, only where the packed grid needs fewer waves of CTAs on
+// `sm_count` SMs (one CTA per SM) than the unpacked one.
 struct Sm90Packing {
   int head_rows = 64, packs = 0;
 };
-Sm90Packing PackingOf(const AttentionParams& p, int block_m, bool allow) {
+Sm90Packing PackingOf(const AttentionParams& p, int block_m, Sm90Config::Pack mode,
+                      int sm_count) {
   Sm90Packing r;
   const int group = p.group_size();
-  if (!allow || group < 2 || p.q_len > 64 || p.mask_kind != MaskKind::kNone) return r;
-  r.head_rows = 8;
-  while (r.head_rows < p.q_len) r.head_rows *= 2;
+  if (mode == Sm90Config::Pack::kOff || group < 2 || p.q_len > 64 ||
+      p.mask_kind != MaskKind::kNone) {
+    return r;
+  }
+  Sm90Packing packed;
+  packed.head_rows = 8;
+  while (packed.head_rows < p.q_len) packed.head_rows *= 2;
   // (Halving the heads per CTA only while they still hold the group: a group of 3 at
   // q_len 16 takes 32-row segments, 4 per CTA, one CTA per kv head.)
-  while (r.head_rows < 64 && block_m / (2 * r.head_rows) >= group) r.head_rows *= 2;
-  const int heads_per_cta = block_m / r.head_rows;
-  r.packs = (group + heads_per_cta - 1) / heads_per_cta;
-  return r;
+  while (packed.head_rows < 64 && block_m / (2 * packed.head_rows) >= group) {
+    packed.head_rows *= 2;
+  }
+  const int heads_per_cta = block_m / packed.head_rows;
+  packed.packs = (group + heads_per_cta - 1) / heads_per_cta;
+  if (mode == Sm90Config::Pack::kWhereFewerWaves) {
+    const int64_t sms = std::max(sm_count, 1);
+    auto waves = [&](int64_t ctas) { return (ctas + sms - 1) / sms; };
+    const int64_t unpacked_ctas = int64_t{p.batch} * p.num_heads;  // q_len <= 64 < block_m
+    const int64_t packed_ctas = int64_t{p.batch} * p.num_kv_heads * packed.packs;
+    if (waves(packed_ctas) >= waves(unpacked_ctas)) return r;
+  }
+  return packed;
 }
 
 // One instance's launch; kPacked: `pack` holds packs > 0 (a separate instance, so
@@ -88,7 +105,8 @@ template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool k
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
   // (PackingOf never packs a call with a mask tensor; kMask is that call's instance.)
   const Sm90Packing pack =
-      PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM, c.pack_gqa);
+      PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM, c.pack_gqa,
+                CurrentDeviceSmCount());
   if constexpr (!kMask) {
     if (pack.packs > 0) {
       return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong, true>(
@@ -175,7 +193,8 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 // The defaults, with the environment's overrides (read once): JAX_MEA_SM90_H64_CONSUMERS=2
 // (the previous H64 configuration, kept for A/B and as an escape hatch),
 // JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none),
-// JAX_MEA_SM90_PACK=0 (one query head per CTA, also for GQA with q_len <= 64).
+// JAX_MEA_SM90_PACK=0 / =1 (one query head per CTA, also for GQA with q_len <= 64 /
+// packing wherever the group allows it, also where it saves no wave).
 Sm90Config Sm90EnvConfig() {
   static const Sm90Config c = [] {
     auto is = [](const char* name, const char* value) {
@@ -187,7 +206,9 @@ Sm90Config Sm90EnvConfig() {
     r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? Sm90Config::PingPong::kOn
                  : is("JAX_MEA_SM90_PINGPONG", "0") ? Sm90Config::PingPong::kOff
                                                     : Sm90Config::PingPong::kByRow;
-    r.pack_gqa = !is("JAX_MEA_SM90_PACK", "0");
+    r.pack_gqa = is("JAX_MEA_SM90_PACK", "0")   ? Sm90Config::Pack::kOff
+                 : is("JAX_MEA_SM90_PACK", "1") ? Sm90Config::Pack::kAlways
+                                                : Sm90Config::Pack::kWhereFewerWaves;
     return r;
   }();
   return c;

@@ -41,25 +41,32 @@ cudaError_t EnsureDynamicSmem(Kernel kernel, size_t bytes, DeviceFlags& flags) {
   return cudaSuccess;
 }
 
-// The current device's compute capability major version, looked up once per
-// device (the first 64 ordinals); 0 where the query fails.
-inline int CurrentDeviceMajor() {
-  static std::atomic<int> majors[64] = {};  // 0: not looked up yet
+// A device attribute of the current device, looked up once per device (the first
+// 64 ordinals); 0 where the query fails.
+template <cudaDeviceAttr kAttr>
+int CurrentDeviceAttribute() {
+  static std::atomic<int> values[64] = {};  // 0: not looked up yet
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
   if (dev >= 0 && dev < 64) {
-    if (const int m = majors[dev].load(std::memory_order_relaxed); m != 0) return m;
+    if (const int v = values[dev].load(std::memory_order_relaxed); v != 0) return v;
   }
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+  int value = 0;
+  if (cudaDeviceGetAttribute(&value, kAttr, dev) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
-  if (dev >= 0 && dev < 64) majors[dev].store(major, std::memory_order_relaxed);
-  return major;
+  if (dev >= 0 && dev < 64) values[dev].store(value, std::memory_order_relaxed);
+  return value;
+}
+inline int CurrentDeviceMajor() {
+  return CurrentDeviceAttribute<cudaDevAttrComputeCapabilityMajor>();
+}
+inline int CurrentDeviceSmCount() {
+  return CurrentDeviceAttribute<cudaDevAttrMultiProcessorCount>();
 }
 
 }  // namespace jax_mea::cuda

@@ -22,6 +22,9 @@
 //   sm90_check --pingpong   checks (or --debug) the kernel with the ping-pong between its
 //                           consumer warpgroups (JAX_MEA_SM90_PINGPONG=1); with
 //                           --bench: times it too ("pingpong")
+//   The checks pack GQA calls with q_len <= 64 wherever the group allows
+//   (JAX_MEA_SM90_PACK=1 unless set); --bench runs the default rule, and forced on
+//   and off beside it ("pack always", "pack off").
 //   sm90_check --simple     checks (or --debug) the kernel without its intra-warpgroup
 //                           pipelining: a pass there and a failure without it is a
 //                           pipelining bug, a failure in both a layout bug
@@ -56,13 +59,15 @@ constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulat
 
 // The sm_90a kernel in configurations other than the default: --bench's A/B, and
 // the checks of the 2-consumer H64 ("wg2") and of the ping-pong (--pingpong).
-enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff };
+enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff, kPackAlways, kPackOff };
 template <Config kConfig>
 cudaError_t WithConfig(const AttentionParams& p, cudaStream_t s) {
   cuda::Sm90Config c = cuda::Sm90EnvConfig();
   if (kConfig == Config::kTwoConsumers) c.h64_consumers = 2;
   if (kConfig == Config::kPingPongOn) c.pingpong = cuda::Sm90Config::PingPong::kOn;
   if (kConfig == Config::kPingPongOff) c.pingpong = cuda::Sm90Config::PingPong::kOff;
+  if (kConfig == Config::kPackAlways) c.pack_gqa = cuda::Sm90Config::Pack::kAlways;
+  if (kConfig == Config::kPackOff) c.pack_gqa = cuda::Sm90Config::Pack::kOff;
   return cuda::LaunchAttentionForwardSm90With(p, s, c);
 }
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
@@ -526,6 +531,12 @@ void Bench(const std::string& filter) {
       // Short sequences: a few key tiles per CTA (prefill.py's S = 512 row: 0.66x cuDNN)
       {"B2 S512 N32 H128 bf16", 2, 32, 32, 512, 128, 128, false, DType::kBFloat16},
       {"B2 S1024 N32 H128 bf16", 2, 32, 32, 1024, 128, 128, false, DType::kBFloat16},
+      // One wave (at most 128 CTAs): a CTA's time for 4, 8, 16 and 32 key tiles, whose
+      // differences split it into a cost per tile and a fixed cost per CTA
+      {"B1 S512 N8 H128 bf16 (1 wave)", 1, 8, 8, 512, 128, 128, false, DType::kBFloat16},
+      {"B1 S1024 N8 H128 bf16 (1 wave)", 1, 8, 8, 1024, 128, 128, false, DType::kBFloat16},
+      {"B1 S2048 N8 H128 bf16 (1 wave)", 1, 8, 8, 2048, 128, 128, false, DType::kBFloat16},
+      {"B1 S4096 N4 H128 bf16 (1 wave)", 1, 4, 4, 4096, 128, 128, false, DType::kBFloat16},
       // GQA with few query rows (chunked prefill, speculative decoding): packed
       {"B8 T64 S4096 N32/8 H128 bf16", 8, 32, 8, 4096, 128, 128, false, DType::kBFloat16,
        kUnboundedWindow, 0.f, false, 64},
@@ -606,6 +617,10 @@ void Bench(const std::string& filter) {
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
       variant("  wg2", WithConfig<Config::kTwoConsumers>);
     }
+    if (Sq < c.S && c.Nkv < c.Nq) {  // GQA packing forced on and off, beside the default
+      variant("  pack always", WithConfig<Config::kPackAlways>);
+      variant("  pack off", WithConfig<Config::kPackOff>);
+    }
     if (g_pingpong) {  // the ping-pong on and off, beside the default (by row)
       variant("  pingpong on", WithConfig<Config::kPingPongOn>);
       variant("  pingpong off", WithConfig<Config::kPingPongOff>);
@@ -653,6 +668,9 @@ int main(int argc, char** argv) {
   }
   // The checks' every entry with the ping-pong (the "wg2" H64 cases too); read once.
   if (g_pingpong) setenv("JAX_MEA_SM90_PINGPONG", "1", 1);
+  // GQA calls with q_len <= 64 packed wherever the group allows, not only where that
+  // saves a wave of CTAs (the checks' grids are small): the packed instances run.
+  setenv("JAX_MEA_SM90_PACK", "1", /*overwrite=*/0);
   if (debug) return Debug();
   return Check(quick, filter);
 }
