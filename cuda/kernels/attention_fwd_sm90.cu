@@ -63,17 +63,32 @@ Sm90Packing PackingOf(const AttentionParams& p, int block_m, Sm90Config::Pack mo
   return packed;
 }
 
-// One instance's launch; kPacked: `pack` holds packs > 0 (a separate instance, so
-// that the unpacked kernel keeps its code).
+// A persistent grid (the kernel's kPersistent: one CTA per SM walks the blocks)
+// where every block has the same work, every row seeing every key (no causal mask,
+// window or lengths; no mask tensor), and there is more than one wave of blocks:
+// the producer then loads a block's Q and first tiles while the consumers finish
+// the previous one. H200, B2 N32 H128 bf16: see Sm90Config::persistent.
+int PersistentCtas(const Sm90Config& c) {
+  return c.persistent_ctas > 0 ? c.persistent_ctas : CurrentDeviceSmCount();
+}
+bool PersistentFits(const AttentionParams& p, int64_t blocks, const Sm90Config& c) {
+  return c.persistent && !p.is_causal && p.left_window == kUnboundedWindow &&
+         p.right_window == kUnboundedWindow && p.kv_lengths == nullptr &&
+         p.mask_kind == MaskKind::kNone && blocks > PersistentCtas(c);
+}
+
+// One instance's launch; kPacked: `pack` holds packs > 0; kPersistent: at most
+// one CTA per SM (separate instances, so that the others keep their code).
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong, bool kPacked>
+          bool kPingPong, bool kPacked, bool kPersistent = false>
 cudaError_t LaunchSm90Instance(const AttentionParams& p, cudaStream_t stream,
-                               const Sm90Packing& pack) {
+                               const Sm90Packing& pack, int persistent_ctas = 0) {
   using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
-  auto kernel =
-      AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, kPacked>;
+  auto kernel = AttentionFwdSm90Kernel<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong,
+                                       kPacked, kPersistent>;
+  constexpr int kSmem = kPersistent ? Tr::kSmemBytesPersistent : Tr::kSmemBytes;
   static DeviceFlags smem_set;
-  if (cudaError_t err = EnsureDynamicSmem(kernel, Tr::kSmemBytes, smem_set); err != cudaSuccess) {
+  if (cudaError_t err = EnsureDynamicSmem(kernel, kSmem, smem_set); err != cudaSuccess) {
     return err;
   }
   Sm90FwdArgs a;
@@ -91,26 +106,32 @@ cudaError_t LaunchSm90Instance(const AttentionParams& p, cudaStream_t stream,
   }
   a.grid = MakeFwdGrid(p, Tr::kBlockM);
   a.logits = MakeLogits(p, kLog2e, /*q_scaled=*/false);
-  const int64_t blocks = kPacked ? int64_t{p.batch} * p.num_kv_heads * a.packs
-                                 : a.grid.blocks;
+  int64_t blocks = kPacked ? int64_t{p.batch} * p.num_kv_heads * a.packs : a.grid.blocks;
   if (blocks <= 0) return cudaSuccess;
   if (blocks > INT_MAX) return cudaErrorInvalidConfiguration;
-  kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, a);
+  if constexpr (kPersistent) blocks = std::min<int64_t>(blocks, persistent_ctas);
+  kernel<<<static_cast<unsigned>(blocks), Tr::kThreads, kSmem, stream>>>(p, a);
   return cudaGetLastError();
 }
 
-// The packed instance where PackingOf packs the call, else the unpacked one.
+// The packed instance where PackingOf packs the call, the persistent one where
+// PersistentFits, else the one CTA per block.
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
           bool kPingPong>
 cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90Config& c) {
+  using Tr = Sm90FwdTraits<kD, kDv, kConsumerWGs>;
   // (PackingOf never packs a call with a mask tensor; kMask is that call's instance.)
-  const Sm90Packing pack =
-      PackingOf(p, Sm90FwdTraits<kD, kDv, kConsumerWGs>::kBlockM, c.pack_gqa,
-                CurrentDeviceSmCount());
+  const Sm90Packing pack = PackingOf(p, Tr::kBlockM, c.pack_gqa, CurrentDeviceSmCount());
   if constexpr (!kMask) {
     if (pack.packs > 0) {
       return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, kPingPong, true>(
           p, stream, pack);
+    }
+  }
+  if constexpr (!kMask && !kPingPong && Tr::kPersistentFits) {
+    if (PersistentFits(p, MakeFwdGrid(p, Tr::kBlockM).blocks, c)) {
+      return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, false, false,
+                                true>(p, stream, pack, PersistentCtas(c));
     }
   }
   return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, kMask, kPingPong, false>(
@@ -194,7 +215,8 @@ std::string Sm90ForwardUnsupported(const AttentionParams& p) {
 // (the previous H64 configuration, kept for A/B and as an escape hatch),
 // JAX_MEA_SM90_PINGPONG=1 / =0 (the ping-pong on every row / none),
 // JAX_MEA_SM90_PACK=0 / =1 (one query head per CTA, also for GQA with q_len <= 64 /
-// packing wherever the group allows it, also where it saves no wave).
+// packing wherever the group allows it, also where it saves no wave),
+// JAX_MEA_SM90_PERSISTENT=0 (one CTA per block also where PersistentFits).
 Sm90Config Sm90EnvConfig() {
   static const Sm90Config c = [] {
     auto is = [](const char* name, const char* value) {
@@ -206,6 +228,7 @@ Sm90Config Sm90EnvConfig() {
     r.pingpong = is("JAX_MEA_SM90_PINGPONG", "1")   ? Sm90Config::PingPong::kOn
                  : is("JAX_MEA_SM90_PINGPONG", "0") ? Sm90Config::PingPong::kOff
                                                     : Sm90Config::PingPong::kByRow;
+    r.persistent = !is("JAX_MEA_SM90_PERSISTENT", "0");
     r.pack_gqa = is("JAX_MEA_SM90_PACK", "0")   ? Sm90Config::Pack::kOff
                  : is("JAX_MEA_SM90_PACK", "1") ? Sm90Config::Pack::kAlways
                                                 : Sm90Config::Pack::kWhereFewerWaves;

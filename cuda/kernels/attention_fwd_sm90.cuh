@@ -88,6 +88,14 @@ struct Sm90FwdTraits {
   static constexpr int kStages = 2;
   static constexpr int kSmemBytes = kQBytes + kStages * (kKBytes + kVBytes) + kAlign;
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of an sm_90 CTA");
+  // A persistent CTA (the kernel's kPersistent) holds two Q buffers: the next block's
+  // Q lands while this block computes. Where they fit (H64, H128), with two consumer
+  // warpgroups: H64's three measured 0-2% slower persistent (H200, session 16, B4
+  // S4096 N32: 1.214-1.236 against 1.203-1.208 ms); H128 B2 N32 bf16 S512 0.030 ->
+  // 0.028-0.029 ms, S1024 0.080 -> 0.071-0.074, S4096 0.852 -> 0.843-0.845.
+  static constexpr int kSmemBytesPersistent = kSmemBytes + kQBytes;
+  static constexpr bool kPersistentFits =
+      kSmemBytesPersistent <= 227 * 1024 && kConsumers == 2;
   // 128 * (24 + 2 * 240) = 64512 <= 65536 registers; the kernel starts with
   // 65536 / 384 = 170 (168 usable) each. Three consumers: 128 * (24 + 3 * 160) =
   // 64512, from 65536 / 512 = 128 each. (ptxas allocates the code after
@@ -134,15 +142,18 @@ struct Sm90Segment {
 constexpr int kEpilogueBarrier = 3;
 
 // The mbarriers of one CTA (shared memory), with the phase parity each wait uses.
-// Buffer use u of a ring stage (tile t: stage t % kStages, use t / kStages)
-// completes phase u of its full barrier (parity u & 1); the producer refills it
-// after phase u - 1 of its empty barrier completed.
-template <int kStages>
+// Buffer use u of a ring stage (tile t: stage t % kStages, use t / kStages, t
+// counting a persistent CTA's tiles over its blocks) completes phase u of its full
+// barrier (parity u & 1); the producer refills it after phase u - 1 of its empty
+// barrier completed. Q buffers the same, by block (n-th block: buffer n % kQBuffers).
+template <int kStages, int kQBuffers = 1>
 struct Sm90FwdBarriers {
-  uint64_t q_full;
+  uint64_t q_full[kQBuffers];
   uint64_t k_full[kStages], v_full[kStages];
   uint64_t k_empty[kStages], v_empty[kStages];  // one arrival per consumer warp
   uint64_t v_tail;  // the producer zeroed the V rows past kv_length (one use)
+  // Persistent: the block's O stores read Q's rows (one arrival per consumer warpgroup).
+  uint64_t q_empty[kQBuffers];
 };
 
 // kPipelined: FlashAttention-3's intra-warpgroup overlap of the softmax with the
@@ -154,8 +165,13 @@ struct Sm90FwdBarriers {
 // kPingPong (pipelined, two consumer warpgroups): the warpgroups take turns at
 // issuing their GEMMs (FlashAttention-3's inter-warpgroup ping-pong), so that one
 // runs its softmax while the other's GEMMs have the tensor cores.
+// kPersistent: gridDim.x CTAs (at most one per SM) walk the grid's blocks, CTA c
+// taking blocks c, c + gridDim.x, ...; the producer loads the next block's Q and
+// K/V tiles while the consumers finish this one (its last tiles, its O stores).
+// Only for grids whose blocks all see every key (PersistentFits in
+// attention_fwd_sm90.cu: no causal mask, window or lengths, no mask tensor).
 template <typename T, int kD, int kDv, int kConsumerWGs, bool kPipelined, bool kMask,
-          bool kPingPong = false, bool kPacked = false>
+          bool kPingPong = false, bool kPacked = false, bool kPersistent = false>
 __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads, 1)
     AttentionFwdSm90Kernel(const __grid_constant__ AttentionParams p,
                            const __grid_constant__ Sm90FwdArgs a) {
@@ -168,14 +184,18 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   constexpr int kNT = kBlockN / 8;  // n8 tiles of S
   constexpr int kDT = kDv / 8;      // n8 tiles of O
   constexpr int kConsumerWarps = 4 * Tr::kConsumers;
+  static_assert(!kPersistent || (!kPacked && !kMask && Tr::kPersistentFits),
+                "persistent: equal blocks, two Q buffers in shared memory");
+  constexpr int kQBuffers = kPersistent ? 2 : 1;
+  constexpr int kQAll = kQBuffers * Tr::kQBytes;
 
   extern __shared__ unsigned char smem_raw[];
-  __shared__ Sm90FwdBarriers<kStages> bars;
+  __shared__ Sm90FwdBarriers<kStages, kQBuffers> bars;
   unsigned char* const smem = smem_raw + ((Tr::kAlign - (SmemAddr(smem_raw) & (Tr::kAlign - 1))) &
                                           (Tr::kAlign - 1));
-  T* const sQ = reinterpret_cast<T*>(smem);
-  T* const sK = reinterpret_cast<T*>(smem + Tr::kQBytes);                          // kStages
-  T* const sV = reinterpret_cast<T*>(smem + Tr::kQBytes + kStages * Tr::kKBytes);  // kStages
+  T* const sQ = reinterpret_cast<T*>(smem);                                 // kQBuffers
+  T* const sK = reinterpret_cast<T*>(smem + kQAll);                          // kStages
+  T* const sV = reinterpret_cast<T*>(smem + kQAll + kStages * Tr::kKBytes);  // kStages
 
   const int tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
@@ -194,22 +214,41 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   static_assert(!(kPacked && kMask), "packed calls have no mask tensor (PackingOf)");
   const int head_rows = kPacked ? a.head_rows : 64;  // packed: a segment's rows
   const int heads_per_cta = kBlockM / head_rows;     // packed
+  // The block's work (set_block; a persistent CTA sets it again for each block):
+  // keys any of its rows may see [blk_lo, blk_hi) and keys every row sees
+  // (seen_by_all, as the sm_80 kernel), its key tiles from n_first.
   int pack = 0;
   FwdBlock<T> w;
-  if constexpr (kPacked) {
-    const int64_t bid = blockIdx.x;
-    pack = static_cast<int>(bid % a.packs);
-    w.b = static_cast<int>(bid / a.packs / p.num_kv_heads);
-    w.h = static_cast<int>(bid / a.packs % p.num_kv_heads) * p.group_size() +
-          pack * heads_per_cta;
-    w.m0 = 0;
-    w.q_end = p.q_len;
-    w.kv_len = p.kv_length(w.b);
-    w.off = p.query_offset(w.b);
-  } else {
-    w = ThisFwdBlock<T>(p, a.grid, kBlockM);
-  }
-  const int kv_head = w.h / p.group_size();
+  int kv_head, blk_lo, blk_hi, n_first, num_tiles;
+  KeyRange seen_by_all;
+  bool zero_tail;
+  auto set_block = [&](int64_t bid) {
+    if constexpr (kPacked) {
+      pack = static_cast<int>(bid % a.packs);
+      w.b = static_cast<int>(bid / a.packs / p.num_kv_heads);
+      w.h = static_cast<int>(bid / a.packs % p.num_kv_heads) * p.group_size() +
+            pack * heads_per_cta;
+      w.m0 = 0;
+      w.q_end = p.q_len;
+      w.kv_len = p.kv_length(w.b);
+      w.off = p.query_offset(w.b);
+    } else {
+      w = FwdBlockAt<T>(p, a.grid, kBlockM, bid);
+    }
+    kv_head = w.h / p.group_size();
+    const KeyRange first_row = VisibleKeys(p, w.m0 + w.off, w.kv_len);
+    const KeyRange last_row = VisibleKeys(p, w.q_end - 1 + w.off, w.kv_len);
+    blk_lo = first_row.lo;
+    blk_hi = last_row.hi;
+    seen_by_all = {last_row.lo, first_row.hi};
+    n_first = blk_lo / kBlockN;
+    num_tiles = (blk_hi + kBlockN - 1) / kBlockN - n_first;
+    // The last tile holds V rows past kv_length that are not zero-filled (they are
+    // below kv_capacity): the producer zeroes them. (Persistent grids have no lengths.)
+    const int tail_j0 = (n_first + num_tiles - 1) * kBlockN;
+    zero_tail = !kPersistent && w.kv_len < p.kv_capacity && tail_j0 + kBlockN > w.kv_len;
+  };
+  set_block(blockIdx.x);
   auto segment = [&](int seg) {  // packed
     const int group = p.group_size();
     const int hg = pack * heads_per_cta + seg;  // in the group
@@ -229,13 +268,9 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     return p.lse + (static_cast<int64_t>(w.b) * p.num_heads + h) * p.q_len + i;
   };
 
-  // Keys any row of this block may see, and keys every row sees (as the sm_80 kernel).
-  const KeyRange first_row = VisibleKeys(p, w.m0 + w.off, w.kv_len);
-  const KeyRange last_row = VisibleKeys(p, w.q_end - 1 + w.off, w.kv_len);
-  const int blk_lo = first_row.lo, blk_hi = last_row.hi;
-  const KeyRange seen_by_all = {last_row.lo, first_row.hi};
-
-  if (blk_hi <= blk_lo) {  // no row sees any key: zeros (lse -inf); uniform over the CTA
+  // No row sees any key: zeros (lse -inf); uniform over the CTA. (Never in a
+  // persistent grid, whose rows all see every key.)
+  if (!kPersistent && blk_hi <= blk_lo) {
     if constexpr (kPacked) {
       for (int e = tid; e < kBlockM * p.v_head_size; e += Tr::kThreads) {
         const int r = e / p.v_head_size, c = e % p.v_head_size;
@@ -259,15 +294,13 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     }
     return;
   }
-  const int n_first = blk_lo / kBlockN;
-  const int num_tiles = (blk_hi + kBlockN - 1) / kBlockN - n_first;
-  // The last tile holds V rows past kv_length that are not zero-filled (they are
-  // below kv_capacity): the producer zeroes them.
-  const int tail_j0 = (n_first + num_tiles - 1) * kBlockN;
-  const bool zero_tail = w.kv_len < p.kv_capacity && tail_j0 + kBlockN > w.kv_len;
 
   if (tid == 0) {
-    MbarInit(&bars.q_full, 1);
+#pragma unroll
+    for (int qb = 0; qb < kQBuffers; ++qb) {
+      MbarInit(&bars.q_full[qb], 1);
+      if constexpr (kPersistent) MbarInit(&bars.q_empty[qb], Tr::kConsumers);
+    }
 #pragma unroll
     for (int st = 0; st < kStages; ++st) {
       MbarInit(&bars.k_full[st], 1);
@@ -284,65 +317,79 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   if (warp < 4) {
     LowerRegisters<Tr::kProducerRegs>();
     if (warp != 0) return;
-    if (lane == 0) {
-      // Packed: kBlockM / head_rows boxes of head_rows rows per 64 columns (tmap_q's
-      // boxes), else one of kBlockM rows: kQBytes in all.
-      MbarArriveExpectTx(&bars.q_full, Tr::kQBytes);
-      if constexpr (kPacked) {
-        for (int seg = 0; seg < heads_per_cta; ++seg) {
-          const Sm90Segment sg = segment(seg);
+    int tiles_before = 0;  // persistent: the ring's tiles of this CTA's earlier blocks
+    for (int64_t bid = blockIdx.x, n = 0;; ++n) {  // n: this CTA's blocks so far
+      const int qb = static_cast<int>(n % kQBuffers);
+      unsigned char* const q_dst = smem + qb * Tr::kQBytes;
+      if (lane == 0) {
+        // Persistent: buffer qb's previous block stored its O (staged in Q's rows).
+        if (kPersistent && n >= kQBuffers) {
+          MbarWait(&bars.q_empty[qb], static_cast<unsigned>(n / kQBuffers - 1) & 1);
+        }
+        // Packed: kBlockM / head_rows boxes of head_rows rows per 64 columns (tmap_q's
+        // boxes), else one of kBlockM rows: kQBytes in all.
+        MbarArriveExpectTx(&bars.q_full[qb], Tr::kQBytes);
+        if constexpr (kPacked) {
+          for (int seg = 0; seg < heads_per_cta; ++seg) {
+            const Sm90Segment sg = segment(seg);
+#pragma unroll
+            for (int c = 0; c < kD / 64; ++c) {
+              TmaLoad4d(q_dst + c * Tr::kQBoxBytes + seg * head_rows * Tr::kRowBytes,
+                        &a.tmap_q, c * 64, sg.pos0, sg.h, w.b, &bars.q_full[qb]);
+            }
+          }
+        } else {
 #pragma unroll
           for (int c = 0; c < kD / 64; ++c) {
-            TmaLoad4d(smem + c * Tr::kQBoxBytes + seg * head_rows * Tr::kRowBytes, &a.tmap_q,
-                      c * 64, sg.pos0, sg.h, w.b, &bars.q_full);
+            TmaLoad4d(q_dst + c * Tr::kQBoxBytes, &a.tmap_q, c * 64, w.m0, w.h, w.b,
+                      &bars.q_full[qb]);
           }
         }
-      } else {
-#pragma unroll
-        for (int c = 0; c < kD / 64; ++c) {
-          TmaLoad4d(reinterpret_cast<unsigned char*>(sQ) + c * Tr::kQBoxBytes, &a.tmap_q,
-                    c * 64, w.m0, w.h, w.b, &bars.q_full);
-        }
       }
-    }
-    for (int t = 0; t < num_tiles; ++t) {
-      const int st = t % kStages;
-      const unsigned use = t / kStages;
-      const int j0 = (n_first + t) * kBlockN;
-      unsigned char* const k_dst = reinterpret_cast<unsigned char*>(sK) + st * Tr::kKBytes;
-      unsigned char* const v_dst = reinterpret_cast<unsigned char*>(sV) + st * Tr::kVBytes;
-      if (lane == 0) {
-        if (use > 0) MbarWait(&bars.k_empty[st], (use - 1) & 1);
-        MbarArriveExpectTx(&bars.k_full[st], Tr::kKBytes);
+      for (int t = 0; t < num_tiles; ++t) {
+        const int st = (tiles_before + t) % kStages;
+        const unsigned use = (tiles_before + t) / kStages;
+        const int j0 = (n_first + t) * kBlockN;
+        unsigned char* const k_dst = reinterpret_cast<unsigned char*>(sK) + st * Tr::kKBytes;
+        unsigned char* const v_dst = reinterpret_cast<unsigned char*>(sV) + st * Tr::kVBytes;
+        if (lane == 0) {
+          if (use > 0) MbarWait(&bars.k_empty[st], (use - 1) & 1);
+          MbarArriveExpectTx(&bars.k_full[st], Tr::kKBytes);
 #pragma unroll
-        for (int c = 0; c < kD / 64; ++c) {
-          TmaLoad4d(k_dst + c * Tr::kKVBoxBytes, &a.tmap_k, c * 64, j0, kv_head, w.b,
-                    &bars.k_full[st]);
-        }
-        if (use > 0) MbarWait(&bars.v_empty[st], (use - 1) & 1);
-        MbarArriveExpectTx(&bars.v_full[st], Tr::kVBytes);
+          for (int c = 0; c < kD / 64; ++c) {
+            TmaLoad4d(k_dst + c * Tr::kKVBoxBytes, &a.tmap_k, c * 64, j0, kv_head, w.b,
+                      &bars.k_full[st]);
+          }
+          if (use > 0) MbarWait(&bars.v_empty[st], (use - 1) & 1);
+          MbarArriveExpectTx(&bars.v_full[st], Tr::kVBytes);
 #pragma unroll
-        for (int c = 0; c < kDv / 64; ++c) {
-          TmaLoad4d(v_dst + c * Tr::kKVBoxBytes, &a.tmap_v, c * 64, j0, kv_head, w.b,
-                    &bars.v_full[st]);
-        }
-      }
-      if (zero_tail && t == num_tiles - 1) {
-        // Whole 128-byte rows: the swizzle only permutes chunks within a row.
-        __syncwarp();
-        MbarWait(&bars.v_full[st], use & 1);
-        const int row0 = w.kv_len - j0;  // first row to zero, in [0, kBlockN)
-        const int chunks = (kBlockN - row0) * (Tr::kRowBytes / 16);
-        for (int box = 0; box < kDv / 64; ++box) {
-          unsigned char* const base = v_dst + box * Tr::kKVBoxBytes + row0 * Tr::kRowBytes;
-          for (int c = lane; c < chunks; c += 32) {
-            *reinterpret_cast<uint4*>(base + c * 16) = make_uint4(0u, 0u, 0u, 0u);
+          for (int c = 0; c < kDv / 64; ++c) {
+            TmaLoad4d(v_dst + c * Tr::kKVBoxBytes, &a.tmap_v, c * 64, j0, kv_head, w.b,
+                      &bars.v_full[st]);
           }
         }
-        FenceProxyAsyncShared();  // the zeros, before wgmma (async proxy) reads them
-        __syncwarp();
-        if (lane == 0) MbarArrive(&bars.v_tail);
+        if (zero_tail && t == num_tiles - 1) {
+          // Whole 128-byte rows: the swizzle only permutes chunks within a row.
+          __syncwarp();
+          MbarWait(&bars.v_full[st], use & 1);
+          const int row0 = w.kv_len - j0;  // first row to zero, in [0, kBlockN)
+          const int chunks = (kBlockN - row0) * (Tr::kRowBytes / 16);
+          for (int box = 0; box < kDv / 64; ++box) {
+            unsigned char* const base = v_dst + box * Tr::kKVBoxBytes + row0 * Tr::kRowBytes;
+            for (int c = lane; c < chunks; c += 32) {
+              *reinterpret_cast<uint4*>(base + c * 16) = make_uint4(0u, 0u, 0u, 0u);
+            }
+          }
+          FenceProxyAsyncShared();  // the zeros, before wgmma (async proxy) reads them
+          __syncwarp();
+          if (lane == 0) MbarArrive(&bars.v_tail);
+        }
       }
+      if constexpr (!kPersistent) break;
+      tiles_before += num_tiles;
+      bid += gridDim.x;
+      if (bid >= a.grid.blocks) break;
+      set_block(bid);
     }
     return;
   }
@@ -351,239 +398,252 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
   RaiseRegisters<Tr::kConsumerRegs>();
   const int cw = warp / 4 - 1;  // consumer warpgroup: block rows 64 cw .. 64 cw + 63
   const int g = lane >> 2, tig = lane & 3;
-  const int row_base = w.m0 + 64 * cw + 16 * (warp & 3) + g;  // this thread's rows: + 0, + 8
-  // Packed: this thread's row k (+ 0, + 8) is a position of segment sg.
-  auto row_at = [&](int k, Sm90Segment& sg) {
-    return position_of(64 * cw + 16 * (warp & 3) + g + 8 * k, sg);
-  };
-  KeyRange rows[2];
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    if constexpr (kPacked) {
-      Sm90Segment sg;
-      const int i = row_at(k, sg);
-      rows[k] = sg.real && i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
-    } else {
-      const int i = row_base + 8 * k;
-      rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
-    }
-  }
-  const int64_t mask_bh = kMask ? MaskRow(p, w.b, w.h, 0) : 0;
-
-  float o[1][kDT][4];
-#pragma unroll
-  for (int d = 0; d < kDT; ++d) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
-  float row_max[2] = {kNegInf, kNegInf}, row_sum[2] = {0.f, 0.f};
-  float s[1][kNT][4];
-  uint32_t pa[kBlockN / 16][4];
-
-  // This warpgroup's 64 rows of each Q box start 64 rows (8 swizzle atoms) in.
-  const uint32_t q_addr = SmemAddr(sQ) + cw * 64 * Tr::kRowBytes;
-
-  // K_t, V_t landed (and V_t's rows past kv_length zeroed).
-  auto wait_k = [&](int t) { MbarWait(&bars.k_full[t % kStages], (t / kStages) & 1); };
-  auto wait_v = [&](int t) {
-    MbarWait(&bars.v_full[t % kStages], (t / kStages) & 1);
-    if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
-  };
-  // S = Q K_t^T, issued: k16 step ks is 32 ks bytes into a row, box ks / 4.
-  auto issue_s = [&](int t) {
-    const int st = t % kStages;
-    const uint32_t k_addr = SmemAddr(sK) + st * Tr::kKBytes;
-    wait_k(t);
-    WgmmaFence();
-#pragma unroll
-    for (int ks = 0; ks < kD / 16; ++ks) {
-      const uint32_t col_bytes = (ks & 3) * 32;
-      const uint64_t qd = SmemDesc(q_addr + (ks >> 2) * Tr::kQBoxBytes + col_bytes, 0, 1024);
-      const uint64_t kd = SmemDesc(k_addr + (ks >> 2) * Tr::kKVBoxBytes + col_bytes, 0, 1024);
-      Wgmma<T, kBlockN>::template SS<0, 0>(s[0], qd, kd, ks > 0);
-    }
-    WgmmaCommit();
-  };
-  // O += P V_t, issued (P in pa): V's k16 step kk is 16 rows (2048 bytes) further;
-  // its 64-column boxes are kKVBoxBytes apart (the MN-major leading byte offset).
-  auto issue_pv = [&](int t) {
-    const int st = t % kStages;
-    const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
-    wait_v(t);
-    WgmmaFence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      const uint64_t vd = SmemDesc(v_addr + kk * 16 * Tr::kRowBytes, Tr::kKVBoxBytes, 1024);
-      Wgmma<T, kDv>::template RS<1>(o[0], pa[kk], vd, 1);
-    }
-    WgmmaCommit();
-  };
-  // A buffer back to the producer: one arrival per warp, after its wait.
-  auto release = [&](uint64_t* bar) {
-    __syncwarp();
-    if (lane == 0) MbarArrive(bar);
-  };
-  // Logits, mask (tiles some row does not see whole), softmax of S_t: s becomes P.
-  auto softmax = [&](int t, float (&corr)[2]) {
-    const int j0 = (n_first + t) * kBlockN;
-    // Plain logits fold their scale into the softmax's exponent (SoftmaxStep's in);
-    // softcap and mask values need the logits themselves.
-    const bool fold = FoldScale(a.logits, kMask);
-    if (!fold) ScoresToLogits(s, a.logits);
-    if constexpr (kMask) {
-      // In kMaskChunks parts of the tile's keys, the memory clobber between them
-      // keeping the compiler from issuing every load at once: O, P and S are
-      // live here, and 64 loaded values more would spill.
-      constexpr int kChunkNT = kNT / Tr::kMaskChunks;
-#pragma unroll
-      for (int ch = 0; ch < Tr::kMaskChunks; ++ch) {
-        auto& part = *reinterpret_cast<float(*)[1][kChunkNT][4]>(&s[0][ch * kChunkNT][0]);
-        MaskLogits<T, 1, kChunkNT, /*kMaskTensor=*/true>(part, p, a.logits, rows, mask_bh,
-                                                          row_base, tig, j0 + ch * kChunkNT * 8);
-        asm volatile("" ::: "memory");
-      }
-    } else if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
-      MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
-                                                    tig, j0);
-    }
-    SoftmaxStep(s, row_max, row_sum, corr, fold ? a.logits.in : 1.f, Tr::kRescaleSlack);
-  };
-  auto p_to_a = [&] {
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) PFragment<T>(pa[kk], s, 0, kk);
-  };
-
-  MbarWait(&bars.q_full, 0);
-  float corr[2];
-  if constexpr (kPipelined) {
-    // FlashAttention-3's intra-warpgroup overlap: S_t is issued, then
-    // P_{t-1} V_{t-1}; waiting for all but the newest group gives S_t, whose
-    // softmax runs while the tensor cores still compute P_{t-1} V_{t-1}; O is
-    // rescaled once those land, and P_t takes P_{t-1}'s registers.
-    //
-    // kPingPong: warpgroup cw issues its GEMMs between turn_wait (named barrier
-    // 1 + cw) and turn_pass (the other's, 2 - cw), after waiting for their tiles
-    // outside its turn. Warpgroup 1 passes first, to let 0 start, and skips its
-    // last pass: each barrier then sees as many arrivals as waits (num_tiles + 1;
-    // both warpgroups walk the same tiles). No cycle with the producer: a
-    // warpgroup's turn comes after the other issued its previous GEMMs, which
-    // follows its release of the buffers the producer is refilling.
-    auto turn_wait = [&] {
-      if constexpr (kPingPong) NamedBarrierSync(1 + cw, 256);
+  int tiles_before = 0;  // persistent: the ring's tiles of this CTA's earlier blocks
+  for (int64_t bid = blockIdx.x, n = 0;; ++n) {  // n: this CTA's blocks so far
+    const int qb = static_cast<int>(n % kQBuffers);
+    const int row_base = w.m0 + 64 * cw + 16 * (warp & 3) + g;  // this thread's rows: + 0, + 8
+    // Packed: this thread's row k (+ 0, + 8) is a position of segment sg.
+    auto row_at = [&](int k, Sm90Segment& sg) {
+      return position_of(64 * cw + 16 * (warp & 3) + g + 8 * k, sg);
     };
-    auto turn_pass = [&] {
-      if constexpr (kPingPong) NamedBarrierArrive(2 - cw, 256);
-    };
-    if (cw == 1) turn_pass();
-    if constexpr (kPingPong) wait_k(0);
-    turn_wait();
-    issue_s(0);
-    turn_pass();
-    WgmmaWait<0>();
-    FenceRegs(s[0]);
-    release(&bars.k_empty[0]);
-    softmax(0, corr);  // O is 0: no rescale
-    p_to_a();
-    for (int t = 1; t < num_tiles; ++t) {
-      if constexpr (kPingPong) {
-        wait_k(t);
-        wait_v(t - 1);
+    KeyRange rows[2];
+#pragma unroll
+    for (int k = 0; k < 2; ++k) {
+      if constexpr (kPacked) {
+        Sm90Segment sg;
+        const int i = row_at(k, sg);
+        rows[k] = sg.real && i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
+      } else {
+        const int i = row_base + 8 * k;
+        rows[k] = i < p.q_len ? VisibleKeys(p, i + w.off, w.kv_len) : KeyRange{0, 0};
       }
+    }
+    const int64_t mask_bh = kMask ? MaskRow(p, w.b, w.h, 0) : 0;
+
+    float o[1][kDT][4];
+#pragma unroll
+    for (int d = 0; d < kDT; ++d) o[0][d][0] = o[0][d][1] = o[0][d][2] = o[0][d][3] = 0.f;
+    float row_max[2] = {kNegInf, kNegInf}, row_sum[2] = {0.f, 0.f};
+    float s[1][kNT][4];
+    uint32_t pa[kBlockN / 16][4];
+
+    // This warpgroup's 64 rows of each Q box start 64 rows (8 swizzle atoms) in.
+    const uint32_t q_addr = SmemAddr(sQ) + qb * Tr::kQBytes + cw * 64 * Tr::kRowBytes;
+
+    // K_t, V_t landed (and V_t's rows past kv_length zeroed).
+    // The ring stage of tile t, and the parity of its use.
+    auto stage = [&](int t) { return (tiles_before + t) % kStages; };
+    auto parity = [&](int t) { return ((tiles_before + t) / kStages) & 1; };
+    auto wait_k = [&](int t) { MbarWait(&bars.k_full[stage(t)], parity(t)); };
+    auto wait_v = [&](int t) {
+      MbarWait(&bars.v_full[stage(t)], parity(t));
+      if (zero_tail && t == num_tiles - 1) MbarWait(&bars.v_tail, 0);
+    };
+    // S = Q K_t^T, issued: k16 step ks is 32 ks bytes into a row, box ks / 4.
+    auto issue_s = [&](int t) {
+      const int st = stage(t);
+      const uint32_t k_addr = SmemAddr(sK) + st * Tr::kKBytes;
+      wait_k(t);
+      WgmmaFence();
+#pragma unroll
+      for (int ks = 0; ks < kD / 16; ++ks) {
+        const uint32_t col_bytes = (ks & 3) * 32;
+        const uint64_t qd = SmemDesc(q_addr + (ks >> 2) * Tr::kQBoxBytes + col_bytes, 0, 1024);
+        const uint64_t kd = SmemDesc(k_addr + (ks >> 2) * Tr::kKVBoxBytes + col_bytes, 0, 1024);
+        Wgmma<T, kBlockN>::template SS<0, 0>(s[0], qd, kd, ks > 0);
+      }
+      WgmmaCommit();
+    };
+    // O += P V_t, issued (P in pa): V's k16 step kk is 16 rows (2048 bytes) further;
+    // its 64-column boxes are kKVBoxBytes apart (the MN-major leading byte offset).
+    auto issue_pv = [&](int t) {
+      const int st = stage(t);
+      const uint32_t v_addr = SmemAddr(sV) + st * Tr::kVBytes;
+      wait_v(t);
+      WgmmaFence();
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        const uint64_t vd = SmemDesc(v_addr + kk * 16 * Tr::kRowBytes, Tr::kKVBoxBytes, 1024);
+        Wgmma<T, kDv>::template RS<1>(o[0], pa[kk], vd, 1);
+      }
+      WgmmaCommit();
+    };
+    // A buffer back to the producer: one arrival per warp, after its wait.
+    auto release = [&](uint64_t* bar) {
+      __syncwarp();
+      if (lane == 0) MbarArrive(bar);
+    };
+    // Logits, mask (tiles some row does not see whole), softmax of S_t: s becomes P.
+    auto softmax = [&](int t, float (&corr)[2]) {
+      const int j0 = (n_first + t) * kBlockN;
+      // Plain logits fold their scale into the softmax's exponent (SoftmaxStep's in);
+      // softcap and mask values need the logits themselves.
+      const bool fold = FoldScale(a.logits, kMask);
+      if (!fold) ScoresToLogits(s, a.logits);
+      if constexpr (kMask) {
+        // In kMaskChunks parts of the tile's keys, the memory clobber between them
+        // keeping the compiler from issuing every load at once: O, P and S are
+        // live here, and 64 loaded values more would spill.
+        constexpr int kChunkNT = kNT / Tr::kMaskChunks;
+#pragma unroll
+        for (int ch = 0; ch < Tr::kMaskChunks; ++ch) {
+          auto& part = *reinterpret_cast<float(*)[1][kChunkNT][4]>(&s[0][ch * kChunkNT][0]);
+          MaskLogits<T, 1, kChunkNT, /*kMaskTensor=*/true>(part, p, a.logits, rows, mask_bh,
+                                                            row_base, tig, j0 + ch * kChunkNT * 8);
+          asm volatile("" ::: "memory");
+        }
+      } else if (!KeysAllVisible(p, seen_by_all, j0, kBlockN)) {
+        MaskLogits<T, 1, kNT, /*kMaskTensor=*/false>(s, p, a.logits, rows, mask_bh, row_base,
+                                                      tig, j0);
+      }
+      SoftmaxStep(s, row_max, row_sum, corr, fold ? a.logits.in : 1.f, Tr::kRescaleSlack);
+    };
+    auto p_to_a = [&] {
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) PFragment<T>(pa[kk], s, 0, kk);
+    };
+
+    MbarWait(&bars.q_full[qb], static_cast<unsigned>(n / kQBuffers) & 1);
+    float corr[2];
+    if constexpr (kPipelined) {
+      // FlashAttention-3's intra-warpgroup overlap: S_t is issued, then
+      // P_{t-1} V_{t-1}; waiting for all but the newest group gives S_t, whose
+      // softmax runs while the tensor cores still compute P_{t-1} V_{t-1}; O is
+      // rescaled once those land, and P_t takes P_{t-1}'s registers.
+      //
+      // kPingPong: warpgroup cw issues its GEMMs between turn_wait (named barrier
+      // 1 + cw) and turn_pass (the other's, 2 - cw), after waiting for their tiles
+      // outside its turn. Warpgroup 1 passes first, to let 0 start, and skips its
+      // last pass: each barrier then sees as many arrivals as waits (num_tiles + 1;
+      // both warpgroups walk the same tiles). No cycle with the producer: a
+      // warpgroup's turn comes after the other issued its previous GEMMs, which
+      // follows its release of the buffers the producer is refilling.
+      auto turn_wait = [&] {
+        if constexpr (kPingPong) NamedBarrierSync(1 + cw, 256);
+      };
+      auto turn_pass = [&] {
+        if constexpr (kPingPong) NamedBarrierArrive(2 - cw, 256);
+      };
+      if (cw == 1) turn_pass();
+      if constexpr (kPingPong) wait_k(0);
       turn_wait();
-      issue_s(t);
-      issue_pv(t - 1);
+      issue_s(0);
       turn_pass();
-      WgmmaWait<1>();  // S_t landed; P_{t-1} V_{t-1} may still run
-      FenceRegs(s[0]);
-      release(&bars.k_empty[t % kStages]);
-      softmax(t, corr);
-      WgmmaWait<0>();
-      FenceRegs(o[0]);
-      FenceRegs(pa);
-      release(&bars.v_empty[(t - 1) % kStages]);
-      if (Tr::kRescaleSlack == 0.f || WarpNeedsRescale(corr)) RescaleRows(o, corr);
-      p_to_a();
-    }
-    if constexpr (kPingPong) wait_v(num_tiles - 1);
-    turn_wait();
-    issue_pv(num_tiles - 1);
-    if (cw == 0) turn_pass();
-    WgmmaWait<0>();
-    FenceRegs(o[0]);
-    FenceRegs(pa);
-    release(&bars.v_empty[(num_tiles - 1) % kStages]);
-  } else {
-    // One tile at a time: S, softmax, P V, each waited for (the first version;
-    // sm90_check --simple runs it).
-    for (int t = 0; t < num_tiles; ++t) {
-      issue_s(t);
       WgmmaWait<0>();
       FenceRegs(s[0]);
-      release(&bars.k_empty[t % kStages]);
-      softmax(t, corr);
-      RescaleRows(o, corr);
+      release(&bars.k_empty[stage(0)]);
+      softmax(0, corr);  // O is 0: no rescale
       p_to_a();
-      issue_pv(t);
-      WgmmaWait<0>();
-      FenceRegs(o[0]);
-      FenceRegs(pa);
-      release(&bars.v_empty[t % kStages]);
-    }
-  }
-
-  // O through shared memory and a TMA store: this warpgroup's 64 rows, normalised,
-  // into its own rows of Q's boxes (its last S = Q K^T was waited for, and no
-  // other warpgroup reads them), in the 128-byte swizzle the map's boxes have (16-byte
-  // chunk c of row r at c ^ (r % 8): conflict-free, a warp's 8 rows take 8 chunks);
-  // then one thread stores each real segment's kDv / 64 boxes, which the copy
-  // engine clips at q_len and v_head_size. The lse goes from registers.
-  static_assert(kDv <= kD, "O is staged in Q's boxes");
-  unsigned char* const o_rows = smem + cw * 64 * Tr::kRowBytes;  // row 0 of box 0
-#pragma unroll
-  for (int k = 0; k < 2; ++k) {
-    const int r = 16 * (warp & 3) + g + 8 * k;  // of the warpgroup's 64
-    const float sum = QuadSum(row_sum[k]);
-    const float inv = RowScale(sum);
-#pragma unroll
-    for (int d = 0; d < kDT; ++d) {
-      const int byte = (d % 8) * 16 + tig * 4;  // in the row of box d / 8
-      *reinterpret_cast<uint32_t*>(o_rows + (d / 8) * Tr::kQBoxBytes + r * Tr::kRowBytes +
-                                   ((byte >> 4) ^ (r & 7)) * 16 + (byte & 15)) =
-          Pack2<T>(o[0][d][2 * k] * inv, o[0][d][2 * k + 1] * inv);
-    }
-    if constexpr (kPacked) {
-      Sm90Segment sg;
-      const int i = row_at(k, sg);
-      if (p.lse != nullptr && tig == 0 && sg.real && i < p.q_len) {
-        *lse_at(sg.h, i) = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+      for (int t = 1; t < num_tiles; ++t) {
+        if constexpr (kPingPong) {
+          wait_k(t);
+          wait_v(t - 1);
+        }
+        turn_wait();
+        issue_s(t);
+        issue_pv(t - 1);
+        turn_pass();
+        WgmmaWait<1>();  // S_t landed; P_{t-1} V_{t-1} may still run
+        FenceRegs(s[0]);
+        release(&bars.k_empty[stage(t)]);
+        softmax(t, corr);
+        WgmmaWait<0>();
+        FenceRegs(o[0]);
+        FenceRegs(pa);
+        release(&bars.v_empty[stage(t - 1)]);
+        if (Tr::kRescaleSlack == 0.f || WarpNeedsRescale(corr)) RescaleRows(o, corr);
+        p_to_a();
       }
+      if constexpr (kPingPong) wait_v(num_tiles - 1);
+      turn_wait();
+      issue_pv(num_tiles - 1);
+      if (cw == 0) turn_pass();
+      WgmmaWait<0>();
+      FenceRegs(o[0]);
+      FenceRegs(pa);
+      release(&bars.v_empty[stage(num_tiles - 1)]);
     } else {
-      const int i = row_base + 8 * k;
-      if (w.lse != nullptr && tig == 0 && i < p.q_len) {
-        w.lse[i] = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+      // One tile at a time: S, softmax, P V, each waited for (the first version;
+      // sm90_check --simple runs it).
+      for (int t = 0; t < num_tiles; ++t) {
+        issue_s(t);
+        WgmmaWait<0>();
+        FenceRegs(s[0]);
+        release(&bars.k_empty[stage(t)]);
+        softmax(t, corr);
+        RescaleRows(o, corr);
+        p_to_a();
+        issue_pv(t);
+        WgmmaWait<0>();
+        FenceRegs(o[0]);
+        FenceRegs(pa);
+        release(&bars.v_empty[stage(t)]);
       }
     }
-  }
-  FenceProxyAsyncShared();  // the rows, before the copy engine reads them
-  NamedBarrierSync(kEpilogueBarrier + cw, 128);
-  if (tid % 128 == 0) {
-    if constexpr (kPacked) {
-      const int segs = 64 / head_rows;  // of this warpgroup
-      for (int j = 0; j < segs; ++j) {
-        const Sm90Segment sg = segment(cw * segs + j);
-        if (!sg.real) continue;
+
+    // O through shared memory and a TMA store: this warpgroup's 64 rows, normalised,
+    // into its own rows of Q's boxes (its last S = Q K^T was waited for, and no
+    // other warpgroup reads them), in the 128-byte swizzle the map's boxes have (16-byte
+    // chunk c of row r at c ^ (r % 8): conflict-free, a warp's 8 rows take 8 chunks);
+    // then one thread stores each real segment's kDv / 64 boxes, which the copy
+    // engine clips at q_len and v_head_size. The lse goes from registers.
+    static_assert(kDv <= kD, "O is staged in Q's boxes");
+    unsigned char* const o_rows = smem + qb * Tr::kQBytes + cw * 64 * Tr::kRowBytes;  // box 0
 #pragma unroll
-        for (int c = 0; c < kDv / 64; ++c) {
-          TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes + j * head_rows * Tr::kRowBytes,
-                     c * 64, sg.pos0, sg.h, w.b);
+    for (int k = 0; k < 2; ++k) {
+      const int r = 16 * (warp & 3) + g + 8 * k;  // of the warpgroup's 64
+      const float sum = QuadSum(row_sum[k]);
+      const float inv = RowScale(sum);
+#pragma unroll
+      for (int d = 0; d < kDT; ++d) {
+        const int byte = (d % 8) * 16 + tig * 4;  // in the row of box d / 8
+        *reinterpret_cast<uint32_t*>(o_rows + (d / 8) * Tr::kQBoxBytes + r * Tr::kRowBytes +
+                                     ((byte >> 4) ^ (r & 7)) * 16 + (byte & 15)) =
+            Pack2<T>(o[0][d][2 * k] * inv, o[0][d][2 * k + 1] * inv);
+      }
+      if constexpr (kPacked) {
+        Sm90Segment sg;
+        const int i = row_at(k, sg);
+        if (p.lse != nullptr && tig == 0 && sg.real && i < p.q_len) {
+          *lse_at(sg.h, i) = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
+        }
+      } else {
+        const int i = row_base + 8 * k;
+        if (w.lse != nullptr && tig == 0 && i < p.q_len) {
+          w.lse[i] = RowLogSumExp(row_max[k], sum, /*log2_units=*/true);
         }
       }
-    } else {
-#pragma unroll
-      for (int c = 0; c < kDv / 64; ++c) {
-        TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes, c * 64, w.m0 + 64 * cw, w.h, w.b);
-      }
     }
-    BulkCommit();
-    BulkWaitRead();  // the shared memory stays until the copy engine has read it
-  }
+    FenceProxyAsyncShared();  // the rows, before the copy engine reads them
+    NamedBarrierSync(kEpilogueBarrier + cw, 128);
+    if (tid % 128 == 0) {
+      if constexpr (kPacked) {
+        const int segs = 64 / head_rows;  // of this warpgroup
+        for (int j = 0; j < segs; ++j) {
+          const Sm90Segment sg = segment(cw * segs + j);
+          if (!sg.real) continue;
+#pragma unroll
+          for (int c = 0; c < kDv / 64; ++c) {
+            TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes + j * head_rows * Tr::kRowBytes,
+                       c * 64, sg.pos0, sg.h, w.b);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int c = 0; c < kDv / 64; ++c) {
+          TmaStore4d(&a.tmap_o, o_rows + c * Tr::kQBoxBytes, c * 64, w.m0 + 64 * cw, w.h, w.b);
+        }
+      }
+      BulkCommit();
+      BulkWaitRead();  // the shared memory stays until the copy engine has read it
+      if constexpr (kPersistent) MbarArrive(&bars.q_empty[qb]);  // the producer may refill it
+    }
+    if constexpr (!kPersistent) break;
+    tiles_before += num_tiles;
+    bid += gridDim.x;
+    if (bid >= a.grid.blocks) break;
+    set_block(bid);
+  }  // the blocks
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 }
 

@@ -305,10 +305,10 @@ struct FwdBlock {
   T* o;
   float* lse;
 };
+// Block `bid` of the grid's order (a persistent CTA walks several).
 template <typename T>
-__device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, const FwdGrid& g,
-                                                    int block_m) {
-  const int64_t bid = blockIdx.x;
+__device__ __forceinline__ FwdBlock<T> FwdBlockAt(const AttentionParams& p, const FwdGrid& g,
+                                                  int block_m, int64_t bid) {
   const int64_t pairs = int64_t{p.num_heads} * p.batch;
   const int64_t section_blocks = int64_t{g.section} * g.num_m_blocks;
   const int64_t first_pair = bid / section_blocks * g.section;
@@ -332,6 +332,11 @@ __device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, co
               ? nullptr
               : p.lse + (static_cast<int64_t>(w.b) * p.num_heads + w.h) * p.q_len;
   return w;
+}
+template <typename T>
+__device__ __forceinline__ FwdBlock<T> ThisFwdBlock(const AttentionParams& p, const FwdGrid& g,
+                                                    int block_m) {
+  return FwdBlockAt<T>(p, g, block_m, blockIdx.x);
 }
 
 }  // namespace jax_mea::cuda

@@ -22,6 +22,8 @@
 //   sm90_check --pingpong   checks (or --debug) the kernel with the ping-pong between its
 //                           consumer warpgroups (JAX_MEA_SM90_PINGPONG=1); with
 //                           --bench: times it too ("pingpong")
+//   Cases whose rows all see every key run again with 3 persistent CTAs walking
+//   the blocks ("persistent3"; by default, grids of more than one wave at H <= 128).
 //   The checks pack GQA calls with q_len <= 64 wherever the group allows
 //   (JAX_MEA_SM90_PACK=1 unless set); --bench runs the default rule, and forced on
 //   and off beside it ("pack always", "pack off").
@@ -59,7 +61,11 @@ constexpr double kLseTol = 2e-3;  // absolute, natural log units (fp32 accumulat
 
 // The sm_90a kernel in configurations other than the default: --bench's A/B, and
 // the checks of the 2-consumer H64 ("wg2") and of the ping-pong (--pingpong).
-enum class Config { kTwoConsumers, kPingPongOn, kPingPongOff, kPackAlways, kPackOff };
+enum class Config {
+  kTwoConsumers, kPingPongOn, kPingPongOff, kPackAlways, kPackOff,
+  kPersistentOff,
+  kPersistent3,  // 3 persistent CTAs walk the blocks of any grid of more than 3
+};
 template <Config kConfig>
 cudaError_t WithConfig(const AttentionParams& p, cudaStream_t s) {
   cuda::Sm90Config c = cuda::Sm90EnvConfig();
@@ -68,6 +74,8 @@ cudaError_t WithConfig(const AttentionParams& p, cudaStream_t s) {
   if (kConfig == Config::kPingPongOff) c.pingpong = cuda::Sm90Config::PingPong::kOff;
   if (kConfig == Config::kPackAlways) c.pack_gqa = cuda::Sm90Config::Pack::kAlways;
   if (kConfig == Config::kPackOff) c.pack_gqa = cuda::Sm90Config::Pack::kOff;
+  if (kConfig == Config::kPersistentOff) c.persistent = false;
+  if (kConfig == Config::kPersistent3) c.persistent_ctas = 3;
   return cuda::LaunchAttentionForwardSm90With(p, s, c);
 }
 LaunchFn g_sm90 = cuda::LaunchAttentionForwardSm90;
@@ -456,20 +464,31 @@ int Check(bool quick, const std::string& filter) {
         const std::string label = std::string(DTypeName(dt)) + " H" + std::to_string(H) + "/" +
                                   std::to_string(Hv) + (wg2 ? " wg2 " : " ") + c.name;
         if (!filter.empty() && label.find(filter) == std::string::npos) continue;
-        const Outcome r = RunCase(c, rng, /*verbose=*/true,
-                                  wg2 ? WithConfig<Config::kTwoConsumers> : nullptr);
-        ++total;
-        failed += !r.ok;
-        if (!r.why.empty()) {
-          std::printf("FAIL %-52s did not run: %s\n", label.c_str(), r.why.c_str());
-        } else {
-          std::printf("%s %-52s B%d N%d/%d T%d S%d f64 rel=%.1e max_abs=%.1e nan=%zu "
-                      "zero_mismatch=%zu lse_bad=%zu lse_err=%.1e\n",
-                      r.ok ? "PASS" : "FAIL", label.c_str(), c.B, c.Nq, c.Nkv, c.Sq, c.Skv,
-                      r.out64.rel, r.out64.max_abs, r.nan, r.zero_mismatch, r.lse_bad,
-                      r.lse_max_err);
+        auto run = [&](const std::string& name, LaunchFn launch) {
+          const Outcome r = RunCase(c, rng, /*verbose=*/true, launch);
+          ++total;
+          failed += !r.ok;
+          if (!r.why.empty()) {
+            std::printf("FAIL %-52s did not run: %s\n", name.c_str(), r.why.c_str());
+          } else {
+            std::printf("%s %-52s B%d N%d/%d T%d S%d f64 rel=%.1e max_abs=%.1e nan=%zu "
+                        "zero_mismatch=%zu lse_bad=%zu lse_err=%.1e\n",
+                        r.ok ? "PASS" : "FAIL", name.c_str(), c.B, c.Nq, c.Nkv, c.Sq, c.Skv,
+                        r.out64.rel, r.out64.max_abs, r.nan, r.zero_mismatch, r.lse_bad,
+                        r.lse_max_err);
+          }
+          std::fflush(stdout);
+        };
+        run(label, wg2 ? WithConfig<Config::kTwoConsumers> : nullptr);
+        // Grids whose blocks all see every key again with 3 persistent CTAs walking
+        // them (the kernel takes them where two Q buffers fit, H <= 128, with two
+        // consumer warpgroups: not at H64, whose default is three).
+        const bool packed = c.Nkv < c.Nq && c.Sq <= 64;
+        if (!wg2 && !c.causal && c.left == kUnboundedWindow && c.right == kUnboundedWindow &&
+            !c.kv_lengths && c.mask == MaskKind::kNone && !packed && H <= 128 && Hv <= 128 &&
+            !(H <= 64 && Hv <= 64)) {
+          run(label + " persistent3", WithConfig<Config::kPersistent3>);
         }
-        std::fflush(stdout);
       }
     }
   }
@@ -616,6 +635,10 @@ void Bench(const std::string& filter) {
     };
     if (c.H == 64 && c.Hv == 64 && !c.mask) {  // the 2-consumer configuration beside it
       variant("  wg2", WithConfig<Config::kTwoConsumers>);
+    }
+    if (!c.causal && c.left == kUnboundedWindow && !c.mask && Sq == c.S && c.H == 128 &&
+        c.Hv == 128) {  // one CTA per block, beside the persistent grid
+      variant("  persistent off", WithConfig<Config::kPersistentOff>);
     }
     if (Sq < c.S && c.Nkv < c.Nq) {  // GQA packing forced on and off, beside the default
       variant("  pack always", WithConfig<Config::kPackAlways>);
