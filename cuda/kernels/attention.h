@@ -52,8 +52,7 @@ struct Sm90Config {
   Pack pack_gqa = Pack::kWhereFewerWaves;
   // One CTA per SM walking the blocks (kPersistent) where every block has the same
   // work and there is more than one wave (PersistentFits, attention_fwd_sm90.cu; the
-  // rows whose two Q buffers fit, with two consumer warpgroups: H128, and H64 only
-  // with h64_consumers 2); false: one CTA per block.
+  // 128x128 row, pipelined, without the ping-pong); false: one CTA per block.
   bool persistent = true;
   // > 0: that many persistent CTAs, and persistence from that many blocks on, not the
   // SM count's (sm90_check: a few CTAs walking many blocks).

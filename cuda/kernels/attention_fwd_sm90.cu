@@ -68,13 +68,15 @@ Sm90Packing PackingOf(const AttentionParams& p, int block_m, Sm90Config::Pack mo
 // window or lengths; no mask tensor), and there is more than one wave of blocks:
 // the producer then loads a block's Q and first tiles while the consumers finish
 // the previous one. H200, B2 N32 H128 bf16: see Sm90Config::persistent.
+// CTAs of a persistent grid; 0 where the SM count cannot be read (no persistence).
 int PersistentCtas(const Sm90Config& c) {
   return c.persistent_ctas > 0 ? c.persistent_ctas : CurrentDeviceSmCount();
 }
 bool PersistentFits(const AttentionParams& p, int64_t blocks, const Sm90Config& c) {
-  return c.persistent && !p.is_causal && p.left_window == kUnboundedWindow &&
+  const int ctas = PersistentCtas(c);
+  return c.persistent && ctas > 0 && !p.is_causal && p.left_window == kUnboundedWindow &&
          p.right_window == kUnboundedWindow && p.kv_lengths == nullptr &&
-         p.mask_kind == MaskKind::kNone && blocks > PersistentCtas(c);
+         p.mask_kind == MaskKind::kNone && blocks > ctas;
 }
 
 // One instance's launch; kPacked: `pack` holds packs > 0; kPersistent: at most
@@ -128,7 +130,9 @@ cudaError_t LaunchSm90(const AttentionParams& p, cudaStream_t stream, const Sm90
           p, stream, pack);
     }
   }
-  if constexpr (!kMask && !kPingPong && Tr::kPersistentFits) {
+  // (Pipelined only: sm90_check --simple checks the one-step-at-a-time kernel, not
+  // a persistent version of it.)
+  if constexpr (!kMask && !kPingPong && kPipelined && Tr::kPersistentFits) {
     if (PersistentFits(p, MakeFwdGrid(p, Tr::kBlockM).blocks, c)) {
       return LaunchSm90Instance<T, kD, kDv, kConsumerWGs, kPipelined, false, false, false,
                                 true>(p, stream, pack, PersistentCtas(c));

@@ -89,13 +89,14 @@ struct Sm90FwdTraits {
   static constexpr int kSmemBytes = kQBytes + kStages * (kKBytes + kVBytes) + kAlign;
   static_assert(kSmemBytes <= 227 * 1024, "shared memory of an sm_90 CTA");
   // A persistent CTA (the kernel's kPersistent) holds two Q buffers: the next block's
-  // Q lands while this block computes. Where they fit (H64, H128), with two consumer
-  // warpgroups: H64's three measured 0-2% slower persistent (H200, session 16, B4
-  // S4096 N32: 1.214-1.236 against 1.203-1.208 ms); H128 B2 N32 bf16 S512 0.030 ->
-  // 0.028-0.029 ms, S1024 0.080 -> 0.071-0.074, S4096 0.852 -> 0.843-0.845.
+  // Q lands while this block computes. Taken on the 128x128 row (H96 padded to it
+  // too), where it was measured (H200, session 16, B2 N32 bf16: S512 0.030 ->
+  // 0.028-0.029 ms, S1024 0.080 -> 0.071-0.074, S4096 0.852 -> 0.843-0.845). H64 also
+  // fits: with its default three consumer warpgroups it measured 0-2% slower (B4
+  // S4096 N32: 1.214-1.236 against 1.203-1.208 ms), with two it was never run.
   static constexpr int kSmemBytesPersistent = kSmemBytes + kQBytes;
   static constexpr bool kPersistentFits =
-      kSmemBytesPersistent <= 227 * 1024 && kConsumers == 2;
+      kSmemBytesPersistent <= 227 * 1024 && kD == 128 && kDv == 128 && kConsumers == 2;
   // 128 * (24 + 2 * 240) = 64512 <= 65536 registers; the kernel starts with
   // 65536 / 384 = 170 (168 usable) each. Three consumers: 128 * (24 + 3 * 160) =
   // 64512, from 65536 / 512 = 128 each. (ptxas allocates the code after

@@ -23,7 +23,8 @@
 //                           consumer warpgroups (JAX_MEA_SM90_PINGPONG=1); with
 //                           --bench: times it too ("pingpong")
 //   Cases whose rows all see every key run again with 3 persistent CTAs walking
-//   the blocks ("persistent3"; by default, grids of more than one wave at H <= 128).
+//   the blocks ("persistent3"; by default, grids of more than one wave on the
+//   128x128 row; not with --simple or --pingpong, whose kernels are not persistent).
 //   The checks pack GQA calls with q_len <= 64 wherever the group allows
 //   (JAX_MEA_SM90_PACK=1 unless set); --bench runs the default rule, and forced on
 //   and off beside it ("pack always", "pack off").
@@ -481,12 +482,13 @@ int Check(bool quick, const std::string& filter) {
         };
         run(label, wg2 ? WithConfig<Config::kTwoConsumers> : nullptr);
         // Grids whose blocks all see every key again with 3 persistent CTAs walking
-        // them (the kernel takes them where two Q buffers fit, H <= 128, with two
-        // consumer warpgroups: not at H64, whose default is three).
+        // them (the kernel takes them on the 128x128 row: H, Hv in (64, 128]),
+        // pipelined and without the ping-pong, so not under --simple or --pingpong.
         const bool packed = c.Nkv < c.Nq && c.Sq <= 64;
-        if (!wg2 && !c.causal && c.left == kUnboundedWindow && c.right == kUnboundedWindow &&
-            !c.kv_lengths && c.mask == MaskKind::kNone && !packed && H <= 128 && Hv <= 128 &&
-            !(H <= 64 && Hv <= 64)) {
+        const bool row128 = std::max(H, Hv) > 64 && H <= 128 && Hv <= 128;
+        if (!wg2 && !g_pingpong && g_sm90 != cuda::LaunchAttentionForwardSm90Simple &&
+            !c.causal && c.left == kUnboundedWindow && c.right == kUnboundedWindow &&
+            !c.kv_lengths && c.mask == MaskKind::kNone && !packed && row128) {
           run(label + " persistent3", WithConfig<Config::kPersistent3>);
         }
       }
