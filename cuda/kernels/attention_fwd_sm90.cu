@@ -65,7 +65,8 @@ Sm90Packing PackingOf(const AttentionParams& p, int block_m, Sm90Config::Pack mo
 
 // A persistent grid (the kernel's kPersistent: one CTA per SM walks the blocks)
 // where every block has the same work, every row seeing every key (no causal mask,
-// window or lengths; no mask tensor), and there is more than one wave of blocks:
+// window, lengths, per-batch offsets or mask tensor, and an offset within the
+// windows' reach), and there is more than one wave of blocks:
 // the producer then loads a block's Q and first tiles while the consumers finish
 // the previous one. H200, B2 N32 H128 bf16: see Sm90Config::persistent.
 // CTAs of a persistent grid; 0 where the SM count cannot be read (no persistence).
@@ -74,9 +75,19 @@ int PersistentCtas(const Sm90Config& c) {
 }
 bool PersistentFits(const AttentionParams& p, int64_t blocks, const Sm90Config& c) {
   const int ctas = PersistentCtas(c);
-  return c.persistent && ctas > 0 && !p.is_causal && p.left_window == kUnboundedWindow &&
-         p.right_window == kUnboundedWindow && p.kv_lengths == nullptr &&
-         p.mask_kind == MaskKind::kNone && blocks > ctas;
+  if (!c.persistent || ctas <= 0 || blocks <= ctas || p.is_causal ||
+      p.left_window != kUnboundedWindow || p.right_window != kUnboundedWindow ||
+      p.kv_lengths != nullptr || p.causal_offsets != nullptr ||
+      p.mask_kind != MaskKind::kNone) {
+    return false;
+  }
+  // score.h reads an unbounded window literally: a query offset near the int32 ends
+  // still cuts keys (a block could see none, which the persistent kernel does not
+  // handle). Both ends of VisibleKeys grow with the position: the first and last rows
+  // decide.
+  const KeyRange first = VisibleKeys(p, p.causal_offset, p.kv_capacity);
+  const KeyRange last = VisibleKeys(p, int64_t{p.q_len} - 1 + p.causal_offset, p.kv_capacity);
+  return last.lo == 0 && first.hi == p.kv_capacity;
 }
 
 // One instance's launch; kPacked: `pack` holds packs > 0; kPersistent: at most
