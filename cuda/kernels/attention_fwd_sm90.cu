@@ -63,16 +63,17 @@ Sm90Packing PackingOf(const AttentionParams& p, int block_m, Sm90Config::Pack mo
   return packed;
 }
 
+// CTAs of a persistent grid; 0 where the SM count cannot be read (no persistence).
+int PersistentCtas(const Sm90Config& c) {
+  return c.persistent_ctas > 0 ? c.persistent_ctas : CurrentDeviceSmCount();
+}
+
 // A persistent grid (the kernel's kPersistent: one CTA per SM walks the blocks)
 // where every block has the same work, every row seeing every key (no causal mask,
 // window, lengths, per-batch offsets or mask tensor, and an offset within the
 // windows' reach), and there is more than one wave of blocks:
 // the producer then loads a block's Q and first tiles while the consumers finish
-// the previous one. H200, B2 N32 H128 bf16: see Sm90Config::persistent.
-// CTAs of a persistent grid; 0 where the SM count cannot be read (no persistence).
-int PersistentCtas(const Sm90Config& c) {
-  return c.persistent_ctas > 0 ? c.persistent_ctas : CurrentDeviceSmCount();
-}
+// the previous one. H200, B2 N32 H128 bf16: see Sm90FwdTraits::kPersistentFits.
 bool PersistentFits(const AttentionParams& p, int64_t blocks, const Sm90Config& c) {
   const int ctas = PersistentCtas(c);
   if (!c.persistent || ctas <= 0 || blocks <= ctas || p.is_causal ||

@@ -18,6 +18,7 @@
 #include "kernels/decode_common.cuh"
 #include "kernels/decode_kernels.cuh"
 #include "kernels/decode_plan.h"
+#include "kernels/launch_utils.h"
 #include "kernels/tensor_map.h"
 
 namespace jax_mea::cuda {
@@ -54,28 +55,14 @@ int CurrentDevice() {
   return dev;
 }
 
-// A device attribute, looked up once per (attribute, device); `fallback` where
-// the query fails or gives no positive value.
-int DeviceAttribute(cudaDeviceAttr attr, int dev, int fallback) {
-  static std::map<std::pair<int, int>, int> cache;
-  std::lock_guard<std::mutex> lock(g_mutex);
-  const auto key = std::make_pair(static_cast<int>(attr), dev);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  int n = 0;
-  if (cudaDeviceGetAttribute(&n, attr, dev) != cudaSuccess || n <= 0) {
-    cudaGetLastError();
-    n = fallback;
-  }
-  cache[key] = n;
-  return n;
-}
-
+// The device facts the plan reads (DeviceAttribute, launch_utils.h), with the values
+// assumed where a query fails.
 int MaxSmemOptin(int dev) {
-  return DeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, dev, 48 * 1024);
+  const int bytes = DeviceAttribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(dev);
+  return bytes > 0 ? bytes : 48 * 1024;
 }
-int SmCount(int dev) { return DeviceAttribute(cudaDevAttrMultiProcessorCount, dev, 1); }
-int ComputeMajor(int dev) { return DeviceAttribute(cudaDevAttrComputeCapabilityMajor, dev, 0); }
+int SmCount(int dev) { return std::max(DeviceAttribute<cudaDevAttrMultiProcessorCount>(dev), 1); }
+int ComputeMajor(int dev) { return DeviceAttribute<cudaDevAttrComputeCapabilityMajor>(dev); }
 
 // True when the kernel's machine code is sm_90 or newer (not sm_80 code JIT-run
 // on a Hopper, where the TMA helpers trap).

@@ -41,26 +41,32 @@ cudaError_t EnsureDynamicSmem(Kernel kernel, size_t bytes, DeviceFlags& flags) {
   return cudaSuccess;
 }
 
-// A device attribute of the current device, looked up once per device (the first
-// 64 ordinals); 0 where the query fails.
+// A device attribute of device `dev`, looked up once per device (the first 64
+// ordinals; others on every call); 0 where the query fails or gives no positive value
+// (then asked again next time).
 template <cudaDeviceAttr kAttr>
-int CurrentDeviceAttribute() {
+int DeviceAttribute(int dev) {
   static std::atomic<int> values[64] = {};  // 0: not looked up yet
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
   if (dev >= 0 && dev < 64) {
     if (const int v = values[dev].load(std::memory_order_relaxed); v != 0) return v;
   }
   int value = 0;
-  if (cudaDeviceGetAttribute(&value, kAttr, dev) != cudaSuccess) {
+  if (cudaDeviceGetAttribute(&value, kAttr, dev) != cudaSuccess || value <= 0) {
     cudaGetLastError();
     return 0;
   }
   if (dev >= 0 && dev < 64) values[dev].store(value, std::memory_order_relaxed);
   return value;
+}
+// The same of the current device; 0 where there is none.
+template <cudaDeviceAttr kAttr>
+int CurrentDeviceAttribute() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return DeviceAttribute<kAttr>(dev);
 }
 inline int CurrentDeviceMajor() {
   return CurrentDeviceAttribute<cudaDevAttrComputeCapabilityMajor>();
