@@ -7,6 +7,7 @@
 #include <map>
 
 #include "ffi/handlers.h"
+#include "kernels/bwd_walk.h"
 #include "kernels/decode_plan.h"
 #include "ffi/params_from_ffi.h"
 #include "jax_mea/params.h"
@@ -20,6 +21,31 @@ namespace {
 template <typename Fn>
 nb::capsule Capsule(Fn* fn) {
   return nb::capsule(reinterpret_cast<void*>(fn));
+}
+
+// The backward's walk over query tiles for key block nb (kernels/bwd_walk.h), for
+// tests on machines without a GPU: [(hg, m, any_lo, any_hi, all_lo, all_hi)], heads
+// [hg_first, hg_end) of the group.
+nb::list BwdWalkTiles(int q_len, int kv_len, int64_t query_offset, int nb, int hg_first,
+                      int hg_end, bool is_causal, int left_window, int right_window,
+                      int mask_len, int block_m, int block_n) {
+  jax_mea::AttentionParams p;
+  p.q_len = q_len;
+  p.kv_capacity = kv_len;
+  p.is_causal = is_causal;
+  p.left_window = left_window;
+  p.right_window = right_window;
+  if (mask_len >= 0) {
+    p.mask_kind = jax_mea::MaskKind::kBool;
+    p.mask_len = mask_len;
+  }
+  jax_mea::BwdWalk walk =
+      jax_mea::BwdWalk::Make(p, block_m, block_n, kv_len, query_offset, nb * block_n, hg_end);
+  nb::list tiles;
+  for (jax_mea::BwdTile t = walk.First(hg_first); t.hg < hg_end; t = walk.Next(t.hg, t.m)) {
+    tiles.append(nb::make_tuple(t.hg, t.m, t.bk.any.lo, t.bk.any.hi, t.bk.all.lo, t.bk.all.hi));
+  }
+  return tiles;
 }
 
 // The decode planner (kernels/decode_plan.h) over given shapes and facts, for
@@ -109,6 +135,15 @@ NB_MODULE(_ext, m) {
         nb::arg("cluster_merge") = true,
         "The decode kernel's plan (kernels/decode_plan.h) for the given shapes and "
         "kernel / device facts (defaults: an H200 and the sm_90 TMA kernel at H128).");
+
+  m.def("bwd_walk", &BwdWalkTiles, nb::arg("q_len"), nb::arg("kv_len"),
+        nb::arg("query_offset"), nb::arg("nb"), nb::arg("hg_first") = 0, nb::arg("hg_end") = 1,
+        nb::arg("is_causal") = false, nb::arg("left_window") = jax_mea::kUnboundedWindow,
+        nb::arg("right_window") = jax_mea::kUnboundedWindow, nb::arg("mask_len") = -1,
+        nb::arg("block_m") = 64, nb::arg("block_n") = 128,
+        "The CUDA backward's query tiles for key block nb (kernels/bwd_walk.h): "
+        "[(head of the group, query block, any.lo, any.hi, all.lo, all.hi)]; mask_len >= 0: "
+        "a mask tensor of that many keys.");
 
   nb::dict targets;
   targets["attention"] = kAttentionTarget;

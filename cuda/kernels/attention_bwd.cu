@@ -24,6 +24,14 @@ bool BwdRowSwitch(int h, int hv, Fn&& fn) {
   });
 }
 
+// workspace.h's dq_stride, max(H, Hv) rounded up to 64, is the head dim of the BWD
+// row that takes (H, Hv) while the rows are square multiples of 64 with none
+// skipped (64, 128); RunBwd refuses a call where it is not.
+#define JAX_MEA_BWD_ROW_SQUARE(HP, HVP, FWD, DEC, DEC8, SIMT, BWD, SM90) \
+  &&(!(BWD) || ((HP) == (HVP) && (HP) % 64 == 0))
+static_assert(true JAX_MEA_HEAD_DIMS(JAX_MEA_BWD_ROW_SQUARE), "square BWD rows of 64 columns");
+#undef JAX_MEA_BWD_ROW_SQUARE
+
 template <typename T>
 cudaError_t DispatchBwd(const AttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)

@@ -9,13 +9,15 @@
 //      and its query block's counter zeroed.
 //   2. BwdKernel: one CTA (8 warps) per (batch, kv head, block of kBlockN = 128
 //      keys), K and V held in shared memory. It walks the kBlockM = 64-row query
-//      tiles of every head of the GQA group (heads in order, tiles from the last
-//      down), Q and lse2 / D double-buffered by cp.async (dO single-buffered, as in
-//      FlashAttention-2, which keeps the CTA within an A100's shared memory), and per
-//      tile recomputes S = Q K^T, P = exp2(S log2(e) scale - lse2), dP = dO V^T,
-//      dS = P (dP - D); it accumulates dV += P^T dO and dK += dS^T Q in registers
-//      (GQA group sum included) and adds the tile's dQ part dS K to the float32
-//      accumulator. Those adds are ordered: the query block's counter says how many
+//      tiles of every head of the GQA group that see a key of the block (heads in
+//      order, tiles from the last down; bwd_walk.h), Q and lse2 / D
+//      double-buffered by cp.async (dO single-buffered, as in FlashAttention-2,
+//      which keeps the CTA within an A100's shared memory), and per tile recomputes
+//      S = Q K^T, P = exp2(S log2(e) scale - lse2), dP = dO V^T, dS = P (dP - D);
+//      it accumulates dV += P^T dO and dK += dS^T Q in registers (GQA group sum
+//      included) and adds the tile's dQ part dS K to the float32 accumulator (rows
+//      of kD floats: a thread's 16 vector adds at constant offsets from one
+//      address). Those adds are ordered: the query block's counter says how many
 //      key blocks have added, and a CTA adds only on its turn (key blocks in
 //      increasing order), so dQ is the same bitwise on every run. Turns never
 //      deadlock: a CTA waits only for lower key blocks, which have lower blockIdx.x
@@ -45,6 +47,7 @@
 
 #include "jax_mea/workspace.h"
 #include "kernels/attention_fwd.cuh"  // LoadTile, Vec16Ok
+#include "kernels/bwd_walk.h"
 #include "kernels/common.cuh"
 #include "kernels/launch_utils.h"
 
@@ -286,25 +289,6 @@ __global__ void BwdPrepKernel(const __grid_constant__ AttentionBackwardParams bp
 
 // ------------------------------------------------------------------ 2. dK, dV (and dQ's parts)
 
-// The keys of the query block at m0: `any`, outside which no row sees a key, and
-// `all`, each key of which every row sees (both ends of VisibleKeys grow with the
-// position).
-struct BlockKeys {
-  KeyRange any, all;
-};
-template <int kBlockM>
-__device__ __forceinline__ BlockKeys QueryBlockKeys(const AttentionParams& p, int m0, int kv_len,
-                                                    int64_t off) {
-  const KeyRange first = VisibleKeys(p, m0 + off, kv_len);
-  const KeyRange last = VisibleKeys(p, min(m0 + kBlockM, p.q_len) - 1 + off, kv_len);
-  return {{first.lo, last.hi}, {last.lo, first.hi}};
-}
-
-// The query tile of the walk: (head of the group hg, query block m).
-struct BwdTile {
-  int hg, m;
-};
-
 // P and dS of one score s = q.k with dp = dO.v, in place: P = exp2(logit - lse2),
 // dS = P (dp - D), times the softcap's 1 - tanh^2 (the scale comes at the end).
 // kChecked: key j outside [lo, hi) gives 0, and the mask applies.
@@ -373,23 +357,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   const int kv_len = p.kv_length(b);
   const int64_t off = p.query_offset(b);
 
-  // Query block m contributes when some row sees a key of this block: then the
-  // key blocks adding to its dQ are [any.lo / kBN, ceil(any.hi / kBN)), this one's
-  // turn nb - any.lo / kBN.
-  auto contributes = [&](int m) {
-    const BlockKeys bk = QueryBlockKeys<kBM>(p, m * kBM, kv_len, off);
-    return !bk.any.empty() && bk.any.lo < j0 + kBN && bk.any.hi > j0;
-  };
-  // The first tile of the walk at or after (hg, m): heads in order, blocks downward.
-  auto next_tile = [&](int hg, int m) {
-    for (; hg < hg_end; ++hg, m = a.num_m_blocks - 1) {
-      for (; m >= 0; --m) {
-        if (contributes(m)) return BwdTile{hg, m};
-      }
-    }
-    return BwdTile{hg_end, 0};
-  };
-
+  // The query tiles that see keys of this block (bwd_walk.h).
+  BwdWalk walk = BwdWalk::Make(p, kBM, kBN, kv_len, off, j0, hg_end);
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
   auto q_of = [&](int hg) {
@@ -423,7 +392,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   Zero(dk);
   Zero(dv);
 
-  BwdTile cur = j0 < kv_len ? next_tile(hg_first, a.num_m_blocks - 1) : BwdTile{hg_end, 0};
+  BwdTile cur = walk.First(hg_first);
   if (cur.hg < hg_end) {
     LoadTile<T, kBN, kD, kKS, kThreads>(sK, k_base, p.k_strides.seq, j0, kv_len, p.head_size,
                                         a.k_vec);
@@ -436,8 +405,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   for (int stage = 0; cur.hg < hg_end; stage ^= 1) {
     CpAsyncWait<0>();
     __syncthreads();  // this tile landed; every warp is done with the previous one
-    const BwdTile nxt = cur.m > 0 ? next_tile(cur.hg, cur.m - 1) : next_tile(cur.hg + 1,
-                                                                            a.num_m_blocks - 1);
+    const BwdTile nxt = walk.Next(cur.hg, cur.m);
     if (nxt.hg < hg_end) load_q(nxt, stage ^ 1);
 
     const int h = kvh * group + cur.hg;
@@ -456,7 +424,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
                                                   lane);
 
     // P and dS into shared memory (16-bit, as the MMAs read them).
-    const BlockKeys bk = QueryBlockKeys<kBM>(p, m0, kv_len, off);
+    const BlockKeys& bk = cur.bk;
     const bool checked = !KeysAllVisible(p, bk.all, j0, kBN);
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
@@ -505,20 +473,20 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
       Zero(dq);
       WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
                                                          sK + wc * (kD / 4), lane);
+      // This thread's first element (row 32 wr + g, column wc kD / 4 + 2 tig): the
+      // others are at constant offsets from it (rows of kD floats, RunBwd checks).
+      float* const acc =
+          a.dq_acc + (row_index(cur) + 32 * wr + g) * kD + wc * (kD / 4) + 2 * tig;
       if (kOrderedDq && lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
       __syncwarp();
-      float* acc = a.dq_acc + row_index(cur) * a.dq_stride;
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
         for (int k = 0; k < 2; ++k)
 #pragma unroll
           for (int t = 0; t < kD / 32; ++t) {
-            const int col = wc * (kD / 4) + 8 * t + 2 * tig;
-            if (col < a.dq_stride) {
-              RedAdd2(acc + (32 * wr + 16 * mt + g + 8 * k) * a.dq_stride + col,
-                      dq[mt][t][2 * k], dq[mt][t][2 * k + 1]);
-            }
+            RedAdd2(acc + (16 * mt + 8 * k) * kD + 8 * t, dq[mt][t][2 * k],
+                    dq[mt][t][2 * k + 1]);
           }
     };
     if constexpr (kEarlyDq) {
@@ -681,6 +649,9 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.num_m_blocks = static_cast<int>(w.num_m_blocks);
   a.num_n_blocks = (p.kv_capacity + Tr::kBlockN - 1) / Tr::kBlockN;
   a.dq_stride = static_cast<int>(w.dq_stride);
+  // The main kernel adds dQ in rows of kD floats (workspace.h's dq_stride is the head
+  // dim of the backward's row: 64x64 or 128x128).
+  if (a.dq_stride != kD) return cudaErrorInvalidValue;
   a.q_vec = Vec16Ok(p.q, p.q_strides, p.head_size);
   a.k_vec = Vec16Ok(p.k, p.k_strides, p.head_size);
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);

@@ -60,7 +60,9 @@ inline int64_t DecodeWorkspaceBound(int64_t batch, int64_t num_heads, int64_t nu
 //   sem     int32 [B, Nq, q_pad / kBwdBlockM]: per query block, how many key blocks
 //           have added their dQ part (the adds' order, so dQ is deterministic);
 //   dq_acc  float [B, Nq, q_pad, dq_stride]: dQ accumulated over key blocks
-//           (dq_stride = head_size rounded up to 8);
+//           (dq_stride = max(head_size, v_head_size) rounded up to 64: the head dim of
+//           the kernel's row, 64x64 or 128x128, whose every column it adds at
+//           constant offsets);
 // and with GQA (num_heads > num_kv_heads), per query head's share of dK and dV, which
 // a last launch sums over the group in head order (kv_len padded to whole
 // kBwdBlockN-key blocks, kv_pad keys):
@@ -87,10 +89,11 @@ inline BwdWorkspaceLayout AttentionBackwardWorkspace(int64_t batch, int64_t num_
     return (x + kBwdWorkspaceAlign - 1) / kBwdWorkspaceAlign * kBwdWorkspaceAlign;
   };
   auto round8 = [](int64_t x) { return (x + 7) / 8 * 8; };
+  auto round64 = [](int64_t x) { return (x + 63) / 64 * 64; };
   BwdWorkspaceLayout w;
   w.num_m_blocks = (q_len + kBwdBlockM - 1) / kBwdBlockM;
   w.q_pad = w.num_m_blocks * kBwdBlockM;
-  w.dq_stride = round8(head_size);
+  w.dq_stride = round64(std::max({head_size, v_head_size, int64_t{1}}));
   const bool gqa = num_heads > num_kv_heads;
   w.kv_pad = gqa ? (kv_len + kBwdBlockN - 1) / kBwdBlockN * kBwdBlockN : 0;
   w.dk_stride = gqa ? round8(head_size) : 0;
