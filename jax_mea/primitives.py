@@ -58,6 +58,29 @@ def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
     return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
 
 
+def seq_len(x, layout: Layout):
+    """The sequence length of a rank-4 tensor in `layout`, or of a 3D [B, S, N*H] one."""
+    return x.shape[1] if x.ndim == 3 else heads_and_seq(x.shape, layout)[1]
+
+
+def _check_query_positions(causal_offset: int, q_len, kv_len) -> None:
+    """The kernels compute query positions (causal_offset + i) and their window ends in
+    64-bit integers but read UNBOUNDED_WINDOW as a number (score.h VisibleKeys), so it
+    bounds nothing only while the positions stay within [kv_len - 2**31, 2**31 - 1].
+    Outside, the kernels would cut keys that the XLA path and the reference keep: refuse
+    such a static offset; per-batch `causal_offsets` (device values) must keep the same
+    range, unchecked. (Pending 0010 made the kernels read it as no bound at any
+    position; it cost 27% on a packed causal sm_90a instance, so it did not land.)"""
+    if not (_is_static(q_len) and _is_static(kv_len)):
+        return
+    lo, hi = int(kv_len) - 2**31, 2**31 - 1
+    if causal_offset < lo or causal_offset + max(int(q_len), 1) - 1 > hi:
+        raise ValueError(
+            f"causal_offset={causal_offset}: the query positions causal_offset + i "
+            f"(i < q_len = {q_len}) must lie in [kv_len - 2**31, 2**31 - 1] = [{lo}, {hi}] "
+            f"(kv_len = {kv_len})")
+
+
 def make_shape(batch, heads, seq, dim, layout: Layout) -> tuple[int, ...]:
     return (batch, seq, heads, dim) if layout == Layout.BSNH else (batch, heads, seq, dim)
 
@@ -102,6 +125,7 @@ def bind_attention(
 ):
     """Binds attention_p, differentiable (see _attention). `mask` is rank 4
     [B|1, Nq|1, Sq|1, mask_len]."""
+    _check_query_positions(int(causal_offset), seq_len(q, q_layout), seq_len(k, kv_layout))
     params = dict(
         q_layout=Layout(q_layout),
         k_layout=Layout(kv_layout),

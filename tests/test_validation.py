@@ -2,6 +2,7 @@
 the offending argument, both called directly and under jax.jit."""
 
 import jax
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
@@ -265,3 +266,29 @@ def test_decode_attention_valid_base():
     out, _ = jax_mea.decode_attention(args.pop("query"), args.pop("key"), args.pop("value"),
                                       args.pop("cache"), **args)
     assert out.shape == (B, 1, NQ, HV)
+
+
+@pytest.mark.parametrize("offset,ok", [(2**31 - 5, True), (2**31 - 4, False),
+                                       (2**31 - 1, False), (7 - 2**31, True),
+                                       (6 - 2**31, False)])
+def test_bind_attention_query_positions_stay_in_int32(offset, ok):
+    """The kernels read UNBOUNDED_WINDOW as a number (score.h): it bounds nothing only
+    while the query positions offset + i stay in [kv_len - 2**31, 2**31 - 1]. A static
+    causal_offset outside is refused, naming it, instead of cutting keys that the XLA
+    path and the reference keep (here q_len 5, kv_len 7). At the range's ends every
+    row still sees every key: the result is offset 0's."""
+    from jax_mea import primitives as P
+    rng = np.random.default_rng(0)
+    q = jnp.asarray(rng.standard_normal((1, 5, 2, 8)), jnp.float32)
+    k, v = (jnp.asarray(rng.standard_normal((1, 7, 2, 8)), jnp.float32) for _ in range(2))
+
+    def attend(off):
+        return P.bind_attention(q, k, v, q_layout=P.Layout.BSNH, kv_layout=P.Layout.BSNH,
+                                out_layout=P.Layout.BSNH, causal_offset=off, scale=0.35)
+
+    if ok:
+        np.testing.assert_allclose(np.asarray(attend(offset)), np.asarray(attend(0)),
+                                   rtol=0, atol=0)
+    else:
+        with pytest.raises(ValueError, match=r"causal_offset=.*query positions"):
+            attend(offset)

@@ -70,7 +70,9 @@ struct AttentionParams {
   int causal_offset = 0;
   bool is_causal = false;
   // Key j is visible to query position p iff p - left_window <= j <= p + right_window,
-  // sizes read literally (negative ones too); kUnboundedWindow: that side unbounded.
+  // sizes read literally (negative ones too); kUnboundedWindow: that side unbounded
+  // while positions stay in [kv_len - 2^31, 2^31 - 1] (it is read as a number:
+  // primitives.bind_attention refuses a static offset that leaves the range).
   int left_window = kUnboundedWindow;
   int right_window = kUnboundedWindow;
 
