@@ -58,11 +58,6 @@ def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
     return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
 
 
-def seq_len(x, layout: Layout):
-    """The sequence length of a rank-4 tensor in `layout`, or of a 3D [B, S, N*H] one."""
-    return x.shape[1] if x.ndim == 3 else heads_and_seq(x.shape, layout)[1]
-
-
 def _check_query_positions(causal_offset: int, q_len, kv_len) -> None:
     """The kernels compute query positions (causal_offset + i) and their window ends in
     64-bit integers but read UNBOUNDED_WINDOW as a number (score.h VisibleKeys), so it
@@ -125,7 +120,8 @@ def bind_attention(
 ):
     """Binds attention_p, differentiable (see _attention). `mask` is rank 4
     [B|1, Nq|1, Sq|1, mask_len]."""
-    _check_query_positions(int(causal_offset), seq_len(q, q_layout), seq_len(k, kv_layout))
+    _check_query_positions(int(causal_offset), heads_and_seq(q.shape, q_layout)[1],
+                           heads_and_seq(k.shape, kv_layout)[1])
     params = dict(
         q_layout=Layout(q_layout),
         k_layout=Layout(kv_layout),
