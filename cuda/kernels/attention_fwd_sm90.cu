@@ -76,19 +76,11 @@ int PersistentCtas(const Sm90Config& c) {
 // the previous one. H200, B2 N32 H128 bf16: see Sm90FwdTraits::kPersistentFits.
 bool PersistentFits(const AttentionParams& p, int64_t blocks, const Sm90Config& c) {
   const int ctas = PersistentCtas(c);
-  if (!c.persistent || ctas <= 0 || blocks <= ctas || p.is_causal ||
-      p.left_window != kUnboundedWindow || p.right_window != kUnboundedWindow ||
-      p.kv_lengths != nullptr || p.causal_offsets != nullptr ||
-      p.mask_kind != MaskKind::kNone) {
-    return false;
-  }
-  // score.h reads an unbounded window literally: a query offset near the int32 ends
-  // still cuts keys (a block could see none, which the persistent kernel does not
-  // handle). Both ends of VisibleKeys grow with the position: the first and last rows
-  // decide.
-  const KeyRange first = VisibleKeys(p, p.causal_offset, p.kv_capacity);
-  const KeyRange last = VisibleKeys(p, int64_t{p.q_len} - 1 + p.causal_offset, p.kv_capacity);
-  return last.lo == 0 && first.hi == p.kv_capacity;
+  // Every block sees every key (one that saw none would break the persistent
+  // kernel's walk; score.h reads an unbounded window literally, so a query offset near
+  // the int32 ends can still cut keys).
+  return c.persistent && ctas > 0 && blocks > ctas && p.kv_lengths == nullptr &&
+         p.causal_offsets == nullptr && AllRowsSeeAllKeys(p, p.causal_offset, p.kv_capacity);
 }
 
 // One instance's launch; kPacked: `pack` holds packs > 0; kPersistent: at most

@@ -26,21 +26,6 @@ MEA_HOST_DEVICE BlockKeys QueryBlockKeys(const AttentionParams& p, int block_m, 
   return {{first.lo, last.hi}, {last.lo, first.hi}};
 }
 
-// Whether every row of a batch (query offset off, kv length kv_len) sees exactly the
-// keys [0, kv_len): no causal mask, window or mask tensor, and an offset that does not
-// reach the unbounded windows' ends (score.h reads kUnboundedWindow literally: a row
-// at a position past INT_MAX, or below kv_len - 2^31, still loses keys). Both ends of
-// VisibleKeys grow with the position, so the first and the last row decide.
-MEA_HOST_DEVICE bool AllRowsSeeAllKeys(const AttentionParams& p, int64_t off, int kv_len) {
-  if (p.is_causal || p.left_window != kUnboundedWindow ||
-      p.right_window != kUnboundedWindow || p.mask_kind != MaskKind::kNone) {
-    return false;
-  }
-  const KeyRange first = VisibleKeys(p, off, kv_len);
-  const KeyRange last = VisibleKeys(p, p.q_len - 1 + off, kv_len);
-  return last.lo == 0 && first.hi == kv_len;
-}
-
 // A query tile of the walk: head hg of the group, query block m, the block's keys.
 // hg == the walk's hg_end: past the last tile.
 struct BwdTile {

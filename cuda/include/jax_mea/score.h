@@ -66,6 +66,21 @@ MEA_HOST_DEVICE KeyRange VisibleKeys(const AttentionParams& p, int64_t pos, int 
   return {static_cast<int>(lo), static_cast<int>(hi < 0 ? 0 : hi)};
 }
 
+// Whether every row of a batch (query offset off, kv length kv_len) sees exactly the
+// keys [0, kv_len): no causal mask, window or mask tensor, and an offset that does not
+// reach the unbounded windows' ends (VisibleKeys reads kUnboundedWindow literally: a
+// row at a position past INT_MAX, or below kv_len - 2^31, still loses keys).
+MEA_HOST_DEVICE bool AllRowsSeeAllKeys(const AttentionParams& p, int64_t off, int kv_len) {
+  if (p.is_causal || p.left_window != kUnboundedWindow ||
+      p.right_window != kUnboundedWindow || p.mask_kind != MaskKind::kNone) {
+    return false;
+  }
+  // As above, the first and the last row decide.
+  const KeyRange first = VisibleKeys(p, off, kv_len);
+  const KeyRange last = VisibleKeys(p, p.q_len - 1 + off, kv_len);
+  return last.lo == 0 && first.hi == kv_len;
+}
+
 // True when a kernel may skip the per-key checks on keys [j0, j0 + n): no mask
 // tensor, and every key in `all`, the range every row concerned sees.
 MEA_HOST_DEVICE bool KeysAllVisible(const AttentionParams& p, KeyRange all, int j0, int n) {
