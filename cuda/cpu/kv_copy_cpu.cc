@@ -9,8 +9,6 @@
 namespace jax_mea::cpu {
 namespace {
 
-size_t ElementBytes(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
-
 // Copies `count` rows of `row_elems` elements between two strided BNSH/BSNH views
 // of one (batch, head), from sequence index src_first to dst_first.
 void CopyRows(const void* src, const TensorStrides& ss, void* dst, const TensorStrides& ds, int b,
@@ -27,7 +25,7 @@ void CopyRows(const void* src, const TensorStrides& ss, void* dst, const TensorS
 }  // namespace
 
 void KvCopy(const KvCopyParams& p) {
-  const size_t elem = ElementBytes(p.dtype);
+  const size_t elem = DTypeBytes(p.dtype);
   ParallelFor(static_cast<int64_t>(p.batch) * p.num_kv_heads, [&](int, int64_t item) {
     const int b = static_cast<int>(item / p.num_kv_heads);
     const int h = static_cast<int>(item % p.num_kv_heads);

@@ -253,26 +253,31 @@ __device__ __forceinline__ int AppendStart(const DecodeArgs& a, int b) {
   return a.append_num_new > 0 ? a.append_starts[b] : 0;
 }
 
-// The fused append (DecodeArgs::append_*): the new tokens at cache positions in
-// [kb, ke) are stored into the cache by all threads of this CTA (start:
-// AppendStart). The caller then publishes them with __syncthreads (after
-// FenceProxyAsyncGlobal where the copy engine reads the cache) before the CTA's
-// first read of its keys.
+// The cache positions in [kb, ke) that the fused append (DecodeArgs::append_*)
+// writes, starting at `start` (AppendStart); empty where this CTA appends nothing.
+__device__ __forceinline__ KeyRange AppendedKeys(const AttentionParams& p, const DecodeArgs& a,
+                                                 int kb, int ke, int start) {
+  if (a.append_num_new <= 0) return {0, 0};
+  return {max(kb, start), min(min(ke, start + a.append_num_new), p.kv_capacity)};
+}
+
+// The fused append: the new tokens at cache positions `rows` (AppendedKeys) are
+// stored into the cache by all threads of this CTA (start: AppendStart). The
+// caller then publishes them with __syncthreads (after FenceProxyAsyncGlobal
+// where the copy engine reads the cache) before the CTA's first read of them.
 template <typename T>
 __device__ __forceinline__ void AppendNewRows(const AttentionParams& p, const DecodeArgs& a,
-                                              int b, int kv_head, int kb, int ke, int start) {
-  const int lo = max(kb, start);
-  const int hi = min(min(ke, start + a.append_num_new), p.kv_capacity);
+                                              int b, int kv_head, KeyRange rows, int start) {
   auto copy = [&](const void* src_ptr, const TensorStrides& ss, const void* dst_ptr,
                   const TensorStrides& ds, int dim) {
     const T* src = static_cast<const T*>(src_ptr) + b * ss.batch + kv_head * ss.head;
     T* dst = static_cast<T*>(const_cast<void*>(dst_ptr)) + b * ds.batch + kv_head * ds.head;
-    for (int i = threadIdx.x; i < (hi - lo) * dim; i += blockDim.x) {
-      const int j = lo + i / dim, d = i % dim;
+    for (int i = threadIdx.x; i < (rows.hi - rows.lo) * dim; i += blockDim.x) {
+      const int j = rows.lo + i / dim, d = i % dim;
       dst[static_cast<int64_t>(j) * ds.seq + d] = src[static_cast<int64_t>(j - start) * ss.seq + d];
     }
   };
-  if (lo >= hi) return;
+  if (rows.lo >= rows.hi) return;
   copy(a.append_k, a.append_k_strides, p.k, p.k_strides, p.head_size);
   copy(a.append_v, a.append_v_strides, p.v, p.v_strides, p.v_head_size);
 }

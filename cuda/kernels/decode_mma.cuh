@@ -84,9 +84,15 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   JAX_MEA_TRACE(a, 0);
+  // TMA: the ring's barriers, armed by thread 0 at once; it alone touches them
+  // until the __syncthreads that publishes Q, after the pipeline start.
+  __shared__ __align__(8) uint64_t s_bars[TMA ? Cfg::kStages : 1];
   if (TMA && tid == 0) {  // the maps' first use is a few microseconds away
     PrefetchTensorMap(&a.tmap_k);
     PrefetchTensorMap(&a.tmap_v);
+#pragma unroll
+    for (int st = 0; st < Cfg::kStages; ++st) MbarInit(&s_bars[st], 1);
+    FenceMbarInit();
   }
   CtaCoord cta = ThisCta(p, a, kMmaRows);
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
@@ -118,12 +124,6 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const int offset = p.query_offset(b);
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
-  if (a.append_num_new > 0) {  // uniform: every thread takes the barrier
-    AppendNewRows<T>(p, a, b, kv_head, kb, ke, append_start);
-    if constexpr (TMA) FenceProxyAsyncGlobal();
-    __syncthreads();
-  }
-  JAX_MEA_TRACE(a, 1);
 
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kv_head * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kv_head * p.v_strides.head;
@@ -165,7 +165,6 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   // TMA: whole tiles by the copy engine (thread 0 arms the stage's barrier and
   // issues a box per 64 columns of K and V); a tile that ends past ke (a
   // split's last) goes through cp.async, which zero-fills instead of reading.
-  __shared__ __align__(8) uint64_t s_bars[TMA ? Cfg::kStages : 1];
   auto tile_by_tma = [&](int t) { return TMA && kb + (t + 1) * kTK <= ke; };
   auto load_tile = [&](int t, int stage) {
     const int j0 = kb + t * kTK;
@@ -188,19 +187,27 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     load_rows(ks, k_base, kss, H, j0, std::false_type{});
     load_rows(vs, v_base, vss, Hv, j0, std::true_type{});
   };
-  if constexpr (TMA) {
-    if (tid == 0) {
-#pragma unroll
-      for (int st = 0; st < Cfg::kStages; ++st) MbarInit(&s_bars[st], 1);
-      FenceMbarInit();
-    }
-    __syncthreads();
-  }
 
-  // Start the pipeline.
+  // Start the pipeline. The TMA tiles that end before the appended rows load
+  // first; the append and the other tiles follow (the copy engine must see the
+  // appended rows, and only a CTA that appends waits for them).
+  const KeyRange appended = AppendedKeys(p, a, kb, ke, append_start);
+  auto loads_early = [&](int t) {
+    return tile_by_tma(t) && (appended.empty() || kb + (t + 1) * kTK <= appended.lo);
+  };
 #pragma unroll
   for (int s = 0; s < Cfg::kStages - 1; ++s) {
-    if (s < ntiles) load_tile(s, s);
+    if (s < ntiles && loads_early(s)) load_tile(s, s);
+  }
+  if (!appended.empty()) {  // uniform: every thread takes the barrier
+    AppendNewRows<T>(p, a, b, kv_head, appended, append_start);
+    if constexpr (TMA) FenceProxyAsyncGlobal();
+    __syncthreads();
+  }
+  JAX_MEA_TRACE(a, 1);
+#pragma unroll
+  for (int s = 0; s < Cfg::kStages - 1; ++s) {
+    if (s < ntiles && !loads_early(s)) load_tile(s, s);
     CpAsyncCommit();
   }
 

@@ -49,7 +49,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
   // The fused append: published by the __syncthreads below, before any K/V read.
-  if (a.append_num_new > 0) AppendNewRows<T>(p, a, b, kv_head, kb, ke, append_start);
+  AppendNewRows<T>(p, a, b, kv_head, AppendedKeys(p, a, kb, ke, append_start), append_start);
   const Logits logits = MakeLogits(p, kLog2e, /*q_scaled=*/true);
 
   for (int idx = tid; idx < R * D; idx += kThreads) {

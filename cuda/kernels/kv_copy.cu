@@ -110,7 +110,7 @@ std::string KvCopyUnsupported(const KvCopyParams& p) {
 }
 
 cudaError_t LaunchKvCopy(const KvCopyParams& p, cudaStream_t stream) {
-  const int64_t elem = p.dtype == DType::kFloat32 ? 4 : 2;
+  const int64_t elem = DTypeBytes(p.dtype);
   CopyArgs a;
   a.view[0] = ViewOf(p.past_k, p.past_k_strides, p.new_k, p.new_k_strides, p.dst_k,
                      p.dst_k_strides, elem);

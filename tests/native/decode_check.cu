@@ -10,6 +10,9 @@
 //                     each swept over configurations and splits, then a table
 //   --trace           with --bench --filter, in a build with -DJAX_MEA_DECODE_TRACE:
 //                     where each CTA's time goes (phase stamps, decode_common.cuh)
+//   --append          with --bench: every call is a model's decode step, which
+//                     appends one token per sequence (the fused append) at the
+//                     last position before it attends causally
 //   --seed N                fixes the random inputs (default: from the clock)
 //
 // Every case is also compared with the float64 reference (reference64.h).
@@ -84,6 +87,10 @@ struct Case {
   bool balanced = false;         // the plan must balance splits by the rows' lengths
   int cluster = -1;              // cluster merge: -1 where it applies, 0 never
   bool must_cluster = false;     // the plan must merge in clusters (on sm_90)
+  // A decode step (the fused append): the call writes the T new tokens of each row
+  // at positions [lens[b] - T, lens[b]), which hold NaN before it, and attends
+  // causally with the starts lens[b] - T as offsets. Needs lens and causal.
+  bool append = false;
 };
 
 // The workspace the XLA path asks for (the bound of jax_mea/workspace.h).
@@ -146,6 +153,47 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   }
   p.causal_offset = c.per_batch_offset ? 0 : c.offset;
 
+  // A decode step: the new tokens [B, T, Nkv, H | Hv] (BSNH); the device cache keeps
+  // the NaN above, the host's gets the tokens (the state the call must leave).
+  // The lengths become the starts, with the bias T (as MakeDecodeStepParams).
+  const int64_t nnk = static_cast<int64_t>(c.B) * c.T * c.Nkv * c.H;
+  const int64_t nnv = static_cast<int64_t>(c.B) * c.T * c.Nkv * c.Hv;
+  std::vector<unsigned char> hnk(c.append ? nnk * eb : 0), hnv(c.append ? nnv * eb : 0);
+  std::vector<unsigned char> hk_dev = hk, hv_dev = hv;
+  KvCopyParams step;
+  if (c.append) {
+    for (int64_t i = 0; i < nnk; ++i) HostStore(c.dtype, hnk.data(), i, uni(rng));
+    for (int64_t i = 0; i < nnv; ++i) HostStore(c.dtype, hnv.data(), i, uni(rng));
+    step.dtype = c.dtype;
+    step.batch = c.B;
+    step.num_kv_heads = c.Nkv;
+    step.head_size = c.H;
+    step.v_head_size = c.Hv;
+    step.num_new = c.T;
+    step.dst_capacity = c.cap;
+    step.new_k_strides = {int64_t{c.T} * c.Nkv * c.H, c.H, int64_t{c.Nkv} * c.H};
+    step.new_v_strides = {int64_t{c.T} * c.Nkv * c.Hv, c.Hv, int64_t{c.Nkv} * c.Hv};
+    step.dst_k_strides = p.k_strides;
+    step.dst_v_strides = p.v_strides;
+    for (int b = 0; b < c.B; ++b) {
+      lens[b] -= c.T;  // the start
+      for (int h = 0; h < c.Nkv; ++h) {
+        for (int t = 0; t < c.T && lens[b] + t < c.cap; ++t) {
+          const int64_t j = lens[b] + t;
+          const int64_t dk_at = b * p.k_strides.batch + h * p.k_strides.head + j * p.k_strides.seq;
+          const int64_t dv_at = b * p.v_strides.batch + h * p.v_strides.head + j * p.v_strides.seq;
+          for (int d = 0; d < c.H; ++d) HostStore(c.dtype, hk_dev.data(), dk_at + d, NAN);
+          for (int d = 0; d < c.Hv; ++d) HostStore(c.dtype, hv_dev.data(), dv_at + d, NAN);
+          const int64_t sk = b * step.new_k_strides.batch + h * step.new_k_strides.head + t * step.new_k_strides.seq;
+          const int64_t sv = b * step.new_v_strides.batch + h * step.new_v_strides.head + t * step.new_v_strides.seq;
+          std::memcpy(&hk[dk_at * eb], &hnk[sk * eb], c.H * eb);
+          std::memcpy(&hv[dv_at * eb], &hnv[sv * eb], c.Hv * eb);
+        }
+      }
+    }
+    p.kv_length_bias = c.T;
+  }
+
   // Mask [B|1, Nq|1, T|1, mask_len].
   std::vector<unsigned char> hm;
   if (c.mask != MaskKind::kNone) {
@@ -175,10 +223,14 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
 
   // Device copies (exact sizes: compute-sanitizer sees any overrun).
   DevBuf dq(hq.size()), dk(hk.size()), dv(hv.size()), dout(ho.size()), dm(hm.size()),
-      dl(lens.size() * 4), doff(offsets.size() * 4);
+      dl(lens.size() * 4), doff(offsets.size() * 4), dnk(hnk.size()), dnv(hnv.size());
   CHECK_CUDA(cudaMemcpy(dq.ptr, hq.data(), hq.size(), cudaMemcpyHostToDevice));
-  if (!hk.empty()) CHECK_CUDA(cudaMemcpy(dk.ptr, hk.data(), hk.size(), cudaMemcpyHostToDevice));
-  if (!hv.empty()) CHECK_CUDA(cudaMemcpy(dv.ptr, hv.data(), hv.size(), cudaMemcpyHostToDevice));
+  if (!hk.empty()) CHECK_CUDA(cudaMemcpy(dk.ptr, hk_dev.data(), hk.size(), cudaMemcpyHostToDevice));
+  if (!hv.empty()) CHECK_CUDA(cudaMemcpy(dv.ptr, hv_dev.data(), hv.size(), cudaMemcpyHostToDevice));
+  if (c.append) {
+    CHECK_CUDA(cudaMemcpy(dnk.ptr, hnk.data(), hnk.size(), cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(dnv.ptr, hnv.data(), hnv.size(), cudaMemcpyHostToDevice));
+  }
   if (!hm.empty()) CHECK_CUDA(cudaMemcpy(dm.ptr, hm.data(), hm.size(), cudaMemcpyHostToDevice));
   if (!lens.empty()) CHECK_CUDA(cudaMemcpy(dl.ptr, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
   if (!offsets.empty()) {
@@ -195,6 +247,14 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   pd.kv_lengths = lens.empty() ? nullptr : static_cast<const int32_t*>(dl.ptr);
   pd.causal_offsets = offsets.empty() ? nullptr : static_cast<const int32_t*>(doff.ptr);
   cuda::DecodeOptions opt;
+  if (c.append) {
+    step.new_k = dnk.ptr;
+    step.new_v = dnv.ptr;
+    step.dst_k = dk.ptr;
+    step.dst_v = dv.ptr;
+    step.dst_starts = static_cast<const int32_t*>(dl.ptr);
+    opt.append = &step;
+  }
   opt.num_splits = c.splits;
   opt.force_simt = c.simt;
   opt.config = c.config;
@@ -225,6 +285,12 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
     return res;
   }
   CHECK_CUDA(cudaMemcpy(hg.data(), dout.ptr, hg.size(), cudaMemcpyDeviceToHost));
+  bool cache_wrong = false;  // a decode step leaves the cache with its tokens, nothing else changed
+  if (c.append) {
+    CHECK_CUDA(cudaMemcpy(hk_dev.data(), dk.ptr, hk.size(), cudaMemcpyDeviceToHost));
+    CHECK_CUDA(cudaMemcpy(hv_dev.data(), dv.ptr, hv.size(), cudaMemcpyDeviceToHost));
+    cache_wrong = hk_dev != hk || hv_dev != hv;
+  }
 
   AttentionParams ph = p;
   ph.q = hq.data();
@@ -279,7 +345,8 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   }
   const bool max_abs_ok = MaxAbsOk(max_abs, ref_max, tol);
   res.pass = !far64 && nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol &&
-             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong;
+             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong && !cache_wrong;
+  if (cache_wrong) res.why += " cache-not-appended";
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
   if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
@@ -305,7 +372,7 @@ std::string Describe(const Case& c) {
                 c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
                 c.splits, c.simt ? " simt" : "", c.config, c.fused == 0 ? " sepcombine" : "", c.own_ws ? " ownws" : "",
                 c.cluster == 0 ? " nocluster" : "");
-  return buf;
+  return c.append ? std::string(buf) + " append" : std::string(buf);
 }
 
 // Applies feature set f (0..7) to a case.
@@ -361,6 +428,61 @@ void ApplyFeature(Case& c, int f) {
       c.right = 200;
       break;
   }
+}
+
+// Decode steps (Case::append) over the fused append's paths: the TMA kernel's
+// new rows written into the tiles (T = 1, and T = 2 across a warp's 16-key slot
+// and across a tile), the cache stored first (T = 4 at H128: too wide for a
+// warp's registers; the cp.async configurations; simt; float32), split or not.
+std::vector<Case> AppendCases(bool small) {
+  std::vector<Case> cases;
+  Case c;
+  c.append = true;
+  c.causal = c.per_batch_offset = true;
+  c.B = 3;
+  c.Nq = 8;
+  c.Nkv = 2;
+  c.cap = 1037;
+  const int hs[4][2] = {{128, 128}, {64, 64}, {128, 64}, {64, 128}};
+  int idx = 0;
+  for (auto& hh : hs) {
+    for (int T : {1, 2, 4}) {
+      for (int config : {3, -1, 0}) {
+        for (int splits : {0, 3}) {
+          if (small && (idx++ % 5) != 0) continue;
+          c.name = "append";
+          c.H = hh[0];
+          c.Hv = hh[1];
+          c.T = T;
+          // T = 1: the row's last key, a tile's first key, a slot's last key; T = 2
+          // across a tile (127, 128) and across a slot (15, 16).
+          c.lens = T == 2 ? std::vector<int>{1037, 129, 17} : std::vector<int>{1037, 129, 16};
+          c.config = config;
+          c.splits = splits;
+          c.dtype = config == 0 ? DType::kFloat16 : DType::kBFloat16;
+          cases.push_back(c);
+        }
+      }
+    }
+  }
+  c.name = "append-simt";
+  c.H = c.Hv = 64;
+  c.T = 1;
+  c.config = -1;
+  c.splits = 0;
+  c.simt = true;
+  cases.push_back(c);
+  c.name = "append-f32";
+  c.dtype = DType::kFloat32;
+  c.simt = false;
+  cases.push_back(c);
+  c.name = "append-window-softcap";
+  c.dtype = DType::kBFloat16;
+  c.H = c.Hv = 128;
+  c.left = 100;
+  c.softcap = 2.f;
+  cases.push_back(c);
+  return cases;
 }
 
 // Feature set f on the three-row case of the feature grids (rows of 2111, 1500
@@ -602,7 +724,9 @@ int RunChecks(bool small, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   int fails = 0, n = 0;
-  for (const Case& c : BuildCases(small)) {
+  std::vector<Case> cases = BuildCases(small);
+  for (const Case& c : AppendCases(small)) cases.push_back(c);
+  for (const Case& c : cases) {
     Result r = RunCase(c, rng);
     ++n;
     if (!r.pass) ++fails;
@@ -647,7 +771,7 @@ double Median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-int RunBench(const std::string& filter, bool trace) {
+int RunBench(const std::string& filter, bool trace, bool append) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -768,8 +892,13 @@ int RunBench(const std::string& filter, bool trace) {
     CHECK_CUDA(cudaMemcpy(dlens.ptr, ragged_lens.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
   };
   const size_t max_q = 64ull * 64 * 256;
-  DevBuf dq(max_q * 2), dout(max_q * 2);
+  DevBuf dq(max_q * 2), dout(max_q * 2), dnew(max_q * 2);
   FillRandom<<<256, 256>>>(static_cast<uint16_t*>(dq.ptr), max_q, 3);
+  FillRandom<<<256, 256>>>(static_cast<uint16_t*>(dnew.ptr), max_q, 5);
+  // --append: the step's starts (each sequence's length - 1) and its new tokens
+  // [B, 1, Nkv, H | Hv] (BSNH), K then V in dnew.
+  DevBuf dstarts(64 * sizeof(int32_t));
+  KvCopyParams step;
   CHECK_CUDA(cudaDeviceSynchronize());
 
   // Median time of 20 calls (after 3 warm-ups), each bracketed by its own pair
@@ -787,7 +916,41 @@ int RunBench(const std::string& filter, bool trace) {
     p.k = arena.ptr;
     p.v = static_cast<char*>(arena.ptr) + 2ull * s.B * s.Nkv * s.capacity() * s.H;  // after K
     if (s.ragged || s.full_lens) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
+    if (append) {  // as MakeDecodeStepParams: lengths and offsets from the starts
+      std::vector<int32_t> starts(s.B);
+      for (int b = 0; b < s.B; ++b) starts[b] = (s.ragged || s.full_lens ? ragged_lens[b] : s.S) - 1;
+      CHECK_CUDA(cudaMemcpy(dstarts.ptr, starts.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
+      p.kv_lengths = p.causal_offsets = static_cast<const int32_t*>(dstarts.ptr);
+      p.kv_length_bias = 1;
+      p.is_causal = true;
+      step = KvCopyParams{};
+      step.dtype = DType::kBFloat16;
+      step.batch = s.B;
+      step.num_kv_heads = s.Nkv;
+      step.head_size = s.H;
+      step.v_head_size = s.Hv;
+      step.num_new = 1;
+      step.dst_capacity = s.capacity();
+      step.dst_starts = static_cast<const int32_t*>(dstarts.ptr);
+      step.new_k = dnew.ptr;
+      step.new_v = static_cast<char*>(dnew.ptr) + 2ull * s.B * s.Nkv * s.H;
+      step.new_k_strides = {int64_t{s.Nkv} * s.H, s.H, int64_t{s.Nkv} * s.H};
+      step.new_v_strides = {int64_t{s.Nkv} * s.Hv, s.Hv, int64_t{s.Nkv} * s.Hv};
+      step.dst_k = const_cast<void*>(p.k);
+      step.dst_v = const_cast<void*>(p.v);
+      step.dst_k_strides = p.k_strides;
+      step.dst_v_strides = p.v_strides;
+    }
     return p;
+  };
+  // The decode step's append into the cache `p` reads (--append), else none.
+  auto with_append = [&](const AttentionParams& p, cuda::DecodeOptions opt) {
+    if (append) {
+      step.dst_k = const_cast<void*>(p.k);
+      step.dst_v = const_cast<void*>(p.v);
+      opt.append = &step;
+    }
+    return opt;
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
                         bool balance = true, int cluster = -1) {
@@ -795,8 +958,8 @@ int RunBench(const std::string& filter, bool trace) {
                  vbytes = 2ull * s.B * s.Nkv * s.capacity() * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
     const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
-    AttentionParams p = params_of(s);
     if (s.ragged || s.full_lens) ragged_lengths(s);
+    AttentionParams p = params_of(s);
     cuda::DecodeOptions opt;
     opt.num_splits = splits;
     opt.config = config;
@@ -804,14 +967,14 @@ int RunBench(const std::string& filter, bool trace) {
     opt.balance = balance;
     opt.cluster_merge = cluster;
     *used_splits = cuda::DecodeNumSplits(p, opt);
-    CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));  // first call: workspace, attributes
+    CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));  // first call: workspace
     Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
     for (int it = 0; it < kIters; ++it) {
       const int r = it % nrot;
       p.k = static_cast<char*>(arena.ptr) + r * set;
       p.v = static_cast<char*>(arena.ptr) + r * set + kbytes;
       CHECK_CUDA(cudaEventRecord(ev[2 * it]));
-      CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+      CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
       CHECK_CUDA(cudaEventRecord(ev[2 * it + 1]));
     }
     CHECK_CUDA(cudaDeviceSynchronize());
@@ -841,15 +1004,15 @@ int RunBench(const std::string& filter, bool trace) {
     std::vector<unsigned long long> tr(max_ctas * kTraceSlotsHost);
     for (const Shape& s : shapes) {
       for (int sp : {0, 1, 2, 4, 8, 16}) {
-        AttentionParams p = params_of(s);
         if (s.ragged || s.full_lens) ragged_lengths(s);
+        AttentionParams p = params_of(s);
         cuda::DecodeOptions opt;
         opt.num_splits = sp;
         const std::string plan = cuda::DecodePlanString(p, opt);
         const int splits = cuda::DecodeNumSplits(p, opt);
         const size_t ctas = static_cast<size_t>(s.Nkv) * s.B * splits;  // one row block
         if (ctas > max_ctas) continue;
-        CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+        CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
         Spin<<<1, 32>>>(1000000);
         for (int it = 0; it < 8; ++it) {
           if (it == 7) {
@@ -857,7 +1020,7 @@ int RunBench(const std::string& filter, bool trace) {
             opt.trace = static_cast<unsigned long long*>(dtrace.ptr);
             CHECK_CUDA(cudaEventRecord(e0));
           }
-          CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+          CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
         }
         CHECK_CUDA(cudaEventRecord(e1));
         CHECK_CUDA(cudaDeviceSynchronize());
@@ -977,7 +1140,7 @@ int RunBench(const std::string& filter, bool trace) {
       cuda::DecodeOptions opt;
       opt.fused_combine = fused;
       const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < 100; ++i) CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, opt));
+      for (int i = 0; i < 100; ++i) CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
       const auto t1 = std::chrono::steady_clock::now();
       std::printf("host time per LaunchDecodeAttention (B1 S32768, %d splits, %s): %.2f us\n", used,
                   fused ? "fused combine" : "combine kernel",
@@ -1033,20 +1196,21 @@ int RunBench(const std::string& filter, bool trace) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool bench = false, small = false, trace = false;
+  bool bench = false, small = false, trace = false, append = false;
   std::string filter;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--bench")) bench = true;
     else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--trace")) trace = true;
+    else if (!std::strcmp(argv[i], "--append")) append = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"]] [--seed N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"] [--trace] [--append]] [--seed N]\n", argv[0]);
       return 2;
     }
   }
-  if (bench) return RunBench(filter, trace);
+  if (bench) return RunBench(filter, trace, append);
   return RunChecks(small, seed);
 }

@@ -35,7 +35,7 @@ inline std::vector<double> Reference64(const AttentionParams& p,
   std::vector<double> s(p.kv_capacity);
   std::vector<char> seen(p.kv_capacity);
   for (int b = 0; b < B; ++b) {
-    const int len = p.kv_lengths ? p.kv_lengths[b] : p.kv_capacity;
+    const int len = p.kv_lengths ? p.kv_lengths[b] + p.kv_length_bias : p.kv_capacity;
     const int kv_len = std::max(0, std::min(len, p.kv_capacity));
     const int64_t offset = p.causal_offsets ? p.causal_offsets[b] : p.causal_offset;
     for (int h = 0; h < N; ++h) {
