@@ -282,6 +282,53 @@ __device__ __forceinline__ void AppendNewRows(const AttentionParams& p, const De
   copy(a.append_v, a.append_v_strides, p.v, p.v_strides, p.v_head_size);
 }
 
+// A decode step's new tokens of (b, kv_head), one 16-byte chunk per thread,
+// loaded at the kernel's entry: their load is then in flight before the CTA's
+// tiles queue up in the memory system, and the store after the first tiles'
+// loads waits for nothing. Steps whose T x (H + Hv) elements fit the CTA's
+// threads in aligned chunks (Fits); AppendNewRows takes the others.
+template <typename T, int kThreads>
+struct StagedAppend {
+  uint4 chunk;
+
+  static __device__ __forceinline__ bool Fits(const AttentionParams& p, const DecodeArgs& a) {
+    const TensorStrides &ks = a.append_k_strides, &vs = a.append_v_strides;
+    return a.append_num_new > 0 && p.head_size % 8 == 0 && p.v_head_size % 8 == 0 &&
+           a.append_num_new * (p.head_size + p.v_head_size) <= 8 * kThreads &&
+           Aligned16(a.append_k) && Aligned16(a.append_v) && ks.batch % 8 == 0 &&
+           ks.head % 8 == 0 && ks.seq % 8 == 0 && vs.batch % 8 == 0 && vs.head % 8 == 0 &&
+           vs.seq % 8 == 0;
+  }
+
+  // Chunk `c` (this thread's) is token c / row_chunks, K then V columns.
+  __device__ __forceinline__ void Load(const AttentionParams& p, const DecodeArgs& a, int b,
+                                       int kv_head, int c) {
+    const int row_chunks = (p.head_size + p.v_head_size) / 8;
+    const int t = c / row_chunks, x = (c - t * row_chunks) * 8;
+    chunk = make_uint4(0u, 0u, 0u, 0u);
+    if (t >= a.append_num_new) return;
+    const bool is_v = x >= p.head_size;
+    const TensorStrides& ss = is_v ? a.append_v_strides : a.append_k_strides;
+    const T* src = static_cast<const T*>(is_v ? a.append_v : a.append_k) + b * ss.batch +
+                   kv_head * ss.head + static_cast<int64_t>(t) * ss.seq + (is_v ? x - p.head_size : x);
+    chunk = *reinterpret_cast<const uint4*>(src);
+  }
+
+  // Stores the chunk where its position (start + token) lies in `rows`
+  // (AppendedKeys); the caller publishes the rows as for AppendNewRows.
+  __device__ __forceinline__ void Store(const AttentionParams& p, int b, int kv_head, KeyRange rows,
+                                        int start, int c) const {
+    const int row_chunks = (p.head_size + p.v_head_size) / 8;
+    const int t = c / row_chunks, x = (c - t * row_chunks) * 8, j = start + t;
+    if (j < rows.lo || j >= rows.hi) return;
+    const bool is_v = x >= p.head_size;
+    const TensorStrides& ds = is_v ? p.v_strides : p.k_strides;
+    T* dst = static_cast<T*>(const_cast<void*>(is_v ? p.v : p.k)) + b * ds.batch +
+             kv_head * ds.head + static_cast<int64_t>(j) * ds.seq + (is_v ? x - p.head_size : x);
+    *reinterpret_cast<uint4*>(dst) = chunk;
+  }
+};
+
 // ------------------------------------------------------------------ split merge
 
 // One row's split weights: t[s] = (max in log2 units, sum) of split s; t[s].x

@@ -98,6 +98,9 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
   const int append_start = AppendStart(a, b);
+  StagedAppend<T, kNT> staged;  // a step's new tokens, loaded at once where they fit
+  const bool staging = StagedAppend<T, kNT>::Fits(p, a);
+  if (staging) staged.Load(p, a, b, kv_head, tid);
 
   // Q first: its loads (16 bytes, all in flight at once) overlap with the
   // kv_length read and the pipeline start below; stored to shared memory later.
@@ -200,7 +203,11 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     if (s < ntiles && loads_early(s)) load_tile(s, s);
   }
   if (!appended.empty()) {  // uniform: every thread takes the barrier
-    AppendNewRows<T>(p, a, b, kv_head, appended, append_start);
+    if (staging) {
+      staged.Store(p, b, kv_head, appended, append_start, tid);
+    } else {
+      AppendNewRows<T>(p, a, b, kv_head, appended, append_start);
+    }
     if constexpr (TMA) FenceProxyAsyncGlobal();
     __syncthreads();
   }

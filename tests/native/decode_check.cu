@@ -430,10 +430,11 @@ void ApplyFeature(Case& c, int f) {
   }
 }
 
-// Decode steps (Case::append) over the fused append's paths: the TMA kernel's
-// new rows written into the tiles (T = 1, and T = 2 across a warp's 16-key slot
-// and across a tile), the cache stored first (T = 4 at H128: too wide for a
-// warp's registers; the cp.async configurations; simt; float32), split or not.
+// Decode steps (Case::append) over the fused append's paths: new tokens staged in
+// 16-byte chunks (T = 1, 2, 4; T = 2 across a 16-key slot and across a tile) or
+// copied by AppendNewRows (T = 9 at H128: wider than the CTA's chunks; simt;
+// float32), TMA and cp.async configurations, split or not. The appended rows
+// hold NaN before the call, so a tile read before their store shows.
 std::vector<Case> AppendCases(bool small) {
   std::vector<Case> cases;
   Case c;
@@ -465,6 +466,13 @@ std::vector<Case> AppendCases(bool small) {
       }
     }
   }
+  c.name = "append-wide";  // T x (H + Hv) past the CTA's 16-byte chunks: AppendNewRows
+  c.H = c.Hv = 128;
+  c.T = 9;
+  c.lens = {1037, 129, 16};
+  c.config = 3;
+  c.splits = 0;
+  cases.push_back(c);
   c.name = "append-simt";
   c.H = c.Hv = 64;
   c.T = 1;
