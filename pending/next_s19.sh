@@ -8,7 +8,7 @@
 #   1. session 18's append change (StagedAppend) in the model: run 4 timed only its first
 #      step there (29.07 us per layer at B8 ctx4096; the kernel alone, with the append,
 #      went 29.7 -> 28.3 us since);
-#   2. the small caches at B1, where our kernel takes 11.7 us per layer against cuDNN's
+#   2. the small caches at B1 (with ncu's warp stall reasons of one launch), where our kernel takes 11.7 us per layer against cuDNN's
 #      6.1 + 1.9 (ctx1024): every configuration and split count with the append, and the
 #      trace of the default plan;
 #   3. the large model's grid (ctx 1024 and 4096) against jax-cudnn.
@@ -25,6 +25,11 @@ timeout 90 $D/dc --bench --append --filter "$S" > "$OUT/small_sweep.log" 2>&1; e
 grep -E "c-1 |c3 |c0 " "$OUT/small_sweep.log" | cut -c1-220
 timeout 30 $D/dc_trace --bench --trace --append --filter "B1 S1024 N16/4 H128/128 cap+64" 2>&1 | head -40 > "$OUT/small_trace.log"
 grep -E "splits|keys|first|later|epilogue|CTA total|merge" "$OUT/small_trace.log" | head -24
+# Where the first ~2 us of a CTA go (entry to the first load, run 5's trace): warp stall
+# reasons of one launch, "no instruction" (cold instruction cache) among them.
+timeout 60 ncu --clock-control none --section WarpStateStats --section LaunchStats -k regex:DecodeMma \
+  --launch-skip 5 --launch-count 1 $D/dc --bench --append --filter "B1 S1024 N16/4 H128/128 cap+64" \
+  > "$OUT/small_ncu.log" 2>&1; grep -iE "stall|warp cycles|duration" "$OUT/small_ncu.log" | head -30
 wait $BUILD; cat /tmp/build.rc
 FL="Warning\|slow_operation\|Constant folding\|This isn't\|If you'd like\|^$\|^  %"
 for bc in "8 4096" "1 1024"; do
