@@ -4,14 +4,15 @@
 #   ninja -C build/cuda decode_check && ninja -C build/trace decode_check
 #   mkdir -p .probe/s19 && cp build/cuda/tests/native/decode_check .probe/s19/dc &&
 #   cp build/trace/tests/native/decode_check .probe/s19/dc_trace && xz -6 .probe/s19/dc*
-# then run it with carry [".probe/s19"] (about 420 s):
+# then run it with carry [".probe/s19"] (about 560 s):
 #   1. session 18's append change (StagedAppend) in the model: run 4 timed only its first
 #      step there (29.07 us per layer at B8 ctx4096; the kernel alone, with the append,
 #      went 29.7 -> 28.3 us since);
-#   2. the small caches at B1 (with ncu's warp stall reasons of one launch), where our kernel takes 11.7 us per layer against cuDNN's
-#      6.1 + 1.9 (ctx1024): every configuration and split count with the append, and the
-#      trace of the default plan;
-#   3. the large model's grid (ctx 1024 and 4096) against jax-cudnn.
+#   2. the small caches at B1, where our kernel takes 11.7 us per layer against cuDNN's
+#      6.1 + 1.9 (ctx1024): every configuration and split count with the append, the
+#      trace of the default plan, and ncu's warp stall reasons of one launch;
+#   3. the JAX decode tests on the GPU (fe8126d's kernel ran only the native checks);
+#   4. the large model's grid (ctx 1024 and 4096) against jax-cudnn.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s19; mkdir -p $D
@@ -31,6 +32,9 @@ timeout 60 ncu --clock-control none --section WarpStateStats --section LaunchSta
   --launch-skip 5 --launch-count 1 $D/dc --bench --append --filter "B1 S1024 N16/4 H128/128 cap+64" \
   > "$OUT/small_ncu.log" 2>&1; grep -iE "stall|warp cycles|duration" "$OUT/small_ncu.log" | head -30
 wait $BUILD; cat /tmp/build.rc
+# fe8126d's kernel (StagedAppend) was checked natively only; the JAX decode tests too.
+timeout 150 python3 -m pytest tests/test_decode.py tests/test_gpu_large.py -q -p no:cacheprovider -n 12 -rf > "$OUT/pytest.log" 2>&1
+echo "pytest rc=$? at $((SECONDS - T0))s"; grep -E "^FAILED|passed|failed" "$OUT/pytest.log" | tail -n 5
 FL="Warning\|slow_operation\|Constant folding\|This isn't\|If you'd like\|^$\|^  %"
 for bc in "8 4096" "1 1024"; do
   set -- $bc
