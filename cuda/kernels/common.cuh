@@ -283,9 +283,8 @@ inline FwdGrid MakeFwdGrid(const AttentionParams& p, int block_m) {
   const int64_t pairs = int64_t{p.num_heads} * p.batch;
   g.blocks = g.num_m_blocks * pairs;
   if (p.is_causal && g.num_m_blocks > 1) {
-    const int64_t elem = p.dtype == DType::kFloat32 ? 4 : 2;
-    const int64_t kv_head_bytes =
-        std::max<int64_t>(1, int64_t{p.kv_capacity} * (p.head_size + p.v_head_size) * elem);
+    const int64_t kv_head_bytes = std::max<int64_t>(
+        1, int64_t{p.kv_capacity} * (p.head_size + p.v_head_size) * DTypeBytes(p.dtype));
     // Query heads of one kv head share its K and V: a section holds whole groups.
     const int64_t kv_heads = std::max<int64_t>(1, kL2Budget / kv_head_bytes);
     g.section = static_cast<int>(std::min(pairs, kv_heads * p.group_size()));

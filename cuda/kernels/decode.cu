@@ -262,8 +262,8 @@ decode_plan::KernelFacts FactsOf(const KernelHandle& h, const AttentionParams& p
   k.ctas_per_sm = ctas_per_sm;
   k.tma = h.tma;
   k.sm90_code = CompiledForSm90(h.func);
-  const int elem = p.dtype == DType::kFloat32 ? 4 : 2;
-  k.key_bytes = (h.key_elems > 0 ? h.key_elems : p.head_size + p.v_head_size) * elem;
+  k.key_bytes =
+      (h.key_elems > 0 ? h.key_elems : p.head_size + p.v_head_size) * DTypeBytes(p.dtype);
   k.cluster_slots = [h, dev](int size) { return ClusterSlots(h, dev, size); };
   return k;
 }

@@ -32,7 +32,6 @@ namespace jax_mea::check {
 inline const char* DTypeName(DType t) {
   return t == DType::kFloat32 ? "f32" : t == DType::kFloat16 ? "f16" : "bf16";
 }
-inline size_t ElemBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
 
 // Beside the relative L2 error, an average that one bad row barely moves: the
 // largest element error, relative to the largest |reference| value, within
@@ -66,8 +65,8 @@ struct HostTensor {
   DType dt = DType::kFloat32;
   std::vector<uint8_t> bytes;
   HostTensor() = default;
-  HostTensor(DType d, size_t n) : dt(d), bytes(n * ElemBytes(d)) {}
-  size_t size() const { return bytes.size() / ElemBytes(dt); }
+  HostTensor(DType d, size_t n) : dt(d), bytes(n * DTypeBytes(d)) {}
+  size_t size() const { return bytes.size() / DTypeBytes(dt); }
   float get(size_t i) const {
     switch (dt) {
       case DType::kFloat32: { float f; std::memcpy(&f, &bytes[i * 4], 4); return f; }

@@ -110,7 +110,7 @@ struct Result {
 
 Result RunCase(const Case& c, std::mt19937_64& rng) {
   Result res;
-  const size_t eb = ElemBytes(c.dtype);
+  const size_t eb = DTypeBytes(c.dtype);
   const int64_t nq = static_cast<int64_t>(c.B) * c.Nq * c.T * c.H;
   const int64_t nk = static_cast<int64_t>(c.B) * c.Nkv * c.cap * c.H;
   const int64_t nv = static_cast<int64_t>(c.B) * c.Nkv * c.cap * c.Hv;

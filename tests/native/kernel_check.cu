@@ -428,8 +428,8 @@ void Bench(const std::string& filter) {
     for (HostTensor* t : {&q, &k, &v}) for (size_t i = 0; i < t->size(); ++i) t->set(i, u(rng));
     const size_t n_out = size_t(c.B) * c.Nq * c.S * c.Hv;
     DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
-        dv(v.bytes.data(), v.bytes.size()), dout(n_out * ElemBytes(dt)),
-        dout2(n_out * ElemBytes(dt));
+        dv(v.bytes.data(), v.bytes.size()), dout(n_out * DTypeBytes(dt)),
+        dout2(n_out * DTypeBytes(dt));
     AttentionParams p =
         ShapeParams(dt, c.B, c.Nq, c.Nkv, c.S, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
     p.q = dq.ptr; p.k = dk.ptr; p.v = dv.ptr; p.out = dout.ptr;

@@ -587,8 +587,8 @@ void Bench(const std::string& filter) {
       for (size_t i = 0; i < t->size(); ++i) t->set(i, u(rng));
     const size_t n_out = size_t(c.B) * c.Nq * Sq * c.Hv;
     DevBuf dq(q.bytes.data(), q.bytes.size()), dk(k.bytes.data(), k.bytes.size()),
-        dv(v.bytes.data(), v.bytes.size()), d90(n_out * ElemBytes(c.dt)),
-        d80(n_out * ElemBytes(c.dt));
+        dv(v.bytes.data(), v.bytes.size()), d90(n_out * DTypeBytes(c.dt)),
+        d80(n_out * DTypeBytes(c.dt));
     AttentionParams p =
         ShapeParams(c.dt, c.B, c.Nq, c.Nkv, Sq, c.S, c.H, c.Hv, kBSNH, kBSNH, kBSNH);
     p.causal_offset = c.S - Sq;  // the query rows are the last ones (bottom-right)

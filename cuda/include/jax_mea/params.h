@@ -26,6 +26,7 @@ constexpr int kUnboundedWindow = 2147483647;
 // Element type of q, k, v, out (and of an additive mask).
 enum class DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
+// Bytes per element of a DType.
 MEA_HOST_DEVICE int DTypeBytes(DType t) { return t == DType::kFloat32 ? 4 : 2; }
 
 // How attn_mask is read. kBool: nonzero byte = attend. kAdditive: a value of
