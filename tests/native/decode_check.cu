@@ -100,6 +100,25 @@ size_t XlaWorkspaceBound(const Case& c) {
 
 Layout LayoutOf(bool bnsh) { return bnsh ? kBNSH : kBSNH; }
 
+// The append of a decode step into p's cache (as MakeDecodeStepParams builds it):
+// T new tokens per sequence, K and V each [B, T, Nkv, H | Hv] (BSNH). The caller
+// sets the pointers and the starts.
+KvCopyParams StepAppend(const AttentionParams& p, int T) {
+  KvCopyParams a;
+  a.dtype = p.dtype;
+  a.batch = p.batch;
+  a.num_kv_heads = p.num_kv_heads;
+  a.head_size = p.head_size;
+  a.v_head_size = p.v_head_size;
+  a.num_new = T;
+  a.dst_capacity = p.kv_capacity;
+  a.new_k_strides = Strides(kBSNH, p.num_kv_heads, T, p.head_size);
+  a.new_v_strides = Strides(kBSNH, p.num_kv_heads, T, p.v_head_size);
+  a.dst_k_strides = p.k_strides;
+  a.dst_v_strides = p.v_strides;
+  return a;
+}
+
 struct Result {
   bool pass = false;
   double rel = 0, max_abs = 0;
@@ -164,17 +183,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   if (c.append) {
     for (int64_t i = 0; i < nnk; ++i) HostStore(c.dtype, hnk.data(), i, uni(rng));
     for (int64_t i = 0; i < nnv; ++i) HostStore(c.dtype, hnv.data(), i, uni(rng));
-    step.dtype = c.dtype;
-    step.batch = c.B;
-    step.num_kv_heads = c.Nkv;
-    step.head_size = c.H;
-    step.v_head_size = c.Hv;
-    step.num_new = c.T;
-    step.dst_capacity = c.cap;
-    step.new_k_strides = {int64_t{c.T} * c.Nkv * c.H, c.H, int64_t{c.Nkv} * c.H};
-    step.new_v_strides = {int64_t{c.T} * c.Nkv * c.Hv, c.Hv, int64_t{c.Nkv} * c.Hv};
-    step.dst_k_strides = p.k_strides;
-    step.dst_v_strides = p.v_strides;
+    step = StepAppend(p, c.T);
     for (int b = 0; b < c.B; ++b) {
       lens[b] -= c.T;  // the start
       for (int h = 0; h < c.Nkv; ++h) {
@@ -931,23 +940,10 @@ int RunBench(const std::string& filter, bool trace, bool append) {
       p.kv_lengths = p.causal_offsets = static_cast<const int32_t*>(dstarts.ptr);
       p.kv_length_bias = 1;
       p.is_causal = true;
-      step = KvCopyParams{};
-      step.dtype = DType::kBFloat16;
-      step.batch = s.B;
-      step.num_kv_heads = s.Nkv;
-      step.head_size = s.H;
-      step.v_head_size = s.Hv;
-      step.num_new = 1;
-      step.dst_capacity = s.capacity();
+      step = StepAppend(p, 1);  // the cache pointers: with_append
       step.dst_starts = static_cast<const int32_t*>(dstarts.ptr);
       step.new_k = dnew.ptr;
       step.new_v = static_cast<char*>(dnew.ptr) + 2ull * s.B * s.Nkv * s.H;
-      step.new_k_strides = {int64_t{s.Nkv} * s.H, s.H, int64_t{s.Nkv} * s.H};
-      step.new_v_strides = {int64_t{s.Nkv} * s.Hv, s.Hv, int64_t{s.Nkv} * s.Hv};
-      step.dst_k = const_cast<void*>(p.k);
-      step.dst_v = const_cast<void*>(p.v);
-      step.dst_k_strides = p.k_strides;
-      step.dst_v_strides = p.v_strides;
     }
     return p;
   };
