@@ -44,6 +44,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "jax_mea/workspace.h"
 #include "kernels/attention_fwd.cuh"  // LoadTile, Vec16Ok
@@ -291,8 +292,9 @@ __global__ void BwdPrepKernel(const __grid_constant__ AttentionBackwardParams bp
 
 // P and dS of one score s = q.k with dp = dO.v, in place: P = exp2(logit - lse2),
 // dS = P (dp - D), times the softcap's 1 - tanh^2 (the scale comes at the end).
-// kChecked: key j outside [lo, hi) gives 0, and the mask applies.
-template <typename T, bool kChecked>
+// kChecked: key j outside [lo, hi) gives 0, and the mask applies. kMaybeCapped false:
+// the call has no softcap (the caller checked lg.capped() once per tile).
+template <typename T, bool kChecked, bool kMaybeCapped>
 __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits& lg, float lse2,
                                          float delta, KeyRange keys, int64_t mask_row, int j,
                                          float& s, float& dp) {
@@ -301,7 +303,7 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
     return;
   }
   float logit, slope = 1.f;
-  if (lg.capped()) {
+  if (kMaybeCapped && lg.capped()) {
     const float th = SoftcapTanh(s * lg.in);
     logit = lg.cap * th;
     slope = 1.f - th * th;
@@ -369,9 +371,16 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     const int h = kvh * group + hg;
     return static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
   };
-  auto row_index = [&](BwdTile t) {  // (b, h, first row) in the workspace's [B, Nq, q_pad]
-    return (static_cast<int64_t>(b) * p.num_heads + kvh * group + t.hg) * a.q_pad + t.m * kBM;
-  };
+  // Tile t's query block in the workspace's [B, Nq, num_m_blocks] (its rows start at
+  // kBM times that: q_pad = num_m_blocks * kBM).
+  const int64_t group_blocks =
+      (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.num_m_blocks;
+  auto block_index = [&](BwdTile t) { return group_blocks + t.hg * a.num_m_blocks + t.m; };
+  auto row_index = [&](BwdTile t) { return block_index(t) * kBM; };
+  // This thread's first dQ accumulator element in a query block (row 32 wr + g, column
+  // wc kD / 4 + 2 tig): the others are at constant offsets from it (rows of kD floats,
+  // RunBwd checks).
+  float* const dq_thread = a.dq_acc + (32 * wr + g) * kD + wc * (kD / 4) + 2 * tig;
   // Q, lse2 and D of tile t into stage `stage` (one cp.async group).
   auto load_q = [&](BwdTile t, int stage) {
     LoadTile<T, kBM, kD, kKS, kThreads>(sQ + stage * Tr::kQElems, q_of(t.hg), p.q_strides.seq,
@@ -423,61 +432,62 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     WarpMma<T, 2, 4, kDv, false, kVS, false, kVS>(dp, sdO + 32 * wr * kVS, sV + 32 * wc * kVS,
                                                   lane);
 
-    // P and dS into shared memory (16-bit, as the MMAs read them).
-    const BlockKeys& bk = cur.bk;
-    const bool checked = !KeysAllVisible(p, bk.all, j0, kBN);
+    // P and dS into shared memory (16-bit, as the MMAs read them), by one of three
+    // elementwise passes chosen once per tile: every key visible without a softcap
+    // (the common tile: no branch inside), visible with one, or checked key by key.
+    auto p_and_ds = [&](auto checked_tag, auto capped_tag) {
+      constexpr bool kChecked = decltype(checked_tag)::value;
+      constexpr bool kMaybeCapped = decltype(capped_tag)::value;
 #pragma unroll
-    for (int mt = 0; mt < 2; ++mt) {
+      for (int mt = 0; mt < 2; ++mt) {
 #pragma unroll
-      for (int k = 0; k < 2; ++k) {
-        const int r = 32 * wr + 16 * mt + g + 8 * k;
-        const float lse2 = sLse2[r], delta = sDelta[r];
-        const int jw = j0 + 32 * wc + 2 * tig;  // + 8 t + e
-        if (!checked) {
-#pragma unroll
-          for (int t = 0; t < 4; ++t)
-#pragma unroll
-            for (int e = 0; e < 2; ++e)
-              BwdGrads<T, false>(p, a.logits, lse2, delta, {}, 0, 0, s[mt][t][2 * k + e],
-                                 dp[mt][t][2 * k + e]);
-        } else {
-          // A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
-          const int i = m0 + r;
-          const KeyRange keys = i < p.q_len && lse2 != -kNegInf
-                                    ? VisibleKeys(p, i + off, kv_len)
-                                    : KeyRange{0, 0};
-          const int64_t mrow = p.mask_kind != MaskKind::kNone && i < p.q_len
-                                   ? MaskRow(p, b, h, i)
-                                   : 0;
+        for (int k = 0; k < 2; ++k) {
+          const int r = 32 * wr + 16 * mt + g + 8 * k;
+          const float lse2 = sLse2[r], delta = sDelta[r];
+          const int jw = j0 + 32 * wc + 2 * tig;  // + 8 t + e
+          KeyRange keys{};
+          int64_t mrow = 0;
+          if constexpr (kChecked) {
+            // A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
+            const int i = m0 + r;
+            keys = i < p.q_len && lse2 != -kNegInf ? VisibleKeys(p, i + off, kv_len)
+                                                   : KeyRange{0, 0};
+            mrow = p.mask_kind != MaskKind::kNone && i < p.q_len ? MaskRow(p, b, h, i) : 0;
+          }
 #pragma unroll
           for (int t = 0; t < 4; ++t)
 #pragma unroll
             for (int e = 0; e < 2; ++e)
-              BwdGrads<T, true>(p, a.logits, lse2, delta, keys, mrow, jw + 8 * t + e,
-                                s[mt][t][2 * k + e], dp[mt][t][2 * k + e]);
-        }
+              BwdGrads<T, kChecked, kMaybeCapped>(p, a.logits, lse2, delta, keys, mrow,
+                                                  jw + 8 * t + e, s[mt][t][2 * k + e],
+                                                  dp[mt][t][2 * k + e]);
 #pragma unroll
-        for (int t = 0; t < 4; ++t) {
-          const int at = r * kPS + 32 * wc + 8 * t + 2 * tig;
-          *reinterpret_cast<uint32_t*>(sP + at) = Pack2<T>(s[mt][t][2 * k], s[mt][t][2 * k + 1]);
-          *reinterpret_cast<uint32_t*>(sdS + at) =
-              Pack2<T>(dp[mt][t][2 * k], dp[mt][t][2 * k + 1]);
+          for (int t = 0; t < 4; ++t) {
+            const int at = r * kPS + 32 * wc + 8 * t + 2 * tig;
+            *reinterpret_cast<uint32_t*>(sP + at) = Pack2<T>(s[mt][t][2 * k], s[mt][t][2 * k + 1]);
+            *reinterpret_cast<uint32_t*>(sdS + at) =
+                Pack2<T>(dp[mt][t][2 * k], dp[mt][t][2 * k + 1]);
+          }
         }
       }
+    };
+    if (!KeysAllVisible(p, cur.bk.all, j0, kBN)) {
+      p_and_ds(std::true_type{}, std::true_type{});
+    } else if (a.logits.capped()) {
+      p_and_ds(std::false_type{}, std::true_type{});
+    } else {
+      p_and_ds(std::false_type{}, std::false_type{});
     }
     __syncthreads();  // P, dS written
-    int* sem = a.sem + row_index(cur) / kBM;
+    int* sem = a.sem + block_index(cur);
     // This tile's dQ part dS K (the warp's 32 rows x kD / 4 columns), added on its turn.
     auto add_dq = [&] {
       float dq[2][kD / 32][4];
       Zero(dq);
       WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
                                                          sK + wc * (kD / 4), lane);
-      // This thread's first element (row 32 wr + g, column wc kD / 4 + 2 tig): the
-      // others are at constant offsets from it (rows of kD floats, RunBwd checks).
-      float* const acc =
-          a.dq_acc + (row_index(cur) + 32 * wr + g) * kD + wc * (kD / 4) + 2 * tig;
-      if (kOrderedDq && lane == 0) WaitTurn(sem, nb - bk.any.lo / kBN);
+      float* const acc = dq_thread + row_index(cur) * kD;
+      if (kOrderedDq && lane == 0) WaitTurn(sem, nb - cur.bk.any.lo / kBN);
       __syncwarp();
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)

@@ -61,19 +61,41 @@ struct FwdTraits {
 template <typename T, int kRows, int kCols, int kStride, int kThreads>
 __device__ __forceinline__ void LoadTile(T* smem, const T* gbase, int64_t seq_stride, int row0,
                                          int row_end, int dim, bool vec) {
+  constexpr int kChunks = kCols / 8;
+  constexpr int kTotal = kRows * kChunks;
   if (vec) {
-    constexpr int kChunks = kCols / 8;
-    constexpr int kTotal = kRows * kChunks;
+    if constexpr (kThreads % kChunks == 0 && kTotal % kThreads == 0) {
+      // Each pass copies whole rows: a thread's chunks are one column, kRowsPerPass
+      // rows apart, their addresses a constant step from one base (the backward
+      // loads a Q and a dO tile per tile, where per-chunk index and 64-bit address
+      // math was a tenth of its instructions).
+      constexpr int kRowsPerPass = kThreads / kChunks;
+      const unsigned tid = threadIdx.x;
+      const int r = static_cast<int>(tid / kChunks), col = static_cast<int>(tid % kChunks) * 8;
+      // Pass i's row is in bounds where i * kRowsPerPass < rows_in.
+      const int rows_in = row_end - row0 - r;
+      const bool col_ok = col < dim;
+      const T* src = gbase + static_cast<int64_t>(row0 + r) * seq_stride + col;
+      const int64_t step = kRowsPerPass * seq_stride;
+      const uint32_t dst = SmemAddr(smem + r * kStride + col);
 #pragma unroll
-    for (int c0 = 0; c0 < kTotal; c0 += kThreads) {
-      const int c = c0 + static_cast<int>(threadIdx.x);
-      if (kTotal % kThreads == 0 || c < kTotal) {
-        const int r = c / kChunks;
-        const int col = (c % kChunks) * 8;
-        const int row = row0 + r;
-        const bool ok = row < row_end && col < dim;
-        const T* src = ok ? gbase + row * seq_stride + col : gbase;
-        CpAsync16(SmemAddr(smem + r * kStride + col), src, ok ? 16 : 0);
+      for (int i = 0; i < kRows / kRowsPerPass; ++i) {
+        const bool ok = col_ok && i * kRowsPerPass < rows_in;
+        CpAsync16(dst + i * kRowsPerPass * kStride * static_cast<int>(sizeof(T)),
+                  ok ? src + i * step : gbase, ok ? 16 : 0);
+      }
+    } else {
+#pragma unroll
+      for (int c0 = 0; c0 < kTotal; c0 += kThreads) {
+        const int c = c0 + static_cast<int>(threadIdx.x);
+        if (kTotal % kThreads == 0 || c < kTotal) {
+          const int r = c / kChunks;
+          const int col = (c % kChunks) * 8;
+          const int row = row0 + r;
+          const bool ok = row < row_end && col < dim;
+          const T* src = ok ? gbase + row * seq_stride + col : gbase;
+          CpAsync16(SmemAddr(smem + r * kStride + col), src, ok ? 16 : 0);
+        }
       }
     }
   } else {

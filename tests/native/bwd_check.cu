@@ -242,8 +242,8 @@ double MedianMs(Fn&& fn) {
 
 // Times the backward (and its first and last launches alone) on the GPU forward's out
 // and lse, bfloat16, BSNH. TFLOP/s counts 2.5 x the forward's 4 B N S^2 H, halved for
-// causal.
-void Bench() {
+// causal. filter: only the cases whose name contains it (empty: all).
+void Bench(const std::string& filter) {
   // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
   // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
   // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2),
@@ -279,6 +279,7 @@ void Bench() {
               prop.name, prop.multiProcessorCount);
   using T = __nv_bfloat16;
   for (const BenchCase& c : cases) {
+    if (!filter.empty() && std::string(c.name).find(filter) == std::string::npos) continue;
     const DType dt = DType::kBFloat16;
     const size_t nq = size_t(c.B) * c.Nq * c.S * c.H, nk = size_t(c.B) * c.Nkv * c.S * c.H;
     DevBuf q(nq * 2), k(nk * 2), v(nk * 2), o(nq * 2), dout(nq * 2), dq(nq * 2), dk(nk * 2),
@@ -349,8 +350,8 @@ void Bench() {
 
 int main(int argc, char** argv) {
   const std::string arg = argc > 1 ? argv[1] : "";
-  if (arg == "--bench") {
-    Bench();
+  if (arg == "--bench") {  // --bench [name filter]
+    Bench(argc > 2 ? argv[2] : "");
     return 0;
   }
   const bool quick = arg == "--quick";
