@@ -263,12 +263,13 @@ def test_blocked_backward_matches_the_cpu_kernel(mask, offsets):
 
 
 def test_blocked_backward_memory_is_linear_in_the_sequence():
-    # XLA's compiled temporaries of the blocked backward (what CUDA runs for float32):
-    # a few [N, block, S] float32 score blocks, so linear in S, and far below one head's
-    # S x S float32 scores. How many blocks XLA keeps differs with S and the backend
-    # (the H200's XLA: 2.4 blocks at S = 4096, 4.4 at S = 8192; a growth of 3.7x, which
-    # an earlier `x2 < 3 x1` check read as quadratic when the GPU ran the file under
-    # pytest -n), so each size is bounded by blocks, not by the other size.
+    # XLA's compiled temporaries of the blocked backward (what CUDA runs for float32)
+    # at S = 32k: a few [N, block, S] float32 score blocks (67 MB each here) plus the
+    # GPU autotuner's scratch, far below a quarter of one head's S x S float32 scores
+    # (1.07 GB; quadratic memory would be 4.3 GB or more). The H200's XLA kept 20 MB at
+    # S = 4096 in one run and 54 MB in another (its algorithm choices differ under
+    # pytest -n), so the bound leaves room for that and still tells linear from
+    # quadratic.
     heads = 2
 
     def temp(S):
@@ -284,10 +285,8 @@ def test_blocked_backward_memory_is_linear_in_the_sequence():
         return fn.trace(x, x, x, jax.ShapeDtypeStruct((1,), jnp.bool_), placeholder,
                         placeholder, x, lse, x).lower().compile().memory_analysis(
                         ).temp_size_in_bytes
-    for S in (4096, 8192):
-        score_block = heads * _unfused.QUERY_BLOCK * S * 4
-        assert temp(S) <= 6 * score_block, (S, temp(S), score_block)
-    assert temp(8192) < 8192 * 8192 * 4 // 2
+    S = 32768
+    assert temp(S) < S * S * 4 // 4, temp(S)
 
 
 def test_lowers_for_cuda():
