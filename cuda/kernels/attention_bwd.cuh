@@ -21,7 +21,9 @@
 //      key blocks have added, and a CTA adds only on its turn (key blocks in
 //      increasing order), so dQ is the same bitwise on every run. Turns never
 //      deadlock: a CTA waits only for lower key blocks, which have lower blockIdx.x
-//      and so were started first.
+//      and so were started first. The grid runs groups of kBwdHeadGroup (batch,
+//      head) rows, key blocks outer, so that those lower key blocks mostly run a
+//      wave earlier.
 //   3. BwdDqKernel: dQ = scale * accumulator, in q's dtype.
 //   4. GQA (kBwdSplitGroup): BwdKernel runs one CTA per (batch, query head, key
 //      block) instead, walking that head's tiles only and writing its dK and dV
@@ -69,6 +71,7 @@ struct BwdArgs {
   // shares into dk_part / dv_part, summed over the group by BwdDkvKernel.
   bool split_group;
   bool q_vec, k_vec, v_vec, do_vec;
+  int head_group;  // the grid order (kBwdHeadGroup)
 };
 
 // GQA splits the group over CTAs (BwdArgs::split_group): as many CTAs as without GQA,
@@ -76,6 +79,16 @@ struct BwdArgs {
 // false: one CTA per kv head walks the group's heads (the earlier kernel; no
 // dk_part / dv_part traffic).
 constexpr bool kBwdSplitGroup = true;
+// The grid's order: groups of kBwdHeadGroup (batch, head) rows, and inside a group the
+// key blocks outer (row by row within a key block). A key block's predecessors in its
+// query blocks' chains of ordered dQ adds (lower key blocks of the same row) then start
+// a group's width earlier, mostly in an earlier wave, instead of all of a row's key
+// blocks starting together and each waiting on the one before it; causal grids start
+// the longest walks (the lowest key blocks) first. H200, B2 S4096 N32 H128 bf16
+// (session 19): 1 (each row's key blocks consecutive) 6.01 ms, causal 3.66; 8: 5.95,
+// 3.23; B4 S4096 N32 H64 7.22 -> 6.71, causal 4.29 -> 3.78. Turns still never
+// deadlock: the key blocks a CTA waits on have lower blockIdx.x.
+constexpr int kBwdHeadGroup = 8;
 // A tile's dQ part is computed and added right after P and dS (before dV and dK),
 // and its turn passes at the tile's next barrier: a key block waits on the one
 // before it for about one MMA of a tile (dV) instead of about two and the
@@ -346,11 +359,19 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   // ((b * heads) + head) * blocks + key block; heads: the query heads with
   // split_group (the CTA walks its head's tiles), else the kv heads (the CTA walks
   // the tiles of its group's heads [hg_first, hg_end) = [0, group)).
+  // The CTA's (batch, head) row bh and key block nb in the grid order of kBwdHeadGroup
+  // (the last group may have fewer rows).
   const int64_t bid = blockIdx.x;
   const int heads = a.split_group ? p.num_heads : p.num_kv_heads;
-  const int nb = static_cast<int>(bid % a.num_n_blocks);
-  const int hx = static_cast<int>((bid / a.num_n_blocks) % heads);
-  const int b = static_cast<int>(bid / a.num_n_blocks / heads);
+  const int64_t rows = static_cast<int64_t>(p.batch) * heads;
+  const int64_t group_first =
+      bid / (static_cast<int64_t>(a.num_n_blocks) * a.head_group) * a.head_group;
+  const int64_t group_rows = min(static_cast<int64_t>(a.head_group), rows - group_first);
+  const int64_t in_group = bid - group_first * a.num_n_blocks;
+  const int nb = static_cast<int>(in_group / group_rows);
+  const int64_t bh = group_first + in_group % group_rows;
+  const int hx = static_cast<int>(bh % heads);
+  const int b = static_cast<int>(bh / heads);
   const int group = p.group_size();
   const int kvh = a.split_group ? hx / group : hx;
   const int hg_first = a.split_group ? hx % group : 0;
@@ -627,11 +648,13 @@ inline BwdGrid BwdGridOf(const AttentionParams& p, bool allow_split = true) {
 // alone (bwd_check --bench times them; the main kernel needs the first's counters).
 enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
-// allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup).
+// allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup);
+// head_group: the grid order (kBwdHeadGroup; bwd_check --bench compares 1).
 template <typename T, int kD, int kDv, bool kEarlyDq = kBwdEarlyDq,
           int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks, bool kOrderedDq = true>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
-                   BwdLaunches which = BwdLaunches::kAll, bool allow_split = true) {
+                   BwdLaunches which = BwdLaunches::kAll, bool allow_split = true,
+                   int head_group = kBwdHeadGroup) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
   auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks, kOrderedDq>;
@@ -666,6 +689,7 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   a.k_vec = Vec16Ok(p.k, p.k_strides, p.head_size);
   a.v_vec = Vec16Ok(p.v, p.v_strides, p.v_head_size);
   a.do_vec = Vec16Ok(bp.dout, bp.dout_strides, p.v_head_size);
+  a.head_group = head_group;
 
   const BwdGrid grid = BwdGridOf(p, allow_split);
   if (!grid.ok()) return cudaErrorInvalidConfiguration;

@@ -247,8 +247,9 @@ void Bench(const std::string& filter) {
   // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
   // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
   // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2),
-  // kUnordered (the dQ adds without turns: not deterministic; what the order costs).
-  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta, kUnordered };
+  // kUnordered (the dQ adds without turns: not deterministic; what the order costs),
+  // kHeadGroup1 (the grid's key blocks of a (batch, head) row consecutive).
+  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta, kUnordered, kHeadGroup1 };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
@@ -271,6 +272,9 @@ void Bench(const std::string& filter) {
       {"  unordered dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kUnordered},
       {"  unordered dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kUnordered},
       {"  unordered dQ: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kUnordered},
+      {"  head group 1: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kHeadGroup1},
+      {"  head group 1: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kHeadGroup1},
+      {"  head group 1: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kHeadGroup1},
   };
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
@@ -313,6 +317,7 @@ void Bench(const std::string& filter) {
     auto run = [&](cuda::BwdLaunches which) {
       return [&, which] {
         const bool split = c.variant != kUnsplit;
+        const int group = c.variant == kHeadGroup1 ? 1 : cuda::kBwdHeadGroup;
         if (c.H == 64) {
           if (c.variant == kUnordered) {
             constexpr int kBlocks = cuda::BwdTraits<64, 64>::kMinBlocks;
@@ -321,7 +326,7 @@ void Bench(const std::string& filter) {
           }
           return c.variant == kOneCta
                      ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 1>(bp, ws.ptr, nullptr, which)
-                     : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which);
+                     : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which, true, group);
         }
         if (c.variant == kUnordered) {
           constexpr int kBlocks = cuda::BwdTraits<128, 128>::kMinBlocks;
@@ -330,7 +335,7 @@ void Bench(const std::string& filter) {
         }
         return c.variant == kLateDq
                    ? cuda::RunBwd<T, 128, 128, false>(bp, ws.ptr, nullptr, which)
-                   : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split);
+                   : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split, group);
       };
     };
     const double all = MedianMs(run(cuda::BwdLaunches::kAll));
