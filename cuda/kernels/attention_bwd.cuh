@@ -89,13 +89,14 @@ constexpr bool kBwdSplitGroup = true;
 // 3.23; B4 S4096 N32 H64 7.22 -> 6.71, causal 4.29 -> 3.78. Turns still never
 // deadlock: the key blocks a CTA waits on have lower blockIdx.x.
 constexpr int kBwdHeadGroup = 8;
-// A tile's dQ part is computed and added right after P and dS (before dV and dK),
-// and its turn passes at the tile's next barrier: a key block waits on the one
-// before it for about one MMA of a tile (dV) instead of about two and the
-// elementwise pass (the next tile's S and dP, P and dS), so the chain of key
-// blocks adding to a query block (32 at S 4096) starts and drains sooner.
-// false: the dQ part last, its turn passed at the next tile's second barrier.
-constexpr bool kBwdEarlyDq = true;
+// Where a tile's dQ part goes (BwdTraits::kEarlyDq). Early: computed and added right
+// after P and dS (before dV and dK), its turn passed at the tile's next barrier, so a
+// key block waits on the one before it for about one MMA of a tile (dV). Late: last
+// (after dK), its turn passed at the next tile's second barrier. Early was 1-2% faster
+// everywhere while each row's key blocks ran side by side; with the grid in groups
+// (kBwdHeadGroup) late is faster at 128 x 128 and slower at 64 x 64 (H200, session 19:
+// H128 5.86 against 5.95 ms, causal 3.23 both; H64 6.95 against 6.72, causal 3.97
+// against 3.79).
 
 template <int kD, int kDv>
 struct BwdTraits {
@@ -106,6 +107,7 @@ struct BwdTraits {
   static constexpr int kBlockM = static_cast<int>(kBwdBlockM);  // query rows per tile
   static_assert(kBlockM == 64, "the warp tiles below are laid out for 64 x 128 with 8 warps");
   static constexpr int kHeadDim = kD, kVHeadDim = kDv;
+  static constexpr bool kEarlyDq = kD == 64;  // see above
   // CTAs per SM the registers are budgeted for: two at 64 x 64 (128 registers; it
   // spills 192 bytes, yet ran 15-17% faster: B4 S4096 N32 H64 bf16 on the H200,
   // 7.49 against 8.84 ms, causal 4.46 against 5.40, session 12), else one.
@@ -329,7 +331,7 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
   s = prob;
 }
 
-// kEarlyDq and kMinBlocks: kBwdEarlyDq and BwdTraits::kMinBlocks unless bwd_check
+// kEarlyDq and kMinBlocks: BwdTraits' unless bwd_check
 // --bench compares variants. kOrderedDq false (bwd_check --bench only): the dQ adds
 // without turns, in whatever order the CTAs reach them (not deterministic), to time
 // what the ordering costs.
@@ -650,7 +652,7 @@ enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
 // allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup);
 // head_group: the grid order (kBwdHeadGroup; bwd_check --bench compares 1).
-template <typename T, int kD, int kDv, bool kEarlyDq = kBwdEarlyDq,
+template <typename T, int kD, int kDv, bool kEarlyDq = BwdTraits<kD, kDv>::kEarlyDq,
           int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks, bool kOrderedDq = true>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
                    BwdLaunches which = BwdLaunches::kAll, bool allow_split = true,

@@ -244,12 +244,12 @@ double MedianMs(Fn&& fn) {
 // and lse, bfloat16, BSNH. TFLOP/s counts 2.5 x the forward's 4 B N S^2 H, halved for
 // causal. filter: only the cases whose name contains it (empty: all).
 void Bench(const std::string& filter) {
-  // Variants, against the default kernel: kLateDq (kBwdEarlyDq false: the dQ part
-  // added last, its turn passed a tile later), kUnsplit (GQA groups not split over
+  // Variants, against the default kernel: kOtherDq (H128 with the dQ part where
+  // BwdTraits::kEarlyDq does not put it), kUnsplit (GQA groups not split over
   // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2),
   // kUnordered (the dQ adds without turns: not deterministic; what the order costs),
   // kHeadGroup1 (the grid's key blocks of a (batch, head) row consecutive).
-  enum Variant { kDefault, kLateDq, kUnsplit, kOneCta, kUnordered, kHeadGroup1 };
+  enum Variant { kDefault, kOtherDq, kUnsplit, kOneCta, kUnordered, kHeadGroup1 };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
@@ -262,8 +262,8 @@ void Bench(const std::string& filter) {
       {"B2 S4096 N32/K8 H128 bf16 causal", 2, 32, 8, 4096, 128, true},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, false},
       {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
-      {"  late dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kLateDq},
-      {"  late dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kLateDq},
+      {"  other dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kOtherDq},
+      {"  other dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kOtherDq},
       {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
       {"  unsplit: B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false, kUnsplit},
       {"  split:   B2 S4096 N32/K8 H128", 2, 32, 8, 4096, 128, false},
@@ -319,22 +319,23 @@ void Bench(const std::string& filter) {
         const bool split = c.variant != kUnsplit;
         const int group = c.variant == kHeadGroup1 ? 1 : cuda::kBwdHeadGroup;
         if (c.H == 64) {
+          using Tr = cuda::BwdTraits<64, 64>;
           if (c.variant == kUnordered) {
-            constexpr int kBlocks = cuda::BwdTraits<64, 64>::kMinBlocks;
-            return cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, kBlocks, false>(bp, ws.ptr, nullptr,
-                                                                              which);
+            return cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, Tr::kMinBlocks, false>(bp, ws.ptr,
+                                                                               nullptr, which);
           }
           return c.variant == kOneCta
-                     ? cuda::RunBwd<T, 64, 64, cuda::kBwdEarlyDq, 1>(bp, ws.ptr, nullptr, which)
+                     ? cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, 1>(bp, ws.ptr, nullptr, which)
                      : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which, true, group);
         }
+        using Tr = cuda::BwdTraits<128, 128>;
         if (c.variant == kUnordered) {
-          constexpr int kBlocks = cuda::BwdTraits<128, 128>::kMinBlocks;
-          return cuda::RunBwd<T, 128, 128, cuda::kBwdEarlyDq, kBlocks, false>(bp, ws.ptr, nullptr,
-                                                                              which);
+          return cuda::RunBwd<T, 128, 128, Tr::kEarlyDq, Tr::kMinBlocks, false>(bp, ws.ptr,
+                                                                               nullptr, which);
         }
-        return c.variant == kLateDq
-                   ? cuda::RunBwd<T, 128, 128, false>(bp, ws.ptr, nullptr, which)
+        return c.variant == kOtherDq
+                   ? cuda::RunBwd<T, 128, 128, !Tr::kEarlyDq>(bp, ws.ptr, nullptr, which, split,
+                                                              group)
                    : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split, group);
       };
     };
