@@ -49,3 +49,27 @@ def test_median_result():
         2.0, 1e-3, "a")
     assert median_result([(None, None, "n/a"), (1.0, 0.0, "")]) == (None, None, "n/a")
     assert median_result([(5.0, 0.0, "")]) == (5.0, 0.0, "")
+
+
+def test_sass_stats_reads_and_compares_ncu_tables(tmp_path):
+    """tools/sass_stats.py on two small tables in ncu's source-page CSV shape: opcodes
+    without predicates or modifiers, stall reasons summed, the loop body's mix, and the
+    reasons side by side in thousands of samples."""
+    header = ["Address", "Source", "Warp Stall Sampling (All Samples)",
+              "Instructions Executed", "stall_wait", "stall_mio", "stall_mio (Not Issued)"]
+    rows = [["0x0", "  HMMA.16816.F32.BF16 R0, R4, R8, R0", 3000, 2000000, 2000, 1000, 900],
+            ["0x10", "@!P0 LDSM.16.MT88.4 R4, [R2]", 500, 2000000, 100, 400, 400],
+            ["0x20", "IMAD R1, R2, R3, RZ", 100, 10, 100, 0, 0]]
+    paths = []
+    for name, scale in (("ours", 1), ("theirs", 2)):
+        path = tmp_path / f"{name}.csv"
+        lines = ['"Kernel Name","k"', ",".join(f'"{c}"' for c in header)] + [
+            ",".join(f'"{c}"' for c in r[:2] + [v * scale for v in r[2:]]) for r in rows]
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(str(path))
+    out = _run("tools/sass_stats.py", *paths, "--loop-min", "1e6")
+    assert "4.0 M instructions, 3600 stall samples" in out   # wait 2200 + mio 1400
+    assert "loop body: 2 instructions: HMMA 1 LDSM 1" in out
+    assert "wait=61.1%" in out and "mio=38.9%" in out
+    wait = next(line for line in out.splitlines() if line.strip().startswith("wait "))
+    assert wait.split()[1:3] == ["2.2", "4.4"] and "HMMA 2.0/4.0" in wait
