@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Issues 14 and 11: the next session's first device call (written in session 19, not run).
+# Before it, on the development machine:
+#   ninja -C build/cuda bwd_check decode_check && ninja -C build/trace decode_check
+#   mkdir -p .probe/s20 && cp build/cuda/tests/native/bwd_check .probe/s20/bwd &&
+#   cp build/cuda/tests/native/decode_check .probe/s20/dc &&
+#   cp build/trace/tests/native/decode_check .probe/s20/dc_trace && xz -6 .probe/s20/*
+# then run it with carry [".probe/s20"] (about 500 s):
+#   1. the landed backward's own binary (session 19 checked late dQ at H128 and early dQ at
+#      H64 as two separate builds): bwd_check, memcheck, racecheck, the bench;
+#   2. GPU pytest: the gradient tests, tests/test_examples.py (examples/train.py's GPU
+#      default, bfloat16 attention, has not run on a GPU), the decode tests;
+#   3. ncu --set full of the H128 BwdKernel, its SASS table beside session 16's
+#      FlashAttention-2 one (python3 tools/sass_stats.py ours.csv fa2.csv --loop-min 1e6);
+#   4. the decode leftovers of session 18's plan: the trace of the B1 S1024 default plan
+#      and ncu's warp stall reasons of one decode launch (is a CTA's first 2 us cold
+#      instruction fetch?).
+set -uo pipefail
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s20; mkdir -p $D
+for f in .probe/s20/*.xz; do n=$D/$(basename "$f" .xz); xz -dc "$f" > "$n"; chmod +x "$n"; done
+( JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=12 \
+    nice python3 -m pip install --no-build-isolation --no-deps -q -e . > /tmp/build.log 2>&1
+  echo "build rc=$? at $((SECONDS - T0))s" > /tmp/build.rc ) &
+BUILD=$!
+timeout 100 $D/bwd > "$OUT/bwd_check.log" 2>&1; echo "bwd_check rc=$? $(tail -n 1 $OUT/bwd_check.log)"
+timeout 100 compute-sanitizer --tool memcheck --error-exitcode 1 $D/bwd --quick > /tmp/m.log 2>&1
+echo "memcheck rc=$? $(grep 'ERROR SUMMARY' /tmp/m.log)"
+timeout 100 compute-sanitizer --tool racecheck --error-exitcode 1 $D/bwd --quick > /tmp/r.log 2>&1
+echo "racecheck rc=$? $(grep -i 'summary' /tmp/r.log)"
+timeout 120 $D/bwd --bench > "$OUT/bwd_bench.log" 2>&1; cut -c1-100 "$OUT/bwd_bench.log"
+timeout 150 ncu --clock-control none --set full -k regex:BwdKernel --launch-skip 1 --launch-count 1 \
+  -o $D/ours $D/bwd --bench "B2 S4096 N32 H128 bf16" > /tmp/ncu.log 2>&1; echo "ncu rc=$?"
+ncu --import $D/ours.ncu-rep --page source --csv --print-source sass 2>/dev/null > $D/ours.csv
+python3 tools/sass_stats.py $D/ours.csv \
+  benchmarks/results/2026-11-30-h200-s16/run5_fa2_bwd_sass.csv --loop-min 1e6 > "$OUT/sass_stats.log" 2>&1
+grep -E "^==|loop body|^  [a-z_]+ +[0-9]" "$OUT/sass_stats.log" | cut -c1-150; xz -6 -c $D/ours.csv > "$OUT/ours_sass.csv.xz"
+echo "t=$((SECONDS - T0))s"
+S="B1 S1024 N16/4 H128/128 cap+64"
+timeout 30 $D/dc_trace --bench --trace --append --filter "$S" 2>&1 | head -40 > "$OUT/small_trace.log"
+timeout 60 ncu --clock-control none --section WarpStateStats --section LaunchStats -k regex:DecodeMma \
+  --launch-skip 5 --launch-count 1 $D/dc --bench --append --filter "$S" > "$OUT/small_ncu.log" 2>&1
+grep -iE "stall|warp cycles|duration" "$OUT/small_ncu.log" | head -20
+wait $BUILD; cat /tmp/build.rc
+timeout $((560 - SECONDS + T0)) python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_gradients.py \
+  tests/test_cuda_backward_optin.py tests/test_backward_walk.py tests/test_examples.py \
+  tests/test_decode.py tests/test_gpu_large.py > "$OUT/pytest.log" 2>&1
+echo "pytest rc=$? at $((SECONDS - T0))s"; grep -E "^FAILED|passed|failed" "$OUT/pytest.log" | tail -n 5
+echo "end at $((SECONDS - T0))s"
