@@ -133,12 +133,11 @@ __global__ void __launch_bounds__(32 * kWarps, 1)
   const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
       ThisFwdBlock<T>(p, a.grid, kBlockM);
 
-  // Keys any row of this block may see ([blk_lo, blk_hi): lo and hi grow with
-  // the query position), and keys every row sees (tiles inside need no mask).
-  const KeyRange first_row = VisibleKeys(p, m0 + off, kv_len);
-  const KeyRange last_row = VisibleKeys(p, q_end - 1 + off, kv_len);
-  const int blk_lo = first_row.lo, blk_hi = last_row.hi;
-  const KeyRange seen_by_all = {last_row.lo, first_row.hi};
+  // Keys any row of this block may see ([blk_lo, blk_hi)), and keys every row sees
+  // (tiles inside need no mask).
+  const BlockKeys block_keys = RowBlockKeys(p, m0 + off, q_end - 1 + off, kv_len);
+  const int blk_lo = block_keys.any.lo, blk_hi = block_keys.any.hi;
+  const KeyRange seen_by_all = block_keys.all;
 
   if (blk_hi <= blk_lo) {  // no row sees any key: zeros, lse -inf
     for (int e = tid; e < (q_end - m0) * p.v_head_size; e += kThreads) {

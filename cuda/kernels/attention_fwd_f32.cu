@@ -50,8 +50,8 @@ __global__ void __launch_bounds__(kF32Threads)
   const auto [b, h, m0, q_end, kv_len, off, q_base, k_base, v_base, o_base, lse] =
       ThisFwdBlock<float>(p, a.grid, kF32BlockM);
 
-  const int blk_lo = VisibleKeys(p, m0 + off, kv_len).lo;
-  const int blk_hi = VisibleKeys(p, q_end - 1 + off, kv_len).hi;
+  const KeyRange block_any = RowBlockKeys(p, m0 + off, q_end - 1 + off, kv_len).any;
+  const int blk_lo = block_any.lo, blk_hi = block_any.hi;
   if (blk_hi <= blk_lo) {
     for (int e = tid; e < (q_end - m0) * Dv; e += kF32Threads) {
       o_base[(m0 + e / Dv) * p.out_strides.seq + e % Dv] = 0.f;

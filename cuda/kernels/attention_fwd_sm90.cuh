@@ -237,11 +237,10 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
       w = FwdBlockAt<T>(p, a.grid, kBlockM, bid);
     }
     kv_head = w.h / p.group_size();
-    const KeyRange first_row = VisibleKeys(p, w.m0 + w.off, w.kv_len);
-    const KeyRange last_row = VisibleKeys(p, w.q_end - 1 + w.off, w.kv_len);
-    blk_lo = first_row.lo;
-    blk_hi = last_row.hi;
-    seen_by_all = {last_row.lo, first_row.hi};
+    const BlockKeys block_keys = RowBlockKeys(p, w.m0 + w.off, w.q_end - 1 + w.off, w.kv_len);
+    blk_lo = block_keys.any.lo;
+    blk_hi = block_keys.any.hi;
+    seen_by_all = block_keys.all;
     n_first = blk_lo / kBlockN;
     num_tiles = (blk_hi + kBlockN - 1) / kBlockN - n_first;
     // The last tile holds V rows past kv_length that are not zero-filled (they are

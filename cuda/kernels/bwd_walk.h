@@ -13,17 +13,11 @@
 
 namespace jax_mea {
 
-// The keys of a query block: `any`, outside which no row sees a key, and `all`, each
-// key of which every row sees (both ends of VisibleKeys grow with the position).
-struct BlockKeys {
-  KeyRange any, all;
-};
+// The keys of the query block of rows [m0, m0 + block_m) (score.h's BlockKeys).
 MEA_HOST_DEVICE BlockKeys QueryBlockKeys(const AttentionParams& p, int block_m, int m0,
                                          int kv_len, int64_t off) {
   const int last_row = (m0 + block_m < p.q_len ? m0 + block_m : p.q_len) - 1;
-  const KeyRange first = VisibleKeys(p, m0 + off, kv_len);
-  const KeyRange last = VisibleKeys(p, last_row + off, kv_len);
-  return {{first.lo, last.hi}, {last.lo, first.hi}};
+  return RowBlockKeys(p, m0 + off, last_row + off, kv_len);
 }
 
 // A query tile of the walk: head hg of the group, query block m, the block's keys.

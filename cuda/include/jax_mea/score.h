@@ -66,6 +66,19 @@ MEA_HOST_DEVICE KeyRange VisibleKeys(const AttentionParams& p, int64_t pos, int 
   return {static_cast<int>(lo), static_cast<int>(hi < 0 ? 0 : hi)};
 }
 
+// The keys of a block of query rows at positions [first, last]: `any`, outside which
+// no row sees a key, and `all`, each key of which every row sees. Both ends of
+// VisibleKeys grow with the position, so the first and the last row decide.
+struct BlockKeys {
+  KeyRange any, all;
+};
+MEA_HOST_DEVICE BlockKeys RowBlockKeys(const AttentionParams& p, int64_t first, int64_t last,
+                                       int kv_len) {
+  const KeyRange f = VisibleKeys(p, first, kv_len);
+  const KeyRange l = VisibleKeys(p, last, kv_len);
+  return {{f.lo, l.hi}, {l.lo, f.hi}};
+}
+
 // Whether every row of a batch (query offset off, kv length kv_len) sees exactly the
 // keys [0, kv_len): no causal mask, window or mask tensor, and an offset that does not
 // reach the unbounded windows' ends (VisibleKeys reads kUnboundedWindow literally: a
@@ -75,10 +88,8 @@ MEA_HOST_DEVICE bool AllRowsSeeAllKeys(const AttentionParams& p, int64_t off, in
       p.right_window != kUnboundedWindow || p.mask_kind != MaskKind::kNone) {
     return false;
   }
-  // As above, the first and the last row decide.
-  const KeyRange first = VisibleKeys(p, off, kv_len);
-  const KeyRange last = VisibleKeys(p, p.q_len - 1 + off, kv_len);
-  return last.lo == 0 && first.hi == kv_len;
+  const KeyRange all = RowBlockKeys(p, off, p.q_len - 1 + off, kv_len).all;
+  return all.lo == 0 && all.hi == kv_len;
 }
 
 // True when a kernel may skip the per-key checks on keys [j0, j0 + n): no mask
