@@ -249,6 +249,17 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
     zero_tail = !kPersistent && w.kv_len < p.kv_capacity && tail_j0 + kBlockN > w.kv_len;
   };
   set_block(blockIdx.x);
+  // After a block, the producer's and the consumers' step to the CTA's next one (bid
+  // and the ring's tiles so far advance): false where there is none, or the grid is
+  // not persistent.
+  auto next_block = [&](int64_t& bid, int& tiles_before) {
+    if constexpr (!kPersistent) return false;
+    tiles_before += num_tiles;
+    bid += gridDim.x;
+    if (bid >= a.grid.blocks) return false;
+    set_block(bid);
+    return true;
+  };
   auto segment = [&](int seg) {  // packed
     const int group = p.group_size();
     const int hg = pack * heads_per_cta + seg;  // in the group
@@ -385,11 +396,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
           if (lane == 0) MbarArrive(&bars.v_tail);
         }
       }
-      if constexpr (!kPersistent) break;
-      tiles_before += num_tiles;
-      bid += gridDim.x;
-      if (bid >= a.grid.blocks) break;
-      set_block(bid);
+      if (!next_block(bid, tiles_before)) break;
     }
     return;
   }
@@ -638,11 +645,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<kD, kDv, kConsumerWGs>::kThreads
       BulkWaitRead();  // the shared memory stays until the copy engine has read it
       if constexpr (kPersistent) MbarArrive(&bars.q_empty[qb]);  // the producer may refill it
     }
-    if constexpr (!kPersistent) break;
-    tiles_before += num_tiles;
-    bid += gridDim.x;
-    if (bid >= a.grid.blocks) break;
-    set_block(bid);
+    if (!next_block(bid, tiles_before)) break;
   }  // the blocks
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
 }
