@@ -7,7 +7,9 @@
 #   cp build/trace/tests/native/decode_check .probe/s20/dc_trace && xz -6 .probe/s20/*
 # then run it with carry [".probe/s20"] (about 500 s):
 #   1. the landed backward's own binary (session 19 checked late dQ at H128 and early dQ at
-#      H64 as two separate builds): bwd_check, memcheck, racecheck, the bench;
+#      H64 as two separate builds): bwd_check, memcheck, racecheck, the bench. bwd_check
+#      has 42 cases now: session 19 added two H128 cases of whole tiles every row sees
+#      (the unchecked elementwise passes, plain and softcapped), not yet run;
 #   2. GPU pytest: the gradient tests, tests/test_examples.py (examples/train.py's GPU
 #      default, bfloat16 attention, has not run on a GPU), the decode tests;
 #   3. ncu --set full of the H128 BwdKernel, its SASS table beside session 16's

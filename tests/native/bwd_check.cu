@@ -377,6 +377,11 @@ int main(int argc, char** argv) {
                      200, 128, 96, true, 120, 40, 3, 30.f, true, true});
     // On the tiles (64 query rows, 128 keys), one past them, and causal with Sq != Skv.
     cases.push_back({"tile-exact 128 x 256", t, 1, 2, 1, 128, 256, 64, 64});
+    // Whole key blocks every row sees at H128: the elementwise passes without per-key
+    // checks, plain and softcapped (the benchmark's path; the cases above are checked).
+    cases.push_back({"plain H128 whole tiles 192 x 384", t, 2, 4, 4, 192, 384, 128, 128});
+    cases.push_back({"softcap 15 H128 whole tiles, GQA 2:1", t, 1, 4, 2, 128, 256, 128, 128,
+                     false, 0, kUnboundedWindow, kUnboundedWindow, 15.f});
     cases.push_back({"tile + 1: 129 x 257 causal offset", t, 1, 2, 2, 129, 257, 128, 128, true,
                      128});
     cases.push_back({"causal Sq 200 > Skv 130 (top-left)", t, 1, 2, 2, 200, 130, 64, 64, true});
