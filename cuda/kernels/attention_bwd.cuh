@@ -358,11 +358,11 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   // wr * (dim / 2); dQ: columns from wc * kD / 4.
   const int wr = warp & 1, wc = warp >> 1;
 
-  // ((b * heads) + head) * blocks + key block; heads: the query heads with
-  // split_group (the CTA walks its head's tiles), else the kv heads (the CTA walks
-  // the tiles of its group's heads [hg_first, hg_end) = [0, group)).
-  // The CTA's (batch, head) row bh and key block nb in the grid order of kBwdHeadGroup
-  // (the last group may have fewer rows).
+  // The CTA's (batch, head) row bh = b * heads + head and key block nb, in the grid
+  // order of kBwdHeadGroup (groups of head_group rows, key blocks outer; the last group
+  // may have fewer rows). heads: the query heads with split_group (the CTA walks its
+  // head's tiles), else the kv heads (the CTA walks the tiles of its group's heads
+  // [hg_first, hg_end) = [0, group)).
   const int64_t bid = blockIdx.x;
   const int heads = a.split_group ? p.num_heads : p.num_kv_heads;
   const int64_t rows = static_cast<int64_t>(p.batch) * heads;
