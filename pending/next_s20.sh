@@ -4,7 +4,10 @@
 #   ninja -C build/cuda bwd_check decode_check && ninja -C build/trace decode_check
 #   mkdir -p .probe/s20 && cp build/cuda/tests/native/bwd_check .probe/s20/bwd &&
 #   cp build/cuda/tests/native/decode_check .probe/s20/dc &&
-#   cp build/trace/tests/native/decode_check .probe/s20/dc_trace && xz -6 .probe/s20/*
+#   cp build/trace/tests/native/decode_check .probe/s20/dc_trace &&
+#   git apply pending/0013-decode-balance-lengths-at-entry.patch &&
+#   ninja -C build/cuda decode_check && cp build/cuda/tests/native/decode_check .probe/s20/dc13 &&
+#   git checkout cuda/kernels && ninja -C build/cuda decode_check && xz -6 .probe/s20/*
 # then run it with carry [".probe/s20"] (about 500 s):
 #   1. the landed backward's own binary (session 19 checked late dQ at H128 and early dQ at
 #      H64 as two separate builds): bwd_check, memcheck, racecheck, the bench. bwd_check
@@ -14,9 +17,14 @@
 #      default, bfloat16 attention, has not run on a GPU), the decode tests;
 #   3. ncu --set full of the H128 BwdKernel, its SASS table beside session 16's
 #      FlashAttention-2 one (python3 tools/sass_stats.py ours.csv fa2.csv --loop-min 1e6);
-#   4. the decode leftovers of session 18's plan: the trace of the B1 S1024 default plan
-#      and ncu's warp stall reasons of one decode launch (is a CTA's first 2 us cold
-#      instruction fetch?).
+#   4. the decode leftovers of session 18's plan: the trace of the B1 S1024 default plan,
+#      and ncu's SASS table of one decode launch: per instruction, how often it ran and
+#      where the warps stalled. Session 19 read the TMA H128 kernel's SASS without a GPU:
+#      1231 instructions come before its first UTMALDG (the row and split arithmetic of
+#      GroupKeys / GroupSplits / CtaKeys, the append and Q paths), so the ~2 us from a
+#      CTA's entry to its first load may be instructions more than memory;
+#   5. pending 0013 (the balanced plan's batch lengths loaded at entry) against main:
+#      decode_check's checks, then the bench of the large model's layer shapes.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s20; mkdir -p $D
@@ -40,9 +48,15 @@ grep -E "^==|loop body|^  [a-z_]+ +[0-9]" "$OUT/sass_stats.log" | cut -c1-150; x
 echo "t=$((SECONDS - T0))s"
 S="B1 S1024 N16/4 H128/128 cap+64"
 timeout 30 $D/dc_trace --bench --trace --append --filter "$S" 2>&1 | head -40 > "$OUT/small_trace.log"
-timeout 60 ncu --clock-control none --section WarpStateStats --section LaunchStats -k regex:DecodeMma \
-  --launch-skip 5 --launch-count 1 $D/dc --bench --append --filter "$S" > "$OUT/small_ncu.log" 2>&1
-grep -iE "stall|warp cycles|duration" "$OUT/small_ncu.log" | head -20
+timeout 90 ncu --clock-control none --set full -k regex:DecodeMma --launch-skip 5 --launch-count 1 \
+  -o $D/dec $D/dc --bench --append --filter "B8 S4096 N16/4 H128/128 cap+64" > /tmp/ncu_dec.log 2>&1
+echo "decode ncu rc=$?"; ncu --import $D/dec.ncu-rep --page source --csv --print-source sass 2>/dev/null > $D/dec.csv
+python3 tools/sass_stats.py $D/dec.csv > "$OUT/dec_sass_stats.log" 2>&1; head -n 8 "$OUT/dec_sass_stats.log" | cut -c1-150
+xz -6 -c $D/dec.csv > "$OUT/dec_sass.csv.xz"
+timeout 150 $D/dc13 > "$OUT/dc13_check.log" 2>&1; echo "0013 decode_check rc=$? $(tail -n 1 $OUT/dc13_check.log)"
+S2="B8 S4096 N16/4 H128/128 cap+64,B8 S4096 N32/8 H128/128 cap+64,B32 S2048 N16/4 H128/128 cap+64"
+for v in dc dc13 dc13 dc; do echo "== $v"; timeout 60 $D/$v --bench --append --filter "$S2" | grep -E "^B"; done > "$OUT/dc13_bench.log" 2>&1
+cut -c1-150 "$OUT/dc13_bench.log"
 wait $BUILD; cat /tmp/build.rc
 timeout $((560 - SECONDS + T0)) python3 -m pytest -q -p no:cacheprovider -n 8 tests/test_gradients.py \
   tests/test_cuda_backward_optin.py tests/test_backward_walk.py tests/test_examples.py \
