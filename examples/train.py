@@ -96,10 +96,12 @@ def adam(lr, b1=0.9, b2=0.99, eps=1e-8):
 
 def grad_difference(params, tokens, dtype):
     """The largest max |difference| / max |reference| over the weights' gradients, jax_mea
-    against jax.nn (xla), and the two losses."""
-    grad = lambda impl: jax.jit(jax.value_and_grad(  # noqa: E731
-        functools.partial(loss_fn, attend=attention(impl, dtype))))(params, tokens)
-    (loss, got), (want_loss, want) = grad("jax_mea"), grad("xla")
+    against jax.nn (xla), and the two losses. The reference's attention runs in `dtype`,
+    or in float32 where XLA's CPU dot takes no float16 (as examples/decode.py's)."""
+    ref_dtype = "float32" if jax.default_backend() == "cpu" and dtype == "float16" else dtype
+    grad = lambda impl, dt: jax.jit(jax.value_and_grad(  # noqa: E731
+        functools.partial(loss_fn, attend=attention(impl, dt))))(params, tokens)
+    (loss, got), (want_loss, want) = grad("jax_mea", dtype), grad("xla", ref_dtype)
     worst = max(float(jnp.max(jnp.abs(g - w)) / jnp.maximum(jnp.max(jnp.abs(w)), 1e-30))
                 for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
     return worst, float(loss), float(want_loss)

@@ -19,6 +19,15 @@ def test_train_example_learns_and_its_gradients_match_jax_nn(capsys):
     assert "gradients at the initial weights" in out and out.rstrip().endswith("OK")
 
 
+def test_train_example_in_16_bit_attention(capsys):
+    # The GPU's default (bfloat16 attention) and float16, whose reference runs in
+    # float32 on the CPU: gradients within the example's tolerances, the loss falling.
+    train = _load("train")
+    for dtype in ("bfloat16", "float16"):
+        assert train.main(["--steps", "20", "--target", "0.95", "--attn-dtype", dtype]) == 0
+        assert capsys.readouterr().out.rstrip().endswith("OK")
+
+
 def test_decode_example_matches_full_attention(capsys):
     assert _load("decode").main(["--steps", "6", "--batch", "2", "--prompt-len", "9"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("OK")
