@@ -65,6 +65,10 @@ cudaError_t LaunchAttentionForwardSm90With(const AttentionParams& p, cudaStream_
 // once): an escape hatch, and the A/B of the benchmarks.
 bool Sm90ForwardEnabled();
 
+// The backward's Hopper main kernel (attention_bwd_sm90.cuh) is on unless
+// JAX_MEA_SM90_BACKWARD=0 in the environment (read once).
+bool Sm90BackwardEnabled();
+
 // Empty when LaunchAttentionBackward supports `p`; otherwise why not:
 // float16 / bfloat16, the BWD rows of the head-dim table, no additive mask (its
 // gradient, dmask, is not computed); Python lowers every other call in XLA.

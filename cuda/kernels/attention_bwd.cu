@@ -1,8 +1,10 @@
 // Attention backward dispatcher (see attention_bwd.cuh): dtype and
 // head dims -> one compiled instance, for the BWD rows of the head-dim table
-// (kernels/head_dims.h). float32 and additive masks are not taken here (Python
+// (kernels/head_dims.h); on Hopper, the sm_90a main kernel where it takes the call
+// (attention_bwd_sm90.cuh). float32 and additive masks are not taken here (Python
 // lowers them in XLA, jax_mea/_unfused.py).
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "kernels/attention.h"
@@ -34,6 +36,10 @@ static_assert(true JAX_MEA_HEAD_DIMS(JAX_MEA_BWD_ROW_SQUARE), "square BWD rows o
 
 template <typename T>
 cudaError_t DispatchBwd(const AttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
+  if (BwdTakesSm90(p)) {
+    return RunBwd<T, 128, 128>(p, workspace, stream, BwdLaunches::kAll, /*allow_split=*/true,
+                               kBwdHeadGroup, /*sm90=*/true);
+  }
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   BwdRowSwitch(p.fwd.head_size, p.fwd.v_head_size, [&](auto row) {
     using Row = decltype(row);
@@ -43,6 +49,23 @@ cudaError_t DispatchBwd(const AttentionBackwardParams& p, void* workspace, cudaS
 }
 
 }  // namespace
+
+bool Sm90BackwardEnabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("JAX_MEA_SM90_BACKWARD");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return on;
+}
+
+bool BwdTakesSm90(const AttentionBackwardParams& bp) {
+#if defined(JAX_MEA_HAVE_SM90_FORWARD)
+  return Sm90BackwardEnabled() && CurrentDeviceMajor() == 9 && BwdSm90Unsupported(bp).empty();
+#else
+  (void)bp;
+  return false;
+#endif
+}
 
 std::string AttentionBackwardUnsupported(const AttentionBackwardParams& p) {
   const AttentionParams& f = p.fwd;

@@ -46,6 +46,7 @@
 
 #include <climits>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "jax_mea/workspace.h"
@@ -305,6 +306,64 @@ __global__ void BwdPrepKernel(const __grid_constant__ AttentionBackwardParams bp
 
 // ------------------------------------------------------------------ 2. dK, dV (and dQ's parts)
 
+// A main kernel CTA's place (BwdKernel and the sm_90a BwdSm90Kernel): its (batch,
+// head) row bh = b * heads + head and key block nb, in the grid order of
+// kBwdHeadGroup (groups of head_group rows, key blocks outer; the last group may have
+// fewer rows). heads: the query heads with split_group (the CTA walks its head's
+// tiles), else the kv heads (the CTA walks the tiles of its group's heads
+// [hg_first, hg_end) = [0, group)).
+struct BwdPlace {
+  int b, hx, nb, kvh, group, hg_first, hg_end, j0, kv_len;
+  int64_t off;           // query_offset(b)
+  int64_t group_blocks;  // the workspace's query block 0 of the group's first head
+
+  __device__ __forceinline__ BwdPlace(const AttentionParams& p, const BwdArgs& a, int block_n,
+                                      int64_t bid) {
+    const int heads = a.split_group ? p.num_heads : p.num_kv_heads;
+    const int64_t rows = static_cast<int64_t>(p.batch) * heads;
+    const int64_t group_first =
+        bid / (static_cast<int64_t>(a.num_n_blocks) * a.head_group) * a.head_group;
+    const int64_t group_rows = min(static_cast<int64_t>(a.head_group), rows - group_first);
+    const int64_t in_group = bid - group_first * a.num_n_blocks;
+    nb = static_cast<int>(in_group / group_rows);
+    const int64_t bh = group_first + in_group % group_rows;
+    hx = static_cast<int>(bh % heads);
+    b = static_cast<int>(bh / heads);
+    group = p.group_size();
+    kvh = a.split_group ? hx / group : hx;
+    hg_first = a.split_group ? hx % group : 0;
+    hg_end = a.split_group ? hg_first + 1 : group;
+    j0 = nb * block_n;
+    kv_len = p.kv_length(b);
+    off = p.query_offset(b);
+    group_blocks = (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.num_m_blocks;
+  }
+  // The query tiles that see keys of this block (bwd_walk.h).
+  __device__ __forceinline__ BwdWalk Walk(const AttentionParams& p, int block_m,
+                                          int block_n) const {
+    return BwdWalk::Make(p, block_m, block_n, kv_len, off, j0, hg_end);
+  }
+  // Tile t's query block in the workspace's [B, Nq, num_m_blocks] (its rows start at
+  // kBwdBlockM times that: q_pad = num_m_blocks * kBwdBlockM).
+  __device__ __forceinline__ int64_t BlockIndex(const BwdArgs& a, const BwdTile& t) const {
+    return group_blocks + t.hg * a.num_m_blocks + t.m;
+  }
+  // This key block's turn in tile t's chain of ordered dQ adds: the key blocks that add
+  // to its query block are [any.lo / block_n, ceil(any.hi / block_n)), in order.
+  __device__ __forceinline__ int Turn(const BwdTile& t, int block_n) const {
+    return nb - t.bk.any.lo / block_n;
+  }
+};
+
+// BwdGrads' plain pass (every key visible, no softcap) in two halves, so that P's
+// exp2 can run before dP is known (the sm_90a kernel overlaps it with dP's GEMM).
+__device__ __forceinline__ float BwdPlainProb(const Logits& lg, float lse2, float s) {
+  return Exp2(lg.Plain(s) - lse2);
+}
+__device__ __forceinline__ float BwdDs(float prob, float dp, float delta) {
+  return prob * (dp - delta);
+}
+
 // P and dS of one score s = q.k with dp = dO.v, in place: P = exp2(logit - lse2),
 // dS = P (dp - D), times the softcap's 1 - tanh^2 (the scale comes at the end).
 // kChecked: key j outside [lo, hi) gives 0, and the mask applies. kMaybeCapped false:
@@ -327,7 +386,7 @@ __device__ __forceinline__ void BwdGrads(const AttentionParams& p, const Logits&
   }
   if constexpr (kChecked) logit = MaskLogit<T>(p, lg, logit, mask_row, j);
   const float prob = Exp2(logit - lse2);
-  dp = prob * (dp - delta) * slope;
+  dp = BwdDs(prob, dp, delta) * slope;
   s = prob;
 }
 
@@ -358,32 +417,13 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   // wr * (dim / 2); dQ: columns from wc * kD / 4.
   const int wr = warp & 1, wc = warp >> 1;
 
-  // The CTA's (batch, head) row bh = b * heads + head and key block nb, in the grid
-  // order of kBwdHeadGroup (groups of head_group rows, key blocks outer; the last group
-  // may have fewer rows). heads: the query heads with split_group (the CTA walks its
-  // head's tiles), else the kv heads (the CTA walks the tiles of its group's heads
-  // [hg_first, hg_end) = [0, group)).
-  const int64_t bid = blockIdx.x;
-  const int heads = a.split_group ? p.num_heads : p.num_kv_heads;
-  const int64_t rows = static_cast<int64_t>(p.batch) * heads;
-  const int64_t group_first =
-      bid / (static_cast<int64_t>(a.num_n_blocks) * a.head_group) * a.head_group;
-  const int64_t group_rows = min(static_cast<int64_t>(a.head_group), rows - group_first);
-  const int64_t in_group = bid - group_first * a.num_n_blocks;
-  const int nb = static_cast<int>(in_group / group_rows);
-  const int64_t bh = group_first + in_group % group_rows;
-  const int hx = static_cast<int>(bh % heads);
-  const int b = static_cast<int>(bh / heads);
-  const int group = p.group_size();
-  const int kvh = a.split_group ? hx / group : hx;
-  const int hg_first = a.split_group ? hx % group : 0;
-  const int hg_end = a.split_group ? hg_first + 1 : group;
-  const int j0 = nb * kBN;
-  const int kv_len = p.kv_length(b);
-  const int64_t off = p.query_offset(b);
+  const BwdPlace at(p, a, kBN, blockIdx.x);
+  const int b = at.b, hx = at.hx, kvh = at.kvh, group = at.group;
+  const int hg_first = at.hg_first, hg_end = at.hg_end, j0 = at.j0, kv_len = at.kv_len;
+  const int64_t off = at.off;
 
   // The query tiles that see keys of this block (bwd_walk.h).
-  BwdWalk walk = BwdWalk::Make(p, kBM, kBN, kv_len, off, j0, hg_end);
+  BwdWalk walk = at.Walk(p, kBM, kBN);
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
   auto q_of = [&](int hg) {
@@ -394,11 +434,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     const int h = kvh * group + hg;
     return static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
   };
-  // Tile t's query block in the workspace's [B, Nq, num_m_blocks] (its rows start at
-  // kBM times that: q_pad = num_m_blocks * kBM).
-  const int64_t group_blocks =
-      (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.num_m_blocks;
-  auto block_index = [&](BwdTile t) { return group_blocks + t.hg * a.num_m_blocks + t.m; };
+  auto block_index = [&](BwdTile t) { return at.BlockIndex(a, t); };
   auto row_index = [&](BwdTile t) { return block_index(t) * kBM; };
   // This thread's first dQ accumulator element in a query block (row 32 wr + g, column
   // wc kD / 4 + 2 tig): the others are at constant offsets from it (rows of kD floats,
@@ -510,7 +546,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
       WarpMma<T, 2, kD / 32, kBN, false, kPS, true, kKS>(dq, sdS + 32 * wr * kPS,
                                                          sK + wc * (kD / 4), lane);
       float* const acc = dq_thread + row_index(cur) * kD;
-      if (kOrderedDq && lane == 0) WaitTurn(sem, nb - cur.bk.any.lo / kBN);
+      if (kOrderedDq && lane == 0) WaitTurn(sem, at.Turn(cur, kBN));
       __syncwarp();
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
@@ -569,17 +605,38 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
 
 // ------------------------------------------------------------------ 3. dQ
 
-// One warp per query row: dQ = scale * accumulator.
-template <typename T>
+// Where element (r, c) of a query block's kBwdBlockM x stride float32 dQ accumulator
+// lies, from the block's start. BwdKernel's order: rows of `stride` floats.
+// kWgmmaOrder (BwdSm90Kernel, stride 128): each consumer warpgroup's 64 columns are
+// one contiguous 16 KB run in the order of its wgmma accumulator (thread t's n8 tile
+// j as one float4 at 512 j + 4 t: rows 16 (t / 32) + (t / 4) % 8 and + 8, columns
+// 8 j + 2 (t % 4) and + 1), which the warpgroup writes to shared memory without bank
+// conflicts and the copy engine adds to the accumulator in one bulk reduction.
+template <bool kWgmmaOrder>
+__host__ __device__ __forceinline__ int DqAccOffset(int r, int c, int stride) {
+  if constexpr (!kWgmmaOrder) {
+    return r * stride + c;
+  } else {
+    const int cc = c & 63;
+    const int t = (r >> 4) * 32 + (r & 7) * 4 + ((cc & 7) >> 1);
+    return (c >> 6) * 4096 + (cc >> 3) * 512 + t * 4 + ((r >> 3) & 1) * 2 + (c & 1);
+  }
+}
+
+// One warp per query row: dQ = scale * accumulator (in DqAccOffset's order).
+template <typename T, bool kWgmmaOrder = false>
 __global__ void BwdDqKernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a) {
   const AttentionParams& p = bp.fwd;
   WarpRow r;
   if (!ThisWarpRow(p.batch, p.num_heads, p.q_len, r)) return;
   const auto [b, h, i, lane, bh] = r;
-  const float* acc = a.dq_acc + (bh * a.q_pad + i) * a.dq_stride;
+  const int in_block = i % kBwdBlockM;
+  const float* block = a.dq_acc + (bh * a.q_pad + i - in_block) * a.dq_stride;
   T* dq = static_cast<T*>(bp.dq) + b * bp.dq_strides.batch + h * bp.dq_strides.head +
           static_cast<int64_t>(i) * bp.dq_strides.seq;
-  for (int c = lane; c < p.head_size; c += 32) dq[c] = FromF32<T>(a.scale * acc[c]);
+  for (int c = lane; c < p.head_size; c += 32) {
+    dq[c] = FromF32<T>(a.scale * block[DqAccOffset<kWgmmaOrder>(in_block, c, a.dq_stride)]);
+  }
 }
 
 // ------------------------------------------------------------------ 4. dK, dV of GQA
@@ -646,17 +703,30 @@ inline BwdGrid BwdGridOf(const AttentionParams& p, bool allow_split = true) {
           split ? row_ctas(static_cast<int64_t>(p.batch) * p.num_kv_heads * p.kv_capacity) : 0};
 }
 
+#if defined(JAX_MEA_HAVE_SM90_FORWARD)
+// The main launch on Hopper (attention_bwd_sm90.cu, compiled for sm_90a alone):
+// BwdSm90Kernel over BwdKernel's grid, workspace and arguments, dQ accumulated in
+// DqAccOffset<true>'s order. BwdSm90Unsupported: why a call cannot take it ("" when
+// it can). BwdTakesSm90 (attention_bwd.cu): it can, the device is a 9.x, and
+// JAX_MEA_SM90_BACKWARD is not 0.
+std::string BwdSm90Unsupported(const AttentionBackwardParams& bp);
+cudaError_t LaunchBwdMainSm90(const AttentionBackwardParams& bp, const BwdArgs& a, unsigned ctas,
+                              cudaStream_t stream);
+#endif
+bool BwdTakesSm90(const AttentionBackwardParams& bp);
+
 // The launches RunBwd makes: all of them (the backward), or one of the per-row ones
 // alone (bwd_check --bench times them; the main kernel needs the first's counters).
 enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
 // allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup);
-// head_group: the grid order (kBwdHeadGroup; bwd_check --bench compares 1).
+// head_group: the grid order (kBwdHeadGroup; bwd_check --bench compares 1); sm90: the
+// main launch is LaunchBwdMainSm90's (kD = kDv = 128), not BwdKernel.
 template <typename T, int kD, int kDv, bool kEarlyDq = BwdTraits<kD, kDv>::kEarlyDq,
           int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks, bool kOrderedDq = true>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
                    BwdLaunches which = BwdLaunches::kAll, bool allow_split = true,
-                   int head_group = kBwdHeadGroup) {
+                   int head_group = kBwdHeadGroup, bool sm90 = false) {
   using Tr = BwdTraits<kD, kDv>;
   const AttentionParams& p = bp.fwd;
   auto kernel = BwdKernel<T, kD, kDv, kEarlyDq, kMinBlocks, kOrderedDq>;
@@ -702,11 +772,24 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
   if (grid.kv > 0 && all) {
-    kernel<<<static_cast<unsigned>(grid.kv), Tr::kThreads, Tr::kSmemBytes, stream>>>(bp, a);
-    if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    if (sm90) {
+#if defined(JAX_MEA_HAVE_SM90_FORWARD)
+      if (kD != 128 || kDv != 128) return cudaErrorInvalidValue;
+      if (cudaError_t err = LaunchBwdMainSm90(bp, a, static_cast<unsigned>(grid.kv), stream);
+          err != cudaSuccess) {
+        return err;
+      }
+#else
+      return cudaErrorNotSupported;
+#endif
+    } else {
+      kernel<<<static_cast<unsigned>(grid.kv), Tr::kThreads, Tr::kSmemBytes, stream>>>(bp, a);
+      if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
+    }
   }
   if (grid.dq > 0 && (all || which == BwdLaunches::kDqOnly)) {
-    BwdDqKernel<T><<<static_cast<unsigned>(grid.dq), kRowThreads, 0, stream>>>(bp, a);
+    auto dq_kernel = sm90 ? BwdDqKernel<T, true> : BwdDqKernel<T, false>;
+    dq_kernel<<<static_cast<unsigned>(grid.dq), kRowThreads, 0, stream>>>(bp, a);
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
   }
   if (grid.dkv > 0 && (all || which == BwdLaunches::kDkvOnly)) {

@@ -17,13 +17,6 @@
 namespace jax_mea::cuda {
 namespace {
 
-// 16-byte aligned base and strides of 8 elements: what a tensor map needs
-// (global strides in multiples of 16 bytes; the output is stored through one too).
-bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
-  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
-         s.seq % 8 == 0;
-}
-
 // GQA with few query rows (q_len <= 64, no mask tensor): a CTA takes several query
 // heads of one kv group, each in head_rows rows (Sm90Segment), instead of one head
 // whose q_len rows leave most of the CTA's kBlockM empty (the empty rows cost as

@@ -205,6 +205,32 @@ __device__ __forceinline__ void BulkCommit() {
 __device__ __forceinline__ void BulkWaitRead() {
   JAX_MEA_SM90_ONLY(asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"));
 }
+// Waits until the committed bulk operations are complete: their global writes done.
+__device__ __forceinline__ void BulkWait() {
+  JAX_MEA_SM90_ONLY(asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"));
+}
+// `bytes` (a multiple of 16; both addresses 16-byte aligned) of global memory into
+// this CTA's shared memory, completing on `bar` (its transaction count).
+__device__ __forceinline__ void BulkLoad(void* dst, const void* src, unsigned bytes,
+                                         uint64_t* bar) {
+  JAX_MEA_SM90_ONLY(asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
+          "r"(SmemAddr(dst)),
+      "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(SmemAddr(bar))
+      : "memory"));
+}
+// dst[i] += src[i] for `bytes` / 4 floats (a multiple of 16 bytes, 16-byte aligned),
+// from this CTA's shared memory into global memory by the copy engine: one bulk
+// group (BulkCommit, then BulkWaitRead before src is rewritten, BulkWait before the
+// sums are read elsewhere). Each element is one add, so a fixed order of such
+// calls gives the same sums on every run.
+__device__ __forceinline__ void BulkReduceAddF32(float* dst, const float* src, unsigned bytes) {
+  JAX_MEA_SM90_ONLY(asm volatile(
+      "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
+          reinterpret_cast<uint64_t>(dst)),
+      "r"(SmemAddr(src)), "r"(bytes)
+      : "memory"));
+}
 
 // ---------------------------------------------------------------- thread-block clusters (sm_90)
 // A kernel launched with a cluster dimension: its CTAs synchronise as one

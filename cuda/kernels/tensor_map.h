@@ -7,6 +7,8 @@
 #include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled, CUtensorMap
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "jax_mea/params.h"
 
 namespace jax_mea::cuda {
@@ -26,6 +28,13 @@ inline PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
     return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
   }();
   return fn;
+}
+
+// 16-byte aligned base and strides of 8 elements: what EncodeBoxMap needs of a 16-bit
+// tensor (global strides in multiples of 16 bytes).
+inline bool Aligned16Strided(const void* ptr, const TensorStrides& s) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && s.batch % 8 == 0 && s.head % 8 == 0 &&
+         s.seq % 8 == 0;
 }
 
 // A 16-bit tensor [batch, heads, seq, dim] at `x` (strides in elements, dim

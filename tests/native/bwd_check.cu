@@ -249,7 +249,9 @@ void Bench(const std::string& filter) {
   // CTAs), kOneCta (H64 with registers budgeted for 1 CTA per SM; the default is 2),
   // kUnordered (the dQ adds without turns: not deterministic; what the order costs),
   // kHeadGroup1 (the grid's key blocks of a (batch, head) row consecutive).
-  enum Variant { kDefault, kOtherDq, kUnsplit, kOneCta, kUnordered, kHeadGroup1 };
+  // kSm80: BwdKernel where the sm_90a kernel takes the call (BwdTakesSm90); the
+  // other variants are BwdKernel's.
+  enum Variant { kDefault, kOtherDq, kUnsplit, kOneCta, kUnordered, kHeadGroup1, kSm80 };
   struct BenchCase {
     const char* name;
     int B, Nq, Nkv, S, H;
@@ -262,6 +264,8 @@ void Bench(const std::string& filter) {
       {"B2 S4096 N32/K8 H128 bf16 causal", 2, 32, 8, 4096, 128, true},
       {"B4 S4096 N32 H64 bf16", 4, 32, 32, 4096, 64, false},
       {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
+      {"  sm80 kernel: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kSm80},
+      {"  sm80 kernel: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kSm80},
       {"  other dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kOtherDq},
       {"  other dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kOtherDq},
       {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
@@ -333,10 +337,12 @@ void Bench(const std::string& filter) {
           return cuda::RunBwd<T, 128, 128, Tr::kEarlyDq, Tr::kMinBlocks, false>(bp, ws.ptr,
                                                                                nullptr, which);
         }
-        return c.variant == kOtherDq
-                   ? cuda::RunBwd<T, 128, 128, !Tr::kEarlyDq>(bp, ws.ptr, nullptr, which, split,
-                                                              group)
-                   : cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split, group);
+        if (c.variant == kOtherDq) {
+          return cuda::RunBwd<T, 128, 128, !Tr::kEarlyDq>(bp, ws.ptr, nullptr, which, split,
+                                                          group);
+        }
+        const bool sm90 = c.variant != kSm80 && cuda::BwdTakesSm90(bp);
+        return cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split, group, sm90);
       };
     };
     const double all = MedianMs(run(cuda::BwdLaunches::kAll));
@@ -380,6 +386,10 @@ int main(int argc, char** argv) {
     // Whole key blocks every row sees at H128: the elementwise passes without per-key
     // checks, plain and softcapped (the benchmark's path; the cases above are checked).
     cases.push_back({"plain H128 whole tiles 192 x 384", t, 2, 4, 4, 192, 384, 128, 128});
+    // The sm_90a kernel's plain path off the tiles, and its split GQA with lengths.
+    cases.push_back({"plain H128 77 x 200", t, 2, 4, 4, 77, 200, 128, 128});
+    cases.push_back({"GQA 8:1 H128 lengths 0 / partial / full 130 x 300", t, 3, 16, 2, 130, 300,
+                     128, 128, false, 0, kUnboundedWindow, kUnboundedWindow, 0.f, true});
     cases.push_back({"softcap 15 H128 whole tiles, GQA 2:1", t, 1, 4, 2, 128, 256, 128, 128,
                      false, 0, kUnboundedWindow, kUnboundedWindow, 15.f});
     cases.push_back({"tile + 1: 129 x 257 causal offset", t, 1, 2, 2, 129, 257, 128, 128, true,
