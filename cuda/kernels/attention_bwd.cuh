@@ -7,7 +7,10 @@
 //   1. BwdPrepKernel, per query row: D = rowsum(dO * O) and lse2 = lse * log2(e)
 //      into the workspace (jax_mea/workspace.h), the row's float32 dQ accumulator
 //      and its query block's counter zeroed.
-//   2. BwdKernel: one CTA (8 warps) per (batch, kv head, block of kBlockN = 128
+//   2. BwdKernel (on Hopper, for head sizes in (64, 128], attention_bwd_sm90.cuh's
+//      BwdSm90Kernel instead: the same grid, walk, workspace and order, on TMA and
+//      wgmma, dQ added by a writer warp and the copy engine in DqAccOffset<true>'s
+//      order): one CTA (8 warps) per (batch, kv head, block of kBlockN = 128
 //      keys), K and V held in shared memory. It walks the kBlockM = 64-row query
 //      tiles of every head of the GQA group that see a key of the block (heads in
 //      order, tiles from the last down; bwd_walk.h), Q and lse2 / D
