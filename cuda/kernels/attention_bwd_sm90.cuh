@@ -247,8 +247,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
     MbarWait(&kv_ready, 0);
   }
   const uint32_t k_addr = SmemAddr(sK), v_addr = SmemAddr(sV);
-  // This warpgroup's 64 key rows of each K / V box start 64 rows (8 swizzle atoms) in;
-  // a k16 step ks is 32 ks bytes into a row, box ks / 4.
+  // This warpgroup's 64 key rows of each K / V box start 64 rows (8 swizzle atoms) in.
   const uint64_t kc_desc = SmemDesc(k_addr + cw * 64 * Tr::kRowBytes, 0, 1024);
   const uint64_t vc_desc = SmemDesc(v_addr + cw * 64 * Tr::kRowBytes, 0, 1024);
   // K's box cw as dQ's MN-major B operand (k16 step kk: 16 keys, 2048 bytes further).
@@ -267,25 +266,23 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
     const uint64_t ds_desc = SmemDesc(SmemAddr(ds), Tr::kDsBytes, 1024);
     MbarWait(&q_full[st], (n >> 1) & 1);
 
-    // S^T = K_c Q^T and dP^T = V_c dO^T, two groups.
+    // S^T = K_c Q^T and dP^T = V_c dO^T, two groups: the warpgroup's 64 key rows of
+    // K (V) against the tile's rows of Q (dO), both K-major; k16 step ks is 32 ks
+    // bytes into a row, box ks / 4.
     float s[1][kNT][4], dp[1][kNT][4];
+    auto issue_keys_by_rows = [&](float (&acc)[1][kNT][4], uint64_t keys, uint64_t rows) {
+#pragma unroll
+      for (int ks = 0; ks < Tr::kD / 16; ++ks) {
+        const uint32_t col = (ks & 3) * 32;
+        Wgmma<T, kBM>::template SS<0, 0>(acc[0], DescPlus(keys, (ks >> 2) * Tr::kKBoxBytes + col),
+                                         DescPlus(rows, (ks >> 2) * Tr::kQBoxBytes + col), ks > 0);
+      }
+      WgmmaCommit();
+    };
+    static_assert(Tr::kD == Tr::kDv, "S^T and dP^T take the same k steps");
     WgmmaFence();
-#pragma unroll
-    for (int ks = 0; ks < Tr::kD / 16; ++ks) {
-      const uint32_t off = (ks >> 2) * Tr::kKBoxBytes + (ks & 3) * 32;
-      const uint32_t qoff = (ks >> 2) * Tr::kQBoxBytes + (ks & 3) * 32;
-      Wgmma<T, kBM>::template SS<0, 0>(s[0], DescPlus(kc_desc, off), DescPlus(q_desc, qoff),
-                                       ks > 0);
-    }
-    WgmmaCommit();
-#pragma unroll
-    for (int ks = 0; ks < Tr::kDv / 16; ++ks) {
-      const uint32_t off = (ks >> 2) * Tr::kKBoxBytes + (ks & 3) * 32;
-      const uint32_t qoff = (ks >> 2) * Tr::kQBoxBytes + (ks & 3) * 32;
-      Wgmma<T, kBM>::template SS<0, 0>(dp[0], DescPlus(vc_desc, off), DescPlus(do_desc, qoff),
-                                       ks > 0);
-    }
-    WgmmaCommit();
+    issue_keys_by_rows(s, kc_desc, q_desc);
+    issue_keys_by_rows(dp, vc_desc, do_desc);
 
     // P^T and dS^T in place: element (key row, query column 8 t + 2 tig + e), lse2 and
     // D of the query columns from this stage's rows.
