@@ -127,6 +127,9 @@ struct RowCoord {
 };
 
 __device__ __forceinline__ RowCoord RowOf(const AttentionParams& p, int kv_head, int r) {
+  // q_len 1 (a decode step): no division (a runtime divisor costs ~20 instructions,
+  // and these sit on the path to a CTA's first load).
+  if (p.q_len == 1) return {kv_head * p.group_size() + r, 0};
   return {kv_head * p.group_size() + r / p.q_len, r % p.q_len};
 }
 
@@ -153,6 +156,15 @@ __device__ __forceinline__ int64_t PartialRow(const AttentionParams& p, int b, R
 __device__ __forceinline__ void GroupKeys(const AttentionParams& p, int kv_head, int row0,
                                           int nrows, int kv_len, int offset, int* lo, int* hi) {
   int ulo = kv_len, uhi = 0;
+  if (p.q_len == 1 && nrows > 0) {
+    // One position: every row sees the same keys (VisibleKeys does not depend on the
+    // head), so the union is that range, without the loop over the rows (the path to
+    // a decode CTA's first load, and GroupSplits' loop over the batch rows).
+    const KeyRange keys = RowKeys(p, RowOf(p, kv_head, row0), kv_len, offset);
+    *lo = keys.empty() ? ulo : keys.lo;
+    *hi = keys.empty() ? uhi : keys.hi;
+    return;
+  }
   for (int r = 0; r < nrows; ++r) {
     const KeyRange keys = RowKeys(p, RowOf(p, kv_head, row0 + r), kv_len, offset);
     if (!keys.empty()) {
