@@ -36,14 +36,12 @@ static_assert(true JAX_MEA_HEAD_DIMS(JAX_MEA_BWD_ROW_SQUARE), "square BWD rows o
 
 template <typename T>
 cudaError_t DispatchBwd(const AttentionBackwardParams& p, void* workspace, cudaStream_t stream) {
-  if (BwdTakesSm90(p)) {
-    return RunBwd<T, 128, 128>(p, workspace, stream, BwdLaunches::kAll, /*allow_split=*/true,
-                               kBwdHeadGroup, /*sm90=*/true);
-  }
+  const bool sm90 = BwdTakesSm90(p);
   cudaError_t err = cudaErrorInvalidValue;  // no row holds (H, Hv)
   BwdRowSwitch(p.fwd.head_size, p.fwd.v_head_size, [&](auto row) {
     using Row = decltype(row);
-    err = RunBwd<T, Row::kHP, Row::kHVP>(p, workspace, stream);
+    err = RunBwd<T, Row::kHP, Row::kHVP>(p, workspace, stream, BwdLaunches::kAll,
+                                         /*allow_split=*/true, kBwdHeadGroup, sm90);
   });
   return err;
 }

@@ -7,7 +7,7 @@
 //   1. BwdPrepKernel, per query row: D = rowsum(dO * O) and lse2 = lse * log2(e)
 //      into the workspace (jax_mea/workspace.h), the row's float32 dQ accumulator
 //      and its query block's counter zeroed.
-//   2. BwdKernel (on Hopper, for head sizes in (64, 128], attention_bwd_sm90.cuh's
+//   2. BwdKernel (on Hopper, for the 64 x 64 and 128 x 128 rows, attention_bwd_sm90.cuh's
 //      BwdSm90Kernel instead: the same grid, walk, workspace and order, on TMA and
 //      wgmma, dQ added by a writer warp and the copy engine in DqAccOffset<true>'s
 //      order): one CTA (8 warps) per (batch, kv head, block of kBlockN = 128
@@ -724,7 +724,7 @@ enum class BwdLaunches { kAll, kPrepOnly, kDqOnly, kDkvOnly };
 
 // allow_split = false: GQA groups are not split over CTAs (see BwdSplitsGroup);
 // head_group: the grid order (kBwdHeadGroup; bwd_check --bench compares 1); sm90: the
-// main launch is LaunchBwdMainSm90's (kD = kDv = 128), not BwdKernel.
+// main launch is LaunchBwdMainSm90's (kD = kDv = 64 or 128), not BwdKernel.
 template <typename T, int kD, int kDv, bool kEarlyDq = BwdTraits<kD, kDv>::kEarlyDq,
           int kMinBlocks = BwdTraits<kD, kDv>::kMinBlocks, bool kOrderedDq = true>
 cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStream_t stream,
@@ -777,7 +777,7 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
   if (grid.kv > 0 && all) {
     if (sm90) {
 #if defined(JAX_MEA_HAVE_SM90_FORWARD)
-      if (kD != 128 || kDv != 128) return cudaErrorInvalidValue;
+      if (kD != kDv || (kD != 64 && kD != 128)) return cudaErrorInvalidValue;
       if (cudaError_t err = LaunchBwdMainSm90(bp, a, static_cast<unsigned>(grid.kv), stream);
           err != cudaSuccess) {
         return err;

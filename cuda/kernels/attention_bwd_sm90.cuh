@@ -31,8 +31,13 @@
 //         running), handed to the writer.
 // dS^T takes two buffers: a warpgroup writes tile n + 2's only after the barrier of
 // tile n + 1, which both passed after their dQ GEMM of tile n completed.
-// Head dims: one 128 x 128 instance (H, Hv multiples of 8 in (64, 128]; columns past
-// them are zero-filled by the copy engine and never stored).
+// Head dims: a 128 x 128 instance (H, Hv multiples of 8 in (64, 128]) and a 64 x 64
+// one (H, Hv multiples of 8 up to 64); columns past them are zero-filled by the copy
+// engine and never stored. At 64 x 64 (kDqSplitKeys) each consumer warpgroup computes
+// dQ over its own 64 keys instead (dS^T's own half, so no barrier across warpgroups
+// before it): the first warpgroup leaves its part in the staging buffer, the second
+// adds its own to it (always in that order: deterministic) and hands the sum to the
+// writer, one bulk reduction per tile.
 #pragma once
 
 #include <cudaTypedefs.h>  // CUtensorMap
@@ -46,8 +51,11 @@
 
 namespace jax_mea::cuda {
 
+template <int kHeadDim>
 struct BwdSm90Traits {
-  static constexpr int kD = 128, kDv = 128;  // padded head dims (two 64-column boxes)
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "one or two 64-column boxes");
+  static constexpr int kD = kHeadDim, kDv = kHeadDim;  // padded head dims
+  static constexpr int kBoxes = kD / 64;
   static constexpr int kBlockN = static_cast<int>(kBwdBlockN);  // keys per CTA
   static constexpr int kBlockM = static_cast<int>(kBwdBlockM);  // query rows per tile
   static_assert(kBlockN == 128 && kBlockM == 64, "two consumer warpgroups of 64 keys");
@@ -55,29 +63,35 @@ struct BwdSm90Traits {
   static constexpr int kRowBytes = 128;                   // one swizzled 64-column row
   static constexpr int kKBoxBytes = kBlockN * kRowBytes;  // a 64-column box of K or V
   static constexpr int kQBoxBytes = kBlockM * kRowBytes;  // of Q or dO
-  static constexpr int kKBytes = 2 * kKBoxBytes, kVBytes = 2 * kKBoxBytes;
-  static constexpr int kQBytes = 2 * kQBoxBytes, kDoBytes = 2 * kQBoxBytes;
+  static constexpr int kKBytes = kBoxes * kKBoxBytes, kVBytes = kBoxes * kKBoxBytes;
+  static constexpr int kQBytes = kBoxes * kQBoxBytes, kDoBytes = kBoxes * kQBoxBytes;
   static constexpr int kDsBytes = kBlockN * kRowBytes;  // dS^T: 128 keys x 64 queries
-  // A consumer warpgroup's dQ part: 64 rows x 64 columns of float32.
+  // dQ of a tile (64 rows x 64 columns per 16 KB part, float32): at 128 the two
+  // consumer warpgroups' column halves; at 64 one part, over the keys of both (above).
+  static constexpr bool kDqSplitKeys = kD == 64;
+  static constexpr int kDqParts = kBoxes;
   static constexpr int kDqPartFloats = kBlockM * 64;
   static constexpr int kDqPartBytes = 4 * kDqPartFloats;
   static constexpr int kRowsBytes = 2 * kBlockM * 4;  // a stage's lse2 and D
-  // K, V; Q and dO in 2 stages; dS^T in 2 buffers; the dQ staging of both consumer
-  // warpgroups; lse2 and D in 2 stages: 193 KB.
+  // K, V; Q and dO in 2 stages; dS^T in 2 buffers; the dQ staging; lse2 and D in 2
+  // stages: 193 KB at 128, 113 KB at 64.
   static constexpr int kOffV = kKBytes;
   static constexpr int kOffQ = kOffV + kVBytes;
   static constexpr int kOffDo = kOffQ + 2 * kQBytes;
   static constexpr int kOffDs = kOffDo + 2 * kDoBytes;
   static constexpr int kOffDq = kOffDs + 2 * kDsBytes;
-  static constexpr int kOffRows = kOffDq + 2 * kDqPartBytes;
+  static constexpr int kOffRows = kOffDq + kDqParts * kDqPartBytes;
   static constexpr int kAlign = 1024;
   static constexpr int kSmemBytes = kOffRows + 2 * kRowsBytes + kAlign;
   static_assert(kSmemBytes <= 227 * 1024, "Hopper's shared memory per CTA");
   static constexpr int kProducerRegs = 24, kConsumerRegs = 240;
   static_assert(128 * (kProducerRegs + 2 * kConsumerRegs) <= 65536, "register file");
-  // Named barriers (0 is __syncthreads'): both consumer warpgroups' dS^T written;
-  // per consumer warpgroup, its dQ staging free (writer -> consumers) and full.
-  static constexpr int kDsBarrier = 1, kDqEmptyBarrier = 2, kDqFullBarrier = 4;
+  // Named barriers (0 is __syncthreads'): dS^T written (both warpgroups' halves at 128;
+  // at 64 each warpgroup's own, kDsBarrier + c); the dQ staging free (writer ->
+  // consumers) and full (consumers -> writer), per part; at 64, the first warpgroup's
+  // dQ part in the staging (kDqHalfBarrier).
+  static constexpr int kDsBarrier = 1, kDqEmptyBarrier = 3, kDqFullBarrier = 5,
+                       kDqHalfBarrier = 7;
   static constexpr int kDqBarrierThreads = 128 + 32;
 };
 
@@ -91,12 +105,12 @@ __device__ __forceinline__ uint64_t DescPlus(uint64_t desc, uint32_t bytes) {
   return desc + (bytes >> 4);
 }
 
-template <typename T>
-__global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
     BwdSm90Kernel(const __grid_constant__ AttentionBackwardParams bp, const BwdArgs a,
                   const __grid_constant__ BwdSm90Maps maps) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using Tr = BwdSm90Traits;
+  using Tr = BwdSm90Traits<kHeadDim>;
   constexpr int kBM = Tr::kBlockM, kBN = Tr::kBlockN;
   constexpr int kNT = kBM / 8;       // n8 tiles of S^T (queries)
   constexpr int kDT = Tr::kD / 8;    // n8 tiles of dK
@@ -151,7 +165,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
           FenceProxyAsyncGlobal();  // the adds before the turn, then the copy engine's
         }
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
+        for (int c = 0; c < Tr::kDqParts; ++c) {
           __syncwarp();  // named barriers take whole warps
           NamedBarrierSync(Tr::kDqFullBarrier + c, Tr::kDqBarrierThreads);
           if (lane == 0) {
@@ -166,7 +180,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
         __syncwarp();
         if (nxt.hg < at.hg_end) {  // as many arrivals as the consumers' waits
 #pragma unroll
-          for (int c = 0; c < 2; ++c) {
+          for (int c = 0; c < Tr::kDqParts; ++c) {
             NamedBarrierArrive(Tr::kDqEmptyBarrier + c, Tr::kDqBarrierThreads);
           }
         }
@@ -185,7 +199,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
       PrefetchTensorMap(&maps.dout);
       MbarArriveExpectTx(&kv_full, Tr::kKBytes + Tr::kVBytes);
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
+      for (int c = 0; c < Tr::kBoxes; ++c) {
         TmaLoad4d(sK + c * Tr::kKBoxBytes, &maps.k, c * 64, at.j0, at.kvh, at.b, &kv_full);
         TmaLoad4d(sV + c * Tr::kKBoxBytes, &maps.v, c * 64, at.j0, at.kvh, at.b, &kv_full);
       }
@@ -197,7 +211,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
       MbarWait(&kv_full, 0);
       const int row0 = at.kv_len - at.j0;
       const int chunks = (kBN - row0) * (Tr::kRowBytes / 16);
-      for (int box = 0; box < 2; ++box) {
+      for (int box = 0; box < Tr::kBoxes; ++box) {
         unsigned char* const base = sK + box * Tr::kKBoxBytes + row0 * Tr::kRowBytes;
         for (int c = lane; c < chunks; c += 32) {
           *reinterpret_cast<uint4*>(base + c * 16) = make_uint4(0u, 0u, 0u, 0u);
@@ -214,7 +228,7 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
         MbarArriveExpectTx(&q_full[st], Tr::kQBytes + Tr::kDoBytes + Tr::kRowsBytes);
         const int h = at.kvh * at.group + cur.hg;
 #pragma unroll
-        for (int c = 0; c < 2; ++c) {
+        for (int c = 0; c < Tr::kBoxes; ++c) {
           TmaLoad4d(sQ + st * Tr::kQBytes + c * Tr::kQBoxBytes, &maps.q, c * 64, cur.m * kBM, h,
                     at.b, &q_full[st]);
           TmaLoad4d(sDo + st * Tr::kDoBytes + c * Tr::kQBoxBytes, &maps.dout, c * 64,
@@ -250,9 +264,14 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
   // This warpgroup's 64 key rows of each K / V box start 64 rows (8 swizzle atoms) in.
   const uint64_t kc_desc = SmemDesc(k_addr + cw * 64 * Tr::kRowBytes, 0, 1024);
   const uint64_t vc_desc = SmemDesc(v_addr + cw * 64 * Tr::kRowBytes, 0, 1024);
-  // K's box cw as dQ's MN-major B operand (k16 step kk: 16 keys, 2048 bytes further).
-  const uint64_t kb_desc = SmemDesc(k_addr + cw * Tr::kKBoxBytes, Tr::kKBoxBytes, 1024);
-  float* const dq_stage = sDq + cw * Tr::kDqPartFloats + 4 * (tid - 128 * (cw + 1));
+  // dQ's MN-major B operand (k16 step kk: 16 keys, 2048 bytes further): K's box cw,
+  // every key (128); at 64, K's one box from this warpgroup's keys on.
+  const uint64_t kb_desc = Tr::kDqSplitKeys
+                               ? SmemDesc(k_addr + cw * 64 * Tr::kRowBytes, Tr::kKBoxBytes, 1024)
+                               : SmemDesc(k_addr + cw * Tr::kKBoxBytes, Tr::kKBoxBytes, 1024);
+  // This thread's float4 of n8 tile j of a dQ part is at 512 j (DqAccOffset<true>).
+  float* const dq_stage = sDq + (Tr::kDqSplitKeys ? 0 : cw * Tr::kDqPartFloats) +
+                          4 * (tid - 128 * (cw + 1));
   for (int n = 0; cur.hg < at.hg_end; ++n, cur = walk.Next(cur.hg, cur.m)) {
     const int st = n & 1;
     const uint32_t q_addr = SmemAddr(sQ) + st * Tr::kQBytes;
@@ -376,16 +395,23 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
     }
     WgmmaCommit();
     FenceProxyAsyncShared();
-    NamedBarrierSync(Tr::kDsBarrier, 256);  // both warpgroups' dS^T halves written
-
-    // dQ's columns 64 cw .. 64 cw + 63 = dS K: A = dS^T (MN-major: queries contiguous),
-    // B = K's box cw (MN-major: columns contiguous); k16 step kk is 16 keys. Then
-    // dK_c += dS^T Q.
+    // dQ: at 128 its columns 64 cw .. 64 cw + 63 = dS K over all 128 keys (both
+    // warpgroups' halves of dS^T); at 64 every column over this warpgroup's 64 keys.
+    // A = dS^T (MN-major: queries contiguous), B = K (MN-major: columns contiguous);
+    // k16 step kk is 16 keys. Then dK_c += dS^T Q.
+    constexpr int kDqKeys = Tr::kDqSplitKeys ? 64 : kBN;
+    const uint32_t ds_first = Tr::kDqSplitKeys ? cw * 64 * Tr::kRowBytes : 0;
+    if constexpr (Tr::kDqSplitKeys) {
+      NamedBarrierSync(Tr::kDsBarrier + cw, 128);  // this warpgroup's dS^T rows written
+    } else {
+      NamedBarrierSync(Tr::kDsBarrier, 256);  // both warpgroups' dS^T halves written
+    }
     float dq[1][8][4];
     WgmmaFence();
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      Wgmma<T, 64>::template SS<1, 1>(dq[0], DescPlus(ds_desc, kk * 16 * Tr::kRowBytes),
+    for (int kk = 0; kk < kDqKeys / 16; ++kk) {
+      Wgmma<T, 64>::template SS<1, 1>(dq[0],
+                                      DescPlus(ds_desc, ds_first + kk * 16 * Tr::kRowBytes),
                                       DescPlus(kb_desc, kk * 16 * Tr::kRowBytes), kk > 0);
     }
     WgmmaCommit();
@@ -398,16 +424,40 @@ __global__ void __launch_bounds__(BwdSm90Traits::kThreads, 1)
     WgmmaWait<1>();  // dV and dQ done; dK still runs
     FenceRegs(dq[0]);
     FenceRegs(pa);
-    // dQ's part into this warpgroup's staging (thread t's n8 tile j at 512 j + 4 t:
+    // dQ's part into the staging (thread t's n8 tile j at 512 j + 4 t:
     // DqAccOffset<true>), once the writer has read the previous tile's.
-    if (n > 0) NamedBarrierSync(Tr::kDqEmptyBarrier + cw, Tr::kDqBarrierThreads);
+    auto stage_dq = [&] {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      *reinterpret_cast<float4*>(dq_stage + 512 * j) =
-          make_float4(dq[0][j][0], dq[0][j][1], dq[0][j][2], dq[0][j][3]);
+      for (int j = 0; j < 8; ++j) {
+        *reinterpret_cast<float4*>(dq_stage + 512 * j) =
+            make_float4(dq[0][j][0], dq[0][j][1], dq[0][j][2], dq[0][j][3]);
+      }
+    };
+    if constexpr (Tr::kDqSplitKeys) {
+      if (cw == 0) {  // the first part, for the second warpgroup to add to
+        if (n > 0) NamedBarrierSync(Tr::kDqEmptyBarrier, Tr::kDqBarrierThreads);
+        stage_dq();
+        NamedBarrierArrive(Tr::kDqHalfBarrier, 256);
+      } else {  // first part + this one (the same order every run), to the writer
+        NamedBarrierSync(Tr::kDqHalfBarrier, 256);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const float4 first = *reinterpret_cast<const float4*>(dq_stage + 512 * j);
+          dq[0][j][0] = first.x + dq[0][j][0];
+          dq[0][j][1] = first.y + dq[0][j][1];
+          dq[0][j][2] = first.z + dq[0][j][2];
+          dq[0][j][3] = first.w + dq[0][j][3];
+        }
+        stage_dq();
+        FenceProxyAsyncShared();
+        NamedBarrierArrive(Tr::kDqFullBarrier, Tr::kDqBarrierThreads);
+      }
+    } else {
+      if (n > 0) NamedBarrierSync(Tr::kDqEmptyBarrier + cw, Tr::kDqBarrierThreads);
+      stage_dq();
+      FenceProxyAsyncShared();
+      NamedBarrierArrive(Tr::kDqFullBarrier + cw, Tr::kDqBarrierThreads);
     }
-    FenceProxyAsyncShared();
-    NamedBarrierArrive(Tr::kDqFullBarrier + cw, Tr::kDqBarrierThreads);
     WgmmaWait<0>();
     FenceRegs(dk[0]);
     FenceRegs(dv[0]);

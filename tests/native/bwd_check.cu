@@ -266,6 +266,8 @@ void Bench(const std::string& filter) {
       {"B4 S4096 N32 H64 bf16 causal", 4, 32, 32, 4096, 64, true},
       {"  sm80 kernel: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kSm80},
       {"  sm80 kernel: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kSm80},
+      {"  sm80 kernel: B4 S4096 N32 H64", 4, 32, 32, 4096, 64, false, kSm80},
+      {"  sm80 kernel: B4 S4096 N32 H64 causal", 4, 32, 32, 4096, 64, true, kSm80},
       {"  other dQ: B2 S4096 N32 H128", 2, 32, 32, 4096, 128, false, kOtherDq},
       {"  other dQ: B2 S4096 N32 H128 causal", 2, 32, 32, 4096, 128, true, kOtherDq},
       {"  unsplit: B2 S4096 N32/K8 H128 causal", 2, 32, 8, 4096, 128, true, kUnsplit},
@@ -328,9 +330,11 @@ void Bench(const std::string& filter) {
             return cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, Tr::kMinBlocks, false>(bp, ws.ptr,
                                                                                nullptr, which);
           }
-          return c.variant == kOneCta
-                     ? cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, 1>(bp, ws.ptr, nullptr, which)
-                     : cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which, true, group);
+          if (c.variant == kOneCta) {
+            return cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, 1>(bp, ws.ptr, nullptr, which);
+          }
+          const bool sm90 = c.variant != kSm80 && cuda::BwdTakesSm90(bp);
+          return cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which, true, group, sm90);
         }
         using Tr = cuda::BwdTraits<128, 128>;
         if (c.variant == kUnordered) {
