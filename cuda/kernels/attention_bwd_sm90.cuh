@@ -30,7 +30,8 @@
 //       dQ's part into the warpgroup's staging once dV and dQ are done (dK still
 //         running), handed to the writer.
 // dS^T takes two buffers: a warpgroup writes tile n + 2's only after the barrier of
-// tile n + 1, which both passed after their dQ GEMM of tile n completed.
+// tile n + 1, which both passed after their dQ GEMM of tile n completed (at 64 x 64,
+// where each reads only its own rows, after its own dQ GEMM of tile n).
 // Head dims: a 128 x 128 instance (H, Hv multiples of 8 in (64, 128]) and a 64 x 64
 // one (H, Hv multiples of 8 up to 64); columns past them are zero-filled by the copy
 // engine and never stored. At 64 x 64 (kDqSplitKeys) each consumer warpgroup computes
@@ -129,7 +130,7 @@ __global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
   unsigned char* const sQ = smem + Tr::kOffQ;    // [stage]
   unsigned char* const sDo = smem + Tr::kOffDo;  // [stage]
   unsigned char* const sDs = smem + Tr::kOffDs;  // [buffer]
-  float* const sDq = reinterpret_cast<float*>(smem + Tr::kOffDq);      // [warpgroup]
+  float* const sDq = reinterpret_cast<float*>(smem + Tr::kOffDq);      // [part]
   float* const sRows = reinterpret_cast<float*>(smem + Tr::kOffRows);  // [stage][lse2, D][kBM]
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
