@@ -1,6 +1,7 @@
 """Large shapes on the GPU (skipped elsewhere): long sequences, large batches,
 head sizes 64/128/256 and Hv != H, GQA 8:1, against the float32 reference run on
-the same device. Fresh random data per case; NaN never passes."""
+the same device (the forward, decode, and the backward's gradients). Fresh random
+data per case; NaN never passes."""
 
 from __future__ import annotations
 
@@ -53,6 +54,44 @@ def test_large_prefill(dtype, shape):
         q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32),
         is_causal=causal))(q, k, v)
     _check(out, ref, dtype, f"prefill {shape}")
+
+
+BACKWARD = [
+    # (B, S, Nq, Nkv, H, Hv, causal): the sm_90a kernel's 128 and 64 instances on Hopper
+    # (plain, GQA 8:1 split over CTAs, causal, H 80), and Hv != H (the sm_80 kernel).
+    (2, 2048, 8, 8, 128, 128, False),
+    (1, 2048, 16, 2, 128, 128, True),
+    (2, 1024, 8, 2, 64, 64, True),
+    (1, 1024, 8, 8, 80, 80, False),
+    (2, 512, 4, 2, 128, 64, True),
+]
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("shape", BACKWARD, ids=str)
+def test_large_backward(dtype, shape):
+    """dq, dk, dv of a random cotangent against the float32 reference's, within twice
+    the forward's tolerance (issue 14's bound)."""
+    B, S, Nq, Nkv, H, Hv, causal = shape
+    kq, kk, kv, kw = jax.random.split(jax.random.key(hash(shape) % 2**31), 4)
+    q = _random(kq, (B, S, Nq, H), dtype)
+    k = _random(kk, (B, S, Nkv, H), dtype)
+    v = _random(kv, (B, S, Nkv, Hv), dtype)
+    w = jax.random.normal(kw, (B, S, Nq, Hv), jnp.float32)
+
+    def grads(fn, *args):
+        loss = lambda q, k, v: (fn(q, k, v, is_causal=causal).astype(jnp.float32) * w).sum()
+        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(*args)
+
+    got = grads(jax_mea.dot_product_attention, q, k, v)
+    want = grads(jax_mea.reference.dot_product_attention,
+                 *(x.astype(jnp.float32) for x in (q, k, v)))
+    for name, g, r in zip(("dq", "dk", "dv"), got, want):
+        g = np.asarray(g.astype(jnp.float32))
+        r = np.asarray(r)
+        assert np.isfinite(g).all(), f"{name} {shape}: non-finite"
+        rel = np.abs(g - r).max() / max(np.abs(r).max(), 1e-6)
+        assert rel <= 2 * TOLERANCE[dtype], f"{name} {shape}: max error {rel:.2e} of max |ref|"
 
 
 DECODE = [
