@@ -1,5 +1,7 @@
-// Native check of the CUDA attention backward (cuda/kernels/attention_bwd.cuh)
-// against the CPU backward (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA
+// Native check of the CUDA attention backward (cuda/kernels/attention_bwd.cuh; on
+// Hopper its main kernel is attention_bwd_sm90.cuh's where BwdTakesSm90, and
+// BwdKernel with JAX_MEA_SM90_BACKWARD=0) against the CPU backward
+// (cuda/cpu/attention_bwd_cpu.cc) on random data: GQA
 // (ratios 2, 3, 4, 8), causal (with offsets), windows, softcap, bool masks with
 // fully masked rows, kv lengths including 0 and full, BSNH / BNSH layouts, lengths
 // on and off the kernel's 64-row / 128-key tiles. The forward's out and lse come from the CPU
@@ -11,6 +13,7 @@
 //   bwd_check            every case
 //   bwd_check --quick    the short ones (ctest, compute-sanitizer)
 //   bwd_check --bench    timings (cudaEvents, median of 20) at B2 S4096 N32 H128 bf16 and more
+//                        (a name filter may follow; "sm80 kernel" rows time BwdKernel)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
