@@ -195,8 +195,10 @@ bool RunCase(const Case& c, std::mt19937& rng) {
     }
   }
   if (!same) std::printf("    second run differs bitwise FAIL\n");
-  // P and dS are rounded to 16 bits for the MMAs: bfloat16 keeps 8 bits.
-  const double tol = c.dtype == DType::kBFloat16 ? 3e-2 : 6e-3;
+  // Twice the forward's tolerance (kernel_check: 1e-2 bfloat16, 2e-3 float16), issue
+  // 14's bound; P and dS are rounded to 16 bits for the MMAs. Session 20's 46 cases
+  // peaked at rel-L2 2.7e-3 / 3.5e-4 and max-abs 7.1e-3 / 9.7e-4 of the largest value.
+  const double tol = c.dtype == DType::kBFloat16 ? 2e-2 : 4e-3;
   bool ok = same;
   ok &= Compare("dq", dq, dq_ref, c.dtype, tol);
   ok &= Compare("dk", dk, dk_ref, c.dtype, tol);
