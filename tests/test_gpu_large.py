@@ -22,12 +22,13 @@ def _random(key, shape, dtype):
     return jax.random.normal(key, shape, jnp.float32).astype(dtype)
 
 
-def _check(out, ref, dtype, what):
+def _check(out, ref, dtype, what, factor=1):
+    """Max |out - ref| within factor x TOLERANCE[dtype] of max |ref|; no NaN / inf."""
     out = np.asarray(out.astype(jnp.float32))
     ref = np.asarray(ref)
     assert np.isfinite(out).all(), f"{what}: non-finite output"
     rel = np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-6)
-    assert rel <= TOLERANCE[dtype], f"{what}: max error {rel:.2e} of max |ref|"
+    assert rel <= factor * TOLERANCE[dtype], f"{what}: max error {rel:.2e} of max |ref|"
 
 
 PREFILL = [
@@ -41,14 +42,19 @@ PREFILL = [
 ]
 
 
+def _sequence_inputs(shape, dtype):
+    """q, k, v of a (B, S, Nq, Nkv, H, Hv, causal) shape, fresh per shape."""
+    B, S, Nq, Nkv, H, Hv, _ = shape
+    kq, kk, kv = jax.random.split(jax.random.key(hash(shape) % 2**31), 3)
+    return (_random(kq, (B, S, Nq, H), dtype), _random(kk, (B, S, Nkv, H), dtype),
+            _random(kv, (B, S, Nkv, Hv), dtype))
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("shape", PREFILL, ids=str)
 def test_large_prefill(dtype, shape):
-    B, S, Nq, Nkv, H, Hv, causal = shape
-    kq, kk, kv = jax.random.split(jax.random.key(hash(shape) % 2**31), 3)
-    q = _random(kq, (B, S, Nq, H), dtype)
-    k = _random(kk, (B, S, Nkv, H), dtype)
-    v = _random(kv, (B, S, Nkv, Hv), dtype)
+    causal = shape[-1]
+    q, k, v = _sequence_inputs(shape, dtype)
     out = jax.jit(lambda q, k, v: jax_mea.dot_product_attention(q, k, v, is_causal=causal))(q, k, v)
     ref = jax.jit(lambda q, k, v: jax_mea.reference.dot_product_attention(
         q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32),
@@ -73,11 +79,8 @@ def test_large_backward(dtype, shape):
     """dq, dk, dv of a random cotangent against the float32 reference's, within twice
     the forward's tolerance (issue 14's bound)."""
     B, S, Nq, Nkv, H, Hv, causal = shape
-    kq, kk, kv, kw = jax.random.split(jax.random.key(hash(shape) % 2**31), 4)
-    q = _random(kq, (B, S, Nq, H), dtype)
-    k = _random(kk, (B, S, Nkv, H), dtype)
-    v = _random(kv, (B, S, Nkv, Hv), dtype)
-    w = jax.random.normal(kw, (B, S, Nq, Hv), jnp.float32)
+    q, k, v = _sequence_inputs(shape, dtype)
+    w = jax.random.normal(jax.random.key(hash(shape) % 2**31 + 1), (B, S, Nq, Hv), jnp.float32)
 
     def grads(fn, *args):
         loss = lambda q, k, v: (fn(q, k, v, is_causal=causal).astype(jnp.float32) * w).sum()
@@ -87,11 +90,7 @@ def test_large_backward(dtype, shape):
     want = grads(jax_mea.reference.dot_product_attention,
                  *(x.astype(jnp.float32) for x in (q, k, v)))
     for name, g, r in zip(("dq", "dk", "dv"), got, want):
-        g = np.asarray(g.astype(jnp.float32))
-        r = np.asarray(r)
-        assert np.isfinite(g).all(), f"{name} {shape}: non-finite"
-        rel = np.abs(g - r).max() / max(np.abs(r).max(), 1e-6)
-        assert rel <= 2 * TOLERANCE[dtype], f"{name} {shape}: max error {rel:.2e} of max |ref|"
+        _check(g, r, dtype, f"{name} {shape}", factor=2)
 
 
 DECODE = [
