@@ -778,19 +778,22 @@ cudaError_t RunBwd(const AttentionBackwardParams& bp, void* workspace, cudaStrea
     if (sm90) {
 #if defined(JAX_MEA_HAVE_SM90_FORWARD)
       if (kD != kDv || (kD != 64 && kD != 128)) return cudaErrorInvalidValue;
-      if (cudaError_t err = LaunchBwdMainSm90(bp, a, static_cast<unsigned>(grid.kv), stream);
-          err != cudaSuccess) {
-        return err;
-      }
+      const cudaError_t err = LaunchBwdMainSm90(bp, a, static_cast<unsigned>(grid.kv), stream);
+      // NotSupported: no tensor map for these tensors (BwdSm90Unsupported should have
+      // said so): BwdKernel below instead, on the same workspace.
+      if (err != cudaSuccess && err != cudaErrorNotSupported) return err;
+      sm90 = err == cudaSuccess;
 #else
-      return cudaErrorNotSupported;
+      sm90 = false;
 #endif
-    } else {
+    }
+    if (!sm90) {
       kernel<<<static_cast<unsigned>(grid.kv), Tr::kThreads, Tr::kSmemBytes, stream>>>(bp, a);
       if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
     }
   }
   if (grid.dq > 0 && (all || which == BwdLaunches::kDqOnly)) {
+    // In the order of the main kernel that ran (DqAccOffset).
     auto dq_kernel = sm90 ? BwdDqKernel<T, true> : BwdDqKernel<T, false>;
     dq_kernel<<<static_cast<unsigned>(grid.dq), kRowThreads, 0, stream>>>(bp, a);
     if (cudaError_t err = cudaGetLastError(); err != cudaSuccess) return err;
