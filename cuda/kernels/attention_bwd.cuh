@@ -341,6 +341,8 @@ struct BwdPlace {
     off = p.query_offset(b);
     group_blocks = (static_cast<int64_t>(b) * p.num_heads + kvh * group) * a.num_m_blocks;
   }
+  // The query head of tile t.
+  __device__ __forceinline__ int Head(const BwdTile& t) const { return kvh * group + t.hg; }
   // The query tiles that see keys of this block (bwd_walk.h).
   __device__ __forceinline__ BwdWalk Walk(const AttentionParams& p, int block_m,
                                           int block_n) const {
@@ -365,6 +367,16 @@ __device__ __forceinline__ float BwdPlainProb(const Logits& lg, float lse2, floa
 }
 __device__ __forceinline__ float BwdDs(float prob, float dp, float delta) {
   return prob * (dp - delta);
+}
+
+// What BwdGrads<T, true, ...> takes for query row i of head h: the keys it sees and its
+// mask row. A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
+__device__ __forceinline__ void BwdCheckedRow(const AttentionParams& p, const BwdPlace& at, int h,
+                                              int i, float lse2, KeyRange& keys,
+                                              int64_t& mask_row) {
+  keys = i < p.q_len && lse2 != -kNegInf ? VisibleKeys(p, i + at.off, at.kv_len)
+                                         : KeyRange{0, 0};
+  mask_row = p.mask_kind != MaskKind::kNone && i < p.q_len ? MaskRow(p, at.b, h, i) : 0;
 }
 
 // P and dS of one score s = q.k with dp = dO.v, in place: P = exp2(logit - lse2),
@@ -421,21 +433,19 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   const int wr = warp & 1, wc = warp >> 1;
 
   const BwdPlace at(p, a, kBN, blockIdx.x);
-  const int b = at.b, hx = at.hx, kvh = at.kvh, group = at.group;
+  const int b = at.b, hx = at.hx, kvh = at.kvh;
   const int hg_first = at.hg_first, hg_end = at.hg_end, j0 = at.j0, kv_len = at.kv_len;
-  const int64_t off = at.off;
 
   // The query tiles that see keys of this block (bwd_walk.h).
   BwdWalk walk = at.Walk(p, kBM, kBN);
   const T* k_base = static_cast<const T*>(p.k) + b * p.k_strides.batch + kvh * p.k_strides.head;
   const T* v_base = static_cast<const T*>(p.v) + b * p.v_strides.batch + kvh * p.v_strides.head;
-  auto q_of = [&](int hg) {
-    const int h = kvh * group + hg;
-    return static_cast<const T*>(p.q) + b * p.q_strides.batch + h * p.q_strides.head;
+  auto q_of = [&](const BwdTile& t) {
+    return static_cast<const T*>(p.q) + b * p.q_strides.batch + at.Head(t) * p.q_strides.head;
   };
-  auto do_of = [&](int hg) {
-    const int h = kvh * group + hg;
-    return static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch + h * bp.dout_strides.head;
+  auto do_of = [&](const BwdTile& t) {
+    return static_cast<const T*>(bp.dout) + b * bp.dout_strides.batch +
+           at.Head(t) * bp.dout_strides.head;
   };
   auto block_index = [&](BwdTile t) { return at.BlockIndex(a, t); };
   auto row_index = [&](BwdTile t) { return block_index(t) * kBM; };
@@ -445,7 +455,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
   float* const dq_thread = a.dq_acc + (32 * wr + g) * kD + wc * (kD / 4) + 2 * tig;
   // Q, lse2 and D of tile t into stage `stage` (one cp.async group).
   auto load_q = [&](BwdTile t, int stage) {
-    LoadTile<T, kBM, kD, kKS, kThreads>(sQ + stage * Tr::kQElems, q_of(t.hg), p.q_strides.seq,
+    LoadTile<T, kBM, kD, kKS, kThreads>(sQ + stage * Tr::kQElems, q_of(t), p.q_strides.seq,
                                         t.m * kBM, p.q_len, p.head_size, a.q_vec);
     if (tid < 2 * kBM) {
       const float* src = (tid < kBM ? a.lse2 : a.delta) + row_index(t) + tid % kBM;
@@ -454,7 +464,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     CpAsyncCommit();
   };
   auto load_do = [&](BwdTile t) {
-    LoadTile<T, kBM, kDv, kVS, kThreads>(sdO, do_of(t.hg), bp.dout_strides.seq, t.m * kBM,
+    LoadTile<T, kBM, kDv, kVS, kThreads>(sdO, do_of(t), bp.dout_strides.seq, t.m * kBM,
                                          p.q_len, p.v_head_size, a.do_vec);
     CpAsyncCommit();
   };
@@ -479,7 +489,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
     const BwdTile nxt = walk.Next(cur.hg, cur.m);
     if (nxt.hg < hg_end) load_q(nxt, stage ^ 1);
 
-    const int h = kvh * group + cur.hg;
+    const int h = at.Head(cur);
     const int m0 = cur.m * kBM;
     const T* sQs = sQ + stage * Tr::kQElems;
     const float* sLse2 = sRows + stage * 2 * kBM;
@@ -509,13 +519,7 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
           const int jw = j0 + 32 * wc + 2 * tig;  // + 8 t + e
           KeyRange keys{};
           int64_t mrow = 0;
-          if constexpr (kChecked) {
-            // A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
-            const int i = m0 + r;
-            keys = i < p.q_len && lse2 != -kNegInf ? VisibleKeys(p, i + off, kv_len)
-                                                   : KeyRange{0, 0};
-            mrow = p.mask_kind != MaskKind::kNone && i < p.q_len ? MaskRow(p, b, h, i) : 0;
-          }
+          if constexpr (kChecked) BwdCheckedRow(p, at, h, m0 + r, lse2, keys, mrow);
 #pragma unroll
           for (int t = 0; t < 4; ++t)
 #pragma unroll
@@ -610,8 +614,8 @@ __global__ void __launch_bounds__(BwdTraits<kD, kDv>::kThreads, kMinBlocks)
 
 // Where element (r, c) of a query block's kBwdBlockM x stride float32 dQ accumulator
 // lies, from the block's start. BwdKernel's order: rows of `stride` floats.
-// kWgmmaOrder (BwdSm90Kernel, stride 128): each consumer warpgroup's 64 columns are
-// one contiguous 16 KB run in the order of its wgmma accumulator (thread t's n8 tile
+// kWgmmaOrder (BwdSm90Kernel, stride 64 or 128): each 64 columns (a part of
+// BwdSm90Traits) are one contiguous 16 KB run in the order of its wgmma accumulator (thread t's n8 tile
 // j as one float4 at 512 j + 4 t: rows 16 (t / 32) + (t / 4) % 8 and + 8, columns
 // 8 j + 2 (t % 4) and + 1), which the warpgroup writes to shared memory without bank
 // conflicts and the copy engine adds to the accumulator in one bulk reduction.

@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
       if (lane == 0) {
         if (n >= 2) MbarWait(&q_empty[st], ((n >> 1) - 1) & 1);
         MbarArriveExpectTx(&q_full[st], Tr::kQBytes + Tr::kDoBytes + Tr::kRowsBytes);
-        const int h = at.kvh * at.group + cur.hg;
+        const int h = at.Head(cur);
 #pragma unroll
         for (int c = 0; c < Tr::kBoxes; ++c) {
           TmaLoad4d(sQ + st * Tr::kQBytes + c * Tr::kQBoxBytes, &maps.q, c * 64, cur.m * kBM, h,
@@ -308,7 +308,8 @@ __global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
     // D of the query columns from this stage's rows.
     const float* const lse2s = sRows + st * 2 * kBM;
     const float* const deltas = lse2s + kBM;
-    if (KeysAllVisible(p, cur.bk.all, at.j0, kBN) && !a.logits.capped()) {
+    const bool checked = !KeysAllVisible(p, cur.bk.all, at.j0, kBN);
+    if (!checked && !a.logits.capped()) {
       WgmmaWait<1>();  // S^T landed; dP^T is still computed
       FenceRegs(s[0]);
 #pragma unroll
@@ -335,8 +336,6 @@ __global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
       WgmmaWait<0>();
       FenceRegs(s[0]);
       FenceRegs(dp[0]);
-      const int h = at.kvh * at.group + cur.hg;
-      const bool checked = !KeysAllVisible(p, cur.bk.all, at.j0, kBN);
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
 #pragma unroll
@@ -350,13 +349,9 @@ __global__ void __launch_bounds__(BwdSm90Traits<kHeadDim>::kThreads, 1)
                                        dp[0][t][2 * k + e]);
             }
           } else {
-            // A row past q_len or with lse = -inf (lse2 = +inf) sees no key.
-            const int i = cur.m * kBM + q;
-            const KeyRange keys = i < p.q_len && lse2 != -kNegInf
-                                      ? VisibleKeys(p, i + at.off, at.kv_len)
-                                      : KeyRange{0, 0};
-            const int64_t mrow =
-                p.mask_kind != MaskKind::kNone && i < p.q_len ? MaskRow(p, at.b, h, i) : 0;
+            KeyRange keys;
+            int64_t mrow;
+            BwdCheckedRow(p, at, at.Head(cur), cur.m * kBM + q, lse2, keys, mrow);
 #pragma unroll
             for (int k = 0; k < 2; ++k) {
               BwdGrads<T, true, true>(p, a.logits, lse2, delta, keys, mrow,
