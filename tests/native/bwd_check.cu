@@ -329,6 +329,7 @@ void Bench(const std::string& filter) {
       return [&, which] {
         const bool split = c.variant != kUnsplit;
         const int group = c.variant == kHeadGroup1 ? 1 : cuda::kBwdHeadGroup;
+        const bool sm90 = c.variant != kSm80 && cuda::BwdTakesSm90(bp);  // where it applies
         if (c.H == 64) {
           using Tr = cuda::BwdTraits<64, 64>;
           if (c.variant == kUnordered) {
@@ -338,7 +339,6 @@ void Bench(const std::string& filter) {
           if (c.variant == kOneCta) {
             return cuda::RunBwd<T, 64, 64, Tr::kEarlyDq, 1>(bp, ws.ptr, nullptr, which);
           }
-          const bool sm90 = c.variant != kSm80 && cuda::BwdTakesSm90(bp);
           return cuda::RunBwd<T, 64, 64>(bp, ws.ptr, nullptr, which, true, group, sm90);
         }
         using Tr = cuda::BwdTraits<128, 128>;
@@ -350,7 +350,6 @@ void Bench(const std::string& filter) {
           return cuda::RunBwd<T, 128, 128, !Tr::kEarlyDq>(bp, ws.ptr, nullptr, which, split,
                                                           group);
         }
-        const bool sm90 = c.variant != kSm80 && cuda::BwdTakesSm90(bp);
         return cuda::RunBwd<T, 128, 128>(bp, ws.ptr, nullptr, which, split, group, sm90);
       };
     };
