@@ -539,20 +539,25 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   }
   if (!split || a.counters == nullptr) return;
 
-  // Fused combine (threadFenceReduction pattern): publish the partials, count
-  // this CTA; the last one of the group merges every split's partials from L2.
+  // Fused combine: publish the partials, count this CTA; the last one of the group
+  // merges every split's partials from L2. One thread fences, after a CTA barrier that
+  // follows every thread's partial stores (the release covers them through the
+  // barrier, as PassTurn in attention_bwd.cuh and CUTLASS's semaphores do), instead of
+  // a fence per thread; the last CTA's thread 0 fences again after the count (acquire:
+  // the other splits' partials before its CTA's reads, which follow the next barrier).
   __shared__ int s_last;
-  __threadfence();
   __syncthreads();
   if (tid == 0) {
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
     const unsigned old =
         atomicInc(&a.counters[cta.group], static_cast<unsigned>(cta.splits - 1));
-    s_last = old == static_cast<unsigned>(cta.splits - 1);
+    const bool last = old == static_cast<unsigned>(cta.splits - 1);
+    if (last) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+    s_last = last;
   }
   __syncthreads();
   JAX_MEA_TRACE(a, 10);
   if (!s_last) return;
-  __threadfence();
   MergeGroup<T, R, NT>(p, a, cta, reinterpret_cast<float2*>(ep_acc));
 }
 

@@ -401,9 +401,12 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   float* ep_acc = reinterpret_cast<float*>(pipe);
   float* ep_m = ep_acc + NW * kMmaRows * Cfg::kAccStride;
   float* ep_l = ep_m + NW * kMmaRows;
+  // Only the CTA's nrows real rows (a decode step's GQA group of 4 fills 4 of the 16):
+  // the epilogue reads no other.
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int r = g + 8 * rr;
+    if (r >= nrows) continue;
     float* dst = ep_acc + (warp * kMmaRows + r) * Cfg::kAccStride + 2 * tig;
 #pragma unroll
     for (int nd = 0; nd < HVP / 8; ++nd) {

@@ -888,10 +888,15 @@ int RunBench(const std::string& filter, bool trace, bool append) {
       return 2;
     }
   }
+  // Caches smaller than kRotateBelow rotate among copies (at least 3) so that L2 does
+  // not serve them: a model reads each layer's cache once a step, with every other
+  // layer's weights and caches in between. (Until session 21 only caches under 50 MB
+  // rotated; a 67 MB cache then took a quarter of its bytes from the 60 MB L2.)
+  const size_t kRotateBelow = 4ull * prop.l2CacheSize;
   size_t arena_bytes = 256u << 20;
   for (auto& s : shapes) {
-    arena_bytes =
-        std::max<size_t>(arena_bytes, 2ull * s.B * s.Nkv * s.capacity() * (s.H + s.Hv) + 4096);
+    const size_t set = 2ull * s.B * s.Nkv * s.capacity() * (s.H + s.Hv) + 4096;
+    arena_bytes = std::max<size_t>(arena_bytes, set < kRotateBelow ? 3 * set : set);
   }
   DevBuf arena(arena_bytes);
   FillRandom<<<4096, 256>>>(static_cast<uint16_t*>(arena.ptr), arena_bytes / 2, 7);
@@ -920,8 +925,8 @@ int RunBench(const std::string& filter, bool trace, bool append) {
 
   // Median time of 20 calls (after 3 warm-ups), each bracketed by its own pair
   // of events, launched back to back (no host synchronisation in between, so the
-  // host's launch overhead hides behind the previous call). Caches under 50 MB
-  // rotate among copies so that L2 does not serve them.
+  // host's launch overhead hides behind the previous call). Caches under
+  // kRotateBelow rotate among copies so that L2 does not serve them.
   const int kIters = 23, kWarm = 3;
   std::vector<cudaEvent_t> ev(2 * kIters);
   for (auto& e : ev) CHECK_CUDA(cudaEventCreate(&e));
@@ -961,7 +966,7 @@ int RunBench(const std::string& filter, bool trace, bool append) {
     const size_t kbytes = 2ull * s.B * s.Nkv * s.capacity() * s.H,
                  vbytes = 2ull * s.B * s.Nkv * s.capacity() * s.Hv;
     const size_t set = (kbytes + vbytes + 255) / 256 * 256;
-    const int nrot = set < (50u << 20) ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
+    const int nrot = set < kRotateBelow ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     if (s.ragged || s.full_lens) ragged_lengths(s);
     AttentionParams p = params_of(s);
     cuda::DecodeOptions opt;
@@ -1018,7 +1023,12 @@ int RunBench(const std::string& filter, bool trace, bool append) {
         if (ctas > max_ctas) continue;
         CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
         Spin<<<1, 32>>>(1000000);
+        const size_t kbytes = 2ull * s.B * s.Nkv * s.capacity() * s.H,
+                     set = (kbytes + 2ull * s.B * s.Nkv * s.capacity() * s.Hv + 255) / 256 * 256;
+        const int nrot = set < kRotateBelow ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
         for (int it = 0; it < 8; ++it) {
+          p.k = static_cast<char*>(arena.ptr) + (it % nrot) * set;  // L2 cold, as time_shape
+          p.v = static_cast<char*>(arena.ptr) + (it % nrot) * set + kbytes;
           if (it == 7) {
             CHECK_CUDA(cudaMemsetAsync(dtrace.ptr, 0, ctas * kTraceSlotsHost * 8));
             opt.trace = static_cast<unsigned long long*>(dtrace.ptr);
