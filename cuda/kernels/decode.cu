@@ -35,14 +35,15 @@ template <typename T>
 __global__ void __launch_bounds__(kThreads) DecodeCombineKernel(const AttentionParams p,
                                                                 const DecodeArgs a) {
   constexpr int R = 16;  // >= rows_per_block of either decode kernel
-  __shared__ float2 table[R * kMaxSplits];
+  constexpr int kScratchFloats = kMergeScratchFloats<R, kMaxHeadSize>;
+  __shared__ __align__(16) float scratch[kScratchFloats];
   CtaCoord cta = ThisCta(p, a, a.rows_per_block);
   int kb, ke;
   if (!CtaKeys(p, a, &cta, p.kv_length(cta.b), p.query_offset(cta.b), &kb, &ke) ||
       cta.splits <= 1) {
     return;  // one split wrote `out` itself
   }
-  MergeGroup<T, R, kThreads>(p, a, cta, table);
+  MergeGroup<T, R, kThreads>(p, a, cta, scratch, kScratchFloats);
 }
 
 // ------------------------------------------------------------------ device facts, cached

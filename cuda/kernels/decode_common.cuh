@@ -343,85 +343,129 @@ struct StagedAppend {
 
 // ------------------------------------------------------------------ split merge
 
-// One row's split weights: t[s] = (max in log2 units, sum) of split s; t[s].x
-// becomes w_s / sum_s' w_s' l_s' with w_s = exp2(m_s - max_s' m_s'), 0 where no
-// split saw a key (the row's output is then 0).
-__device__ __forceinline__ void SplitWeights(float2* t, int S) {
+// One row's split weights, by one warp: t[s * stride] = (max in log2 units, sum) of
+// split s; its .x becomes w_s / sum_s' w_s' l_s' with w_s = exp2(m_s - max_s' m_s'),
+// 0 where no split saw a key (the row's output is then 0). Lanes take splits lane,
+// lane + 32 (S <= 64): short cold code, and no serial chain over the splits.
+__device__ __forceinline__ void SplitWeightsWarp(float2* t, int S, int stride) {
+  static_assert(kMaxSplits <= 64, "two splits a lane");
+  const int lane = threadIdx.x & 31;
+  float2 e[2];
   float mx = -INFINITY;
-  for (int sp = 0; sp < S; ++sp) mx = fmaxf(mx, t[sp].x);
-  float sum = 0.f;
-  for (int sp = 0; sp < S; ++sp) {
-    const float w = mx == -INFINITY ? 0.f : exp2f(t[sp].x - mx);
-    t[sp].x = w;
-    sum += w * t[sp].y;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int sp = lane + 32 * i;
+    e[i] = sp < S ? t[sp * stride] : make_float2(-INFINITY, 0.f);
+    mx = fmaxf(mx, e[i].x);
   }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    e[i].x = mx == -INFINITY || e[i].x == -INFINITY ? 0.f : exp2f(e[i].x - mx);
+    sum += e[i].x * e[i].y;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   const float inv = sum > 0.f ? 1.f / sum : 0.f;
-  for (int sp = 0; sp < S; ++sp) t[sp].x *= inv;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int sp = lane + 32 * i;
+    if (sp < S) t[sp * stride].x = e[i].x * inv;
+  }
 }
+
+// Shared memory MergeGroup needs (floats) for R rows of v head size up to HVP: the
+// (max, sum) table of every split, an accumulator and one split's values.
+template <int R, int HVP>
+constexpr int kMergeScratchFloats = 2 * R * kMaxSplits + 2 * R * HVP;
 
 // Merges the cta.splits partials of a group's rows into `out`: row r's output
 // is sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0 where
-// no split saw a key). `table` is shared scratch of R * kMaxSplits float2.
-// First every (row, split) (max, sum) goes into the table and each row's
-// weights are computed once; then each thread merges two output elements at a
-// time, with a chunk of 16 splits' loads of both in flight together. The
-// partials are read with ld.cg: other CTAs wrote them. All NT threads call it.
+// no split saw a key). The group's rows are consecutive partial rows, so each
+// split's values are one block of nrows * Hv floats: cp.async copies as many
+// splits' blocks as `scratch` holds into shared memory with the (max, sum)
+// table, all in flight at once (one L2 round trip for up to scratch's share),
+// then each row's weights are computed once and every output element is summed
+// over the splits from shared memory. The loops stay rolled on purpose: this code
+// runs once per group at the end of a launch, and inside a model it is cold in
+// the SM's instruction cache (session 21: the unrolled merge took 2.4 us after
+// the same kernel, 6.9 us after another kernel's code), so its length is its
+// cost. The partials are read through L2 (other CTAs wrote them). `scratch`:
+// scratch_floats >= kMergeScratchFloats<R, Hv> floats of shared memory, 16-byte
+// aligned. All NT threads call it.
 template <typename T, int R, int NT>
 __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const DecodeArgs& a,
-                                           const CtaCoord& cta, float2* table) {
-  constexpr int kChunk = 16;
-  __shared__ int64_t s_partial_row[R], s_out_offset[R];
+                                           const CtaCoord& cta, float* scratch,
+                                           int scratch_floats) {
+  __shared__ int64_t s_out_offset[R];
   const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
+  const int n = nrows * Hv;  // the group's output elements; one split's block
+  const int64_t row0 = PartialRow(p, cta.b, RowOf(p, cta.kv_head, cta.row0));
+  float2* table = reinterpret_cast<float2*>(scratch);   // [S][R]: (max, sum), then weights
+  float* acc = scratch + 2 * R * kMaxSplits;             // [n], where a second round is needed
+  float* vals = acc + n;                                 // [chunk][n]
+  const int chunk = max(1, min(S, (scratch_floats - 2 * R * kMaxSplits - n) / max(n, 1)));
+  const bool by16 = Hv % 4 == 0 && Aligned16(a.ws_o);
+  // Splits [s0, s0 + chunk) into vals: 16-byte cp.async where aligned, else 4-byte loads.
+  auto load_values = [&](int s0) {
+    const int cs = min(chunk, S - s0);
+    const float* src = a.ws_o + (static_cast<int64_t>(s0) * a.num_rows + row0) * Hv;
+    const int64_t split_stride = static_cast<int64_t>(a.num_rows) * Hv;
+    if (by16) {
+      const int pieces = n / 4;
+#pragma unroll 1
+      for (int i = tid; i < cs * pieces; i += NT) {
+        const int sp = i / pieces, c = i - sp * pieces;
+        CpAsync16(SmemAddr(vals + sp * n + 4 * c), src + sp * split_stride + 4 * c, 16);
+      }
+    } else {
+#pragma unroll 1
+      for (int i = tid; i < cs * n; i += NT) {
+        const int sp = i / n, c = i - sp * n;
+        vals[sp * n + c] = __ldcg(src + sp * split_stride + c);
+      }
+    }
+    CpAsyncCommit();
+  };
+  load_values(0);
   const float2* ws_ml = reinterpret_cast<const float2*>(a.ws_ml);
-  if (tid < nrows) {
-    const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
-    s_partial_row[tid] = PartialRow(p, cta.b, rc);
-    s_out_offset[tid] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
-  }
-  __syncthreads();
+#pragma unroll 1
   for (int i = tid; i < nrows * S; i += NT) {
-    const int r = i / S, sp = i - r * S;
-    table[r * kMaxSplits + sp] = __ldcg(ws_ml + sp * a.num_rows + s_partial_row[r]);
+    const int sp = i / nrows, r = i - sp * nrows;
+    table[sp * R + r] = __ldcg(ws_ml + sp * a.num_rows + row0 + r);
   }
+  if (tid < nrows) {
+    s_out_offset[tid] = OutRow<T>(p, cta.b, RowOf(p, cta.kv_head, cta.row0 + tid)) -
+                        static_cast<T*>(p.out);
+  }
+  CpAsyncWait<0>();
   __syncthreads();
-  if (tid < nrows) SplitWeights(table + tid * kMaxSplits, S);
+  for (int r = tid >> 5; r < nrows; r += NT / 32) SplitWeightsWarp(table + r, S, R);
   __syncthreads();
-  const int64_t split_stride = a.num_rows * Hv;
-  const int n = nrows * Hv;
-  for (int idx = tid; idx < n; idx += 2 * NT) {
-    int r[2], d[2];
-    bool ok[2];
-    const float* src[2];
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int i = idx + e * NT;
-      ok[e] = i < n;
-      r[e] = ok[e] ? i / Hv : 0;
-      d[e] = ok[e] ? i - r[e] * Hv : 0;
-      src[e] = a.ws_o + s_partial_row[r[e]] * Hv + d[e];
-    }
-    float o[2] = {0.f, 0.f};
-    for (int s0 = 0; s0 < S; s0 += kChunk) {
-      float v[2][kChunk];
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-#pragma unroll
-        for (int i = 0; i < kChunk; ++i) {
-          v[e][i] = ok[e] && s0 + i < S ? __ldcg(src[e] + (s0 + i) * split_stride) : 0.f;
-        }
-      }
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-#pragma unroll
-        for (int i = 0; i < kChunk; ++i) {
-          if (s0 + i < S) o[e] += table[r[e] * kMaxSplits + s0 + i].x * v[e][i];
-        }
+#pragma unroll 1
+  for (int s0 = 0;;) {
+    const int cs = min(chunk, S - s0);
+    const bool last = s0 + cs >= S;
+#pragma unroll 1
+    for (int idx = tid; idx < n; idx += NT) {
+      const int r = idx / Hv;
+      float o = s0 > 0 ? acc[idx] : 0.f;
+#pragma unroll 4
+      for (int sp = 0; sp < cs; ++sp) o += table[(s0 + sp) * R + r].x * vals[sp * n + idx];
+      if (last) {
+        static_cast<T*>(p.out)[s_out_offset[r] + (idx - r * Hv)] = FromF32<T>(o);
+      } else {
+        acc[idx] = o;
       }
     }
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      if (ok[e]) static_cast<T*>(p.out)[s_out_offset[r[e]] + d[e]] = FromF32<T>(o[e]);
-    }
+    if (last) break;
+    s0 += cs;
+    __syncthreads();  // vals read
+    load_values(s0);
+    CpAsyncWait<0>();
+    __syncthreads();
   }
 }
 
@@ -448,7 +492,9 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Cta
     table[r * kMaxClusterSplits + sp] = make_float2(LdPeerShared(m, sp), LdPeerShared(m + 1, sp));
   }
   __syncthreads();
-  if (tid < nrows) SplitWeights(table + tid * kMaxClusterSplits, S);
+  for (int r = tid >> 5; r < nrows; r += NT / 32) {
+    SplitWeightsWarp(table + r * kMaxClusterSplits, S, 1);
+  }
   __syncthreads();
   // This CTA's slice of the nrows * Hv elements; every split's value of an
   // element is loaded at once (one round trip).
@@ -474,8 +520,8 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Cta
 // The warps' states are in shared memory: ep_m / ep_l [NW][R] (max in log2
 // units, sum) and ep_acc [NW][R][acc_stride]. Merges them per row and writes
 // either `out` (one split: normalised, fully masked rows 0) or the partials;
-// with a.counters, the group's last CTA then merges the splits (MergeGroup,
-// with ep_acc as its table: it must hold R * kMaxSplits float2); with
+// with a.counters, the group's last CTA then merges the splits (MergeGroup, in
+// merge_scratch: merge_floats floats, free once the partials are written); with
 // a.cluster_merge the partials stay in shared memory, over warp 0's rows of
 // ep_acc, and the cluster merges them (ClusterMerge, its table over warp 1's
 // rows on: they must hold R * kMaxClusterSplits float2). ep_m is overwritten
@@ -483,7 +529,8 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Cta
 template <typename T, int R, int NW = kWarps>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          float* ep_m, const float* ep_l, float* ep_acc,
-                                         int acc_stride, const CtaCoord& cta) {
+                                         int acc_stride, const CtaCoord& cta,
+                                         float* merge_scratch, int merge_floats) {
   constexpr int NT = NW * 32;
   __shared__ int64_t s_dst[R];  // where row r's values go: out or the partials
   __shared__ float2 s_ml[R];    // cluster merge: row r's (max, sum)
@@ -558,7 +605,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   __syncthreads();
   JAX_MEA_TRACE(a, 10);
   if (!s_last) return;
-  MergeGroup<T, R, NT>(p, a, cta, reinterpret_cast<float2*>(ep_acc));
+  MergeGroup<T, R, NT>(p, a, cta, merge_scratch, merge_floats);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

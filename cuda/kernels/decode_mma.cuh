@@ -419,11 +419,12 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   }
   __syncthreads();
   JAX_MEA_TRACE(a, 7);
-  static_assert(NW * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxSplits * 8,
-                "ep_acc holds MergeGroup's table");
+  static_assert(Cfg::kPipeRegion / 4 >= kMergeScratchFloats<kMmaRows, HVP>,
+                "the pipeline's shared memory holds MergeGroup's scratch");
   static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,
                 "ep_acc past warp 0's rows holds ClusterMerge's table");
-  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta);
+  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta, ep_acc,
+                            Cfg::kPipeRegion / 4);
   JAX_MEA_TRACE(a, 4);
 }
 

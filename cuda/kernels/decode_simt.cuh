@@ -151,8 +151,10 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
     }
   }
   __syncthreads();
-  static_assert(kWarps * R * D * 4 >= R * kMaxSplits * 8, "ep_acc holds MergeGroup's table");
-  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta);
+  // MergeGroup's scratch: Q and the warps' states, free once the partials are written.
+  constexpr int kScratchFloats = (Cfg::kQBytes + Cfg::kEpiBytes) / 4;
+  static_assert(kScratchFloats >= kMergeScratchFloats<R, D>, "Q and ep_acc hold MergeGroup's scratch");
+  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta, q_s, kScratchFloats);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

@@ -13,6 +13,10 @@
 //   --append          with --bench: every call is a model's decode step, which
 //                     appends one token per sequence (the fused append) at the
 //                     last position before it attends causally
+//   --pollute         with --bench: before every timed call a kernel of 192 KB of
+//                     code that prefers L1 to shared memory runs on every SM, as a
+//                     model's other kernels do between two attention calls (cold
+//                     instruction caches, the shared-memory carve-out to change)
 //   --seed N                fixes the random inputs (default: from the clock)
 //
 // Every case is also compared with the float64 reference (reference64.h).
@@ -783,6 +787,37 @@ __global__ void Spin(long long ns) {
   }
 }
 
+// --pollute: 12000 distinct instructions (192 KB of code, past the SM's
+// instruction caches), launched with the L1 carve-out preferred, on every SM.
+#define JAX_MEA_P1(i) a = fmaf(a, b, 1e-6f * (i));
+#define JAX_MEA_P10(i) JAX_MEA_P1(i) JAX_MEA_P1(i + 1) JAX_MEA_P1(i + 2) JAX_MEA_P1(i + 3) \
+  JAX_MEA_P1(i + 4) JAX_MEA_P1(i + 5) JAX_MEA_P1(i + 6) JAX_MEA_P1(i + 7) JAX_MEA_P1(i + 8) JAX_MEA_P1(i + 9)
+#define JAX_MEA_P100(i) JAX_MEA_P10(i) JAX_MEA_P10(i + 10) JAX_MEA_P10(i + 20) JAX_MEA_P10(i + 30) \
+  JAX_MEA_P10(i + 40) JAX_MEA_P10(i + 50) JAX_MEA_P10(i + 60) JAX_MEA_P10(i + 70) JAX_MEA_P10(i + 80) \
+  JAX_MEA_P10(i + 90)
+#define JAX_MEA_P1000(i) JAX_MEA_P100(i) JAX_MEA_P100(i + 100) JAX_MEA_P100(i + 200) JAX_MEA_P100(i + 300) \
+  JAX_MEA_P100(i + 400) JAX_MEA_P100(i + 500) JAX_MEA_P100(i + 600) JAX_MEA_P100(i + 700) \
+  JAX_MEA_P100(i + 800) JAX_MEA_P100(i + 900)
+__global__ void __launch_bounds__(256) Pollute(float* out, float seed) {
+  float a = seed + threadIdx.x;
+  const float b = seed * 0.999f;  // a runtime value: the chain cannot fold
+  JAX_MEA_P1000(0) JAX_MEA_P1000(1000) JAX_MEA_P1000(2000) JAX_MEA_P1000(3000) JAX_MEA_P1000(4000)
+  JAX_MEA_P1000(5000) JAX_MEA_P1000(6000) JAX_MEA_P1000(7000) JAX_MEA_P1000(8000)
+  JAX_MEA_P1000(9000) JAX_MEA_P1000(10000) JAX_MEA_P1000(11000)
+  if (a == 123.456f) out[threadIdx.x] = a;  // never: keeps the chain
+}
+bool g_pollute = false;
+void MaybePollute() {
+  if (!g_pollute) return;
+  static bool once = [] {
+    CHECK_CUDA(cudaFuncSetAttribute(Pollute, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
+    return true;
+  }();
+  (void)once;
+  static DevBuf sink(256 * sizeof(float));
+  Pollute<<<264, 256>>>(static_cast<float*>(sink.ptr), 1.f);
+}
+
 double Median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -982,6 +1017,7 @@ int RunBench(const std::string& filter, bool trace, bool append) {
       const int r = it % nrot;
       p.k = static_cast<char*>(arena.ptr) + r * set;
       p.v = static_cast<char*>(arena.ptr) + r * set + kbytes;
+      MaybePollute();
       CHECK_CUDA(cudaEventRecord(ev[2 * it]));
       CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
       CHECK_CUDA(cudaEventRecord(ev[2 * it + 1]));
@@ -1029,6 +1065,7 @@ int RunBench(const std::string& filter, bool trace, bool append) {
         for (int it = 0; it < 8; ++it) {
           p.k = static_cast<char*>(arena.ptr) + (it % nrot) * set;  // L2 cold, as time_shape
           p.v = static_cast<char*>(arena.ptr) + (it % nrot) * set + kbytes;
+          MaybePollute();
           if (it == 7) {
             CHECK_CUDA(cudaMemsetAsync(dtrace.ptr, 0, ctas * kTraceSlotsHost * 8));
             opt.trace = static_cast<unsigned long long*>(dtrace.ptr);
@@ -1218,10 +1255,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--trace")) trace = true;
     else if (!std::strcmp(argv[i], "--append")) append = true;
+    else if (!std::strcmp(argv[i], "--pollute")) g_pollute = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"] [--trace] [--append]] [--seed N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"] [--trace] [--append] [--pollute]] [--seed N]\n", argv[0]);
       return 2;
     }
   }
