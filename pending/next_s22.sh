@@ -30,7 +30,7 @@ cut -c1-170 "$OUT/trace.log"
 timeout 120 ncu --clock-control none --cache-control none --set full -k regex:DecodeMma --launch-skip 40 --launch-count 1 \
   -o $D/dec_pol $D/dc --bench --append --pollute --filter "B8 S4096 N16/4 H128/128 cap+64" > /tmp/ncu.log 2>&1; echo "ncu rc=$?"
 ncu --import $D/dec_pol.ncu-rep --page source --csv --print-source sass 2>/dev/null > $D/dec_pol.csv
-python3 tools/sass_stats.py $D/dec_pol.csv > "$OUT/sass_stats.log" 2>&1; head -n 40 "$OUT/sass_stats.log" | cut -c1-160
+python3 tools/sass_stats.py $D/dec_pol.csv --regions > "$OUT/sass_stats.log" 2>&1; head -n 50 "$OUT/sass_stats.log" | cut -c1-160
 xz -6 -c $D/dec_pol.csv > "$OUT/dec_pol_sass.csv.xz"
 echo "t=$((SECONDS - T0))s"
 timeout 150 $D/dc17 > "$OUT/check.log" 2>&1; echo "0017 full check (cut at 150 s) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"

@@ -73,3 +73,25 @@ def test_sass_stats_reads_and_compares_ncu_tables(tmp_path):
     assert "wait=61.1%" in out and "mio=38.9%" in out
     wait = next(line for line in out.splitlines() if line.strip().startswith("wait "))
     assert wait.split()[1:3] == ["2.2", "4.4"] and "HMMA 2.0/4.0" in wait
+
+
+def test_sass_stats_regions_between_barriers(tmp_path):
+    """--regions splits the table at barriers and ranks the pieces by stall samples,
+    with the instruction-fetch samples beside them (the cold code hunt of session 21)."""
+    header = ["Address", "Source", "Warp Stall Sampling (All Samples)",
+              "Instructions Executed", "stall_wait", "stall_no_instructions"]
+    rows = [["0x00", "IMAD R1, R2, R3, RZ", 10, 1024, 4, 6],
+            ["0x10", "BAR.SYNC.DEFER_BLOCKING 0x0", 5, 1024, 5, 0],
+            ["0x20", "HMMA.16816.F32.BF16 R0, R4, R8, R0", 30, 8192, 30, 0],
+            ["0x30", "@P0 BRA 0x20", 2, 8192, 2, 0],
+            ["0x40", "SYNCS.PHASECHK.TRANS64.TRYWAIT P1, [R3], R4", 1, 8192, 1, 0],
+            ["0x50", "STG.E [R2.64], R4", 50, 1024, 10, 40],
+            ["0x60", "EXIT", 0, 1024, 0, 0]]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join([",".join(f'"{c}"' for c in header)] +
+                               [",".join(f'"{c}"' for c in r) for r in rows]) + "\n")
+    out = _run("tools/sass_stats.py", str(path), "--regions")
+    lines = out[out.index("regions between barriers: 3"):].splitlines()[1:4]
+    assert lines[0].split() == ["0x50", "2", "1024", "50", "40"]
+    assert lines[1].split() == ["0x20", "3", "8192", "33", "0"]
+    assert lines[2].split() == ["0x00", "2", "1024", "15", "6"]

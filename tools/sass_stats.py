@@ -11,6 +11,13 @@ backward's per-tile body ran 1.05 M times at B2 S4096 N32 H128). With two tables
 stall reasons side by side, in thousands of samples, and per reason the opcodes where
 they differ most (session 19 read the backward's gap to FlashAttention-2 this way:
 RESULTS.md, nineteenth session).
+
+With --regions, the code between barriers (BAR, SYNCS waits, EXIT) as regions, the ones
+with the most stall samples first: their instructions, how often their busiest
+instruction ran, stall samples, and the instruction-fetch ("no instruction") samples.
+Code that runs once per warp and stalls on fetch is cold code: inside a model a decode
+CTA pays about 4 ns per such instruction (RESULTS.md, twenty-first session), and
+`decode_check --bench --pollute` reproduces it for ncu.
 """
 import argparse
 import collections
@@ -43,6 +50,19 @@ class Table:
         self.samples = collections.Counter()
         self.by_reason = {k: collections.Counter() for k in reasons}
         self.loop = collections.Counter()
+        # --regions: [first address, instructions, max executions, samples, fetch samples]
+        fetch = [k for k in reasons if "no_inst" in k]
+        self.regions = [["", 0, 0, 0, 0]]
+        for r in rows:
+            region = self.regions[-1]
+            if not region[0]:
+                region[0] = r[col["Address"]] if "Address" in col else "?"
+            region[1] += 1
+            region[2] = max(region[2], num(r, "Instructions Executed"))
+            region[3] += num(r, "Warp Stall Sampling (All Samples)")
+            region[4] += sum(num(r, k) for k in fetch)
+            if re.match(r"(BAR|SYNCS|EXIT)$", opcode(r[col["Source"]])):
+                self.regions.append(["", 0, 0, 0, 0])
         for r in rows:
             op, ex = opcode(r[col["Source"]]), num(r, "Instructions Executed")
             self.executed[op] += ex
@@ -69,6 +89,13 @@ class Table:
             print(f"  loop body: {sum(self.loop.values())} instructions: " +
                   " ".join(f"{op} {n}" for op, n in self.loop.most_common(20)))
 
+    def print_regions(self, top=25):
+        regions = [g for g in self.regions if g[1]]
+        print(f"  regions between barriers: {len(regions)}, by stall samples "
+              "(address, instructions, max executions, samples, fetch samples):")
+        for g in sorted(regions, key=lambda g: -g[3])[:top]:
+            print(f"    {g[0]:>8s} {g[1]:5d} {g[2]:10d} {g[3]:8d} {g[4]:8d}")
+
 
 def compare(a, b):
     print(f"== stall samples (K): {a.path} | {b.path}")
@@ -87,10 +114,14 @@ def main(argv=None):
     p.add_argument("tables", nargs="+", help="one or two ncu source-page CSVs")
     p.add_argument("--loop-min", type=float, default=None,
                    help="count the opcodes executed at least this many times")
+    p.add_argument("--regions", action="store_true",
+                   help="the code between barriers, most stalled first (cold code)")
     args = p.parse_args(argv)
     tables = [Table(t, args.loop_min) for t in args.tables[:2]]
     for t in tables:
         t.print()
+        if args.regions:
+            t.print_regions()
     if len(tables) == 2:
         compare(*tables)
 
