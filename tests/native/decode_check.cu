@@ -806,24 +806,23 @@ __global__ void __launch_bounds__(256) Pollute(float* out, float seed) {
   JAX_MEA_P1000(9000) JAX_MEA_P1000(10000) JAX_MEA_P1000(11000)
   if (a == 123.456f) out[threadIdx.x] = a;  // never: keeps the chain
 }
-bool g_pollute = false;
-void MaybePollute() {
-  if (!g_pollute) return;
-  static bool once = [] {
-    CHECK_CUDA(cudaFuncSetAttribute(Pollute, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
-    return true;
-  }();
-  (void)once;
-  static DevBuf sink(256 * sizeof(float));
-  Pollute<<<264, 256>>>(static_cast<float*>(sink.ptr), 1.f);
-}
+struct Polluter {
+  explicit Polluter(bool on) : on(on), sink(on ? 256 * sizeof(float) : 0) {
+    if (on) CHECK_CUDA(cudaFuncSetAttribute(Pollute, cudaFuncAttributePreferredSharedMemoryCarveout, 0));
+  }
+  void operator()() const {
+    if (on) Pollute<<<264, 256>>>(static_cast<float*>(sink.ptr), 1.f);
+  }
+  bool on;
+  DevBuf sink;
+};
 
 double Median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
 
-int RunBench(const std::string& filter, bool trace, bool append) {
+int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -928,13 +927,25 @@ int RunBench(const std::string& filter, bool trace, bool append) {
   // layer's weights and caches in between. (Until session 21 only caches under 50 MB
   // rotated; a 67 MB cache then took a quarter of its bytes from the 60 MB L2.)
   const size_t kRotateBelow = 4ull * prop.l2CacheSize;
+  auto k_bytes = [](const Shape& s) { return 2ull * s.B * s.Nkv * s.capacity() * s.H; };
+  auto set_bytes = [&](const Shape& s) {  // one copy of K then V, 256-byte aligned
+    return (k_bytes(s) + 2ull * s.B * s.Nkv * s.capacity() * s.Hv + 255) / 256 * 256;
+  };
   size_t arena_bytes = 256u << 20;
   for (auto& s : shapes) {
-    const size_t set = 2ull * s.B * s.Nkv * s.capacity() * (s.H + s.Hv) + 4096;
+    const size_t set = set_bytes(s);
     arena_bytes = std::max<size_t>(arena_bytes, set < kRotateBelow ? 3 * set : set);
   }
   DevBuf arena(arena_bytes);
   FillRandom<<<4096, 256>>>(static_cast<uint16_t*>(arena.ptr), arena_bytes / 2, 7);
+  // Points p at copy `it` of the shape's cache (of as many as rotate: see kRotateBelow).
+  auto rotate = [&](const Shape& s, int it, AttentionParams* p) {
+    const size_t set = set_bytes(s);
+    const int nrot = set < kRotateBelow ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
+    p->k = static_cast<char*>(arena.ptr) + (it % nrot) * set;
+    p->v = static_cast<char*>(arena.ptr) + (it % nrot) * set + k_bytes(s);
+  };
+  const Polluter pollute_caches(pollute);
   CHECK_CUDA(cudaGetLastError());
   // Ragged lengths of each batch row (the same draw for every ragged shape of a batch size).
   std::vector<int32_t> ragged_lens(64);
@@ -970,8 +981,7 @@ int RunBench(const std::string& filter, bool trace, bool append) {
                                     s.Hv, kBSNH, kBNSH, kBSNH);
     p.q = dq.ptr;
     p.out = dout.ptr;
-    p.k = arena.ptr;
-    p.v = static_cast<char*>(arena.ptr) + 2ull * s.B * s.Nkv * s.capacity() * s.H;  // after K
+    rotate(s, 0, &p);  // the cache's first copy: K, then V
     if (s.ragged || s.full_lens) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     if (append) {  // as MakeDecodeStepParams: lengths and offsets from the starts
       std::vector<int32_t> starts(s.B);
@@ -998,10 +1008,6 @@ int RunBench(const std::string& filter, bool trace, bool append) {
   };
   auto time_shape = [&](const Shape& s, int splits, int config, int* used_splits, int fused = -1,
                         bool balance = true, int cluster = -1) {
-    const size_t kbytes = 2ull * s.B * s.Nkv * s.capacity() * s.H,
-                 vbytes = 2ull * s.B * s.Nkv * s.capacity() * s.Hv;
-    const size_t set = (kbytes + vbytes + 255) / 256 * 256;
-    const int nrot = set < kRotateBelow ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
     if (s.ragged || s.full_lens) ragged_lengths(s);
     AttentionParams p = params_of(s);
     cuda::DecodeOptions opt;
@@ -1014,10 +1020,8 @@ int RunBench(const std::string& filter, bool trace, bool append) {
     CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));  // first call: workspace
     Spin<<<1, 32>>>(2000000);                             // 2 ms: the host queues ahead
     for (int it = 0; it < kIters; ++it) {
-      const int r = it % nrot;
-      p.k = static_cast<char*>(arena.ptr) + r * set;
-      p.v = static_cast<char*>(arena.ptr) + r * set + kbytes;
-      MaybePollute();
+      rotate(s, it, &p);
+      pollute_caches();
       CHECK_CUDA(cudaEventRecord(ev[2 * it]));
       CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
       CHECK_CUDA(cudaEventRecord(ev[2 * it + 1]));
@@ -1059,13 +1063,9 @@ int RunBench(const std::string& filter, bool trace, bool append) {
         if (ctas > max_ctas) continue;
         CHECK_CUDA(cuda::LaunchDecodeAttention(p, 0, with_append(p, opt)));
         Spin<<<1, 32>>>(1000000);
-        const size_t kbytes = 2ull * s.B * s.Nkv * s.capacity() * s.H,
-                     set = (kbytes + 2ull * s.B * s.Nkv * s.capacity() * s.Hv + 255) / 256 * 256;
-        const int nrot = set < kRotateBelow ? static_cast<int>(std::min<size_t>(arena_bytes / set, 16)) : 1;
         for (int it = 0; it < 8; ++it) {
-          p.k = static_cast<char*>(arena.ptr) + (it % nrot) * set;  // L2 cold, as time_shape
-          p.v = static_cast<char*>(arena.ptr) + (it % nrot) * set + kbytes;
-          MaybePollute();
+          rotate(s, it, &p);  // L2 cold, as time_shape
+          pollute_caches();
           if (it == 7) {
             CHECK_CUDA(cudaMemsetAsync(dtrace.ptr, 0, ctas * kTraceSlotsHost * 8));
             opt.trace = static_cast<unsigned long long*>(dtrace.ptr);
@@ -1247,7 +1247,7 @@ int RunBench(const std::string& filter, bool trace, bool append) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool bench = false, small = false, trace = false, append = false;
+  bool bench = false, small = false, trace = false, append = false, pollute = false;
   std::string filter;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -1255,7 +1255,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--trace")) trace = true;
     else if (!std::strcmp(argv[i], "--append")) append = true;
-    else if (!std::strcmp(argv[i], "--pollute")) g_pollute = true;
+    else if (!std::strcmp(argv[i], "--pollute")) pollute = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
@@ -1263,6 +1263,6 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (bench) return RunBench(filter, trace, append);
+  if (bench) return RunBench(filter, trace, append, pollute);
   return RunChecks(small, seed);
 }
