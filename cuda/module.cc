@@ -155,6 +155,7 @@ NB_MODULE(_ext, m) {
   nb::dict layouts;  // the layout attributes (params_from_ffi.h)
   layouts["BSNH"] = Value(Layout::kBSNH);
   layouts["BNSH"] = Value(Layout::kBNSH);
+  layouts["PACKED_QKV"] = Value(Layout::kPackedQkv);  // a decode step's q only
   m.attr("layouts") = layouts;
 
   nb::dict mask_kinds;  // the mask_kind attribute (params.h)

@@ -122,6 +122,10 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     Args:
       query: [B, T, Nq, H]; key: [B, T, Nkv, H]; value: [B, T, Nkv, Hv], in the
         cache's dtype. T = 1 is a decode step, T > 1 a prefill or a chunk of one.
+        Packed: key and value None, query [B, T, Nq + 2 Nkv, H] holding the query
+        heads, then the new keys', then the new values' (Hv = H): a model's fused
+        QKV projection, rotated in place, as it comes out. The kernel reads the
+        three through its strides, so XLA runs no slice copies before the call.
       cache: the KVCache; the new tokens go at positions cache.lengths[b] + t.
       scale: defaults to 1/sqrt(H); positive, or traced (folded into the query).
         softcap: see onnx_attention.
@@ -134,6 +138,12 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     """
     if not isinstance(cache, KVCache):
         raise TypeError(f"cache must be a jax_mea.KVCache, got {type(cache).__name__}")
+    qkv = query if key is None and value is None else None
+    if qkv is not None:
+        query, key, value = _packed_views(qkv, cache)
+    elif key is None or value is None:
+        raise ValueError("decode_attention takes key and value both, or neither (query "
+                         "then packs them: [B, T, Nq + 2 Nkv, H])")
     dtype = C.check_float_dtype("query", query)
     C.check_same_dtype((("key", key), ("value", value), ("cache.key", cache.key),
                         ("cache.value", cache.value)), dtype)
@@ -167,6 +177,11 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     # One custom call: append (positions past max_seq_len dropped), then attention over
     # min(starts + T, max_seq_len) keys (the call derives them from the starts).
     scale, q_factor = C.split_scale(scale, head_size)
+    if qkv is not None:
+        if q_factor is None:  # the call reads the three out of the packed array
+            query, key, value = qkv, None, None
+        else:  # a factor for the query heads alone: apart (XLA copies the slices)
+            query, key, value = _packed_views(qkv, cache, sliced=True)
     out, new_key, new_value = bind_decode_step(
         C.fold_into_query(query, q_factor), key, value, cache.key, cache.value, starts,
         left_window=left, scale=scale, softcap=softcap)
@@ -175,3 +190,21 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     new_cache = cache.replace(key=new_key, value=new_value, lengths=new_lengths,
                               overflowed=cache.overflowed | (wanted > cache.max_seq_len))
     return out, new_cache
+
+
+def _packed_views(qkv, cache: KVCache, sliced=False):
+    """(query, key, value) head ranges of a packed [B, T, Nq + 2 Nkv, H] query: their
+    shapes and dtype (for the checks), or the slices themselves when `sliced`."""
+    C.check_rank("query", qkv, 4, "[B, T, Nq + 2 Nkv, H] (packed: key and value None)")
+    nkv, heads = cache.num_kv_heads, qkv.shape[2]
+    if heads <= 2 * nkv or cache.v_head_size != cache.head_size:
+        raise ValueError(
+            f"a packed query must be [B, T, Nq + 2 Nkv, H] with Nkv = {nkv} (the cache's), "
+            f"Nq > 0 and H = Hv; got {qkv.shape} for a cache of head sizes "
+            f"{cache.head_size} / {cache.v_head_size}")
+    nq = heads - 2 * nkv
+    ranges = ((0, nq), (nq, nq + nkv), (nq + nkv, heads))
+    if sliced:
+        return tuple(qkv[:, :, lo:hi] for lo, hi in ranges)
+    B, T, _, H = qkv.shape
+    return tuple(jax.ShapeDtypeStruct((B, T, hi - lo, H), qkv.dtype) for lo, hi in ranges)

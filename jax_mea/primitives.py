@@ -42,7 +42,9 @@ from jax_mea import _ffi, _sharding, _unfused
 # The enum values are the extension's (cuda/module.cc), never typed here.
 Layout = enum.IntEnum("Layout", _ffi.LAYOUTS, module=__name__)
 Layout.__doc__ = """Axis order of a rank-4 tensor: BSNH [batch, seq, heads, head_dim] (also
-a 3D [B, S, N*H] input), BNSH [batch, heads, seq, head_dim]."""
+a 3D [B, S, N*H] input), BNSH [batch, heads, seq, head_dim]. PACKED_QKV, a decode
+step's query only: BSNH [B, T, Nq + 2 Nkv, H], the query heads, then the new keys',
+then the new values' (bind_decode_step with key and value None)."""
 
 MaskKind = enum.IntEnum("MaskKind", _ffi.MASK_KINDS, module=__name__)
 MaskKind.__doc__ = """How the mask operand is read: NONE, BOOL (True = attend), ADDITIVE."""
@@ -54,8 +56,8 @@ UNBOUNDED_WINDOW = 2**31 - 1
 
 
 def heads_and_seq(shape, layout: Layout) -> tuple[int, int]:
-    """(num_heads, seq_len) of a rank-4 shape in `layout`."""
-    return (shape[2], shape[1]) if layout == Layout.BSNH else (shape[1], shape[2])
+    """(num_heads, seq_len) of a rank-4 shape in `layout` (PACKED_QKV: all its heads)."""
+    return (shape[1], shape[2]) if layout == Layout.BNSH else (shape[2], shape[1])
 
 
 def _check_query_positions(causal_offset: int, q_len, kv_len) -> None:
@@ -281,6 +283,8 @@ def _workspace_rule(target: str, platform: str, kv_operands: tuple[int, int],
             check_cuda_head_sizes(q.shape[3], v.shape[3])
         num_heads, q_len = heads_and_seq(q.shape, params["q_layout"])
         num_kv_heads, _ = heads_and_seq(k.shape, params["k_layout"])
+        if params["q_layout"] == Layout.PACKED_QKV:
+            num_heads = _decode_query_heads(q, k, params)
         with_lse = params.pop("with_lse", None)
         if with_lse and platform == "cuda" and v.shape[3] == 0:
             # An empty output: no kernel runs, so the lse comes from XLA.
@@ -434,13 +438,15 @@ kv_concat_p.def_impl(partial(dispatch.apply_primitive, kv_concat_p))
 
 def _fold_all_batch(prim, keep=()):
     """Batching rule of a primitive whose every argument has the batch axis first
-    (except the placeholders at indices `keep`, passed as they are): all are
-    folded, the batch size taken from argument 0, and every output unfolded."""
+    (except the placeholders at indices `keep`, or keep(params), passed as they
+    are): all are folded, the batch size taken from argument 0, and every output
+    unfolded."""
     def rule(args, dims, **params):
         size = _batch_size(args, dims)
         first = args[0] if dims[0] is None else jnp.moveaxis(args[0], dims[0], 0)[0]
         batch = first.shape[0]
-        folded = [a if i in keep else _fold(a, d, size, batch)
+        kept = keep(params) if callable(keep) else keep
+        folded = [a if i in kept else _fold(a, d, size, batch)
                   for i, (a, d) in enumerate(zip(args, dims))]
         outs = prim.bind(*folded, **params)
         return [_unfold(o, size) for o in outs], [0] * len(outs)
@@ -492,22 +498,35 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, *,
     (dropping positions outside), then attends q [B, T, Nq, H] causally over the first
     min(starts[b] + T, capacity) keys, query t sitting at position starts[b] + t. Returns
     (out [B, T, Nq, Hv], cache_key, cache_value); the caches are updated in place.
+    key and value None: q is packed, [B, T, Nq + 2 Nkv, H] (Layout.PACKED_QKV; Hv = H),
+    and the kernel reads the three through its strides, with no slice copies.
 
     The lengths come from the starts inside the call, not from a second operand: a
     model's step computes the new lengths into the cache's own buffer, and an operand
     holding them beside the old ones made XLA copy the old lengths every layer."""
+    packed = key is None and value is None
+    if packed:
+        key = value = _placeholder(q.dtype)
     return decode_step_p.bind(
         q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), starts,
-        q_layout=Layout.BSNH, k_layout=Layout.BNSH, v_layout=Layout.BNSH,
+        q_layout=Layout.PACKED_QKV if packed else Layout.BSNH, k_layout=Layout.BNSH,
+        v_layout=Layout.BNSH,
         out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
         has_causal_offsets=True, causal_offset=0, is_causal=True, left_window=int(left_window),
         right_window=UNBOUNDED_WINDOW, scale=float(scale), softcap=float(softcap))
 
 
+def _decode_query_heads(q, cache_key, params) -> int:
+    """Nq of a decode step's query (a packed one holds 2 Nkv heads more)."""
+    packed = params["q_layout"] == Layout.PACKED_QKV
+    return q.shape[2] - 2 * cache_key.shape[1] if packed else q.shape[2]
+
+
 def _decode_step_abstract_eval(*avals, **params):
     q, cache_key, cache_value = avals[0], avals[3], avals[4]
     return _results(_decode_step_roles, params, avals, [
-        (q.shape[:3] + (cache_value.shape[3],), q.dtype),
+        (q.shape[:2] + (_decode_query_heads(q, cache_key, params), cache_value.shape[3]),
+         q.dtype),
         (cache_key.shape, cache_key.dtype), (cache_value.shape, cache_value.dtype)])
 
 
@@ -526,7 +545,10 @@ ad.primitive_jvps[decode_step_p] = _decode_step_jvp
 
 
 # Argument 5 is the mask placeholder (mask_kind none): not batched.
-batching.primitive_batchers[decode_step_p] = _fold_all_batch(decode_step_p, keep=(5,))
+# A packed step's key and value (1, 2) are placeholders too.
+batching.primitive_batchers[decode_step_p] = _fold_all_batch(
+    decode_step_p, keep=lambda params: (1, 2, 5) if params["q_layout"] == Layout.PACKED_QKV
+    else (5,))
 
 
 # ----------------------------------------------------------------------------
@@ -573,6 +595,10 @@ def _kv_concat_roles(params, avals):
 
 def _decode_step_roles(params, avals):
     # (q, new_k, new_v, cache_k, cache_v, mask placeholder, starts)
+    if params["q_layout"] == Layout.PACKED_QKV:
+        # One head axis holds the query, key and value heads: it splits over batch
+        # only (a head-sharded cache is gathered; pass q, k, v apart to split heads).
+        return (("bsph", ".", ".", "bmlh", "bmlh", ".", "b"), ("bsqh", "bmlh", "bmlh"))
     return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b"),
             ("bsnd", "bklh", "bkld"))
 

@@ -463,8 +463,18 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     p = lengths[b] + t, is written there when p < L, and sees keys j <= p with
     j < min(lengths[b] + T, L) (and j >= p - w for local_window_size w, or (w, r)
     with r 0, None or +inf; another r raises ValueError).
-    Returns (out [B, T, Nq, Hv] in query's dtype, new cache).
+    Returns (out [B, T, Nq, Hv] in query's dtype, new cache). key and value None:
+    query is packed, [B, T, Nq + 2 Nkv, H], the query heads then the keys' then the
+    values'.
     """
+    if key is None and value is None:
+        query = jnp.asarray(query)
+        nkv = cache.key.shape[1]
+        if query.ndim != 4 or query.shape[2] <= 2 * nkv:
+            raise ValueError(f"a packed query must be [B, T, Nq + 2 Nkv, H] with Nkv = {nkv}, "
+                             f"got shape {tuple(query.shape)}")
+        nq = query.shape[2] - 2 * nkv
+        query, key, value = query[:, :, :nq], query[:, :, nq:nq + nkv], query[:, :, nq + nkv:]
     query, key, value = jnp.asarray(query), jnp.asarray(key), jnp.asarray(value)
     dtype = _float_dtype(query, "query")
     for x, name in ((query, "query"), (key, "key"), (value, "value")):

@@ -7,6 +7,8 @@ donation (in place, checked from the compiled step) and no recompilation per ste
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -419,6 +421,93 @@ def test_decode_window_right_side(rng, fn):
             fn(q, k, v, cache, local_window_size=window)
 
 
+def _pack(q, k, v):
+    """A fused QKV projection's output [B, T, Nq + 2 Nkv, H]: query, key, value heads."""
+    return jnp.concatenate([jnp.asarray(x) for x in (q, k, v)], axis=2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("heads,steps", [((4, 4, 16), 1), ((8, 2, 32), 1), ((6, 2, 24), 3),
+                                         ((8, 1, 128), 1), ((4, 2, 72), 2)], ids=str)
+def test_packed_qkv_step(rng, dtype, heads, steps):
+    """key and value None, query packed [B, T, Nq + 2 Nkv, H]: the kernel reads the
+    three head ranges of the one array through its strides. Each step matches the
+    float64 model and is bit-identical to the same step with q, k, v apart (the same
+    kernel on the same values), on ragged lengths, an empty row and one that
+    overflows; the reference takes the packed form too. H = 128 runs the GPU's
+    tensor-core kernel, the others its SIMT one."""
+    num_heads, num_kv, head_size = heads
+    batch, capacity = 3, 40
+    cache = random_cache(rng, batch, capacity, num_kv, head_size, head_size, dtype,
+                         [0, 17, capacity - 1])
+    model = CacheModel(cache)
+    stream = Stream(rng, batch, num_heads, num_kv, head_size, head_size, dtype)
+    packed_step = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c))
+    apart_step = jax.jit(jax_mea.decode_attention)
+    for _ in range(2):
+        q, k, v = stream.tokens(steps)
+        qkv = _pack(q, k, v)
+        want_out, want_cache = apart_step(q, k, v, cache)
+        ref_packed, _ = reference.decode_attention(qkv, None, None, cache)
+        ref_apart, _ = reference.decode_attention(q, k, v, cache)
+        assert_same(ref_packed, ref_apart, "reference, packed")
+        out, cache = run_step(lambda q, k, v, c: packed_step(qkv, c), model, cache, q, k, v,
+                              dtype)
+        assert_same(out, want_out, "packed out")
+        assert_same(cache.key, want_cache.key, "packed cache.key")
+        assert_same(cache.value, want_cache.value, "packed cache.value")
+
+
+def test_packed_qkv_needs_no_slices(rng):
+    """The compiled packed step hands the packed array to the custom call as it is:
+    no slice or copy of it runs before the call (the point of packing)."""
+    cache = random_cache(rng, 2, 32, 2, 16, 16, "float32", [3, 9])
+    qkv = jnp.asarray(rng.standard_normal((2, 1, 8, 16)), jnp.float32)
+    step = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c),
+                   donate_argnums=1)
+    hlo = step.lower(qkv, cache).compile().as_text()
+    call = re.search(r"custom-call\((%[\w.]+),.*custom_call_target=\"jax_mea_decode_step\"",
+                     hlo)
+    assert call and re.fullmatch(r"%qkv[.\d]*", call.group(1)), hlo
+
+
+def test_packed_qkv_traced_scale_and_vmap(rng):
+    """A traced scale with a packed query scales the query heads alone (the call then
+    takes the three apart); vmap folds the mapped axis into the batch."""
+    stream = Stream(rng, 2, 4, 2, 16, 16, "float32")
+    cache = random_cache(rng, 2, 12, 2, 16, 16, "float32", [2, 7])
+    model = CacheModel(cache)
+    q, k, v = stream.tokens(2)
+    qkv = _pack(q, k, v)
+    step = jax.jit(lambda qkv, c, s: jax_mea.decode_attention(qkv, None, None, c, scale=s))
+    run_step(lambda q, k, v, c, scale: step(qkv, c, jnp.float32(scale)), model, cache, q, k,
+             v, "float32", scale=0.7)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), (qkv, cache))
+    outs, caches = jax.vmap(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c))(
+        *stacked)
+    want, want_cache = jax_mea.decode_attention(q, k, v, cache)
+    for i in range(2):
+        assert_same_kernel(outs[i], want, "float32", f"vmapped packed out {i}")
+        assert_same(caches.value[i], want_cache.value, f"vmapped packed cache.value {i}")
+
+
+@pytest.mark.parametrize("shape, match", [
+    ((2, 1, 4, 8), "Nq \\+ 2 Nkv"),        # no query heads left
+    ((2, 1, 8), "rank 4"),
+    ((2, 1, 7, 8), "multiple"),            # Nq = 3 over 2 kv heads
+], ids=str)
+def test_packed_qkv_validation(shape, match):
+    cache = jax_mea.KVCache.create(2, 16, 2, 8, dtype=jnp.float32)
+    with pytest.raises(ValueError, match=match):
+        jax_mea.decode_attention(jnp.zeros(shape, jnp.float32), None, None, cache)
+    q = jnp.zeros((2, 1, 4, 8), jnp.float32)
+    with pytest.raises(ValueError, match="both, or neither"):
+        jax_mea.decode_attention(q, q[:, :, :2], None, cache)
+    asymmetric = jax_mea.KVCache.create(2, 16, 2, 8, 4, dtype=jnp.float32)
+    with pytest.raises(ValueError, match="H = Hv"):
+        jax_mea.decode_attention(jnp.zeros((2, 1, 8, 8)), None, None, asymmetric)
+
+
 @pytest.mark.skipif(not on_gpu(), reason="XLA's GPU pipeline decides these copies (the CPU "
                     "pipeline copies loop-carried lengths regardless)")
 def test_decode_loop_copies_no_lengths_per_layer_gpu(rng):
@@ -427,7 +516,6 @@ def test_decode_loop_copies_no_lengths_per_layer_gpu(rng):
     from the starts instead of taking the new lengths beside the old ones, which
     made XLA copy the old lengths before every layer's call (16 memcpys per step
     of the large decode_model, about 1 us each; issue 11)."""
-    import re
     layers, batch = 4, 3
     caches = tuple(random_cache(rng, batch, 64, 2, 32, 32, "bfloat16", [5, 9, 20])
                    for _ in range(layers))

@@ -79,7 +79,9 @@ auto KvConcatSignature(Binding binding) {
 // go into the BNSH caches at starts[b] + t (outputs aliasing the cache inputs),
 // then attention over the first starts[b] + T keys (clamped to the capacity)
 // with the starts as causal offsets; attributes AttentionAttrs. One custom call instead of an append and an
-// attention: XLA's cost per custom call is paid once per step.
+// attention: XLA's cost per custom call is paid once per step. With q_layout
+// kPackedQkv, q holds the new keys and values too (PackedQkvViews) and new_k /
+// new_v are placeholders.
 template <typename Binding>
 auto DecodeStepSignature(Binding binding) {
   // q, new_k, new_v, cache_k, cache_v, mask (placeholder: mask_kind = none)
@@ -98,17 +100,73 @@ struct DecodeStepParams {
   AttentionParams attention;
 };
 
+// A packed step's q (Layout::kPackedQkv, [B, T, Nq + 2 Nkv, H]) as three BSNH
+// buffers of their own: the query heads [0, Nq), the new keys [Nq, Nq + Nkv) and
+// the new values after them, all with the packed buffer's strides (`strides`,
+// which MakeDecodeStepParams puts in the params the views built). The kernels read
+// through strides already, so a model's fused QKV projection reaches them with no
+// slice copies. Not copyable: each view's dims point into `dims`.
+struct PackedQkvViews {
+  int64_t dims[3][4];
+  XLA_FFI_Buffer bufs[3];
+  TensorStrides strides;
+
+  PackedQkvViews() = default;
+  PackedQkvViews(const PackedQkvViews&) = delete;
+  PackedQkvViews& operator=(const PackedQkvViews&) = delete;
+  ffi::AnyBuffer view(int i) const { return ffi::AnyBuffer(&bufs[i]); }
+};
+
+// Nkv and the value head size (which must equal H) come from the caches.
+inline ffi::Error SplitPackedQkv(ffi::AnyBuffer packed, ffi::AnyBuffer cache_k,
+                                 ffi::AnyBuffer cache_v, PackedQkvViews* views) {
+  auto pt = DescribeTensor("packed qkv", packed.dimensions(), static_cast<int64_t>(Layout::kBSNH));
+  if (pt.has_error()) return pt.error();
+  auto kd = cache_k.dimensions(), vd = cache_v.dimensions();
+  const int64_t nkv = kd.size() == 4 ? kd[1] : 0, nq = pt->heads - 2 * nkv;
+  if (nkv <= 0 || nq <= 0 || vd.size() != 4 || kd[3] != pt->dim || vd[3] != pt->dim) {
+    return Mismatch("packed qkv " + DimsToString(packed.dimensions()) +
+                    " must be [B, T, Nq + 2 Nkv, H] with the caches' Nkv and H = Hv; caches " +
+                    DimsToString(kd) + " / " + DimsToString(vd));
+  }
+  const int64_t heads[3] = {nq, nkv, nkv}, first_head[3] = {0, nq, nq + nkv};
+  char* base = static_cast<char*>(packed.untyped_data());
+  const size_t elem = ffi::ByteWidth(packed.element_type());
+  for (int i = 0; i < 3; ++i) {
+    int64_t* d = views->dims[i];
+    d[0] = pt->batch, d[1] = pt->seq, d[2] = heads[i], d[3] = pt->dim;
+    views->bufs[i] = XLA_FFI_Buffer{XLA_FFI_Buffer_STRUCT_SIZE, nullptr,
+                                    static_cast<XLA_FFI_DataType>(packed.element_type()),
+                                    base + first_head[i] * pt->dim * elem, 4, d};
+  }
+  views->strides = pt->strides;
+  return ffi::Error::Success();
+}
+
 inline ffi::ErrorOr<DecodeStepParams> MakeDecodeStepParams(
     ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k,
     ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out,
     ffi::AnyBuffer& out_k, ffi::AnyBuffer& out_v, const AttentionAttrs& attrs) {
+  const bool packed = attrs.q_layout == static_cast<int64_t>(Layout::kPackedQkv);
+  PackedQkvViews views;
+  AttentionAttrs view_attrs = attrs;
+  if (packed) {
+    if (ffi::Error e = SplitPackedQkv(q, cache_k, cache_v, &views); e.failure()) {
+      return ffi::Unexpected(std::move(e));
+    }
+    q = views.view(0), new_k = views.view(1), new_v = views.view(2);
+    view_attrs.q_layout = static_cast<int64_t>(Layout::kBSNH);
+  }
   auto append = MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, out_k, out_v,
-                                   KvCopyAttrs{attrs.q_layout});
+                                   KvCopyAttrs{view_attrs.q_layout});
   if (append.has_error()) return ffi::Unexpected(append.error());
   // Lengths starts[b] + T: the kernels add the bias where they read the lengths.
-  auto attention = MakeAttentionParams(q, out_k, out_v, mask, starts, starts, out, attrs);
+  auto attention = MakeAttentionParams(q, out_k, out_v, mask, starts, starts, out, view_attrs);
   if (attention.has_error()) return ffi::Unexpected(attention.error());
   attention->kv_length_bias = attention->q_len;
+  if (packed) {
+    attention->q_strides = append->new_k_strides = append->new_v_strides = views.strides;
+  }
   return DecodeStepParams{*append, *attention};
 }
 

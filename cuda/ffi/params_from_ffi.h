@@ -23,7 +23,11 @@ namespace ffi = xla::ffi;
 
 // Order of a rank-4 tensor's axes. A 3D ONNX input [B, S, N*H] is reshaped to
 // [B, S, N, H] (BSNH) by the primitive, which costs nothing in XLA.
-enum class Layout : int64_t { kBSNH = 0, kBNSH = 1 };
+// kPackedQkv, a decode step's q_layout only (MakeDecodeStepParams): q is one BSNH
+// buffer [B, T, Nq + 2 Nkv, H] holding the query heads, then the new keys', then
+// the new values' (a model's fused QKV projection), and new_k / new_v are
+// placeholders.
+enum class Layout : int64_t { kBSNH = 0, kBNSH = 1, kPackedQkv = 2 };
 
 // Attributes of the attention custom call (names match jax_mea/primitives.py).
 struct AttentionAttrs {
