@@ -2,10 +2,13 @@
 
 Variants, each a jitted lax.scan of --steps greedy steps (examples/decode.py's
 generate) with the caches donated:
-  jax_mea     jax_mea.decode_attention on jax_mea.KVCache (the example as it is)
+  jax_mea     jax_mea.decode_attention on jax_mea.KVCache (the example as it is: the
+              fused QKV projection's output packed into the call)
   jax-cudnn   the same model with a fixed-size cache [B, L, Nkv, H] that each step
   jax-xla     updates with lax.dynamic_update_slice, and jax.nn.dot_product_attention
-              (implementation "cudnn" / "xla") masked by key_value_seq_lengths
+              (implementation "cudnn" / "xla") masked by key_value_seq_lengths, on
+              q, k, v sliced out of the packed QKV (XLA fuses the slices into their
+              consumers: the query's copy and the caches' updates)
 The caches are filled synthetically, not by a prefill: every layer's K and V are
 random up to the context length (the same values in every variant's layout), and the
 capacity is context + steps, larger than what the cache holds, as in a decode loop.
@@ -88,15 +91,21 @@ def _peer_attend(implementation):
 def _in_scope(attend):
     """attend inside kernel_times.ATTENTION_SCOPE, where the profile looks for it."""
     @functools.wraps(attend)
-    def scoped(q, k, v, cache):
+    def scoped(*args):
         with jax.named_scope(kernel_times.ATTENTION_SCOPE):
-            return attend(q, k, v, cache)
+            return attend(*args)
     return scoped
 
 
-ATTEND = {"jax_mea": _in_scope(jax_mea.decode_attention),
-          "jax-cudnn": _in_scope(_peer_attend("cudnn")),
-          "jax-xla": _in_scope(_peer_attend("xla"))}
+def _apart(attend):
+    """A peer's attend(q, k, v, cache) as the model's attend(qkv, cache): the packed
+    QKV split outside the attention scope (jax_mea takes it packed)."""
+    return lambda qkv, cache: attend(*ex.split_qkv(qkv, cache.key.shape[2]), cache)
+
+
+ATTEND = {"jax_mea": _in_scope(ex.decode_step),
+          "jax-cudnn": _apart(_in_scope(_peer_attend("cudnn"))),
+          "jax-xla": _apart(_in_scope(_peer_attend("xla")))}
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))

@@ -1,7 +1,9 @@
 """Greedy decoding with a KV cache: a small transformer LM on jax_mea.decode_attention.
 
 The model is a decoder-only transformer in the usual modern shape (RoPE, RMSNorm,
-grouped-query attention, SwiGLU MLP) with deterministic random weights. It
+grouped-query attention, SwiGLU MLP) with deterministic random weights. Its attention
+takes the fused QKV projection's output as it comes, packed (decode_attention with key
+and value None). It
 
   1. prefills a batch of prompts of different lengths: ONE jax_mea.decode_attention
      call per layer writes the whole prompt (T = prompt length) into that layer's
@@ -52,8 +54,9 @@ def init_params(cfg, seed, dtype):
         return w.astype(dtype)
 
     d, hq, hkv = cfg.d_model, cfg.n_heads * cfg.head_size, cfg.n_kv_heads * cfg.head_size
-    layers = [dict(attn_norm=jnp.ones(d, dtype), wq=dense(d, hq), wk=dense(d, hkv),
-                   wv=dense(d, hkv), wo=dense(hq, d), mlp_norm=jnp.ones(d, dtype),
+    # wqkv: the query, key and value projections fused into one matrix (one matmul)
+    layers = [dict(attn_norm=jnp.ones(d, dtype), wqkv=dense(d, hq + 2 * hkv),
+                   wo=dense(hq, d), mlp_norm=jnp.ones(d, dtype),
                    w_gate=dense(d, cfg.d_ff), w_up=dense(d, cfg.d_ff), w_down=dense(cfg.d_ff, d))
               for _ in range(cfg.n_layers)]
     embed = jax.random.normal(next(keys), (cfg.vocab, d), jnp.float32).astype(dtype)
@@ -67,33 +70,54 @@ def rms_norm(x, w, eps=1e-6):
     return (xf * w.astype(jnp.float32)).astype(x.dtype)
 
 
-def rope(x, positions, theta):
-    """Rotary position embedding. x [B, T, N, H], positions int [B, T] (one per row)."""
+def rope(x, positions, theta, rotated_heads=None):
+    """Rotary position embedding. x [B, T, N, H], positions int [B, T] (one per row).
+    rotated_heads: only heads [0, rotated_heads) turn (a packed QKV's query and key
+    heads); the others pass through."""
     half = x.shape[-1] // 2
     freqs = theta ** (-jnp.arange(half, dtype=jnp.float32) / half)
     angles = positions[..., None].astype(jnp.float32) * freqs          # [B, T, half]
     cos, sin = jnp.cos(angles)[:, :, None], jnp.sin(angles)[:, :, None]
     x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+    turned = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+    if rotated_heads is None:
+        return turned
+    return jnp.where(jnp.arange(x.shape[2])[:, None] < rotated_heads, turned, x)
+
+
+def decode_step(qkv, cache):
+    """forward's attention with a KVCache: jax_mea.decode_attention on the packed QKV
+    (key and value None), which reads the three through strides, with no copies."""
+    return jax_mea.decode_attention(qkv, None, None, cache)
+
+
+def split_qkv(qkv, n_kv_heads):
+    """Packed [B, T, Nq + 2 Nkv, H] -> q [B, T, Nq, H], k, v [B, T, Nkv, H]."""
+    nq = qkv.shape[2] - 2 * n_kv_heads
+    return qkv[:, :, :nq], qkv[:, :, nq:nq + n_kv_heads], qkv[:, :, nq + n_kv_heads:]
+
+
+def apart(attend, n_kv_heads):
+    """An attention taking (q, k, v, cache) as forward's attend(qkv, cache)."""
+    return lambda qkv, cache: attend(*split_qkv(qkv, n_kv_heads), cache)
 
 
 def forward(params, cfg, tokens, positions, caches, attend):
     """tokens, positions [B, T] -> final hidden states [B, T, d_model], new caches.
 
-    `attend(q, k, v, cache) -> (out, cache)` is the attention with its cache, one cache
-    per layer in the tuple `caches`. jax_mea.decode_attention has exactly this
-    signature; the reference below passes a cache-less full attention instead.
+    `attend(qkv, cache) -> (out, cache)` is the attention with its cache, one cache per
+    layer in the tuple `caches`; qkv [B, T, Nq + 2 Nkv, H] is the fused projection's
+    output, its query and key heads rotated (decode_step; the reference below passes a
+    cache-less full attention through `apart`).
     """
     B, T = tokens.shape
     x = params["embed"][tokens]
     new_caches = []
     for layer, cache in zip(params["layers"], caches):
         h = rms_norm(x, layer["attn_norm"])
-        q = (h @ layer["wq"]).reshape(B, T, cfg.n_heads, cfg.head_size)
-        k = (h @ layer["wk"]).reshape(B, T, cfg.n_kv_heads, cfg.head_size)
-        v = (h @ layer["wv"]).reshape(B, T, cfg.n_kv_heads, cfg.head_size)
-        q, k = rope(q, positions, cfg.rope_theta), rope(k, positions, cfg.rope_theta)
-        o, cache = attend(q, k, v, cache)                    # o [B, T, n_heads, head_size]
+        qkv = (h @ layer["wqkv"]).reshape(B, T, cfg.n_heads + 2 * cfg.n_kv_heads, cfg.head_size)
+        qkv = rope(qkv, positions, cfg.rope_theta, rotated_heads=cfg.n_heads + cfg.n_kv_heads)
+        o, cache = attend(qkv, cache)                        # o [B, T, n_heads, head_size]
         x = x + o.reshape(B, T, -1) @ layer["wo"]
         h = rms_norm(x, layer["mlp_norm"])
         x = x + (jax.nn.silu(h @ layer["w_gate"]) * (h @ layer["w_up"])) @ layer["w_down"]
@@ -128,7 +152,7 @@ def prefill(params, cfg, prompt, caches, prompt_lens):
     """
     B, P = prompt.shape
     positions = jnp.broadcast_to(jnp.arange(P), (B, P))
-    x, caches = forward(params, cfg, prompt, positions, caches, jax_mea.decode_attention)
+    x, caches = forward(params, cfg, prompt, positions, caches, decode_step)
     # decode_attention appended all P tokens to every row (lengths = P). A shorter prompt's
     # padding tail is junk that no real token attended to (attention is causal); setting
     # lengths back to the true prompt lengths hides it, and decoding overwrites it.
@@ -138,7 +162,7 @@ def prefill(params, cfg, prompt, caches, prompt_lens):
 
 
 @functools.partial(jax.jit, static_argnums=(1, 4, 5), donate_argnums=2)
-def generate(params, cfg, caches, first_token, steps, attend=jax_mea.decode_attention):
+def generate(params, cfg, caches, first_token, steps, attend=decode_step):
     """Greedy decoding: `steps` single-token steps in a lax.scan.
 
     Step i feeds token i (first_token for i = 0) at each row's own position, which is its
@@ -175,7 +199,7 @@ def reference_logits(params, cfg, prompt, prompt_lens, fed):
     after = jnp.take_along_axis(fed, jnp.clip(j - prompt_lens[:, None], 0, N - 1), axis=1)
     seq = jnp.where(j < prompt_lens[:, None], jnp.pad(prompt, ((0, 0), (0, N))), after)
     x, _ = forward(params, cfg, seq, jnp.broadcast_to(j, seq.shape),
-                   (None,) * cfg.n_layers, full_causal_attention)
+                   (None,) * cfg.n_layers, apart(full_causal_attention, cfg.n_kv_heads))
     idx = prompt_lens[:, None] - 1 + jnp.arange(N + 1)[None, :]      # last prompt token onwards
     return to_logits(params, jnp.take_along_axis(x, idx[..., None], axis=1))
 

@@ -44,8 +44,9 @@ GRAD_TOLERANCE = {"float32": 2e-4, "bfloat16": 5e-2, "float16": 1e-2}
 
 
 def attention(impl, dtype):
-    """`attend(q, k, v, cache)` for model.forward: causal attention with q, k, v cast to
-    `dtype`, the output cast back; no cache (training sees whole sequences)."""
+    """`attend(q, k, v, cache)` for model.forward (through model.apart): causal
+    attention with q, k, v cast to `dtype`, the output cast back; no cache (training
+    sees whole sequences)."""
     def attend(q, k, v, cache):
         cast = lambda x: x.astype(dtype)  # noqa: E731
         if impl == "jax_mea":
@@ -71,7 +72,7 @@ def loss_fn(params, tokens, attend):
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
     B, T = inputs.shape
     x, _ = model.forward(params, CONFIG, inputs, jnp.broadcast_to(jnp.arange(T), (B, T)),
-                         (None,) * CONFIG.n_layers, attend)
+                         (None,) * CONFIG.n_layers, model.apart(attend, CONFIG.n_kv_heads))
     logp = jax.nn.log_softmax(model.to_logits(params, x), axis=-1)
     nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
     return jnp.mean(nll[:, 1:])

@@ -195,6 +195,35 @@ def test_decode_step_in_place(mesh_name):
                                       np.asarray(getattr(want_cache, name)), err_msg=name)
 
 
+def test_packed_decode_step_over_batch():
+    """A packed query [B, T, Nq + 2 Nkv, H] (key and value None) splits over the batch:
+    no collectives, the donated cache stays sharded and in place, the same results as
+    on one device. (Its head axis mixes query, key and value heads: it never splits.)"""
+    mesh, b, _ = mesh_of("batch")
+    capacity = 32
+    key, value = data(6, B, NKV, capacity, H), data(7, B, NKV, capacity, H)
+    lengths = (np.arange(B, dtype=np.int32) * 5) % capacity
+    host = jax_mea.KVCache(jnp.asarray(key), jnp.asarray(value), jnp.asarray(lengths),
+                           jnp.zeros(B, bool))
+    cache = jax.tree.map(lambda x: put(jnp.array(x), mesh, b), host)
+    qkv = data(3, B, 2, NQ + 2 * NKV, H)
+    step = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c),
+                   donate_argnums=1)
+    args = (put(qkv, mesh, b), cache)
+    check_no_collectives(step, *args)
+    pointers = [s.data.unsafe_buffer_pointer() for s in cache.key.addressable_shards]
+    out, new_cache = step(*args)
+    assert_spec(out, b)
+    assert_spec(new_cache.key, b)
+    assert [s.data.unsafe_buffer_pointer() for s in new_cache.key.addressable_shards] == pointers
+    want_out, want_cache = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c))(
+        qkv, host)
+    assert_same(out, want_out, "out")
+    for name in ("key", "value", "lengths"):
+        np.testing.assert_array_equal(np.asarray(getattr(new_cache, name)),
+                                      np.asarray(getattr(want_cache, name)), err_msg=name)
+
+
 def test_too_few_kv_heads_for_the_head_shards():
     """2 kv heads over 4 model shards: a clear error, not a silent gather."""
     mesh, b, n = mesh_of("2x4")
