@@ -538,29 +538,34 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   const bool split = cta.splits > 1;
   const bool in_cluster = split && a.cluster_merge;
   const bool to_partials = split && !in_cluster;  // the workspace
-  if (tid < nrows) {  // ep_m[w][r] becomes warp w's weight for row r
-    float mx = -INFINITY;
+  // ep_m[w][r] becomes warp w's weight for row r: one warp per row, lane w holding
+  // warp w's (max, sum), shuffle reductions (no serial chain over the warps: this
+  // runs once per CTA, cold inside a model).
+  static_assert(NW <= 32 && (NW & (NW - 1)) == 0, "lanes < NW reduce among themselves");
+  const int lane = tid & 31;
+  for (int r = tid >> 5; r < nrows; r += NW) {
+    const float m_w = lane < NW ? ep_m[lane * R + r] : -INFINITY;
+    const float l_w = lane < NW ? ep_l[lane * R + r] : 0.f;
+    float mx = m_w;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, ep_m[w * R + tid]);
-    float sum = 0.f;
+    for (int o = NW / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    const float wt = mx == -INFINITY ? 0.f : exp2f(m_w - mx);
+    float sum = wt * l_w;
 #pragma unroll
-    for (int w = 0; w < NW; ++w) {
-      const float wt = mx == -INFINITY ? 0.f : exp2f(ep_m[w * R + tid] - mx);
-      ep_m[w * R + tid] = wt;
-      sum += wt * ep_l[w * R + tid];
-    }
+    for (int o = NW / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     const float scale = split ? 1.f : (sum > 0.f ? 1.f / sum : 0.f);
-#pragma unroll
-    for (int w = 0; w < NW; ++w) ep_m[w * R + tid] *= scale;
-    const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + tid);
-    if (to_partials) {
-      const int64_t slot = static_cast<int64_t>(cta.split) * a.num_rows + PartialRow(p, cta.b, rc);
-      s_dst[tid] = slot * Hv;
-      a.ws_ml[2 * slot] = mx;
-      a.ws_ml[2 * slot + 1] = sum;
-    } else {
-      s_dst[tid] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
-      s_ml[tid] = make_float2(mx, sum);
+    if (lane < NW) ep_m[lane * R + r] = wt * scale;
+    if (lane == 0) {
+      const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + r);
+      if (to_partials) {
+        const int64_t slot = static_cast<int64_t>(cta.split) * a.num_rows + PartialRow(p, cta.b, rc);
+        s_dst[r] = slot * Hv;
+        a.ws_ml[2 * slot] = mx;
+        a.ws_ml[2 * slot + 1] = sum;
+      } else {
+        s_dst[r] = OutRow<T>(p, cta.b, rc) - static_cast<T*>(p.out);
+        s_ml[r] = make_float2(mx, sum);
+      }
     }
   }
   __syncthreads();
