@@ -854,12 +854,15 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
 
   // ragged: kv lengths drawn in [S/8, S]; full_lens: per-row lengths, all S (as a
   // decode step passes them); extra: the cache holds S keys in a capacity of S + extra
-  // (a decode loop's cache is larger than its contents; per-row lengths S).
+  // (a decode loop's cache is larger than its contents; per-row lengths S); more: the
+  // lengths are S + more (<= extra), past a multiple of the splits' tiles as a decode
+  // loop's lengths are (decode_model's ctx 4096 steps run lengths 4097-4128).
   struct Shape {
     int B, S, Nq, Nkv, H, Hv;
     bool ragged = false, full_lens = false;
-    int extra = 0;
+    int extra = 0, more = 0;
     int capacity() const { return S + extra; }
+    int length() const { return S + more; }
   };
   std::vector<Shape> shapes;
   const double kMaxBytes = 20e9;
@@ -890,13 +893,23 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
         const int extra = extra_of ? extra_of : bs.second;  // 0: twice the length
         shapes.push_back(Shape{bs.first, bs.second, nn.first, nn.second, 128, 128, false, true,
                                extra});
+        if (extra_of) {  // lengths 1 and 17 past S, as a decode loop's first and 17th step
+          for (int more : {1, 17}) {
+            shapes.push_back(Shape{bs.first, bs.second, nn.first, nn.second, 128, 128, false,
+                                   true, extra, more});
+          }
+        }
       }
     }
   }
   auto name_of = [](const Shape& s) {
     char name[64];
     char cap[24] = "";
-    if (s.extra) std::snprintf(cap, sizeof cap, " cap+%d", s.extra);
+    if (s.extra && s.more) {
+      std::snprintf(cap, sizeof cap, " cap+%d len+%d", s.extra, s.more);
+    } else if (s.extra) {
+      std::snprintf(cap, sizeof cap, " cap+%d", s.extra);
+    }
     std::snprintf(name, sizeof name, "B%d S%d N%d/%d H%d/%d%s%s", s.B, s.S, s.Nq, s.Nkv, s.H,
                   s.Hv, s.ragged ? " ragged" : s.full_lens && !s.extra ? " lens" : "", cap);
     return std::string(name);
@@ -955,7 +968,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
     for (int b = 0; b < s.B; ++b) {
       x ^= x << 13; x ^= x >> 7; x ^= x << 17;
       ragged_lens[b] = s.ragged ? s.S / 8 + static_cast<int>(x % static_cast<uint64_t>(s.S - s.S / 8 + 1))
-                                : s.S;
+                                : s.length();
     }
     CHECK_CUDA(cudaMemcpy(dlens.ptr, ragged_lens.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
   };
@@ -985,7 +998,9 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
     if (s.ragged || s.full_lens) p.kv_lengths = static_cast<const int32_t*>(dlens.ptr);
     if (append) {  // as MakeDecodeStepParams: lengths and offsets from the starts
       std::vector<int32_t> starts(s.B);
-      for (int b = 0; b < s.B; ++b) starts[b] = (s.ragged || s.full_lens ? ragged_lens[b] : s.S) - 1;
+      for (int b = 0; b < s.B; ++b) {
+        starts[b] = (s.ragged || s.full_lens ? ragged_lens[b] : s.length()) - 1;
+      }
       CHECK_CUDA(cudaMemcpy(dstarts.ptr, starts.data(), s.B * sizeof(int32_t), cudaMemcpyHostToDevice));
       p.kv_lengths = p.causal_offsets = static_cast<const int32_t*>(dstarts.ptr);
       p.kv_length_bias = 1;
@@ -1036,7 +1051,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
     return Median(ts) * 1e-3;
   };
   auto bytes_of = [&](const Shape& s) {  // q, valid k and v, out
-    double keys = static_cast<double>(s.B) * s.S;
+    double keys = static_cast<double>(s.B) * s.length();
     if (s.ragged) {
       ragged_lengths(s);
       keys = 0;
