@@ -47,7 +47,7 @@ class Config:
 
 def init_params(cfg, seed, dtype):
     """Random weights, scaled by 1/sqrt(fan_in) so activations and logits stay O(1)."""
-    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 2 + 7 * cfg.n_layers))
+    keys = iter(jax.random.split(jax.random.PRNGKey(seed), 2 + 5 * cfg.n_layers))
 
     def dense(fan_in, fan_out):
         w = jax.random.normal(next(keys), (fan_in, fan_out), jnp.float32) / np.sqrt(fan_in)

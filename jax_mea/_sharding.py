@@ -12,6 +12,9 @@ character per axis:
   there, XLA gathers it before the call.
 * ``.``: an axis of its own, replicated: the one-element placeholders of absent
   optional operands, and the size-1 axes of broadcast masks.
+* an upper-case letter: a head axis that must stay whole, where a split input is an
+  error instead of a gather (a packed QKV's head axis mixes query, key and value
+  heads, so the call, its cache and its output split over the batch only).
 
 The mechanism is ``jax.experimental.custom_partitioning`` with a Shardy
 sharding rule built from the roles (the README's "Sharding and export" says why).
@@ -44,6 +47,7 @@ _PRIMITIVES: dict[str, Primitive] = {}
 
 def layout_roles(layout, batch: str, heads: str, seq: str, dim: str) -> str:
     """The roles of a rank-4 tensor in `layout` (BSNH or BNSH)."""
+    assert int(layout) in (_ffi.LAYOUTS["BSNH"], _ffi.LAYOUTS["BNSH"]), layout
     bsnh = int(layout) == _ffi.LAYOUTS["BSNH"]
     return batch + (seq + heads if bsnh else heads + seq) + dim
 
@@ -130,9 +134,26 @@ def _spec(roles: str, batch, heads) -> PartitionSpec:
                            for r in roles))
 
 
+def _check_whole_heads(prim_name, in_roles, operands) -> None:
+    """A ValueError where an operand is split on an axis whose role is upper case."""
+    for index, (roles, operand) in enumerate(zip(in_roles, operands)):
+        sharding = getattr(operand, "sharding", None)
+        spec = tuple(sharding.spec) if isinstance(sharding, NamedSharding) else ()
+        for i, r in enumerate(roles):
+            axes = _spec_axes(spec[i] if i < len(spec) else None)
+            if r.isupper() and axes:
+                raise ValueError(
+                    f"{prim_name}: operand {index}'s axis {i} is split over mesh axes {axes}, "
+                    f"but it is a head axis that splits with neither the query nor the "
+                    f"key/value heads (a packed QKV and its cache split over the batch "
+                    f"only). Shard the heads of query, key and value passed apart, or "
+                    f"keep the heads whole.")
+
+
 def _shardings(prim_name, in_roles, out_roles, num_kv_heads, mesh, arg_shapes):
     """(operand shardings, result shardings) for each device to run its own shard:
     batch and heads as the operands have them, every other axis whole."""
+    _check_whole_heads(prim_name, in_roles, arg_shapes)
     batch, heads = _batch_and_heads(in_roles, arg_shapes)
     splits = 1
     for a in heads:
@@ -187,6 +208,7 @@ def result_shardings(roles: RolesFn, params: dict, avals_in) -> list:
     mesh = getattr(getattr(avals_in[0], "sharding", None), "mesh", None)
     if mesh is None or mesh.empty:
         return [None] * len(out_roles)
+    _check_whole_heads("jax-mea", in_roles, avals_in)
     batch, heads = _batch_and_heads(in_roles, avals_in)
     return [NamedSharding(mesh, _spec(r, batch, heads)) for r in out_roles]
 

@@ -125,7 +125,8 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
         Packed: key and value None, query [B, T, Nq + 2 Nkv, H] holding the query
         heads, then the new keys', then the new values' (Hv = H): a model's fused
         QKV projection, rotated in place, as it comes out. The kernel reads the
-        three through its strides, so XLA runs no slice copies before the call.
+        three through its strides, so XLA runs no slice copies before the call
+        (except with a traced scale, which belongs to the query heads alone).
       cache: the KVCache; the new tokens go at positions cache.lengths[b] + t.
       scale: defaults to 1/sqrt(H); positive, or traced (folded into the query).
         softcap: see onnx_attention.
@@ -194,15 +195,18 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
 
 def _packed_views(qkv, cache: KVCache, sliced=False):
     """(query, key, value) head ranges of a packed [B, T, Nq + 2 Nkv, H] query: their
-    shapes and dtype (for the checks), or the slices themselves when `sliced`."""
+    shapes and dtype (for the checks, which then hold for the packed array), or the
+    slices themselves when `sliced`. The packed shape's own errors name it."""
     C.check_rank("query", qkv, 4, "[B, T, Nq + 2 Nkv, H] (packed: key and value None)")
-    nkv, heads = cache.num_kv_heads, qkv.shape[2]
-    if heads <= 2 * nkv or cache.v_head_size != cache.head_size:
-        raise ValueError(
-            f"a packed query must be [B, T, Nq + 2 Nkv, H] with Nkv = {nkv} (the cache's), "
-            f"Nq > 0 and H = Hv; got {qkv.shape} for a cache of head sizes "
-            f"{cache.head_size} / {cache.v_head_size}")
+    B, nkv, H = cache.batch_size, cache.num_kv_heads, cache.head_size
+    heads = qkv.shape[2]
     nq = heads - 2 * nkv
+    if (qkv.shape[0] != B or qkv.shape[3] != H or cache.v_head_size != H or nq <= 0
+            or nq % nkv):
+        raise ValueError(
+            f"a packed query must be [B, T, Nq + 2 Nkv, H] with the cache's B = {B}, "
+            f"Nkv = {nkv} and H = Hv = {H}, and Nq a positive multiple of Nkv; got "
+            f"{tuple(qkv.shape)} for a cache of head sizes {H} / {cache.v_head_size}")
     ranges = ((0, nq), (nq, nq + nkv), (nq + nkv, heads))
     if sliced:
         return tuple(qkv[:, :, lo:hi] for lo, hi in ranges)

@@ -79,6 +79,7 @@ def _check_query_positions(causal_offset: int, q_len, kv_len) -> None:
 
 
 def make_shape(batch, heads, seq, dim, layout: Layout) -> tuple[int, ...]:
+    assert layout in (Layout.BSNH, Layout.BNSH), layout
     return (batch, seq, heads, dim) if layout == Layout.BSNH else (batch, heads, seq, dim)
 
 
@@ -518,8 +519,13 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, *,
 
 def _decode_query_heads(q, cache_key, params) -> int:
     """Nq of a decode step's query (a packed one holds 2 Nkv heads more)."""
-    packed = params["q_layout"] == Layout.PACKED_QKV
-    return q.shape[2] - 2 * cache_key.shape[1] if packed else q.shape[2]
+    if params["q_layout"] != Layout.PACKED_QKV:
+        return q.shape[2]
+    nq = q.shape[2] - 2 * cache_key.shape[1]
+    if nq <= 0:
+        raise ValueError(f"a packed query [B, T, Nq + 2 Nkv, H] needs more than 2 Nkv = "
+                         f"{2 * cache_key.shape[1]} heads, got {q.shape}")
+    return nq
 
 
 def _decode_step_abstract_eval(*avals, **params):
@@ -596,9 +602,9 @@ def _kv_concat_roles(params, avals):
 def _decode_step_roles(params, avals):
     # (q, new_k, new_v, cache_k, cache_v, mask placeholder, starts)
     if params["q_layout"] == Layout.PACKED_QKV:
-        # One head axis holds the query, key and value heads: it splits over batch
-        # only (a head-sharded cache is gathered; pass q, k, v apart to split heads).
-        return (("bsph", ".", ".", "bmlh", "bmlh", ".", "b"), ("bsqh", "bmlh", "bmlh"))
+        # One head axis holds the query, key and value heads: the call splits over
+        # the batch only, and heads split anywhere are an error (upper-case roles).
+        return (("bsPh", ".", ".", "bMlh", "bMlh", ".", "b"), ("bsQh", "bMlh", "bMlh"))
     return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b"),
             ("bsnd", "bklh", "bkld"))
 

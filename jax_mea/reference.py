@@ -467,12 +467,16 @@ def decode_attention(query, key, value, cache: Any, *, scale=None, softcap=0.0,
     query is packed, [B, T, Nq + 2 Nkv, H], the query heads then the keys' then the
     values'.
     """
-    if key is None and value is None:
+    if (key is None) != (value is None):
+        raise ValueError("decode_attention takes key and value both, or neither (query "
+                         "then packs them: [B, T, Nq + 2 Nkv, H])")
+    if key is None:
         query = jnp.asarray(query)
-        nkv = cache.key.shape[1]
-        if query.ndim != 4 or query.shape[2] <= 2 * nkv:
-            raise ValueError(f"a packed query must be [B, T, Nq + 2 Nkv, H] with Nkv = {nkv}, "
-                             f"got shape {tuple(query.shape)}")
+        nkv, h, hv = cache.key.shape[1], cache.key.shape[3], cache.value.shape[3]
+        if query.ndim != 4 or query.shape[2] <= 2 * nkv or h != hv:
+            raise ValueError(f"a packed query must be [B, T, Nq + 2 Nkv, H] with Nkv = {nkv} "
+                             f"and H = Hv (the cache's: {h} / {hv}), got shape "
+                             f"{tuple(query.shape)}")
         nq = query.shape[2] - 2 * nkv
         query, key, value = query[:, :, :nq], query[:, :, nq:nq + nkv], query[:, :, nq + nkv:]
     query, key, value = jnp.asarray(query), jnp.asarray(key), jnp.asarray(value)

@@ -428,16 +428,19 @@ def _pack(q, k, v):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("heads,steps", [((4, 4, 16), 1), ((8, 2, 32), 1), ((6, 2, 24), 3),
-                                         ((8, 1, 128), 1), ((4, 2, 72), 2)], ids=str)
+                                         ((8, 1, 128), 1), ((4, 2, 72), 2), ((3, 1, 12), 2),
+                                         ((4, 2, 20), 1), ((8, 2, 128), 33)], ids=str)
 def test_packed_qkv_step(rng, dtype, heads, steps):
     """key and value None, query packed [B, T, Nq + 2 Nkv, H]: the kernel reads the
     three head ranges of the one array through its strides. Each step matches the
     float64 model and is bit-identical to the same step with q, k, v apart (the same
     kernel on the same values), on ragged lengths, an empty row and one that
-    overflows; the reference takes the packed form too. H = 128 runs the GPU's
-    tensor-core kernel, the others its SIMT one."""
+    overflows; the reference takes the packed form too. On the GPU, float16 and
+    bfloat16 steps take the tensor-core decode kernel (float32 its SIMT one; H 12 and
+    20 its unaligned loads), and T = 33 with 4 query heads a kv head (132 rows) the
+    forward kernel after the append."""
     num_heads, num_kv, head_size = heads
-    batch, capacity = 3, 40
+    batch, capacity = 3, 40 + steps
     cache = random_cache(rng, batch, capacity, num_kv, head_size, head_size, dtype,
                          [0, 17, capacity - 1])
     model = CacheModel(cache)
@@ -466,9 +469,11 @@ def test_packed_qkv_needs_no_slices(rng):
     step = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c),
                    donate_argnums=1)
     hlo = step.lower(qkv, cache).compile().as_text()
+    entry = hlo[hlo.index("\nENTRY"):]
+    param0 = re.search(r"(%[\w.]+) = f32\[2,1,8,16\][^ ]* parameter\(0\)", entry)
     call = re.search(r"custom-call\((%[\w.]+),.*custom_call_target=\"jax_mea_decode_step\"",
-                     hlo)
-    assert call and re.fullmatch(r"%qkv[.\d]*", call.group(1)), hlo
+                     entry)
+    assert param0 and call and call.group(1) == param0.group(1), hlo
 
 
 def test_packed_qkv_traced_scale_and_vmap(rng):
@@ -488,21 +493,41 @@ def test_packed_qkv_traced_scale_and_vmap(rng):
     want, want_cache = jax_mea.decode_attention(q, k, v, cache)
     for i in range(2):
         assert_same_kernel(outs[i], want, "float32", f"vmapped packed out {i}")
-        assert_same(caches.value[i], want_cache.value, f"vmapped packed cache.value {i}")
+        for name in ("key", "value", "lengths", "overflowed"):
+            assert_same(getattr(caches, name)[i], getattr(want_cache, name),
+                        f"vmapped packed cache.{name} {i}")
+
+
+def test_packed_qkv_window_and_softcap(rng):
+    """A packed step with a local window and softcap: bit-identical to the step with
+    q, k, v apart (the options reach the same kernel either way)."""
+    cache = random_cache(rng, 2, 48, 2, 32, 32, "bfloat16", [30, 41])
+    q, k, v = Stream(rng, 2, 6, 2, 32, 32, "bfloat16").tokens(2)
+    options = dict(local_window_size=5, softcap=2.0)
+    want = jax.jit(lambda q, k, v, c: jax_mea.decode_attention(q, k, v, c, **options))(
+        q, k, v, cache)
+    got = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c, **options))(
+        _pack(q, k, v), cache)
+    for g, w, name in zip(jax.tree.leaves(got), jax.tree.leaves(want),
+                          ("out", "key", "value", "lengths", "overflowed")):
+        assert_same(g, w, f"packed with window and softcap: {name}")
 
 
 @pytest.mark.parametrize("shape, match", [
     ((2, 1, 4, 8), "Nq \\+ 2 Nkv"),        # no query heads left
     ((2, 1, 8), "rank 4"),
     ((2, 1, 7, 8), "multiple"),            # Nq = 3 over 2 kv heads
+    ((3, 1, 8, 8), "B = 2"),
+    ((2, 1, 8, 16), "H = Hv = 8"),
 ], ids=str)
 def test_packed_qkv_validation(shape, match):
     cache = jax_mea.KVCache.create(2, 16, 2, 8, dtype=jnp.float32)
     with pytest.raises(ValueError, match=match):
         jax_mea.decode_attention(jnp.zeros(shape, jnp.float32), None, None, cache)
     q = jnp.zeros((2, 1, 4, 8), jnp.float32)
-    with pytest.raises(ValueError, match="both, or neither"):
-        jax_mea.decode_attention(q, q[:, :, :2], None, cache)
+    for fn in (jax_mea.decode_attention, reference.decode_attention):
+        with pytest.raises(ValueError, match="both, or neither"):
+            fn(q, q[:, :, :2], None, cache)
     asymmetric = jax_mea.KVCache.create(2, 16, 2, 8, 4, dtype=jnp.float32)
     with pytest.raises(ValueError, match="H = Hv"):
         jax_mea.decode_attention(jnp.zeros((2, 1, 8, 8)), None, None, asymmetric)

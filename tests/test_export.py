@@ -127,6 +127,27 @@ def test_round_trip_decode_attention(rng):
         _assert_tree_equal((out, new_cache), jax_mea.decode_attention(q, k, v, cache))
 
 
+def test_round_trip_packed_decode_attention(rng):
+    """A packed QKV step (the decode call's q_layout PACKED_QKV serializes), a
+    symbolic batch."""
+    b, capacity = export.symbolic_shape("b")[0], 16
+    cache_spec = jax_mea.KVCache(key=_spec((b, NKV, capacity, H)),
+                                 value=_spec((b, NKV, capacity, H)),
+                                 lengths=_spec((b,), jnp.int32), overflowed=_spec((b,), jnp.bool_))
+
+    def step(qkv, cache):
+        return jax_mea.decode_attention(qkv, None, None, cache)
+
+    restored, module = _round_trip(step, _spec((b, 1, NQ + 2 * NKV, H)), cache_spec)
+    assert f"q_layout = {int(Layout.PACKED_QKV)} : i64" in str(module)
+    for batch in (1, 3):
+        (qkv,) = _inputs(rng, batch, (1, NQ + 2 * NKV, H))
+        cache = jax_mea.KVCache.create(batch, capacity, NKV, H, dtype=jnp.float32)
+        cache = cache.replace(key=jnp.asarray(rng.standard_normal(cache.key.shape), jnp.float32),
+                              lengths=jnp.arange(batch, dtype=jnp.int32) + 4)
+        _assert_tree_equal(restored.call(qkv, cache), step(qkv, cache))
+
+
 def test_export_sizes_the_workspace_per_platform():
     """The CUDA lowering asks for the decode workspace bound, the CPU one for none;
     both lowerings exist on a machine without CUDA kernels."""

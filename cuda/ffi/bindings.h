@@ -135,9 +135,13 @@ inline ffi::Error SplitPackedQkv(ffi::AnyBuffer packed, ffi::AnyBuffer cache_k,
   for (int i = 0; i < 3; ++i) {
     int64_t* d = views->dims[i];
     d[0] = pt->batch, d[1] = pt->seq, d[2] = heads[i], d[3] = pt->dim;
-    views->bufs[i] = XLA_FFI_Buffer{XLA_FFI_Buffer_STRUCT_SIZE, nullptr,
-                                    static_cast<XLA_FFI_DataType>(packed.element_type()),
-                                    base + first_head[i] * pt->dim * elem, 4, d};
+    XLA_FFI_Buffer& view = views->bufs[i];
+    view = XLA_FFI_Buffer{};
+    view.struct_size = XLA_FFI_Buffer_STRUCT_SIZE;
+    view.dtype = static_cast<XLA_FFI_DataType>(packed.element_type());
+    view.data = base + first_head[i] * pt->dim * elem;
+    view.rank = 4;
+    view.dims = d;
   }
   views->strides = pt->strides;
   return ffi::Error::Success();

@@ -224,6 +224,22 @@ def test_packed_decode_step_over_batch():
                                       np.asarray(getattr(want_cache, name)), err_msg=name)
 
 
+@pytest.mark.parametrize("mesh_name", ["heads", "2x4", "2x4-auto"])
+def test_packed_decode_step_heads_split_is_an_error(mesh_name):
+    """A packed step whose cache (or packed query) is split over heads: a clear error
+    at trace or compile time, not a silent gather of every layer's cache."""
+    mesh, b, n = mesh_of(mesh_name)
+    capacity = 32
+    kv = put(jnp.array(data(6, B, NKV, capacity, H)), mesh, b, n)
+    cache = jax_mea.KVCache(kv, kv, put(np.zeros(B, np.int32), mesh, b),
+                            put(np.zeros(B, bool), mesh, b))
+    qkv = put(data(3, B, 1, NQ + 2 * NKV, H), mesh, b)
+    step = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c))
+    # Explicit axes: a ValueError at trace time; auto axes: the partitioner's, wrapped.
+    with pytest.raises(Exception, match="packed QKV and its cache split over the batch only"):
+        step.lower(qkv, cache).compile()
+
+
 def test_too_few_kv_heads_for_the_head_shards():
     """2 kv heads over 4 model shards: a clear error, not a silent gather."""
     mesh, b, n = mesh_of("2x4")
