@@ -12,8 +12,7 @@
 #   1. checks 0020 (split chunks of equal keys, not whole tiles): --small, memcheck on
 #      --small, the full list for 120 s;
 #   2. times main and 0020 alternately, clean and polluted, on lengths at S and 1 and 17
-#      past it (a decode loop's lengths: ctx 4096 + 1..32; session 22's scan found
-#      B8 S4096 N16/4 24.5 us at capacity = length and 31.0 us at cap+64);
+#      past it (a decode loop's lengths: decode_model's ctx 4096 steps run 4097-4128);
 #   3. traces both polluted at B8 S4096 N16/4 len+17.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s23; mkdir -p $D
