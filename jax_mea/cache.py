@@ -140,8 +140,11 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     if not isinstance(cache, KVCache):
         raise TypeError(f"cache must be a jax_mea.KVCache, got {type(cache).__name__}")
     qkv = query if key is None and value is None else None
-    if qkv is not None:
-        query, key, value = _packed_views(qkv, cache)
+    if qkv is not None:  # checked below as the three arrays it holds
+        packed_ranges = _packed_head_ranges(qkv, cache)
+        B, T, _, H = qkv.shape
+        query, key, value = (jax.ShapeDtypeStruct((B, T, hi - lo, H), qkv.dtype)
+                             for lo, hi in packed_ranges)
     elif key is None or value is None:
         raise ValueError("decode_attention takes key and value both, or neither (query "
                          "then packs them: [B, T, Nq + 2 Nkv, H])")
@@ -182,7 +185,7 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
         if q_factor is None:  # the call reads the three out of the packed array
             query, key, value = qkv, None, None
         else:  # a factor for the query heads alone: apart (XLA copies the slices)
-            query, key, value = _packed_views(qkv, cache, sliced=True)
+            query, key, value = (qkv[:, :, lo:hi] for lo, hi in packed_ranges)
     out, new_key, new_value = bind_decode_step(
         C.fold_into_query(query, q_factor), key, value, cache.key, cache.value, starts,
         left_window=left, scale=scale, softcap=softcap)
@@ -193,10 +196,9 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
     return out, new_cache
 
 
-def _packed_views(qkv, cache: KVCache, sliced=False):
-    """(query, key, value) head ranges of a packed [B, T, Nq + 2 Nkv, H] query: their
-    shapes and dtype (for the checks, which then hold for the packed array), or the
-    slices themselves when `sliced`. The packed shape's own errors name it."""
+def _packed_head_ranges(qkv, cache: KVCache):
+    """The (first, end) heads of the query, key and value in a packed [B, T, Nq + 2 Nkv,
+    H] query, after the checks that the packed shape's own errors name."""
     C.check_rank("query", qkv, 4, "[B, T, Nq + 2 Nkv, H] (packed: key and value None)")
     B, nkv, H = cache.batch_size, cache.num_kv_heads, cache.head_size
     heads = qkv.shape[2]
@@ -207,8 +209,4 @@ def _packed_views(qkv, cache: KVCache, sliced=False):
             f"a packed query must be [B, T, Nq + 2 Nkv, H] with the cache's B = {B}, "
             f"Nkv = {nkv} and H = Hv = {H}, and Nq a positive multiple of Nkv; got "
             f"{tuple(qkv.shape)} for a cache of head sizes {H} / {cache.v_head_size}")
-    ranges = ((0, nq), (nq, nq + nkv), (nq + nkv, heads))
-    if sliced:
-        return tuple(qkv[:, :, lo:hi] for lo, hi in ranges)
-    B, T, _, H = qkv.shape
-    return tuple(jax.ShapeDtypeStruct((B, T, hi - lo, H), qkv.dtype) for lo, hi in ranges)
+    return (0, nq), (nq, nq + nkv), (nq + nkv, heads)
