@@ -10,7 +10,7 @@
 #   xz -6 -T2 -f .probe/s23/*
 # Run with carry [".probe/s23"] (about 300 s). It
 #   1. checks 0020 (split chunks of equal keys, not whole tiles): --small, memcheck on
-#      --small, the full list for 120 s;
+#      --small (main's too), the full list for 120 s;
 #   2. times main and 0020 alternately, clean and polluted, on lengths at S and 1 and 17
 #      past it (a decode loop's lengths: decode_model's ctx 4096 steps run 4097-4128);
 #   3. traces both polluted at B8 S4096 N16/4 len+17.
@@ -18,7 +18,10 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s23; mkdir -p $D
 for f in .probe/s23/*.xz; do n=$D/$(basename "$f" .xz); xz -dc "$f" > "$n"; chmod +x "$n"; done
 timeout 60 $D/dc20 --small > "$OUT/check_small.log" 2>&1; echo "0020 --small rc=$? $(tail -n 1 $OUT/check_small.log | cut -c1-80)"
-timeout 120 compute-sanitizer --tool memcheck $D/dc20 --small > "$OUT/memcheck.log" 2>&1; echo "memcheck rc=$? $(grep -m1 'ERROR SUMMARY' $OUT/memcheck.log)"
+for v in dc dc20; do  # main too: 0018 landed in session 22 without memcheck
+  timeout 100 compute-sanitizer --tool memcheck $D/$v --small > "$OUT/memcheck_$v.log" 2>&1
+  echo "$v memcheck rc=$? $(grep -m1 'ERROR SUMMARY' $OUT/memcheck_$v.log)"
+done
 S=""
 for sh in "B8 S4096 N16/4" "B8 S4096 N32/8" "B1 S32768 N16/4" "B32 S2048 N16/4" "B8 S1024 N16/4" "B1 S4096 N16/4"; do
   for l in "" " len+1" " len+17"; do S="$S,$sh H128/128 cap+64$l"; done
