@@ -167,6 +167,10 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
                          f"H and the query's T), got {key.shape}")
     if value.shape != want_v:
         raise ValueError(f"value must be [B, T, Nkv, Hv] = {list(want_v)}, got {value.shape}")
+    for name, flags in (("cache.lengths", cache.lengths), ("cache.overflowed", cache.overflowed)):
+        if tuple(flags.shape) != (cache.batch_size,):
+            raise ValueError(f"{name} must be [B] = [{cache.batch_size}] (the cache's batch), "
+                             f"got {tuple(flags.shape)}")
     C.check_positive("query", num_heads, "the number of heads")
     C.check_positive("cache.key", cache.num_kv_heads, "the number of key/value heads")
     C.check_positive("cache.key", head_size, "the head size")
@@ -186,13 +190,14 @@ def decode_attention(query, key, value, cache: KVCache, *, scale=None, softcap=0
             query, key, value = qkv, None, None
         else:  # a factor for the query heads alone: apart (XLA copies the slices)
             query, key, value = (qkv[:, :, lo:hi] for lo, hi in packed_ranges)
-    out, new_key, new_value = bind_decode_step(
+    # The call sets the overflow flags in place; the lengths' min stays in XLA (the
+    # call's CTAs read the old lengths, so writing them there would need ordering).
+    out, new_key, new_value, overflowed = bind_decode_step(
         C.fold_into_query(query, q_factor), key, value, cache.key, cache.value, starts,
-        left_window=left, scale=scale, softcap=softcap)
-    wanted = starts + steps
-    new_lengths = jnp.minimum(wanted, cache.max_seq_len).astype(jnp.int32)
+        cache.overflowed.astype(jnp.bool_), left_window=left, scale=scale, softcap=softcap)
+    new_lengths = jnp.minimum(starts + steps, cache.max_seq_len).astype(jnp.int32)
     new_cache = cache.replace(key=new_key, value=new_value, lengths=new_lengths,
-                              overflowed=cache.overflowed | (wanted > cache.max_seq_len))
+                              overflowed=overflowed)
     return out, new_cache
 
 

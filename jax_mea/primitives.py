@@ -493,12 +493,14 @@ decode_step_p = Primitive("jax_mea_decode_step")
 decode_step_p.multiple_results = True
 
 
-def bind_decode_step(q, key, value, cache_key, cache_value, starts, *,
+def bind_decode_step(q, key, value, cache_key, cache_value, starts, overflowed, *,
                      left_window: int, scale: float, softcap: float):
     """Writes key/value [B, T, Nkv, H|Hv] into the BNSH caches at positions starts[b] + t
     (dropping positions outside), then attends q [B, T, Nq, H] causally over the first
     min(starts[b] + T, capacity) keys, query t sitting at position starts[b] + t. Returns
-    (out [B, T, Nq, Hv], cache_key, cache_value); the caches are updated in place.
+    (out [B, T, Nq, Hv], cache_key, cache_value, overflowed); the caches are updated in
+    place, and so are the overflow flags (bool [B]), set where starts[b] + T > capacity:
+    in XLA that update was a kernel of its own a layer (two with the lengths' at B1).
     key and value None: q is packed, [B, T, Nq + 2 Nkv, H] (Layout.PACKED_QKV; Hv = H),
     and the kernel reads the three through its strides, with no slice copies.
 
@@ -509,7 +511,7 @@ def bind_decode_step(q, key, value, cache_key, cache_value, starts, *,
     if packed:
         key = value = _placeholder(q.dtype)
     return decode_step_p.bind(
-        q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), starts,
+        q, key, value, cache_key, cache_value, _placeholder(jnp.bool_), starts, overflowed,
         q_layout=Layout.PACKED_QKV if packed else Layout.BSNH, k_layout=Layout.BNSH,
         v_layout=Layout.BNSH,
         out_layout=Layout.BSNH, mask_kind=MaskKind.NONE, has_kv_lengths=True,
@@ -533,7 +535,8 @@ def _decode_step_abstract_eval(*avals, **params):
     return _results(_decode_step_roles, params, avals, [
         (q.shape[:2] + (_decode_query_heads(q, cache_key, params), cache_value.shape[3]),
          q.dtype),
-        (cache_key.shape, cache_key.dtype), (cache_value.shape, cache_value.dtype)])
+        (cache_key.shape, cache_key.dtype), (cache_value.shape, cache_value.dtype),
+        (avals[7].shape, avals[7].dtype)])
 
 
 decode_step_p.def_abstract_eval(_decode_step_abstract_eval)
@@ -600,13 +603,14 @@ def _kv_concat_roles(params, avals):
 
 
 def _decode_step_roles(params, avals):
-    # (q, new_k, new_v, cache_k, cache_v, mask placeholder, starts)
+    # (q, new_k, new_v, cache_k, cache_v, mask placeholder, starts, overflowed)
     if params["q_layout"] == Layout.PACKED_QKV:
         # One head axis holds the query, key and value heads: the call splits over
         # the batch only, and heads split anywhere are an error (upper-case roles).
-        return (("bsPh", ".", ".", "bMlh", "bMlh", ".", "b"), ("bsQh", "bMlh", "bMlh"))
-    return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b"),
-            ("bsnd", "bklh", "bkld"))
+        return (("bsPh", ".", ".", "bMlh", "bMlh", ".", "b", "b"),
+                ("bsQh", "bMlh", "bMlh", "b"))
+    return (("bsnh", "btkh", "btkd", "bklh", "bkld", ".", "b", "b"),
+            ("bsnd", "bklh", "bkld", "b"))
 
 
 def _register_lowerings() -> None:
@@ -618,7 +622,7 @@ def _register_lowerings() -> None:
              _attention_roles),
             (kv_concat_p, _ffi_rule(_ffi.KV_CONCAT_TARGET), _kv_concat_roles),
             (decode_step_p, _workspace_rule(_ffi.DECODE_STEP_TARGET, platform, (3, 4),
-                                            operand_output_aliases={3: 1, 4: 2}),
+                                            operand_output_aliases={3: 1, 4: 2, 7: 3}),
              _decode_step_roles),
         )
         # The backward: the CPU kernel; for CUDA, the backward kernel where it

@@ -559,3 +559,36 @@ def test_decode_loop_copies_no_lengths_per_layer_gpu(rng):
     hlo = jax.jit(loop, donate_argnums=0).lower(caches, x).compile().as_text()
     lengths_copies = re.findall(rf"= s32\[{batch}\]\{{0\}} copy\(", hlo)
     assert len(lengths_copies) == 0, f"{len(lengths_copies)} copies of the lengths"
+    flag_copies = re.findall(rf"= pred\[{batch}\]\{{0\}} copy\(", hlo)
+    assert len(flag_copies) == 0, f"{len(flag_copies)} copies of the overflow flags"
+
+
+def test_overflow_flags_set_inside_the_call(rng):
+    """The call sets the cache's overflow flags in place (an aliased operand): the
+    compiled step computes no `or` of them in XLA, which at batch 1 was a kernel of
+    its own per layer beside the lengths' min (issue 11). The flags stay set once set,
+    and a row that fits exactly does not overflow."""
+    cache = random_cache(rng, 3, 16, 2, 8, 8, "float32", [15, 16, 3])
+    q = jnp.asarray(rng.standard_normal((3, 1, 4, 8)), jnp.float32)
+    kv = jnp.asarray(rng.standard_normal((3, 1, 2, 8)), jnp.float32)
+    step = jax.jit(lambda c: jax_mea.decode_attention(q, kv, kv, c)[1], donate_argnums=0)
+    hlo = step.lower(cache).compile().as_text()
+    assert not re.search(r"pred\[3\]\{0\} or\(", hlo), hlo
+    assert re.search(r"output_to_operand_aliasing=\{[^\n]*\{3\}: \(7, \{\}\)", hlo), hlo
+    cache = step(cache)  # 15 + 1 fits, 16 + 1 overflows
+    np.testing.assert_array_equal(np.asarray(cache.overflowed), [False, True, False])
+    np.testing.assert_array_equal(np.asarray(cache.lengths), [16, 16, 4])
+    cache = step(cache)  # now row 0 too; row 1 stays set
+    np.testing.assert_array_equal(np.asarray(cache.overflowed), [True, True, False])
+    cache = step(cache.reset(jnp.asarray([False, True, False])))  # reset clears row 1
+    np.testing.assert_array_equal(np.asarray(cache.overflowed), [True, False, False])
+
+
+def test_cache_flags_shape_checked():
+    """A cache whose lengths or overflow flags are not [B] is refused at trace time."""
+    cache = jax_mea.KVCache.create(2, 8, 1, 4, dtype=jnp.float32)
+    q, kv = jnp.zeros((2, 1, 1, 4)), jnp.zeros((2, 1, 1, 4))
+    for field, bad in (("lengths", jnp.zeros((3,), jnp.int32)),
+                       ("overflowed", jnp.zeros((2, 1), bool))):
+        with pytest.raises(ValueError, match=f"cache.{field} must be \\[B\\] = \\[2\\]"):
+            jax_mea.decode_attention(q, kv, kv, cache.replace(**{field: bad}))

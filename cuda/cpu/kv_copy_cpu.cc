@@ -37,6 +37,7 @@ void KvCopy(const KvCopyParams& p) {
     }
     // New tokens whose destination falls outside [0, dst_capacity) are dropped.
     const int start = p.dst_start(b);
+    if (h == 0) MarkOverflow(p.overflowed, b, start, p.num_new, p.dst_capacity);
     const int first = std::max(0, -start);
     const int last = std::max(first, std::min(p.num_new, p.dst_capacity - start));
     CopyRows(p.new_k, p.new_k_strides, p.dst_k, p.dst_k_strides, b, h, first, start + first,

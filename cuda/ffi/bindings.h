@@ -75,21 +75,24 @@ auto KvConcatSignature(Binding binding) {
 }
 
 // A decode step in one call: (q, new_k, new_v, cache_k, cache_v, mask,
-// starts) -> (out, cache_k, cache_v, workspace). The new tokens (in q_layout)
-// go into the BNSH caches at starts[b] + t (outputs aliasing the cache inputs),
-// then attention over the first starts[b] + T keys (clamped to the capacity)
-// with the starts as causal offsets; attributes AttentionAttrs. One custom call instead of an append and an
-// attention: XLA's cost per custom call is paid once per step. With q_layout
-// kPackedQkv, q holds the new keys and values too (PackedQkvViews) and new_k /
-// new_v are placeholders.
+// starts, overflowed) -> (out, cache_k, cache_v, overflowed, workspace). The new
+// tokens (in q_layout) go into the BNSH caches at starts[b] + t (outputs aliasing
+// the cache inputs), then attention over the first starts[b] + T keys (clamped to
+// the capacity) with the starts as causal offsets; the cache's overflow flags
+// (aliased too) are set where starts[b] + T > capacity. Attributes AttentionAttrs.
+// One custom call instead of an append and an attention: XLA's cost per custom
+// call is paid once per step. With q_layout kPackedQkv, q holds the new keys and
+// values too (PackedQkvViews) and new_k / new_v are placeholders.
 template <typename Binding>
 auto DecodeStepSignature(Binding binding) {
   // q, new_k, new_v, cache_k, cache_v, mask (placeholder: mask_kind = none)
   return Args<6, ffi::AnyBuffer>(std::move(binding))
       .template Arg<ffi::Buffer<ffi::S32>>()   // starts (= causal offsets; lengths - T)
+      .template Arg<ffi::Buffer<ffi::PRED>>()  // overflowed [B]
       .template Ret<ffi::AnyBuffer>()          // out
       .template Ret<ffi::AnyBuffer>()          // cache_k, aliasing the input
       .template Ret<ffi::AnyBuffer>()          // cache_v, aliasing the input
+      .template Ret<ffi::Buffer<ffi::PRED>>()  // overflowed, aliasing the input
       .template Ret<ffi::AnyBuffer>()          // workspace (u8)
       .template Attrs<AttentionAttrs>();
 }
@@ -149,8 +152,9 @@ inline ffi::Error SplitPackedQkv(ffi::AnyBuffer packed, ffi::AnyBuffer cache_k,
 
 inline ffi::ErrorOr<DecodeStepParams> MakeDecodeStepParams(
     ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k,
-    ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> starts, ffi::AnyBuffer& out,
-    ffi::AnyBuffer& out_k, ffi::AnyBuffer& out_v, const AttentionAttrs& attrs) {
+    ffi::AnyBuffer cache_v, ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> starts,
+    ffi::Buffer<ffi::PRED> overflowed, ffi::AnyBuffer& out, ffi::AnyBuffer& out_k,
+    ffi::AnyBuffer& out_v, ffi::Buffer<ffi::PRED>& out_overflowed, const AttentionAttrs& attrs) {
   const bool packed = attrs.q_layout == static_cast<int64_t>(Layout::kPackedQkv);
   PackedQkvViews views;
   AttentionAttrs view_attrs = attrs;
@@ -164,6 +168,13 @@ inline ffi::ErrorOr<DecodeStepParams> MakeDecodeStepParams(
   auto append = MakeKvAppendParams(cache_k, cache_v, new_k, new_v, starts, out_k, out_v,
                                    KvCopyAttrs{view_attrs.q_layout});
   if (append.has_error()) return ffi::Unexpected(append.error());
+  if (out_overflowed.untyped_data() != overflowed.untyped_data() ||
+      overflowed.dimensions().size() != 1 || overflowed.dimensions()[0] != append->batch) {
+    return ffi::Unexpected(Mismatch("overflowed " + DimsToString(overflowed.dimensions()) +
+                                    " must be [B] with the caches' B = " +
+                                    std::to_string(append->batch) + ", aliased in and out"));
+  }
+  append->overflowed = static_cast<bool*>(out_overflowed.untyped_data());
   // Lengths starts[b] + T: the kernels add the bias where they read the lengths.
   auto attention = MakeAttentionParams(q, out_k, out_v, mask, starts, starts, out, view_attrs);
   if (attention.has_error()) return ffi::Unexpected(attention.error());

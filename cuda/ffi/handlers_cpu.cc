@@ -45,13 +45,15 @@ ffi::Error KvConcatCpuImpl(ffi::AnyBuffer past_k, ffi::AnyBuffer past_v, ffi::An
 
 ffi::Error DecodeStepCpuImpl(ffi::AnyBuffer q, ffi::AnyBuffer new_k, ffi::AnyBuffer new_v,
                              ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v, ffi::AnyBuffer mask,
-                             ffi::Buffer<ffi::S32> starts, ffi::Result<ffi::AnyBuffer> out,
+                             ffi::Buffer<ffi::S32> starts, ffi::Buffer<ffi::PRED> overflowed,
+                             ffi::Result<ffi::AnyBuffer> out,
                              ffi::Result<ffi::AnyBuffer> out_k,
                              ffi::Result<ffi::AnyBuffer> out_v,
+                             ffi::Result<ffi::Buffer<ffi::PRED>> out_overflowed,
                              ffi::Result<ffi::AnyBuffer> /*workspace: empty*/,
                              AttentionAttrs attrs) {
   auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, starts,
-                                     *out, *out_k, *out_v, attrs);
+                                     overflowed, *out, *out_k, *out_v, *out_overflowed, attrs);
   if (params.has_error()) return params.error();
   cpu::KvCopy(params->append);
   cpu::AttentionForward(params->attention);

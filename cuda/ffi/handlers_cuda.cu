@@ -136,11 +136,13 @@ ffi::Error KvConcatCudaImpl(cudaStream_t stream, ffi::AnyBuffer past_k, ffi::Any
 ffi::Error DecodeStepCudaImpl(cudaStream_t stream, ffi::AnyBuffer q, ffi::AnyBuffer new_k,
                               ffi::AnyBuffer new_v, ffi::AnyBuffer cache_k, ffi::AnyBuffer cache_v,
                               ffi::AnyBuffer mask, ffi::Buffer<ffi::S32> starts,
+                              ffi::Buffer<ffi::PRED> overflowed,
                               ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::AnyBuffer> out_k,
                               ffi::Result<ffi::AnyBuffer> out_v,
+                              ffi::Result<ffi::Buffer<ffi::PRED>> out_overflowed,
                               ffi::Result<ffi::AnyBuffer> workspace, AttentionAttrs attrs) {
-  auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, starts, *out,
-                                     *out_k, *out_v, attrs);
+  auto params = MakeDecodeStepParams(q, new_k, new_v, cache_k, cache_v, mask, starts,
+                                     overflowed, *out, *out_k, *out_v, *out_overflowed, attrs);
   if (params.has_error()) return params.error();
   return RunAttention(params->attention, *workspace, stream, &params->append);
 }

@@ -478,6 +478,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
     a.append_v_strides = ap->new_v_strides;
     a.append_starts = ap->dst_starts;
     a.append_num_new = ap->num_new;
+    a.append_overflowed = ap->overflowed;
   }
 
 #ifdef JAX_MEA_DECODE_TRACE

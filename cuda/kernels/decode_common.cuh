@@ -58,6 +58,7 @@ struct DecodeArgs {
   TensorStrides append_k_strides, append_v_strides;
   const int32_t* append_starts = nullptr;
   int append_num_new = 0;
+  bool* append_overflowed = nullptr;  // KvCopyParams::overflowed (MarkAppendOverflow)
   // MMA configuration 3 (sm_90): K and V as 4-D tensor maps (head dim, kv
   // position, kv head, batch) with boxes of 64 x tile_keys elements and 128-byte
   // swizzle; the kernel takes DecodeArgs as a __grid_constant__ parameter.
@@ -263,6 +264,16 @@ __device__ __forceinline__ bool CtaKeys(const AttentionParams& p, const DecodeAr
 // round trip before the first K/V load, ~0.5 us on the H200's decode CTAs).
 __device__ __forceinline__ int AppendStart(const DecodeArgs& a, int b) {
   return a.append_num_new > 0 ? a.append_starts[b] : 0;
+}
+
+// The fused append's overflow flag of the CTA's batch row, set by one thread of
+// the row's first CTA, which every plan launches (split 0 of kv head 0, row block
+// 0). `start`: AppendStart. A store that almost never runs, off the critical path.
+__device__ __forceinline__ void MarkAppendOverflow(const AttentionParams& p, const DecodeArgs& a,
+                                                   const CtaCoord& cta, int start) {
+  if (threadIdx.x == 0 && blockIdx.x == 0 && cta.split == 0) {
+    MarkOverflow(a.append_overflowed, cta.b, start, a.append_num_new, p.kv_capacity);
+  }
 }
 
 // The cache positions in [kb, ke) that the fused append (DecodeArgs::append_*)

@@ -48,6 +48,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
 
   int kb, ke;
   if (!CtaKeys(p, a, &cta, kv_len, offset, &kb, &ke)) return;
+  MarkAppendOverflow(p, a, cta, append_start);  // after the length's wait, not before
   // The fused append: published by the __syncthreads below, before any K/V read.
   AppendNewRows<T>(p, a, b, kv_head, AppendedKeys(p, a, kb, ke, append_start), append_start);
   const Logits logits = MakeLogits(p, kLog2e, /*q_scaled=*/true);

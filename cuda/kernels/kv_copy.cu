@@ -35,6 +35,7 @@ struct CopyArgs {
   int dst_capacity = 0;
   const int32_t* dst_starts = nullptr;
   int default_start = 0;
+  bool* overflowed = nullptr;  // a decode step's flags (KvCopyParams::overflowed)
 };
 
 template <typename W>
@@ -45,6 +46,9 @@ __global__ void KvCopyKernel(const __grid_constant__ CopyArgs a) {
   for (int bh = blockIdx.y; bh < a.batch_heads; bh += gridDim.y) {
     const int b = bh / a.heads, h = bh % a.heads;
     const int start = a.dst_starts ? a.dst_starts[b] : a.default_start;
+    if (h == 0 && blockIdx.x == 0 && blockIdx.z == 0 && threadIdx.x == 0) {
+      MarkOverflow(a.overflowed, b, start, a.num_new, a.dst_capacity);
+    }
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < per_head;
          idx += gridDim.x * blockDim.x) {
       const int r = idx / v.units_per_row, u = idx % v.units_per_row;
@@ -124,6 +128,7 @@ cudaError_t LaunchKvCopy(const KvCopyParams& p, cudaStream_t stream) {
   a.dst_capacity = p.dst_capacity;
   a.dst_starts = p.dst_starts;
   a.default_start = p.past_len;
+  a.overflowed = p.overflowed;
   const int64_t rows = a.past_rows + a.num_new;
   if (std::max(row_bytes[0], row_bytes[1]) == 0 || a.batch_heads == 0 || rows == 0) {
     return cudaSuccess;

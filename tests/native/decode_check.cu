@@ -260,7 +260,17 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   pd.kv_lengths = lens.empty() ? nullptr : static_cast<const int32_t*>(dl.ptr);
   pd.causal_offsets = offsets.empty() ? nullptr : static_cast<const int32_t*>(doff.ptr);
   cuda::DecodeOptions opt;
+  // The step's overflow flags: every third row set before (the call never clears
+  // one), the others set where start + T runs past the capacity.
+  std::vector<unsigned char> flags_before(c.B), flags_want(c.B), flags_got(c.B);
+  DevBuf dflags(c.append ? c.B : 0);
   if (c.append) {
+    for (int b = 0; b < c.B; ++b) {
+      flags_before[b] = b % 3 == 2;
+      flags_want[b] = flags_before[b] || static_cast<int64_t>(lens[b]) + c.T > c.cap;
+    }
+    CHECK_CUDA(cudaMemcpy(dflags.ptr, flags_before.data(), c.B, cudaMemcpyHostToDevice));
+    step.overflowed = static_cast<bool*>(dflags.ptr);
     step.new_k = dnk.ptr;
     step.new_v = dnv.ptr;
     step.dst_k = dk.ptr;
@@ -302,8 +312,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   if (c.append) {
     CHECK_CUDA(cudaMemcpy(hk_dev.data(), dk.ptr, hk.size(), cudaMemcpyDeviceToHost));
     CHECK_CUDA(cudaMemcpy(hv_dev.data(), dv.ptr, hv.size(), cudaMemcpyDeviceToHost));
+    CHECK_CUDA(cudaMemcpy(flags_got.data(), dflags.ptr, c.B, cudaMemcpyDeviceToHost));
     cache_wrong = hk_dev != hk || hv_dev != hv;
   }
+  const bool flags_wrong = flags_got != flags_want;
 
   AttentionParams ph = p;
   ph.q = hq.data();
@@ -358,8 +370,10 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   }
   const bool max_abs_ok = MaxAbsOk(max_abs, ref_max, tol);
   res.pass = !far64 && nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol &&
-             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong && !cache_wrong;
+             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong && !cache_wrong &&
+             !flags_wrong;
   if (cache_wrong) res.why += " cache-not-appended";
+  if (flags_wrong) res.why += " overflow-flags";
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
   if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
@@ -486,9 +500,14 @@ std::vector<Case> AppendCases(bool small) {
   c.config = 3;
   c.splits = 0;
   cases.push_back(c);
+  c.name = "append-overflow";  // row 0's last 3 tokens past the capacity: dropped, flagged
+  c.T = 4;
+  c.lens = {1040, 129, 1037};
+  cases.push_back(c);
   c.name = "append-simt";
   c.H = c.Hv = 64;
   c.T = 1;
+  c.lens = {1037, 129, 16};
   c.config = -1;
   c.splits = 0;
   c.simt = true;

@@ -126,6 +126,13 @@ struct AttentionBackwardParams {
   float* dmask = nullptr;
 };
 
+// A decode step's overflow flag of batch row b (flags: bool [batch], null: none):
+// set where its num_new tokens appended at `start` run past a cache of `capacity`
+// positions, never cleared (KvCopyParams::overflowed).
+MEA_HOST_DEVICE void MarkOverflow(bool* flags, int b, int start, int num_new, int capacity) {
+  if (flags != nullptr && static_cast<int64_t>(start) + num_new > capacity) flags[b] = true;
+}
+
 // Copies `num_new` tokens of new K and V into a BNSH destination cache at
 // per-batch positions: KV concat (present = concat(past, new), past copied
 // too) and KV append (the destination aliases the cache, past stays put).
@@ -155,6 +162,13 @@ struct KvCopyParams {
   void* dst_k = nullptr;
   void* dst_v = nullptr;
   TensorStrides dst_k_strides, dst_v_strides;
+
+  // A decode step's overflow flags, bool [batch] (null: none): the cache's own
+  // buffer, aliased in and out, set by one thread per batch row (MarkOverflow).
+  // Nothing else reads them, so the write needs no ordering against the reads of
+  // the starts, and a model's step needs no XLA kernel for them (at batch 1, XLA
+  // ran that update as a second small kernel a layer beside the lengths' min).
+  bool* overflowed = nullptr;
 
   MEA_HOST_DEVICE int dst_start(int b) const { return dst_starts ? dst_starts[b] : past_len; }
 };
