@@ -907,7 +907,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
   // benchmarks/decode_model.py's large config (N16/4) and of the grid (N32/8).
   for (int extra_of : {64, 0}) {
     for (auto bs : {std::pair<int, int>{1, 32768}, {8, 4096}, {32, 2048}, {8, 1024}, {1, 4096},
-                    {1, 1024}}) {
+                    {1, 1024}, {8, 32768}, {32, 32768}, {32, 4096}}) {
       for (auto nn : {std::pair<int, int>{16, 4}, {32, 8}}) {
         const int extra = extra_of ? extra_of : bs.second;  // 0: twice the length
         shapes.push_back(Shape{bs.first, bs.second, nn.first, nn.second, 128, 128, false, true,
