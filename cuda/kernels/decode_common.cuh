@@ -357,31 +357,44 @@ struct StagedAppend {
 
 // ------------------------------------------------------------------ split merge
 
+// Softmax merge weights by one warp: lane entries e[i] = (max in log2 units, sum)
+// of N states a lane, over groups of kWidth lanes (kWidth a power of 2 <= 32; lanes
+// of other groups reduce among themselves). Each e[i].x becomes its weight
+// exp2(m_i - M), 0 where the group saw no key (M = -inf); returns (M, sum of w l).
+// Shuffle reductions, no serial chain over the states: the callers' code runs once
+// per CTA and is cold in the SM's instruction cache inside a model.
+template <int kWidth, int N>
+__device__ __forceinline__ float2 WarpMergeWeights(float2 (&e)[N]) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < N; ++i) mx = fmaxf(mx, e[i].x);
+#pragma unroll
+  for (int o = kWidth / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    e[i].x = mx == -INFINITY ? 0.f : exp2f(e[i].x - mx);  // exp2(-inf) = 0 for m_i = -inf
+    sum += e[i].x * e[i].y;
+  }
+#pragma unroll
+  for (int o = kWidth / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  return make_float2(mx, sum);
+}
+
 // One row's split weights, by one warp: t[s * stride] = (max in log2 units, sum) of
 // split s; its .x becomes w_s / sum_s' w_s' l_s' with w_s = exp2(m_s - max_s' m_s'),
 // 0 where no split saw a key (the row's output is then 0). Lanes take splits lane,
-// lane + 32 (S <= 64): short cold code, and no serial chain over the splits.
+// lane + 32 (S <= 64).
 __device__ __forceinline__ void SplitWeightsWarp(float2* t, int S, int stride) {
   static_assert(kMaxSplits <= 64, "two splits a lane");
   const int lane = threadIdx.x & 31;
   float2 e[2];
-  float mx = -INFINITY;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int sp = lane + 32 * i;
     e[i] = sp < S ? t[sp * stride] : make_float2(-INFINITY, 0.f);
-    mx = fmaxf(mx, e[i].x);
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  float sum = 0.f;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    e[i].x = mx == -INFINITY || e[i].x == -INFINITY ? 0.f : exp2f(e[i].x - mx);
-    sum += e[i].x * e[i].y;
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const float sum = WarpMergeWeights<32>(e).y;
   const float inv = sum > 0.f ? 1.f / sum : 0.f;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -553,22 +566,16 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   const bool in_cluster = split && a.cluster_merge;
   const bool to_partials = split && !in_cluster;  // the workspace
   // ep_m[w][r] becomes warp w's weight for row r: one warp per row, lane w holding
-  // warp w's (max, sum), shuffle reductions (no serial chain over the warps: this
-  // runs once per CTA, cold inside a model).
+  // warp w's (max, sum) (WarpMergeWeights over groups of NW lanes).
   static_assert(NW <= 32 && (NW & (NW - 1)) == 0, "lanes < NW reduce among themselves");
   const int lane = tid & 31;
   for (int r = tid >> 5; r < nrows; r += NW) {
-    const float m_w = lane < NW ? ep_m[lane * R + r] : -INFINITY;
-    const float l_w = lane < NW ? ep_l[lane * R + r] : 0.f;
-    float mx = m_w;
-#pragma unroll
-    for (int o = NW / 2; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    const float wt = mx == -INFINITY ? 0.f : exp2f(m_w - mx);
-    float sum = wt * l_w;
-#pragma unroll
-    for (int o = NW / 2; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    float2 e[1] = {lane < NW ? make_float2(ep_m[lane * R + r], ep_l[lane * R + r])
+                             : make_float2(-INFINITY, 0.f)};
+    const float2 ml = WarpMergeWeights<NW>(e);
+    const float mx = ml.x, sum = ml.y;
     const float scale = split ? 1.f : (sum > 0.f ? 1.f / sum : 0.f);
-    if (lane < NW) ep_m[lane * R + r] = wt * scale;
+    if (lane < NW) ep_m[lane * R + r] = e[0].x * scale;
     if (lane == 0) {
       const RowCoord rc = RowOf(p, cta.kv_head, cta.row0 + r);
       if (to_partials) {
