@@ -8,7 +8,7 @@
 #   git apply pending/0021-*.patch && ninja -C build/cuda decode_check &&
 #   cp build/cuda/tests/native/decode_check .probe/s24/p21 && git checkout cuda tests tools jax_mea &&
 #   xz -6 -T2 -f .probe/s24/*
-# Run with carry [".probe/s24"] (about 260 s). It checks 0021 (--small, memcheck, the
+# Run with carry [".probe/s24"] (about 260 s; .probe/s24/p22 is 0022's build). It checks 0021 (--small, memcheck, the
 # full list for what is left) and times it against main, clean and polluted. Session
 # 23's first version cost 1.5-2.3 us a call polluted (it must cost well under the 1.1 us
 # XLA kernel it removes to be worth landing). If it is: `next_s24b.sh`-style second
@@ -27,6 +27,13 @@ S="B1 S4096 N16/4 H128/128 cap+64 len+1,B8 S4096 N16/4 H128/128 cap+64 len+1,B32
 for v in main p21 p21 main; do for m in --pollute ""; do echo "== $v ${m:-clean}"; timeout 60 $D/$v --bench --append $m --filter "$S" | grep -A20 "^shape" | grep "^B"; done; done > "$OUT/bench.log" 2>&1
 awk '/^==/{v=$2" "$3} /^B/{print v, substr($0,1,44), $(NF-3), $NF}' "$OUT/bench.log" | sort -k3,9 -s -k2,2 -k1,1 | cut -c1-130
 echo "bench t=$((SECONDS - T0))s"
+# Pending 0022 (a probe): configuration 3 with fewer stages in flight (config 4: H128 2
+# stages of 64 KB against 3). Much slower on the long streams = they are bound by the
+# bytes each SM keeps in flight (a 3.5-stage ring of separate K and V buffers would then
+# be the lever); the same = not.
+for sh in "B32 S32768 N16/4 H128/128 cap+64 len+1" "B8 S32768 N16/4 H128/128 cap+64 len+1" "B8 S4096 N16/4 H128/128 cap+64 len+1"; do
+  timeout 60 $D/p22 --bench --append --filter "$sh" 2>&1 | grep -E " c3 | c4 " | cut -c1-200
+done > "$OUT/sweep_p22.log"; cat "$OUT/sweep_p22.log"; echo "probe t=$((SECONDS - T0))s"
 timeout $((250 - SECONDS + T0)) $D/p21 > "$OUT/check.log" 2>&1; echo "full check (cut) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"
 grep -m 5 FAIL "$OUT/check.log" | cut -c1-220
 echo "end t=$((SECONDS - T0))s"
