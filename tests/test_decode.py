@@ -237,10 +237,11 @@ def test_scan_decode_loop(rng):
 
 
 def test_vmap_over_per_sequence_caches(rng):
-    """vmap over a stack of caches equals calling each cache on its own."""
+    """vmap over a stack of caches equals calling each cache on its own, the overflow
+    flags (set inside the call, folded into its batch) included: row 2 overflows."""
     stream = Stream(rng, 3, 4, 2, 16, 8, "float32")
     caches = [jax_mea.KVCache.create(3, 12, 2, 16, 8, dtype=jnp.float32).replace(
-        lengths=jnp.asarray([i, 2, 0], jnp.int32)) for i in range(4)]
+        lengths=jnp.asarray([i, 2, 11], jnp.int32)) for i in range(4)]
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *caches)
     qs, ks, vs = zip(*(stream.tokens(2) for _ in caches))
     out, new = jax.vmap(jax_mea.decode_attention)(jnp.stack(qs), jnp.stack(ks), jnp.stack(vs),
@@ -251,6 +252,8 @@ def test_vmap_over_per_sequence_caches(rng):
         assert_same(new.key[i], c.key)
         assert_same(new.value[i], c.value)
         np.testing.assert_array_equal(new.lengths[i], c.lengths)
+        np.testing.assert_array_equal(new.overflowed[i], c.overflowed)
+        np.testing.assert_array_equal(new.overflowed[i], [False, False, True])
 
 
 def _decode_step(cache, q, k, v):

@@ -152,6 +152,7 @@ def test_onnx_attention_3d_nonpad(mesh_name):
 def _cache(mesh, b, n, capacity=32):
     key, value = data(6, B, NKV, capacity, H), data(7, B, NKV, capacity, HV)
     lengths = (np.arange(B, dtype=np.int32) * 5) % capacity
+    lengths[-1] = capacity - 1  # a 2-token step overflows this row (its flag on its shard)
     host = (key, value, lengths, np.zeros(B, bool))
     # jnp copies first: a device_put of numpy memory may borrow it, and XLA does not
     # write in place into memory it does not own.
@@ -193,6 +194,8 @@ def test_decode_step_in_place(mesh_name):
     for name in ("key", "value", "lengths", "overflowed"):
         np.testing.assert_array_equal(np.asarray(getattr(new_cache, name)),
                                       np.asarray(getattr(want_cache, name)), err_msg=name)
+    np.testing.assert_array_equal(np.asarray(new_cache.overflowed),
+                                  np.asarray(host_cache.lengths) + steps > 32)
 
 
 def test_packed_decode_step_over_batch():
