@@ -27,12 +27,12 @@ S="B1 S4096 N16/4 H128/128 cap+64 len+1,B8 S4096 N16/4 H128/128 cap+64 len+1,B32
 for v in main p21 p21 main; do for m in --pollute ""; do echo "== $v ${m:-clean}"; timeout 60 $D/$v --bench --append $m --filter "$S" | grep -A20 "^shape" | grep "^B"; done; done > "$OUT/bench.log" 2>&1
 awk '/^==/{v=$2" "$3} /^B/{print v, substr($0,1,44), $(NF-3), $NF}' "$OUT/bench.log" | sort -k3,9 -s -k2,2 -k1,1 | cut -c1-130
 echo "bench t=$((SECONDS - T0))s"
-# Pending 0022 (a probe): configuration 3 with fewer stages in flight (config 4: H128 2
-# stages of 64 KB against 3). Much slower on the long streams = they are bound by the
-# bytes each SM keeps in flight (a 3.5-stage ring of separate K and V buffers would then
-# be the lever); the same = not.
+# Pending 0022 (probes): configuration 3 with fewer bytes in flight (4: H128 2 stages of
+# 64 KB against 3) and with more (5: 6 warps, 4 stages of 96-key tiles). 4 much slower
+# and 5 faster on the long streams = they are bound by the bytes each SM keeps in
+# flight (pending/README.md, 0022); neither moving = not.
 for sh in "B32 S32768 N16/4 H128/128 cap+64 len+1" "B8 S32768 N16/4 H128/128 cap+64 len+1" "B8 S4096 N16/4 H128/128 cap+64 len+1"; do
-  timeout 60 $D/p22 --bench --append --filter "$sh" 2>&1 | grep -E " c3 | c4 " | cut -c1-200
+  timeout 60 $D/p22 --bench --append --filter "$sh" 2>&1 | grep -E " c3 | c4 | c5 " | cut -c1-200
 done > "$OUT/sweep_p22.log"; cat "$OUT/sweep_p22.log"; echo "probe t=$((SECONDS - T0))s"
 timeout $((250 - SECONDS + T0)) $D/p21 > "$OUT/check.log" 2>&1; echo "full check (cut) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"
 grep -m 5 FAIL "$OUT/check.log" | cut -c1-220
