@@ -34,6 +34,8 @@ echo "bench t=$((SECONDS - T0))s"
 for sh in "B32 S32768 N16/4 H128/128 cap+64 len+1" "B8 S32768 N16/4 H128/128 cap+64 len+1" "B8 S4096 N16/4 H128/128 cap+64 len+1"; do
   timeout 60 $D/p22 --bench --append --filter "$sh" 2>&1 | grep -E " c3 | c4 | c5 " | cut -c1-200
 done > "$OUT/sweep_p22.log"; cat "$OUT/sweep_p22.log"; echo "probe t=$((SECONDS - T0))s"
+timeout 60 $D/p22 --small > "$OUT/check_small_p22.log" 2>&1; echo "0022 --small rc=$? $(tail -n 1 $OUT/check_small_p22.log | cut -c1-80)"
+grep FAIL "$OUT/check_small_p22.log" | head -3 | cut -c1-220
 timeout $((250 - SECONDS + T0)) $D/p21 > "$OUT/check.log" 2>&1; echo "full check (cut) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"
 grep -m 5 FAIL "$OUT/check.log" | cut -c1-220
 echo "end t=$((SECONDS - T0))s"
