@@ -121,10 +121,12 @@ def test_round_trip_decode_attention(rng):
     for batch in (1, 3):
         q, k, v = _inputs(rng, batch, (1, NQ, H), (1, NKV, H), (1, NKV, HV))
         cache = jax_mea.KVCache.create(batch, capacity, NKV, H, HV, dtype=jnp.float32)
-        cache = cache.replace(lengths=jnp.arange(batch, dtype=jnp.int32) * 5)
+        # Row 0 full: the step overflows it (the flag set inside the exported call).
+        cache = cache.replace(lengths=(jnp.arange(batch, dtype=jnp.int32) * 5).at[0].set(capacity))
         out, new_cache = restored.call(q, k, v, cache)
         assert isinstance(new_cache, jax_mea.KVCache)
         _assert_tree_equal((out, new_cache), jax_mea.decode_attention(q, k, v, cache))
+        np.testing.assert_array_equal(new_cache.overflowed, np.arange(batch) == 0)
 
 
 def test_round_trip_packed_decode_attention(rng):

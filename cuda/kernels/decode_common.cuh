@@ -365,6 +365,8 @@ struct StagedAppend {
 // per CTA and is cold in the SM's instruction cache inside a model.
 template <int kWidth, int N>
 __device__ __forceinline__ float2 WarpMergeWeights(float2 (&e)[N]) {
+  static_assert(kWidth >= 1 && kWidth <= 32 && (kWidth & (kWidth - 1)) == 0,
+                "groups of a power of 2 lanes within the warp");
   float mx = -INFINITY;
 #pragma unroll
   for (int i = 0; i < N; ++i) mx = fmaxf(mx, e[i].x);

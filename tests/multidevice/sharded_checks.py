@@ -206,6 +206,7 @@ def test_packed_decode_step_over_batch():
     capacity = 32
     key, value = data(6, B, NKV, capacity, H), data(7, B, NKV, capacity, H)
     lengths = (np.arange(B, dtype=np.int32) * 5) % capacity
+    lengths[-1] = capacity  # full: this step overflows it (its flag set on its shard)
     host = jax_mea.KVCache(jnp.asarray(key), jnp.asarray(value), jnp.asarray(lengths),
                            jnp.zeros(B, bool))
     cache = jax.tree.map(lambda x: put(jnp.array(x), mesh, b), host)
@@ -222,9 +223,10 @@ def test_packed_decode_step_over_batch():
     want_out, want_cache = jax.jit(lambda qkv, c: jax_mea.decode_attention(qkv, None, None, c))(
         qkv, host)
     assert_same(out, want_out, "out")
-    for name in ("key", "value", "lengths"):
+    for name in ("key", "value", "lengths", "overflowed"):
         np.testing.assert_array_equal(np.asarray(getattr(new_cache, name)),
                                       np.asarray(getattr(want_cache, name)), err_msg=name)
+    np.testing.assert_array_equal(np.asarray(new_cache.overflowed), np.arange(B) == B - 1)
 
 
 @pytest.mark.parametrize("mesh_name", ["heads", "2x4", "2x4-auto"])

@@ -504,6 +504,13 @@ std::vector<Case> AppendCases(bool small) {
   c.T = 4;
   c.lens = {1040, 129, 1037};
   cases.push_back(c);
+  c.name = "append-overflow-split";  // row 1 this time, its partials merged from the workspace
+  c.lens = {129, 1039, 1037};
+  c.splits = 3;
+  c.cluster = 0;
+  cases.push_back(c);
+  c.splits = 0;
+  c.cluster = -1;
   c.name = "append-simt";
   c.H = c.Hv = 64;
   c.T = 1;

@@ -127,10 +127,13 @@ struct AttentionBackwardParams {
 };
 
 // A decode step's overflow flag of batch row b (flags: bool [batch], null: none):
-// set where its num_new tokens appended at `start` run past a cache of `capacity`
-// positions, never cleared (KvCopyParams::overflowed).
+// set where its num_new > 0 tokens appended at `start` run past a cache of
+// `capacity` positions, never cleared (KvCopyParams::overflowed). A step of no
+// tokens leaves it (the CUDA path launches nothing for one).
 MEA_HOST_DEVICE void MarkOverflow(bool* flags, int b, int start, int num_new, int capacity) {
-  if (flags != nullptr && static_cast<int64_t>(start) + num_new > capacity) flags[b] = true;
+  if (flags != nullptr && num_new > 0 && static_cast<int64_t>(start) + num_new > capacity) {
+    flags[b] = true;
+  }
 }
 
 // Copies `num_new` tokens of new K and V into a BNSH destination cache at
