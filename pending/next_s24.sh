@@ -2,7 +2,7 @@
 # Issue 11: the next session's first device call (written in session 23, not run).
 # Pending 0021 (second version): a decode step's new lengths written inside the call,
 # the count's result waited on only at the CTA's end. Binaries (rebuild them if cuda/
-# changed since 95f82f9):
+# changed since the commit that last rebuilt them, session 23's last):
 #   mkdir -p .probe/s24 && ninja -C build/cuda decode_check &&
 #   cp build/cuda/tests/native/decode_check .probe/s24/main &&
 #   git apply pending/0021-*.patch && ninja -C build/cuda decode_check &&
