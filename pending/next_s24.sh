@@ -8,7 +8,7 @@
 #   git apply pending/0021-*.patch && ninja -C build/cuda decode_check &&
 #   cp build/cuda/tests/native/decode_check .probe/s24/p21 && git checkout cuda tests tools jax_mea &&
 #   xz -6 -T2 -f .probe/s24/*
-# Run with carry [".probe/s24"] (about 260 s; .probe/s24/p22 is 0022's build). It checks 0021 (--small, memcheck, the
+# Run with carry [".probe/s24"] (about 360 s; .probe/s24/p22 is 0022's build). It checks 0021 (--small, memcheck, the
 # full list for what is left) and times it against main, clean and polluted. Session
 # 23's first version cost 1.5-2.3 us a call polluted (it must cost well under the 1.1 us
 # XLA kernel it removes to be worth landing). If it is: `next_s24b.sh`-style second
@@ -19,6 +19,12 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s24; mkdir -p $D
 for f in .probe/s24/*.xz; do n=$D/$(basename "$f" .xz); xz -dc "$f" > "$n"; chmod +x "$n"; done
+# Main first: session 23's review fixes (MarkOverflow's num_new > 0, the new
+# append-overflow-split case) compiled but never ran on a GPU.
+timeout 60 $D/main --small > "$OUT/check_small_main.log" 2>&1; echo "main --small rc=$? $(tail -n 1 $OUT/check_small_main.log | cut -c1-80)"
+grep FAIL "$OUT/check_small_main.log" | head -3 | cut -c1-220
+timeout 90 compute-sanitizer --tool memcheck $D/main --small > "$OUT/memcheck_main.log" 2>&1
+echo "main memcheck rc=$? $(grep -m1 'ERROR SUMMARY' $OUT/memcheck_main.log)"
 timeout 60 $D/p21 --small > "$OUT/check_small.log" 2>&1; echo "--small rc=$? $(tail -n 1 $OUT/check_small.log | cut -c1-80)"
 grep FAIL "$OUT/check_small.log" | head -5 | cut -c1-220
 timeout 90 compute-sanitizer --tool memcheck $D/p21 --small > "$OUT/memcheck.log" 2>&1
@@ -36,6 +42,6 @@ for sh in "B32 S32768 N16/4 H128/128 cap+64 len+1" "B8 S32768 N16/4 H128/128 cap
 done > "$OUT/sweep_p22.log"; cat "$OUT/sweep_p22.log"; echo "probe t=$((SECONDS - T0))s"
 timeout 60 $D/p22 --small > "$OUT/check_small_p22.log" 2>&1; echo "0022 --small rc=$? $(tail -n 1 $OUT/check_small_p22.log | cut -c1-80)"
 grep FAIL "$OUT/check_small_p22.log" | head -3 | cut -c1-220
-timeout $((250 - SECONDS + T0)) $D/p21 > "$OUT/check.log" 2>&1; echo "full check (cut) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"
+timeout $((340 - SECONDS + T0)) $D/p21 > "$OUT/check.log" 2>&1; echo "full check (cut) rc=$? PASS $(grep -c PASS $OUT/check.log) FAIL $(grep -c FAIL $OUT/check.log)"
 grep -m 5 FAIL "$OUT/check.log" | cut -c1-220
 echo "end t=$((SECONDS - T0))s"
