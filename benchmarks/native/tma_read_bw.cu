@@ -4,7 +4,8 @@
 // It found the 256-byte L2 promotion the decode kernel's maps had costing 10% of the
 // read rate (benchmarks/RESULTS.md, twenty-fourth session). Not part of the build:
 //   nvcc -O3 -std=c++17 -arch=sm_90a -o tma_read_bw benchmarks/native/tma_read_bw.cu
-//   ./tma_read_bw          # promo 0 / 2 / 3: none / 128 B / 256 B
+//   ./tma_read_bw             # promo 0 / 2 / 3: none / 128 B / 256 B
+//   ./tma_read_bw --one-wave  # 64-264 CTAs of 256 KB-4 MB: first-tile latency, CTA spread
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 #include <algorithm>
+#include <string>
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1);} } while (0)
 
@@ -46,11 +48,16 @@ constexpr int TILE = 128, STAGES = 3, STAGE_BYTES = 2 * TILE * 256;
 // mode 2: 4-D (64, 8, 2, R/8) box (64, 8, 2, 16): 8 rows of one half, then the other
 // mode 3: 1-D bulk copies of 32 KB
 // mode 4: 2-D, but K col0, V col0, K col64, V col64
+__device__ __forceinline__ uint64_t gtime() { uint64_t t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t; }
+
+// times (where not null): per CTA, %globaltimer at entry, at its first tile's arrival, at its end.
 template <int MODE>
-__global__ void __launch_bounds__(128) tma_read(const __grid_constant__ Maps maps, const char* kp, const char* vp, int rows_per_cta) {
+__global__ void __launch_bounds__(128) tma_read(const __grid_constant__ Maps maps, const char* kp, const char* vp, int rows_per_cta,
+                                                uint64_t* times = nullptr) {
   extern __shared__ __align__(1024) char smem_raw[];
   char* smem = (char*)(((uintptr_t)smem_raw + 1023) & ~(uintptr_t)1023);
   __shared__ __align__(8) uint64_t bars[STAGES];
+  const uint64_t t0 = gtime();
   const int tiles = rows_per_cta / TILE;
   const int row0 = blockIdx.x * rows_per_cta;
   if (threadIdx.x != 0) return;
@@ -75,9 +82,14 @@ __global__ void __launch_bounds__(128) tma_read(const __grid_constant__ Maps map
     }
   };
   for (int t = 0; t < STAGES && t < tiles; ++t) issue(t);
+  uint64_t t1 = 0;
   for (int t = 0; t < tiles; ++t) {
     bar_wait(&bars[t % STAGES], (t / STAGES) & 1);
+    if (t == 0) t1 = gtime();
     if (t + STAGES < tiles) issue(t + STAGES);
+  }
+  if (times) {
+    times[3 * blockIdx.x] = t0; times[3 * blockIdx.x + 1] = t1; times[3 * blockIdx.x + 2] = gtime();
   }
 }
 
@@ -120,12 +132,66 @@ template <typename F> float timeit(F f, int reps = 15) {
   CK(cudaGetLastError()); std::sort(ts.begin(), ts.end()); return ts[reps / 2];
 }
 
+// --one-wave: the fixed costs of a stream of few tiles per CTA (the decode kernel's
+// one-wave shapes: B8 ctx4096, B1 ctx32768). Each call reads a region L2 does not hold;
+// per-CTA stamps give the first tile's latency and the spread of the CTAs' ends.
+int OneWave(char* k, char* v, size_t R) {
+  uint64_t* times;
+  CK(cudaMalloc(&times, 8 * 3 * 4096));
+  const int smem = STAGES * STAGE_BYTES + 1024;
+  CK(cudaFuncSetAttribute(tma_read<0>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  auto pct = [](std::vector<double> x, double q) { std::sort(x.begin(), x.end()); return x[(size_t)(q * (x.size() - 1))]; };
+  for (int ctas : {64, 128, 132, 264}) {
+    for (int rows : {512, 1024, 2048, 8192}) {
+      const size_t need = (size_t)ctas * rows;
+      const int regions = (int)std::min<size_t>(R / need, 16);
+      std::vector<float> ts;
+      std::vector<uint64_t> h(3 * ctas);
+      for (int i = 0; i < 13; ++i) {
+        Maps m{};
+        const size_t at = (size_t)(i % regions) * need * 256;
+        make(&m.k, k + at, 0, need, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
+        make(&m.v, v + at, 0, need, CU_TENSOR_MAP_L2_PROMOTION_L2_128B);
+        cudaEventRecord(a);
+        tma_read<0><<<ctas, 128, smem>>>(m, k, v, rows, times);
+        cudaEventRecord(b);
+        cudaEventSynchronize(b);
+        float ms;
+        cudaEventElapsedTime(&ms, a, b);
+        if (i >= 3) ts.push_back(ms);
+      }
+      CK(cudaGetLastError());
+      CK(cudaMemcpy(h.data(), times, 8 * 3 * ctas, cudaMemcpyDeviceToHost));
+      uint64_t s0 = ~0ull;
+      for (int c = 0; c < ctas; ++c) s0 = std::min(s0, h[3 * c]);
+      std::vector<double> start, first, dur, end;
+      for (int c = 0; c < ctas; ++c) {
+        start.push_back((h[3 * c] - s0) * 1e-3);
+        first.push_back((h[3 * c + 1] - h[3 * c]) * 1e-3);
+        dur.push_back((h[3 * c + 2] - h[3 * c]) * 1e-3);
+        end.push_back((h[3 * c + 2] - s0) * 1e-3);
+      }
+      std::sort(ts.begin(), ts.end());
+      const double t = ts[ts.size() / 2];
+      printf("ctas %3d x %4zu KB (%6.1f MB): event %7.2f us %.3f TB/s | last start %.2f | first tile min/med/max %.2f %.2f %.2f | "
+             "CTA time min/med/max %.2f %.2f %.2f | last end %.2f us (the last call)\n",
+             ctas, (size_t)rows * 512 / 1024, need * 512 / 1e6, t * 1e3, need * 512 / (t * 1e-3) / 1e12, pct(start, 1), pct(first, 0),
+             pct(first, .5), pct(first, 1), pct(dur, 0), pct(dur, .5), pct(dur, 1), pct(end, 1));
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const size_t R = (size_t)32 * 4 * 32768;  // B32 N4 S32768 rows of 256 B per tensor
   const size_t bytes = R * 256;
   char *k, *v, *c; int* sink;
   CK(cudaMalloc(&k, bytes)); CK(cudaMalloc(&v, bytes)); CK(cudaMalloc(&c, bytes)); CK(cudaMalloc(&sink, 4));
   CK(cudaMemset(k, 1, bytes)); CK(cudaMemset(v, 2, bytes));
+  if (argc > 1 && std::string(argv[1]) == "--one-wave") return OneWave(k, v, R);
   int sms; cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
   const int smem = STAGES * STAGE_BYTES + 1024;
   auto run_mode = [&](auto kern, int mode, int ctas, CUtensorMapL2promotion promo, const char* name) {
@@ -133,7 +199,7 @@ int main(int argc, char** argv) {
     Maps m{}; make(&m.k, k, mode, R, promo); make(&m.v, v, mode, R, promo);
     const int rows = (int)(R / ctas);
     if (rows % TILE) { printf("bad ctas\n"); return; }
-    float ms = timeit([&] { kern<<<ctas, 128, smem>>>(m, k, v, rows); });
+    float ms = timeit([&] { kern<<<ctas, 128, smem>>>(m, k, v, rows, nullptr); });
     printf("%-34s ctas %4d promo %d: %8.1f us  %.3f TB/s\n", name, ctas, (int)promo, ms * 1e3, 2.0 * bytes / (ms * 1e-3) / 1e12);
   };
   for (int ctas : {128, 512, 1024}) {
