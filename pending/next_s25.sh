@@ -5,7 +5,8 @@
 #   p24: pending 0024, the H128 TMA configuration with 2 stages instead of 3;
 #   p21: pending 0021 (second version), the step's new lengths written in the call
 #        (removes the lengths' XLA kernel of 1.1 us a layer; costs 0.3-0.9 us).
-# Binaries (rebuild them if cuda/ changed since session 24's last commit):
+# Binaries (.probe/ is git-ignored and a new session's checkout starts without it:
+# build them first, about 4 minutes on the development machine):
 #   mkdir -p .probe/s25 && ninja -C build/cuda decode_check &&
 #   cp build/cuda/tests/native/decode_check .probe/s25/main &&
 #   git apply pending/0024-*.patch && ninja -C build/cuda decode_check &&
