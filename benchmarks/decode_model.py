@@ -21,6 +21,11 @@ Llama-3-8B layer: d_model 4096, 32/8 heads, H128, d_ff 14336, vocabulary 128256,
 XLA's buffers; 32 layers would need 154 GB) x batch {1, 8, 32} x context {1k, 4k, 32k}.
 A point whose estimated footprint exceeds the device memory is named as skipped.
 
+--rounds N measures every variant N times per point, in reversed order every other round,
+and keeps the median (jax_mea / best peer of each round printed too): the spread of one
+variant between separate runs was about 1.3% on the H200 (session 24), as large as the
+1.02x line.
+
 Per point and variant: ms/step (the median over --repeats runs of one compiled program
 of --steps steps, run time / steps, after two warm-up runs; --slope: the difference of
 programs of steps/4 and steps steps instead, timing.time_steps), tokens/s, the fraction
@@ -245,11 +250,52 @@ def measure_point(config, cfg, params, B, P, *, steps, variants, copy_Bps, dtype
             if "ms_per_step" in row else f"n/a ({row['note']})")
             + f"  [{row['seconds']:.1f} s]", flush=True)
         rows.append(row)
+    _ratio_to_best_peer(rows)
+    return rows
+
+
+def _ratio_to_best_peer(rows):
+    """Sets jax_mea's row's 'ours_over_best_peer' from the rows of one point."""
     ok = [r for r in rows if "ms_per_step" in r]
     peers = [r["ms_per_step"] for r in ok if r["variant"] != "jax_mea"]
     for r in ok:
         if r["variant"] == "jax_mea" and peers:
             r["ours_over_best_peer"] = r["ms_per_step"] / min(peers)
+
+
+def combine_rounds(rounds):
+    """One row per variant from several rounds of measure_point at one point: the
+    first round's row (the profiled one) with the median ms/step over the rounds
+    (the rates scaled to it), each round's ms/step in 'rounds_ms', and jax_mea's
+    ratio to the best peer from the medians, each round's in 'rounds_ratio'."""
+    if len(rounds) == 1:
+        return rounds[0]
+    rows = []
+    for first in rounds[0]:
+        same = [r for rnd in rounds for r in rnd if r["variant"] == first["variant"]]
+        times = [r["ms_per_step"] for r in same if "ms_per_step" in r]
+        row = dict(first)
+        if times:
+            ms = float(np.median(times))
+            if "ms_per_step" in first:
+                scale = first["ms_per_step"] / ms
+                for key in ("tokens_per_s", "GBps", "frac_roofline"):
+                    if key in row:
+                        row[key] = row[key] * scale
+            row["ms_per_step"] = ms
+            row["rounds_ms"] = " ".join(f"{t:.4g}" for t in times)
+        rows.append(row)
+    _ratio_to_best_peer(rows)
+    ours = [r for r in rows if r["variant"] == "jax_mea" and "ours_over_best_peer" in r]
+    if ours:
+        per_round = []
+        for rnd in rounds:
+            _ratio_to_best_peer(rnd)
+            per_round += [r["ours_over_best_peer"] for r in rnd if "ours_over_best_peer" in r]
+        ours[0]["rounds_ratio"] = " ".join(f"{x:.3f}" for x in per_round)
+        print(f"  {rows[0]['config']} B{rows[0]['batch']} ctx{rows[0]['context']}: jax_mea / "
+              f"best peer by round {ours[0]['rounds_ratio']}, of the medians "
+              f"{ours[0]['ours_over_best_peer']:.3f}", flush=True)
     return rows
 
 
@@ -274,6 +320,10 @@ def main():
                    help=f"tokens in the cache, comma separated (default {GRID['context']})")
     p.add_argument("--steps", type=int, default=None, help="decode steps per run (default 32)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per variant (median)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every variant this many times per point, the order reversed "
+                        "every other round (a block per variant favours one under drift); "
+                        "the median round is kept, the profile taken in the first")
     p.add_argument("--slope", action="store_true",
                    help="per step from programs of steps/4 and steps steps (two compiles)")
     p.add_argument("--no-profile", action="store_true", help="skip attention's share")
@@ -324,9 +374,13 @@ def main():
             print(f"  {config} B{B} ctx{P}: skipped, needs ~{need / 1e9:.0f} GB of "
                   f"{memory / 1e9:.0f}")
             continue
-        rows += measure_point(config, cfg, params, B, P, steps=steps, variants=variants,
-                              copy_Bps=ceil["copy_Bps"], dtype=dtype, repeats=args.repeats,
-                              slope=args.slope, profile=not args.no_profile, seed=args.seed)
+        rounds = [measure_point(config, cfg, params, B, P, steps=steps,
+                                variants=variants if r % 2 == 0 else variants[::-1],
+                                copy_Bps=ceil["copy_Bps"], dtype=dtype, repeats=args.repeats,
+                                slope=args.slope, profile=not args.no_profile and r == 0,
+                                seed=args.seed)
+                  for r in range(max(1, args.rounds))]
+        rows += combine_rounds(rounds)
         timing.write_csv(csv_path, [{k: v for k, v in r.items() if not k.startswith("_")}
                                     for r in rows], meta, quiet=True)
     print_summary(rows, variants)

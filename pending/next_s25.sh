@@ -20,7 +20,8 @@
 # Run with carry [".probe/s25"] (about 400 s). Then the winner(s) in the model, with
 # cuDNN in the same run (benchmarks/results/2026-11-30-h200-s24/s24_run5.sh's commands
 # on a tree with the patch applied): B1 ctx32768 (large 1.020, 8b 1.027 in session 24)
-# and B8 ctx4096 first; the GPU pytest of test_decode and test_examples.
+# and B8 ctx4096 first, with --rounds 3 (one variant's spread between runs is ~1.3%,
+# as large as the 1.02x line); the GPU pytest of test_decode and test_examples.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s25; mkdir -p $D
 for v in main p24 p21 p25; do xz -dc .probe/s25/$v.xz > $D/$v; chmod +x $D/$v; done

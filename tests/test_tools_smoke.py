@@ -42,6 +42,26 @@ def test_prefill_rounds_print_one_median_per_contender(tmp_path):
     assert "best peer / ours" in out
 
 
+def test_decode_model_rounds_alternate_and_keep_the_median(tmp_path):
+    """--rounds: each variant measured per round, the order reversed every other round,
+    jax_mea / best peer printed per round and computed from the median times."""
+    out = _run("benchmarks/decode_model.py", "--smoke", "--batch", "1", "--rounds", "3",
+               "--variants", "jax_mea,jax-xla", "--no-profile", "--out", str(tmp_path))
+    timed = [line.split()[3] for line in out.splitlines()
+             if line.startswith("  smoke B1 ctx") and "ms/step" in line]
+    assert timed == ["jax_mea", "jax-xla", "jax-xla", "jax_mea", "jax_mea", "jax-xla"], out
+    by_round = [line for line in out.splitlines() if "best peer by round" in line]
+    assert len(by_round) == 1 and len(by_round[0].split("by round")[1].split(",")[0].split()) == 3, out
+    import csv
+    with open(tmp_path / "decode_model_smoke.csv") as f:
+        rows = [r for r in csv.DictReader(line for line in f if not line.startswith("#"))]
+    ours = [r for r in rows if r["variant"] == "jax_mea"]
+    assert ours and all(len(r["rounds_ms"].split()) == 3 for r in ours), rows
+    for r in ours:  # the median of the rounds (printed to 4 digits)
+        median = sorted(float(t) for t in r["rounds_ms"].split())[1]
+        assert abs(float(r["ms_per_step"]) - median) <= 1e-3 * median, r
+
+
 def test_median_result():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     from common import median_result
