@@ -287,11 +287,9 @@ def combine_rounds(rounds):
         rows.append(row)
     _ratio_to_best_peer(rows)
     ours = [r for r in rows if r["variant"] == "jax_mea" and "ours_over_best_peer" in r]
-    if ours:
-        per_round = []
-        for rnd in rounds:
-            _ratio_to_best_peer(rnd)
-            per_round += [r["ours_over_best_peer"] for r in rnd if "ours_over_best_peer" in r]
+    if ours:  # (measure_point set each round's ratio)
+        per_round = [r["ours_over_best_peer"] for rnd in rounds for r in rnd
+                     if "ours_over_best_peer" in r]
         ours[0]["rounds_ratio"] = " ".join(f"{x:.3f}" for x in per_round)
         print(f"  {rows[0]['config']} B{rows[0]['batch']} ctx{rows[0]['context']}: jax_mea / "
               f"best peer by round {ours[0]['rounds_ratio']}, of the medians "
