@@ -26,7 +26,9 @@ struct KernelHandle {
 //   0: 4 warps, 112 KB (two CTAs per SM on sm_90, fits sm_80)
 //   1: 4 warps, 220 KB (one CTA per SM, deeper pipeline; sm_90 only)
 //   2: 8 warps, 220 KB (the DEC8 rows of the head-dim table only; sm_90 only)
-//   3: as 2, with K / V tiles by the copy engine (TMA, tensor maps; sm_90 only)
+//   3: 8 warps, 150 KB, K / V tiles by the copy engine (TMA, tensor maps; sm_90 only;
+//      fewer stages than 220 KB would hold: faster where other kernels run between two
+//      calls, as in a model; RESULTS.md, session 25)
 constexpr int kNumMmaConfigs = 4;
 
 // The MMA kernel of head sizes (h, hv) in `config`: the first DEC row of the

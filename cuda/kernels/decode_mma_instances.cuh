@@ -38,12 +38,13 @@ bool MmaKernel(int h, int hv, int config, KernelHandle* out) {
         *out = MakeMmaHandle<T, HP, HVP, 4, 220>();
       } else if constexpr (Row::kDec8) {
         if (config == 2) *out = MakeMmaHandle<T, HP, HVP, 8, 220>();
-        // TMA, H128: 2 stages of 64 KB (133 KB of shared memory), not 3 (197 KB). As fast
-        // on long streams, and faster where other kernels run between two calls, as in a
+        // TMA: a 150 KB budget, H128 2 stages of 64 KB (133 KB of shared memory, not 197),
+        // H64 4 stages of 32 KB (131 KB, not 195), 192/128 its 2 either way. As fast on
+        // long streams, and faster where other kernels run between two calls, as in a
         // model (H200, --pollute: B8 S4096 N16/4 27.4 against 30.4 us, B1 S32768 N32/8
-        // 43.7 against 46.7); in the model 1-2.5% faster a step (RESULTS.md, session 25).
-        // Other rows keep the 220 KB budget (not measured).
-        constexpr int kTmaBudgetKb = HP == 128 && HVP == 128 ? 150 : 220;
+        // 43.7 against 46.7, H64 29.1 against 34.4); in the model 1-2.5% a step
+        // (RESULTS.md, session 25).
+        constexpr int kTmaBudgetKb = 150;
         if (config == 3) *out = MakeMmaHandle<T, HP, HVP, 8, kTmaBudgetKb, true>();
         found = config == 2 || config == 3;
       } else {
