@@ -75,7 +75,8 @@ struct DecodeArgs {
 // a.trace[cta * kTraceSlots + slot]: 0 entry, 1 keys and append done, 2 first
 // tile landed, 3 last tile done, 4 exit; 5 the SM, 6 the CTA's tiles; inside the
 // epilogue: 7 the warps' states in shared memory, 8 the rows' weights, 9 out or
-// the partials written, 10 (fused combine) the group's counter taken.
+// the partials written, 10 (fused combine) the group's counter taken, or (cluster
+// merge) its first barrier passed, 11 (cluster merge) its slice of out written.
 constexpr int kTraceSlots = 12;
 #ifdef JAX_MEA_DECODE_TRACE
 __device__ __forceinline__ void TraceStamp(const DecodeArgs& a, int slot,
@@ -510,11 +511,13 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
 // `partial` or `ml`; `out_offset[r]` is row r's offset in `out`. All NT
 // threads of every CTA of the cluster call it (it synchronises them).
 template <typename T, int R, int NT>
-__device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const CtaCoord& cta,
-                                             const float* partial, int stride, const float2* ml,
-                                             float2* table, const int64_t* out_offset) {
+__device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const DecodeArgs& a,
+                                             const CtaCoord& cta, const float* partial,
+                                             int stride, const float2* ml, float2* table,
+                                             const int64_t* out_offset) {
   const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
   ClusterSync();  // every split's partials are in its shared memory
+  JAX_MEA_TRACE(a, 10);
   for (int i = tid; i < nrows * S; i += NT) {
     const int r = i / S, sp = i - r * S;
     const float* m = reinterpret_cast<const float*>(ml + r);
@@ -541,6 +544,7 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Cta
     }
     static_cast<T*>(p.out)[out_offset[r] + d] = FromF32<T>(o);
   }
+  JAX_MEA_TRACE(a, 11);
   ClusterSync();  // no CTA leaves while its peers still read its shared memory
 }
 
@@ -608,7 +612,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   }
   JAX_MEA_TRACE(a, 9);
   if (in_cluster) {
-    ClusterMerge<T, R, NT>(p, cta, ep_acc, acc_stride, s_ml,
+    ClusterMerge<T, R, NT>(p, a, cta, ep_acc, acc_stride, s_ml,
                            reinterpret_cast<float2*>(ep_acc + R * acc_stride), s_dst);
     return;
   }

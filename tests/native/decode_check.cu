@@ -1121,8 +1121,10 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
         CHECK_CUDA(cudaMemcpy(tr.data(), dtrace.ptr, ctas * kTraceSlotsHost * 8, cudaMemcpyDeviceToHost));
         unsigned long long t_min = ~0ull, t_max = 0;
         // entry offset, prologue, first tile, loop / tile, epilogue, total; the epilogue's
-        // parts: states to shared memory, weights, out / partials written, counter, merge.
-        std::vector<double> d[11];
+        // parts: states to shared memory, weights, out / partials written; the fused
+        // combine's counter and merge; the cluster merge's first barrier, its slice, and
+        // its last barrier to the exit.
+        std::vector<double> d[14];
         size_t last = 0;
         for (size_t c = 0; c < ctas; ++c) {
           const unsigned long long* t = &tr[c * kTraceSlotsHost];
@@ -1135,24 +1137,31 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
           if (t[0] == 0 || t[4] == 0) continue;
           d[0].push_back((t[0] - t_min) * 1e-3);
           d[1].push_back((t[1] - t[0]) * 1e-3);
-          d[2].push_back((t[2] - t[1]) * 1e-3);
-          d[3].push_back(t[6] > 1 ? (t[3] - t[2]) * 1e-3 / (t[6] - 1) : 0.0);
+          if (t[2] != 0) {  // 0: a CTA without tiles (an empty split)
+            d[2].push_back((t[2] - t[1]) * 1e-3);
+            d[3].push_back(t[6] > 1 ? (t[3] - t[2]) * 1e-3 / (t[6] - 1) : 0.0);
+          }
           d[4].push_back((t[4] - t[3]) * 1e-3);
           d[5].push_back((t[4] - t[0]) * 1e-3);
           d[6].push_back((t[7] - t[3]) * 1e-3);
           d[7].push_back((t[8] - t[7]) * 1e-3);
           d[8].push_back((t[9] - t[8]) * 1e-3);
-          if (t[10] != 0) {
+          if (t[11] != 0) {  // cluster merge
+            d[11].push_back((t[10] - t[9]) * 1e-3);
+            d[12].push_back((t[11] - t[10]) * 1e-3);
+            d[13].push_back((t[4] - t[11]) * 1e-3);
+          } else if (t[10] != 0) {  // fused combine
             d[9].push_back((t[10] - t[9]) * 1e-3);
             if (t[4] - t[10] > 200) d[10].push_back((t[4] - t[10]) * 1e-3);  // the merging CTA
           }
         }
         std::printf("%s splits %d {%s}: event %.1f us, first entry to last exit %.1f us, %zu CTAs\n",
                     name_of(s).c_str(), splits, plan.c_str(), ms * 1e3, (t_max - t_min) * 1e-3, d[0].size());
-        const char* names[11] = {"entry offset", "keys+append", "first tile", "per later tile",
+        const char* names[14] = {"entry offset", "keys+append", "first tile", "per later tile",
                                  "epilogue+merge", "CTA total", " ep: to smem", " ep: weights",
-                                 " ep: write", " ep: fence+count", " ep: merge (last)"};
-        for (int k = 0; k < 11; ++k) {
+                                 " ep: write", " ep: fence+count", " ep: merge (last)",
+                                 " ep: cluster bar", " ep: peer slice", " ep: bar to exit"};
+        for (int k = 0; k < 14; ++k) {
           std::vector<double> v = d[k];
           if (v.empty()) continue;
           std::sort(v.begin(), v.end());
