@@ -8,17 +8,23 @@
 #   2. the per-layer kernel time in the model on the 67 MB one-wave layers (the 85%-of-
 #      copy line; 52-61% before 0024): tools/jax_timeline.py;
 #   3. decode.py --scan again on the shapes 0024 and the H64 budget should have moved
-#      (H64, the small caches).
+#      (H64, the small caches);
+#   4. (first, after the trace) ncu's per-instruction table of one B1 S1024 launch
+#      (tools/sass_stats.py: executions and stall reasons by code region), to see how
+#      much of a small call is instruction fetch of code run once (session 20: "no
+#      instruction" 18-21% of the stall samples) and how much waits on memory/barriers.
 # Binary (.probe/ is git-ignored; build it first, about 5 minutes here on 2 cores):
 #   cmake -S . -B build/trace -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
 #     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF \
 #     -DCMAKE_CUDA_FLAGS=-DJAX_MEA_DECODE_TRACE -DCMAKE_CXX_FLAGS=-DJAX_MEA_DECODE_TRACE &&
 #   ninja -C build/trace decode_check && mkdir -p .probe/s26 &&
-#   cp build/trace/tests/native/decode_check .probe/s26/dctrace && xz -6 -T2 -f .probe/s26/dctrace
-# Run with carry [".probe/s26"] (about 380 s).
+#   cp build/trace/tests/native/decode_check .probe/s26/dctrace &&
+#   ninja -C build/cuda decode_check && cp build/cuda/tests/native/decode_check .probe/s26/dc &&
+#   xz -6 -T2 -f .probe/s26/dctrace .probe/s26/dc
+# Run with carry [".probe/s26"] (about 480 s).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s26; mkdir -p $D
-xz -dc .probe/s26/dctrace.xz > $D/dctrace; chmod +x $D/dctrace
+for v in dctrace dc; do xz -dc .probe/s26/$v.xz > $D/$v; chmod +x $D/$v; done
 for sh in "B1 S1024 N16/4 H128/128 cap+64 len+1" "B8 S1024 N16/4 H128/128 cap+64 len+1" \
           "B1 S4096 N32/8 H128/128 cap+64 len+1" "B1 S32768 N16/4 H128/128 cap+64 len+1"; do
   timeout 40 $D/dctrace --bench --trace --append --pollute --filter "$sh" 2>&1
@@ -26,6 +32,13 @@ done > "$OUT/trace.log"
 # Each shape's first block: its default plan (the others force 1, 2, 4, 8, 16 splits).
 awk '/: event/{key = $1 " " $2 " " $3 " " $4; show = key != prev; prev = key} show' "$OUT/trace.log" | cut -c1-170
 echo "trace t=$((SECONDS - T0))s"
+S="B1 S1024 N16/4 H128/128 cap+64 len+1"
+timeout 120 ncu --clock-control none --set full -k regex:DecodeMma --launch-skip 5 --launch-count 1 \
+  -o $D/dec_b1 $D/dc --bench --append --pollute --filter "$S" > "$OUT/ncu_b1.log" 2>&1; echo "ncu rc=$?"
+ncu --import $D/dec_b1.ncu-rep --page source --csv --print-source sass 2>/dev/null > $D/dec_b1.csv
+python3 tools/sass_stats.py $D/dec_b1.csv --regions > "$OUT/sass_stats_b1.log" 2>&1; head -n 40 "$OUT/sass_stats_b1.log" | cut -c1-160
+xz -6 -c $D/dec_b1.csv > "$OUT/dec_sass_b1.csv.xz"
+echo "ncu t=$((SECONDS - T0))s"
 JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=14 \
   python3 -m pip install --no-build-isolation --no-deps -q -e . > "$OUT/build.log" 2>&1
 echo "build rc=$? t=$((SECONDS - T0))s"
