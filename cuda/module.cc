@@ -55,7 +55,8 @@ nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int k
                     int head_size, int v_head_size, bool has_kv_lengths, int sm_count,
                     int compute_major, int config, int rows_per_block, int tile_keys,
                     int ctas_per_sm, bool tma, bool sm90_code, int key_bytes,
-                    nb::dict cluster_slots, int num_splits, bool balance, bool cluster_merge) {
+                    nb::dict cluster_slots, int num_splits, bool balance, bool cluster_merge,
+                    bool spread_merge) {
   namespace dp = jax_mea::decode_plan;
   static const int32_t kSomeLength = 0;
   jax_mea::AttentionParams p;
@@ -79,6 +80,7 @@ nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int k
   o.num_splits = num_splits;
   o.balance = balance;
   o.cluster_merge = cluster_merge;
+  o.spread_merge = spread_merge;
   const dp::DecodePlan plan = dp::PlanDecode(p, k, d, o);
   nb::dict r;
   r["default_config"] = dp::DefaultMmaConfig(p, d);
@@ -86,6 +88,7 @@ nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int k
   r["uniform_splits"] = plan.uniform_splits;
   r["balanced"] = plan.balance_slots > 0;
   r["cluster_merge"] = plan.cluster_merge;
+  r["spread_merge"] = plan.spread_merge;
   r["row_blocks"] = plan.row_blocks;
   r["groups"] = plan.groups;
   r["workspace_bytes"] = plan.ws_bytes;
@@ -132,7 +135,7 @@ NB_MODULE(_ext, m) {
         nb::arg("ctas_per_sm") = 1, nb::arg("tma") = true, nb::arg("sm90_code") = true,
         nb::arg("key_bytes") = 512, nb::arg("cluster_slots") = nb::dict(),
         nb::arg("num_splits") = 0, nb::arg("balance") = true,
-        nb::arg("cluster_merge") = true,
+        nb::arg("cluster_merge") = true, nb::arg("spread_merge") = true,
         "The decode kernel's plan (kernels/decode_plan.h) for the given shapes and "
         "kernel / device facts (defaults: an H200 and the sm_90 TMA kernel at H128).");
 

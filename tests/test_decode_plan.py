@@ -133,3 +133,36 @@ def test_split_tolerance_keeps_the_sms_busy():
     (128 CTAs) and ran 5% slower on the H200 (46.6 against 44.4 us, session 14)."""
     p = plan(1, 32, 8, 32768 + 64)
     assert p["num_splits"] == 16 and not p["cluster_merge"], p
+
+
+def test_one_wave_through_the_workspace_spreads_the_merge():
+    """B1 S32768 N16/4: 4 groups x 33 splits fill the H200's 132 SMs at once, so every
+    split merges a slice of its group's out after a barrier on the group's counter
+    (the last CTA merging all 33 took 5 us of a 26 us call, H200 2026-11-30)."""
+    p = plan(1, 16, 4, 32768 + 32)
+    assert not p["cluster_merge"] and p["spread_merge"], p
+    assert p["groups"] * p["num_splits"] <= 132
+    assert not plan(1, 16, 4, 32768 + 32, spread_merge=False)["spread_merge"]
+
+
+@pytest.mark.parametrize("batch,nq,nkv,capacity", [(1, 32, 8, 1024), (64, 32, 8, 32768),
+                                                   (1, 32, 8, 128), (8, 32, 8, 4096)])
+def test_spread_merge_only_split_through_the_workspace_in_one_wave(batch, nq, nkv, capacity):
+    """The spread merge's CTAs wait for each other: never with clusters (they merge in
+    shared memory), one split, or more CTAs than the GPU runs at once."""
+    p = plan(batch, nq, nkv, capacity, cluster_slots=H200_ALL_CLUSTERS)
+    if p["spread_merge"]:
+        assert not p["cluster_merge"] and p["num_splits"] > 1
+        assert p["groups"] * p["num_splits"] <= 132, p
+    if p["cluster_merge"] or p["num_splits"] == 1 or p["groups"] * p["num_splits"] > 132:
+        assert not p["spread_merge"], p
+
+
+def test_spread_merge_only_where_the_partials_are_large():
+    """Spreading the merge pays where the last CTA would read many partials: 16 splits
+    of 4 rows x 128 floats (32 KB) 0.4-0.8 us faster on the H200, 16 x 4 x 64 (16 KB)
+    0.4-0.5 us slower (kSpreadMergeMinBytes)."""
+    assert plan(1, 32, 8, 32768 + 64)["spread_merge"]
+    small = plan(1, 32, 8, 32768 + 64, h=64, hv=64, key_bytes=256)
+    assert small["num_splits"] > 1 and not small["cluster_merge"], small
+    assert not small["spread_merge"], small

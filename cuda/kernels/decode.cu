@@ -266,6 +266,7 @@ decode_plan::KernelFacts FactsOf(const KernelHandle& h, const AttentionParams& p
   k.key_bytes =
       (h.key_elems > 0 ? h.key_elems : p.head_size + p.v_head_size) * DTypeBytes(p.dtype);
   k.cluster_slots = [h, dev](int size) { return ClusterSlots(h, dev, size); };
+  k.spread_merge = h.spread_merge;
   return k;
 }
 
@@ -278,13 +279,13 @@ struct Plan {
 
 // What a plan depends on besides the options: the device and the call's shapes.
 using PlanKey = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool, int, int,
-                           int, int, int, int64_t>;
+                           int, int, int, int, int64_t>;
 
 PlanKey KeyOf(const AttentionParams& p, const DecodeOptions& o, int dev) {
   return {dev, static_cast<int>(p.dtype), p.batch, p.num_heads, p.num_kv_heads, p.q_len,
           p.kv_capacity, p.head_size, p.v_head_size, p.kv_lengths != nullptr, MmaAligned(p),
           o.num_splits, (o.force_simt ? 1 : 0) | (o.balance ? 2 : 0), o.config,
-          o.fused_combine, o.cluster_merge, o.cta_overhead_bytes};
+          o.fused_combine, o.cluster_merge, o.spread_merge, o.cta_overhead_bytes};
 }
 
 cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt, int dev,
@@ -298,6 +299,7 @@ cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt,
   o.balance = opt.balance;
   o.fused_combine = opt.fused_combine != 0;
   o.cluster_merge = opt.cluster_merge != 0;
+  o.spread_merge = opt.spread_merge != 0;
   if (opt.cta_overhead_bytes >= 0) o.cta_overhead_bytes = opt.cta_overhead_bytes;
   const decode_plan::DecodePlan dp = decode_plan::PlanDecode(
       p, FactsOf(plan->kernel, p, dev, ctas_per_sm), DeviceFactsOf(dev), o);
@@ -310,6 +312,7 @@ cudaError_t MakePlanUncached(const AttentionParams& p, const DecodeOptions& opt,
   a.row_blocks = dp.row_blocks;
   a.num_rows = dp.num_rows;
   a.cluster_merge = dp.cluster_merge;
+  a.spread_merge = dp.spread_merge;
   plan->groups = dp.groups;
   plan->ws_bytes = dp.ws_bytes;
   return cudaSuccess;
@@ -413,6 +416,8 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
     std::snprintf(balanced, sizeof balanced, " balanced(uniform %d)", plan.args.uniform_splits);
   } else if (plan.args.cluster_merge) {
     std::snprintf(balanced, sizeof balanced, " cluster");
+  } else if (plan.args.spread_merge) {
+    std::snprintf(balanced, sizeof balanced, " spread");
   }
   char buf[240];
   std::snprintf(buf, sizeof buf,
@@ -466,6 +471,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
       }
     }
   }
+  a.spread_merge = a.spread_merge && a.counters != nullptr;
 
   if (const KvCopyParams* ap = options.append; ap != nullptr && ap->num_new > 0) {
     if (ap->dst_k != p.k || ap->dst_v != p.v || ap->dtype != p.dtype || ap->batch != p.batch ||
@@ -496,11 +502,25 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   launch.dynamicSmemBytes = plan.kernel.smem_bytes;
   launch.stream = stream;
   cudaLaunchAttribute cluster = SplitCluster(a.num_splits);
+  cudaLaunchAttribute cooperative;
+  cooperative.id = cudaLaunchAttributeCooperative;
+  cooperative.val.cooperative = 1;
   if (a.cluster_merge) {
     launch.attrs = &cluster;
     launch.numAttrs = 1;
+  } else if (a.spread_merge) {  // the CTAs wait for each other: all must be resident
+    launch.attrs = &cooperative;
+    launch.numAttrs = 1;
   }
   err = cudaLaunchKernelExC(&launch, plan.kernel.func, kernel_args);
+  if (err != cudaSuccess && a.spread_merge && err != cudaErrorStreamCaptureInvalidated) {
+    // The grid does not fit at once after all (another context holds SMs): the last
+    // CTA of each group merges. Nothing ran, so the counters are still at zero.
+    cudaGetLastError();
+    a.spread_merge = false;
+    launch.numAttrs = 0;
+    err = cudaLaunchKernelExC(&launch, plan.kernel.func, kernel_args);
+  }
   if (err != cudaSuccess) return err;
   if (a.num_splits > 1 && a.counters == nullptr && !a.cluster_merge) {
     // A programmatic dependent launch (sm_90) was tried here: on the legacy

@@ -91,6 +91,8 @@ struct DecodeOptions {
                              // thread-block cluster where that applies (sm_90 machine
                              // code, MMA kernel, 2..16 splits, fused combine, no
                              // balancing, the clusters fill the GPU as plain CTAs would)
+  int spread_merge = -1;     // 0: never; else (default) with the fused combine, where
+                             // the grid runs at once: every split merges a slice
   int64_t cta_overhead_bytes = -1;  // the split cost model's per-CTA cost (decode_plan.h);
                                     // -1: the default (tuning sweeps set it)
   // Non-null: append these new tokens to the cache (p.k / p.v, which must be the

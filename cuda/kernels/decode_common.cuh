@@ -43,6 +43,10 @@ struct DecodeArgs {
   // the splits itself (no combine kernel). One counter per such group, zero
   // between calls: atomicInc wraps it back to 0 on the group's last split.
   unsigned* counters = nullptr;
+  // With counters, where the whole grid runs at once (a cooperative launch): every
+  // split of a group waits on its counter for the others' partials, then merges a
+  // slice of the group's out (SpreadMerge), instead of the last one merging all.
+  bool spread_merge = false;
   // The splits of each group are one thread-block cluster (sm_90, grid z =
   // cluster z = num_splits <= kMaxClusterSplits): the partials stay in each CTA's
   // shared memory and the cluster merges them there (ClusterMerge); no workspace,
@@ -76,7 +80,8 @@ struct DecodeArgs {
 // tile landed, 3 last tile done, 4 exit; 5 the SM, 6 the CTA's tiles; inside the
 // epilogue: 7 the warps' states in shared memory, 8 the rows' weights, 9 out or
 // the partials written, 10 (fused combine) the group's counter taken, or (cluster
-// merge) its first barrier passed, 11 (cluster merge) its slice of out written.
+// or spread merge) its group barrier passed, 11 (cluster or spread merge) its
+// slice of out written.
 constexpr int kTraceSlots = 12;
 #ifdef JAX_MEA_DECODE_TRACE
 __device__ __forceinline__ void TraceStamp(const DecodeArgs& a, int slot,
@@ -411,7 +416,8 @@ __device__ __forceinline__ void SplitWeightsWarp(float2* t, int S, int stride) {
 template <int R, int HVP>
 constexpr int kMergeScratchFloats = 2 * R * kMaxSplits + 2 * R * HVP;
 
-// Merges the cta.splits partials of a group's rows into `out`: row r's output
+// Merges the cta.splits partials of a group's rows into `out` (elements [first,
+// first + count) of the group's nrows * Hv; count < 0: all): row r's output
 // is sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0 where
 // no split saw a key). The group's rows are consecutive partial rows, so each
 // split's values are one block of nrows * Hv floats: cp.async copies as many
@@ -428,20 +434,22 @@ constexpr int kMergeScratchFloats = 2 * R * kMaxSplits + 2 * R * HVP;
 template <typename T, int R, int NT>
 __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const DecodeArgs& a,
                                            const CtaCoord& cta, float* scratch,
-                                           int scratch_floats) {
+                                           int scratch_floats, int first = 0,
+                                           int count = -1) {
   __shared__ int64_t s_out_offset[R];
   const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
-  const int n = nrows * Hv;  // the group's output elements; one split's block
+  // The elements merged here: one split's block of them is n consecutive floats.
+  const int n = count < 0 ? nrows * Hv : count;
   const int64_t row0 = PartialRow(p, cta.b, RowOf(p, cta.kv_head, cta.row0));
   float2* table = reinterpret_cast<float2*>(scratch);   // [S][R]: (max, sum), then weights
   float* acc = scratch + 2 * R * kMaxSplits;             // [n], where a second round is needed
   float* vals = acc + n;                                 // [chunk][n]
   const int chunk = max(1, min(S, (scratch_floats - 2 * R * kMaxSplits - n) / max(n, 1)));
-  const bool by16 = Hv % 4 == 0 && Aligned16(a.ws_o);
+  const bool by16 = Hv % 4 == 0 && first % 4 == 0 && n % 4 == 0 && Aligned16(a.ws_o);
   // Splits [s0, s0 + chunk) into vals: 16-byte cp.async where aligned, else 4-byte loads.
   auto load_values = [&](int s0) {
     const int cs = min(chunk, S - s0);
-    const float* src = a.ws_o + (static_cast<int64_t>(s0) * a.num_rows + row0) * Hv;
+    const float* src = a.ws_o + (static_cast<int64_t>(s0) * a.num_rows + row0) * Hv + first;
     const int64_t split_stride = static_cast<int64_t>(a.num_rows) * Hv;
     if (by16) {
       const int pieces = n / 4;
@@ -480,12 +488,12 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
     const bool last = s0 + cs >= S;
 #pragma unroll 1
     for (int idx = tid; idx < n; idx += NT) {
-      const int r = idx / Hv;
+      const int r = (first + idx) / Hv;
       float o = s0 > 0 ? acc[idx] : 0.f;
 #pragma unroll 4
       for (int sp = 0; sp < cs; ++sp) o += table[(s0 + sp) * R + r].x * vals[sp * n + idx];
       if (last) {
-        static_cast<T*>(p.out)[s_out_offset[r] + (idx - r * Hv)] = FromF32<T>(o);
+        static_cast<T*>(p.out)[s_out_offset[r] + (first + idx - r * Hv)] = FromF32<T>(o);
       } else {
         acc[idx] = o;
       }
@@ -497,6 +505,25 @@ __device__ __forceinline__ void MergeGroup(const AttentionParams& p, const Decod
     CpAsyncWait<0>();
     __syncthreads();
   }
+}
+
+// A barrier of a group's `splits` CTAs through its counter, by one thread of each
+// after a CTA barrier that follows the CTA's partial stores (the fence releases them,
+// as in the fused combine). Only where every CTA of the grid runs at once (a
+// cooperative launch: DecodeArgs::spread_merge), or a waiting CTA could hold the
+// slot another needs. The counter counts arrivals, then departures: it reaches
+// `splits` only after every arrival, and the last departure (every CTA past its
+// wait) sets it back to 0 for the next launch on this bank.
+__device__ __forceinline__ void GroupBarrier(unsigned* counter, unsigned splits) {
+  asm volatile(
+      "fence.acq_rel.gpu;\n"
+      "red.relaxed.gpu.global.add.u32 [%0], 1;\n" ::"l"(counter)
+      : "memory");
+  unsigned seen;
+  do {
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(counter) : "memory");
+  } while (seen < splits);
+  if (atomicAdd(counter, 1u) == 2 * splits - 1) *counter = 0;
 }
 
 // ------------------------------------------------------------------ cluster merge
@@ -554,12 +581,14 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Dec
 // units, sum) and ep_acc [NW][R][acc_stride]. Merges them per row and writes
 // either `out` (one split: normalised, fully masked rows 0) or the partials;
 // with a.counters, the group's last CTA then merges the splits (MergeGroup, in
-// merge_scratch: merge_floats floats, free once the partials are written); with
+// merge_scratch: merge_floats floats, free once the partials are written), or with
+// a.spread_merge every split merges a slice after a group barrier; with
 // a.cluster_merge the partials stay in shared memory, over warp 0's rows of
 // ep_acc, and the cluster merges them (ClusterMerge, its table over warp 1's
 // rows on: they must hold R * kMaxClusterSplits float2). ep_m is overwritten
-// with the warps' weights. All NW * 32 threads call it.
-template <typename T, int R, int NW = kWarps>
+// with the warps' weights. kSpread: the kernel has the spread merge's code (the
+// host sets a.spread_merge only then). All NW * 32 threads call it.
+template <typename T, int R, int NW = kWarps, bool kSpread = true>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          float* ep_m, const float* ep_l, float* ep_acc,
                                          int acc_stride, const CtaCoord& cta,
@@ -624,20 +653,35 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   // barrier, as PassTurn in attention_bwd.cuh and CUTLASS's semaphores do), instead of
   // a fence per thread; the last CTA's thread 0 fences again after the count (acquire:
   // the other splits' partials before its CTA's reads, which follow the next barrier).
-  __shared__ int s_last;
+  // With a.spread_merge every split merges its slice of the n elements after the group
+  // barrier, [split * slice, + slice) in multiples of 4 (16-byte copies); else the
+  // last CTA merges all of them. One MergeGroup call either way (code size).
+  __shared__ int s_merge;
+  const bool spread = kSpread && a.spread_merge;
+  const int n = nrows * Hv;
+  const int slice = spread ? ((n + cta.splits - 1) / cta.splits + 3) / 4 * 4 : n;
+  const int first = spread ? cta.split * slice : 0;
   __syncthreads();
   if (tid == 0) {
-    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
-    const unsigned old =
-        atomicInc(&a.counters[cta.group], static_cast<unsigned>(cta.splits - 1));
-    const bool last = old == static_cast<unsigned>(cta.splits - 1);
-    if (last) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
-    s_last = last;
+    bool merge;
+    if (spread) {
+      GroupBarrier(&a.counters[cta.group], static_cast<unsigned>(cta.splits));
+      merge = first < n;
+    } else {
+      asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+      const unsigned old =
+          atomicInc(&a.counters[cta.group], static_cast<unsigned>(cta.splits - 1));
+      merge = old == static_cast<unsigned>(cta.splits - 1);
+      if (merge) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+    }
+    s_merge = merge;
   }
   __syncthreads();
   JAX_MEA_TRACE(a, 10);
-  if (!s_last) return;
-  MergeGroup<T, R, NT>(p, a, cta, merge_scratch, merge_floats);
+  if (s_merge) {
+    MergeGroup<T, R, NT>(p, a, cta, merge_scratch, merge_floats, first, min(slice, n - first));
+  }
+  if (spread) JAX_MEA_TRACE(a, 11);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

@@ -20,6 +20,7 @@ struct KernelHandle {
   int config = -1;             // MMA configuration that was picked (-1: SIMT)
   bool tma = false;            // K / V through tensor maps (DecodeArgs::tmap_k, tmap_v)
   int key_elems = 0;           // K and V elements one key costs (padded head dims; 0: H + Hv)
+  bool spread_merge = false;   // has the spread merge's code (DecodeArgs::spread_merge)
 };
 
 // MMA kernel configurations (warps per CTA, shared-memory budget per CTA):

@@ -46,6 +46,11 @@ struct MmaConfig {
   static constexpr int kStages = kFit < 2 ? 2 : (kFit > 6 ? 6 : kFit);
   static constexpr int kPipeBytes = kStages * kStageBytes;
   static constexpr int kAccStride = HVP + 4;  // floats
+  // The spread merge (DecodeArgs::spread_merge) in the 8-warp kernels only: with its
+  // code the 4-warp ones kept a register on the stack and ran 1-1.5% slower
+  // (configuration 0, B64 S1024, H200 2026-11-30), and config 0's many groups never
+  // fit the GPU at once with more than one split.
+  static constexpr bool kSpreadMerge = NW == 8;
   static constexpr int kEpiBytes = (NW * kMmaRows * kAccStride + 2 * NW * kMmaRows) * 4;
   static constexpr int kPipeRegion = kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes;
   static constexpr int kSmemBytes = kQBytes + kPipeRegion + kAlignPad;
@@ -424,7 +429,7 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
                 "the pipeline's shared memory holds MergeGroup's scratch");
   static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,
                 "ep_acc past warp 0's rows holds ClusterMerge's table");
-  Epilogue<T, kMmaRows, NW>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta, ep_acc,
+  Epilogue<T, kMmaRows, NW, Cfg::kSpreadMerge>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta, ep_acc,
                             Cfg::kPipeRegion / 4);
   JAX_MEA_TRACE(a, 4);
 }

@@ -18,6 +18,7 @@ KernelHandle MakeMmaHandle() {
   h.tile_keys = Cfg::kTileKeys;
   h.stages = Cfg::kStages;
   h.tma = TMA;
+  h.spread_merge = Cfg::kSpreadMerge;
   h.key_elems = HP + HVP;
   return h;
 }

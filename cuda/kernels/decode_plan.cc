@@ -123,6 +123,15 @@ DecodePlan PlanDecode(const AttentionParams& p, const KernelFacts& k, const Devi
   // B1 S32768 N32/8 8+cl 54.9 us vs 16 splits 45.0; B8 S4096 N16/4 2+cl 32.6 vs 4
   // splits 28.6): every CTA slot streaming beats a cheaper merge.
   plan.cluster_merge = ClusterMergeFits(plan, plan.num_splits, k, d, o, slots);
+  // Through the workspace in one wave: every split waits for its group's others and
+  // merges a slice (the last CTA merging all 33 splits of B1 S32768 N16/4 took 5 us,
+  // a fifth of the call, 2026-11-30). Balanced plans may launch more CTAs than slots.
+  const int64_t partial_bytes = static_cast<int64_t>(plan.num_splits) *
+                                std::min(rows, plan.rows_per_block) * p.v_head_size * 4;
+  plan.spread_merge = o.spread_merge && k.spread_merge && o.fused_combine && !plan.cluster_merge &&
+                      plan.num_splits > 1 && plan.balance_slots == 0 &&
+                      plan.groups * plan.num_splits <= slots &&
+                      partial_bytes >= kSpreadMergeMinBytes;
   plan.ws_bytes =
       plan.cluster_merge ? 0 : WorkspaceBytes(plan.num_rows, p.v_head_size, plan.num_splits);
   return plan;

@@ -49,6 +49,13 @@ struct MergeCost {
 constexpr MergeCost kWorkspaceMergeBytes{96 << 10, 4 << 10};
 constexpr MergeCost kClusterMergeBytes{48 << 10, 3 << 10};
 
+// The spread merge (DecodeArgs::spread_merge) where a group's partials are at least
+// this many bytes (splits x rows x Hv floats); below it the last CTA merges them sooner
+// than every split can meet. H200, kernel alone, against the last-CTA merge
+// (2026-11-30): 33 x 4 x 128 (68 KB, B1 S32768 N16/4) 1.2-1.6 us faster, 16 x 4 x 128
+// (33 KB, N32/8) 0.4-0.8 faster, 16 x 4 x 64 (16 KB, N32/8 H64) 0.4-0.5 slower.
+constexpr int64_t kSpreadMergeMinBytes = 32 << 10;
+
 // ChooseSplits takes the fewest splits within this factor of the best modelled
 // time. 5% once: with the merge costs, B1 S32768+64 N32/8 then took 15 splits
 // (120 CTAs) for 16 and ran 5% slower on the H200 (session 14).
@@ -77,6 +84,7 @@ struct KernelFacts {
   int key_bytes = 0;         // bytes of K and V one key costs the kernel (padded dims)
   // CTAs of this kernel that run at once in clusters of `size` (0: unknown / none).
   std::function<int64_t(int size)> cluster_slots;
+  bool spread_merge = true;  // the kernel has the spread merge (DecodeArgs::spread_merge)
 };
 
 struct PlanOptions {
@@ -84,6 +92,8 @@ struct PlanOptions {
   bool balance = true;          // balanced splits where they apply
   bool fused_combine = true;    // the last CTA of a group merges (else a combine kernel)
   bool cluster_merge = true;    // merge a group's splits in a cluster where that fits
+  bool spread_merge = true;     // else every split merges a slice, where the grid fits
+                                // the GPU at once (DecodeArgs::spread_merge)
   int64_t cta_overhead_bytes = kCtaOverheadBytes;  // the split cost model's (tuning)
 };
 
@@ -96,6 +106,7 @@ struct DecodePlan {
   int64_t num_rows = 0;     // batch * num_heads * q_len
   int64_t groups = 0;       // CTAs per split: batch * num_kv_heads * row_blocks
   bool cluster_merge = false;
+  bool spread_merge = false;  // through the workspace, one slice a split (one wave)
   size_t ws_bytes = 0;      // workspace for num_splits (0 with one split or clusters)
 };
 

@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) DecodeSimtKernel(const AttentionPara
   // MergeGroup's scratch: Q and the warps' states, free once the partials are written.
   constexpr int kScratchFloats = (Cfg::kQBytes + Cfg::kEpiBytes) / 4;
   static_assert(kScratchFloats >= kMergeScratchFloats<R, D>, "Q and ep_acc hold MergeGroup's scratch");
-  Epilogue<T, R>(p, a, ep_m, ep_l, ep_acc, D, cta, q_s, kScratchFloats);
+  Epilogue<T, R, kWarps, /*kSpread=*/false>(p, a, ep_m, ep_l, ep_acc, D, cta, q_s, kScratchFloats);
 }
 
 }  // namespace jax_mea::cuda::decode_impl

@@ -91,6 +91,8 @@ struct Case {
   bool balanced = false;         // the plan must balance splits by the rows' lengths
   int cluster = -1;              // cluster merge: -1 where it applies, 0 never
   bool must_cluster = false;     // the plan must merge in clusters (on sm_90)
+  int spread = -1;               // spread merge: -1 where it applies, 0 never
+  bool must_spread = false;      // the plan must spread the merge over the splits
   // A decode step (the fused append): the call writes the T new tokens of each row
   // at positions [lens[b] - T, lens[b]), which hold NaN before it, and attends
   // causally with the starts lens[b] - T as offsets. Needs lens and causal.
@@ -283,6 +285,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   opt.config = c.config;
   opt.fused_combine = c.fused;
   opt.cluster_merge = c.cluster;
+  opt.spread_merge = c.spread;
   res.splits = cuda::DecodeNumSplits(pd, opt);
   res.plan = cuda::DecodePlanString(pd, opt);
   // A configuration-3 case must run the TMA kernel where the device has it (sm_90),
@@ -295,6 +298,8 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   const bool in_cluster = res.plan.find(" cluster") != std::string::npos;
   const bool cluster_wrong = (c.must_cluster && major >= 9 && !in_cluster) ||
                              (c.cluster == 0 && in_cluster);
+  const bool in_spread = res.plan.find(" spread") != std::string::npos;
+  const bool spread_wrong = (c.must_spread && !in_spread) || (c.spread == 0 && in_spread);
   DevBuf ws(c.own_ws ? cuda::DecodeWorkspaceBytes(pd) : c.xla_ws);
   if (c.own_ws || c.xla_ws > 0) {
     CHECK_CUDA(cudaMemset(ws.ptr, 0xff, ws.bytes));  // garbage, as from an allocator
@@ -370,13 +375,14 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
   }
   const bool max_abs_ok = MaxAbsOk(max_abs, ref_max, tol);
   res.pass = !far64 && nan_count == 0 && dead_bad == 0 && ref_nan == 0 && res.rel <= tol &&
-             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong && !cache_wrong &&
-             !flags_wrong;
+             max_abs_ok && !tma_fell_back && !not_balanced && !cluster_wrong && !spread_wrong &&
+             !cache_wrong && !flags_wrong;
   if (cache_wrong) res.why += " cache-not-appended";
   if (flags_wrong) res.why += " overflow-flags";
   if (tma_fell_back) res.why += " tma-not-used";
   if (not_balanced) res.why += " not-balanced";
   if (cluster_wrong) res.why += c.cluster == 0 ? " cluster-not-off" : " cluster-not-used";
+  if (spread_wrong) res.why += c.spread == 0 ? " spread-not-off" : " spread-not-used";
   if (ref_nan) res.why += " reference-nan=" + std::to_string(ref_nan);
   if (nan_count) res.why += " nan/inf=" + std::to_string(nan_count);
   if (dead_bad) res.why += " nonzero-in-masked-rows=" + std::to_string(dead_bad);
@@ -388,7 +394,7 @@ Result RunCase(const Case& c, std::mt19937_64& rng) {
 std::string Describe(const Case& c) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "%s %s B%d N%d/%d T%d cap%d H%d/%d q%s kv%s o%s%s%s%s%s%s%s%s sp%d%s cfg%d%s%s%s", c.name.c_str(),
+                "%s %s B%d N%d/%d T%d cap%d H%d/%d q%s kv%s o%s%s%s%s%s%s%s%s sp%d%s cfg%d%s%s%s%s", c.name.c_str(),
                 DTypeName(c.dtype), c.B, c.Nq, c.Nkv, c.T, c.cap, c.H, c.Hv, c.q_bnsh ? "BNSH" : "BSNH",
                 c.kv_bnsh ? "BNSH" : "BSNH", c.out_bnsh ? "BNSH" : "BSNH", c.lens.empty() ? "" : " lens",
                 c.causal ? (c.per_batch_offset ? " causal(offs)" : " causal") : "",
@@ -398,7 +404,7 @@ std::string Describe(const Case& c) {
                 c.mask == MaskKind::kBool ? " boolmask" : c.mask == MaskKind::kAdditive ? " addmask" : "",
                 c.mask != MaskKind::kNone ? (" mlen" + std::to_string(c.mask_len)).c_str() : "",
                 c.splits, c.simt ? " simt" : "", c.config, c.fused == 0 ? " sepcombine" : "", c.own_ws ? " ownws" : "",
-                c.cluster == 0 ? " nocluster" : "");
+                c.cluster == 0 ? " nocluster" : "", c.spread == 0 ? " nospread" : "");
   return c.append ? std::string(buf) + " append" : std::string(buf);
 }
 
@@ -709,6 +715,29 @@ std::vector<Case> BuildCases(bool small) {
       c.lens = {0, 0}; c.B = 2; c.splits = 4; c.must_cluster = true; cases.push_back(c);
     }
     {
+      // The spread merge: 4 groups x 33 splits, every CTA resident at once (132 SMs).
+      Case c; c.name = "spread-b1-long"; c.B = 1; c.Nq = 16; c.Nkv = 4; c.cap = 32768 + 32;
+      c.lens = {30001}; c.must_spread = true; cases.push_back(c);
+      c.name = "spread-b1-long-append"; c.lens = {32768}; c.append = true; c.causal = true;
+      c.per_batch_offset = true; cases.push_back(c);
+      c.name = "nospread-b1-long"; c.append = false; c.causal = false; c.per_batch_offset = false;
+      c.lens = {30001}; c.must_spread = false; c.spread = 0; cases.push_back(c);
+      c.name = "spread-h64-t4-causal"; c.spread = -1; c.cluster = 0; c.must_spread = true;
+      c.H = c.Hv = 64; c.T = 4; c.causal = true; c.per_batch_offset = true; c.splits = 12;
+      cases.push_back(c);
+      c.name = "spread-h40-hv48-f16"; c.dtype = DType::kFloat16; c.H = 40; c.Hv = 48; c.T = 2;
+      c.cap = 3001; c.lens = {2999}; c.splits = 24; cases.push_back(c);  // partials 37 KB
+      // The SIMT and 4-warp kernels have no spread merge: their last CTA merges.
+      c.name = "nospread-simt"; c.simt = true; c.must_spread = false; cases.push_back(c);
+      c.name = "nospread-cfg0"; c.simt = false; c.config = 0; cases.push_back(c);
+      c.config = -1; c.must_spread = true;
+      c.name = "spread-empty-splits"; c.simt = false; c.dtype = DType::kBFloat16; c.H = c.Hv = 128;
+      c.T = 1; c.causal = false; c.per_batch_offset = false; c.B = 2; c.cap = 1037;
+      c.lens = {0, 100}; c.splits = 16; cases.push_back(c);
+      // Partials under kSpreadMergeMinBytes (16 x 4 x 64 floats): the last CTA merges.
+      c.name = "nospread-small-partials"; c.H = c.Hv = 64; c.must_spread = false; cases.push_back(c);
+    }
+    {
       Case c; c.name = "rows16"; c.Nq = 8; c.Nkv = 2; c.T = 4; c.lens = {900, 1037}; cases.push_back(c);
       c.name = "rows32-2blocks"; c.Nq = 32; c.Nkv = 4; c.T = 4; c.causal = true; c.per_batch_offset = true;
       cases.push_back(c);
@@ -763,6 +792,9 @@ std::vector<Case> BuildCases(bool small) {
     c.cap = 900; c.splits = 8; c.must_cluster = true; cases.push_back(c);
     c.name = "small-cluster-mask-t4"; c.T = 4; c.Nq = 16; ApplyFeature(c, 5); cases.push_back(c);
     c.name = "small-cluster16"; c.splits = 16; cases.push_back(c);
+    c.name = "small-spread"; c.cluster = 0; c.must_cluster = false; c.must_spread = true;
+    cases.push_back(c);
+    c.name = "small-spread-lastcta"; c.spread = 0; c.must_spread = false; cases.push_back(c);
   }
   return cases;
 }
@@ -848,7 +880,7 @@ double Median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
-int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
+int RunBench(const std::string& filter, bool trace, bool append, bool pollute, bool nospread) {
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount,
@@ -1040,6 +1072,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
   };
   // The decode step's append into the cache `p` reads (--append), else none.
   auto with_append = [&](const AttentionParams& p, cuda::DecodeOptions opt) {
+    if (nospread) opt.spread_merge = 0;
     if (append) {
       step.dst_k = const_cast<void*>(p.k);
       step.dst_v = const_cast<void*>(p.v);
@@ -1098,6 +1131,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
         AttentionParams p = params_of(s);
         cuda::DecodeOptions opt;
         opt.num_splits = sp;
+        if (nospread) opt.spread_merge = 0;
         const std::string plan = cuda::DecodePlanString(p, opt);
         const int splits = cuda::DecodeNumSplits(p, opt);
         const size_t ctas = static_cast<size_t>(s.Nkv) * s.B * splits;  // one row block
@@ -1146,7 +1180,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
           d[6].push_back((t[7] - t[3]) * 1e-3);
           d[7].push_back((t[8] - t[7]) * 1e-3);
           d[8].push_back((t[9] - t[8]) * 1e-3);
-          if (t[11] != 0) {  // cluster merge
+          if (t[11] != 0) {  // cluster or spread merge
             d[11].push_back((t[10] - t[9]) * 1e-3);
             d[12].push_back((t[11] - t[10]) * 1e-3);
             d[13].push_back((t[4] - t[11]) * 1e-3);
@@ -1160,7 +1194,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
         const char* names[14] = {"entry offset", "keys+append", "first tile", "per later tile",
                                  "epilogue+merge", "CTA total", " ep: to smem", " ep: weights",
                                  " ep: write", " ep: fence+count", " ep: merge (last)",
-                                 " ep: cluster bar", " ep: peer slice", " ep: bar to exit"};
+                                 " ep: group bar", " ep: slice", " ep: to exit"};
         for (int k = 0; k < 14; ++k) {
           std::vector<double> v = d[k];
           if (v.empty()) continue;
@@ -1298,6 +1332,7 @@ int RunBench(const std::string& filter, bool trace, bool append, bool pollute) {
 
 int main(int argc, char** argv) {
   bool bench = false, small = false, trace = false, append = false, pollute = false;
+  bool nospread = false;
   std::string filter;
   uint64_t seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -1306,13 +1341,14 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--trace")) trace = true;
     else if (!std::strcmp(argv[i], "--append")) append = true;
     else if (!std::strcmp(argv[i], "--pollute")) pollute = true;
+    else if (!std::strcmp(argv[i], "--nospread")) nospread = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"] [--trace] [--append] [--pollute]] [--seed N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--small] [--bench [--filter \"B1 S32768 N32/8 H64/64,...\"] [--trace] [--append] [--pollute] [--nospread]] [--seed N]\n", argv[0]);
       return 2;
     }
   }
-  if (bench) return RunBench(filter, trace, append, pollute);
+  if (bench) return RunBench(filter, trace, append, pollute, nospread);
   return RunChecks(small, seed);
 }
