@@ -29,5 +29,7 @@ echo "trace t=$((SECONDS - T0))s"
 JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=14 \
   python3 -m pip install --no-build-isolation --no-deps -q -e . > "$OUT/build.log" 2>&1
 echo "build rc=$? t=$((SECONDS - T0))s"
+timeout 120 python3 -m pytest tests/test_gpu_large.py -q -x -p no:cacheprovider -k "test_large_decode and (32800 or 32768)" > "$OUT/pytest.log" 2>&1
+echo "pytest (the spread shapes through JAX) rc=$? t=$((SECONDS - T0))s $(tail -n 1 $OUT/pytest.log)"
 timeout $((580 - SECONDS + T0)) python3 benchmarks/decode.py --grid small --scan --contenders jax_mea --budget-s 300 > "$OUT/scan.log" 2>&1
 echo "scan rc=$? t=$((SECONDS - T0))s"; grep -vE "^  decode|^  \(" "$OUT/scan.log" | tail -n 60 | cut -c1-200

@@ -100,6 +100,10 @@ DECODE = [
     (8, 4096, 32, 32, 64, 64),
     (4, 4096, 32, 8, 256, 256),
     (16, 2048, 32, 8, 192, 128),
+    # One wave through the workspace on an H100/H200 (132 SMs): the spread merge, its
+    # splits meeting at a barrier (4 groups x 33 splits; 8 x 16).
+    (1, 32768 + 32, 16, 4, 128, 128),
+    (1, 32768, 32, 8, 128, 128),
 ]
 
 

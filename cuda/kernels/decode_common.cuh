@@ -45,7 +45,8 @@ struct DecodeArgs {
   unsigned* counters = nullptr;
   // With counters, where the whole grid runs at once (a cooperative launch): every
   // split of a group waits on its counter for the others' partials, then merges a
-  // slice of the group's out (SpreadMerge), instead of the last one merging all.
+  // slice of the group's out (Epilogue, GroupBarrier), instead of the last one
+  // merging all.
   bool spread_merge = false;
   // The splits of each group are one thread-block cluster (sm_90, grid z =
   // cluster z = num_splits <= kMaxClusterSplits): the partials stay in each CTA's
