@@ -19,7 +19,7 @@ with the best scan peer. The small grid has shapes whose cache capacity exceeds 
 length, by 64 and by 2x (a decode loop's cache is larger than what it holds);
 --capacity adds such variants to every shape.
 
-    python benchmarks/decode.py [--grid small|full] [--scan] [--capacity +64,2x]
+    python benchmarks/decode.py [--grid small|full] [--scan] [--capacity +64,2x] [--rounds 3]
                                 [--shard 0/2] [--only ragged] [--budget-s 500] [--out DIR]
     python benchmarks/decode.py --smoke [--scan]  # tiny shapes, runs on the CPU
 
@@ -127,6 +127,10 @@ def main():
                    help="add variants of every shape with these cache capacities (+64, 2x)")
     p.add_argument("--budget-s", type=float, default=None,
                    help="start no shape after this many seconds (the table covers the rest)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure each contender this many times per shape, the order "
+                        "reversed every other round, and report the median (default 1; the "
+                        "scan line's small caches moved 10%% between two sessions' runs)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args()
     deadline = time.monotonic() + args.budget_s if args.budget_s else None
@@ -153,7 +157,7 @@ def main():
     kw = dict(counts=(1, 3), repeats=3) if args.smoke else {}
     rows = run_cases(cases, contenders, dtype, metric="bytes", ceiling=ceil["copy_Bps"],
                      csv_path=csv_path, meta=dict(env, ceilings=ceil), deadline=deadline,
-                     **kw)
+                     rounds=args.rounds, **kw)
     plot(rows, os.path.join(args.out, name + ".png"),
          f"decode attention, {dtype}, {env['device']}, {env['date']}; copy "
          f"{ceil['copy_Bps'] / 1e12:.2f} TB/s")

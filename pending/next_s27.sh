@@ -5,8 +5,9 @@
 #      spread merge's slice (2.7-3.7 us polluted for 16 elements x 33 splits, session 26
 #      call 2) is cold code and how much its L2 round trips, and how long the group
 #      barrier waits for the slowest split;
-#   2. decode.py --grid small --scan, the whole small grid (the scan line; session 25's
-#      numbers predate the spread merge).
+#   2. decode.py --scan --rounds 3 on the small caches and the B1 S32768 capacities (the
+#      scan line; contenders interleaved, medians: these shapes moved ~10% between
+#      sessions 25 and 26, e.g. B1 S32768 N32/8 cap65536 43.4 against 53.2 us).
 # Binary (.probe/ is git-ignored; build it first, about 2 minutes here):
 #   cmake -S . -B build/trace -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
 #     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF \
@@ -31,5 +32,6 @@ JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_
 echo "build rc=$? t=$((SECONDS - T0))s"
 timeout 120 python3 -m pytest tests/test_gpu_large.py -q -x -p no:cacheprovider -k "test_large_decode and (32800 or 32768)" > "$OUT/pytest.log" 2>&1
 echo "pytest (the spread shapes through JAX) rc=$? t=$((SECONDS - T0))s $(tail -n 1 $OUT/pytest.log)"
-timeout $((580 - SECONDS + T0)) python3 benchmarks/decode.py --grid small --scan --contenders jax_mea --budget-s 300 > "$OUT/scan.log" 2>&1
+timeout $((580 - SECONDS + T0)) python3 benchmarks/decode.py --grid small --scan --contenders jax_mea --budget-s 300 \
+  --rounds 3 --only "B1 S1024,B8 S1024,B1 S4096,B1 S8192,B1 S32768 N32/8 H128" > "$OUT/scan.log" 2>&1
 echo "scan rc=$? t=$((SECONDS - T0))s"; grep -vE "^  decode|^  \(" "$OUT/scan.log" | tail -n 60 | cut -c1-200
