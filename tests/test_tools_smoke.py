@@ -115,3 +115,16 @@ def test_sass_stats_regions_between_barriers(tmp_path):
     assert lines[0].split() == ["0x50", "2", "1024", "50", "40"]
     assert lines[1].split() == ["0x20", "3", "8192", "33", "0"]
     assert lines[2].split() == ["0x00", "2", "1024", "15", "6"]
+
+
+def test_decode_scan_rounds_print_one_median_per_contender(tmp_path):
+    """decode.py --rounds: the scan line's contenders interleaved per shape, one median
+    result each (the small caches moved ~10% between two sessions' single runs)."""
+    out = _run("benchmarks/decode.py", "--smoke", "--scan", "--rounds", "2",
+               "--contenders", "jax_mea", "--only", "B2 S192 N8/2 H32 cap256",
+               "--out", str(tmp_path))
+    name = "  decode B2 S192 N8/2 H32 cap256"
+    timed = [line[len(name):].split()[0] for line in out.splitlines()
+             if line.startswith(name + " ") and " ms " in line]
+    assert len(timed) == len(set(timed)) >= 2, out[-2000:]
+    assert "jax_mea-scan" in timed and "best peer / scan" in out, out[-2000:]
