@@ -71,11 +71,12 @@ nb::dict DecodePlan(int batch, int num_heads, int num_kv_heads, int q_len, int k
   const dp::DeviceFacts d{sm_count, compute_major};
   std::map<int, int64_t> slots;
   for (auto [size, n] : cluster_slots) slots[nb::cast<int>(size)] = nb::cast<int64_t>(n);
-  const dp::KernelFacts k{config, rows_per_block, tile_keys, ctas_per_sm, tma, sm90_code,
-                          key_bytes, [slots](int size) {
-                            auto it = slots.find(size);
-                            return it == slots.end() ? int64_t{0} : it->second;
-                          }};
+  dp::KernelFacts k{config, rows_per_block, tile_keys, ctas_per_sm, tma, sm90_code,
+                    key_bytes, [slots](int size) {
+                      auto it = slots.find(size);
+                      return it == slots.end() ? int64_t{0} : it->second;
+                    }};
+  k.spread_merge = config >= 2;  // the 8-warp configurations (MmaConfig::kSpreadMerge)
   dp::PlanOptions o;
   o.num_splits = num_splits;
   o.balance = balance;

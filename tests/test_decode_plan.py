@@ -145,17 +145,27 @@ def test_one_wave_through_the_workspace_spreads_the_merge():
     assert not plan(1, 16, 4, 32768 + 32, spread_merge=False)["spread_merge"]
 
 
-@pytest.mark.parametrize("batch,nq,nkv,capacity", [(1, 32, 8, 1024), (64, 32, 8, 32768),
-                                                   (1, 32, 8, 128), (8, 32, 8, 4096)])
-def test_spread_merge_only_split_through_the_workspace_in_one_wave(batch, nq, nkv, capacity):
-    """The spread merge's CTAs wait for each other: never with clusters (they merge in
-    shared memory), one split, or more CTAs than the GPU runs at once."""
-    p = plan(batch, nq, nkv, capacity, cluster_slots=H200_ALL_CLUSTERS)
-    if p["spread_merge"]:
+@pytest.mark.parametrize("batch,nq,nkv,capacity,kw,spread", [
+    (1, 16, 4, 32768 + 32, {}, True),         # 4 groups x 33 splits: one wave
+    # 8 x 16 = 128 CTAs, which clusters of 16 do not hold (112 of them run at once)
+    (2, 16, 4, 32768 + 32, dict(has_kv_lengths=False, cluster_slots=H200_CLUSTERS), True),
+    (2, 16, 4, 32768 + 32, {}, False),        # rows of their own lengths: balanced splits
+    (8, 16, 4, 4096 + 64, {}, False),         # 32 x 4 in clusters: merged in shared memory
+    (64, 32, 8, 32768, {}, False),            # one split: nothing to merge
+    (1, 16, 4, 32768 + 32, dict(num_splits=40, cluster_merge=False), False),  # 160 > 132
+    (1, 16, 4, 32768 + 32, dict(config=0, ctas_per_sm=2), False),  # 4 warps: no such code
+    (1, 16, 4, 32768 + 32, dict(config=-1, tma=False), False),     # SIMT: no such code
+])
+def test_spread_merge_only_split_through_the_workspace_in_one_wave(batch, nq, nkv, capacity,
+                                                                   kw, spread):
+    """The spread merge's CTAs wait for each other: only an 8-warp kernel's splits merging
+    through the workspace, never with clusters (they merge in shared memory), one split,
+    or more CTAs than the GPU runs at once."""
+    p = plan(batch, nq, nkv, capacity, **{"cluster_slots": H200_ALL_CLUSTERS, **kw})
+    assert p["spread_merge"] == spread, p
+    if spread:
         assert not p["cluster_merge"] and p["num_splits"] > 1
         assert p["groups"] * p["num_splits"] <= 132, p
-    if p["cluster_merge"] or p["num_splits"] == 1 or p["groups"] * p["num_splits"] > 132:
-        assert not p["spread_merge"], p
 
 
 def test_spread_merge_only_where_the_partials_are_large():
