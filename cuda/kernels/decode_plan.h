@@ -84,7 +84,7 @@ struct KernelFacts {
   int key_bytes = 0;         // bytes of K and V one key costs the kernel (padded dims)
   // CTAs of this kernel that run at once in clusters of `size` (0: unknown / none).
   std::function<int64_t(int size)> cluster_slots;
-  bool spread_merge = true;  // the kernel has the spread merge (DecodeArgs::spread_merge)
+  bool spread_merge = false;  // the kernel has the spread merge (DecodeArgs::spread_merge)
 };
 
 struct PlanOptions {
