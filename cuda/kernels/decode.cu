@@ -347,26 +347,37 @@ cudaError_t MakePlan(const AttentionParams& p, const DecodeOptions& opt, Plan* p
 // (atomicInc), so every launch leaves its bank at zero. Each launch takes the
 // next bank: launches that may run at once (other streams, graph nodes XLA runs
 // concurrently) use different counters unless kCounterBanks launches overlap.
+// The spread merge's launches take banks of their own, more of them: their CTAs
+// wait on the counter (GroupBarrier), so a launch sharing the bank would hang
+// them where the last-CTA merge would garble a merge; and one wave holds at most
+// the GPU's CTA slots of groups, so their banks are short.
 constexpr int kCounterBanks = 16;
 constexpr int64_t kMaxCounterGroups = 16384;
 __device__ unsigned g_counters[kCounterBanks][kMaxCounterGroups];
+constexpr int kSpreadBanks = 64;
+constexpr int64_t kMaxSpreadGroups = 1024;
+__device__ unsigned g_spread_counters[kSpreadBanks][kMaxSpreadGroups];
 
-// The next bank of this device (null where the symbol cannot be had).
-unsigned* NextCounterBank(int dev) {
-  static std::map<int, unsigned*> banks;
-  static unsigned next = 0;
+// The next bank of this device (null where the symbol cannot be had), of the
+// spread merge's banks or the others'.
+unsigned* NextCounterBank(int dev, bool spread) {
+  static std::map<std::pair<int, bool>, unsigned*> bases;
+  static unsigned next[2] = {0, 0};
   std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = banks.find(dev);
-  if (it == banks.end()) {
+  auto it = bases.find({dev, spread});
+  if (it == bases.end()) {
     void* base = nullptr;
-    if (cudaGetSymbolAddress(&base, g_counters) != cudaSuccess) {
+    const cudaError_t err = spread ? cudaGetSymbolAddress(&base, g_spread_counters)
+                                   : cudaGetSymbolAddress(&base, g_counters);
+    if (err != cudaSuccess) {
       cudaGetLastError();
       base = nullptr;
     }
-    it = banks.emplace(dev, static_cast<unsigned*>(base)).first;
+    it = bases.emplace(std::make_pair(dev, spread), static_cast<unsigned*>(base)).first;
   }
   if (it->second == nullptr) return nullptr;
-  return it->second + (next++ % kCounterBanks) * kMaxCounterGroups;
+  const unsigned bank = next[spread]++ % (spread ? kSpreadBanks : kCounterBanks);
+  return it->second + bank * (spread ? kMaxSpreadGroups : kMaxCounterGroups);
 }
 
 size_t WorkspaceBytes(const AttentionParams& p, int64_t num_rows, int splits,
@@ -466,8 +477,10 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
       WorkspaceBytes(p, a.num_rows, a.num_splits, &o_at);
       a.ws_ml = static_cast<float*>(ws);
       a.ws_o = reinterpret_cast<float*>(static_cast<char*>(ws) + o_at);
+      a.spread_merge = a.spread_merge && plan.groups <= kMaxSpreadGroups;
       if (options.fused_combine != 0 && plan.groups <= kMaxCounterGroups) {
-        a.counters = NextCounterBank(CurrentDevice());  // null: the combine kernel
+        // null: the combine kernel
+        a.counters = NextCounterBank(CurrentDevice(), a.spread_merge);
       }
     }
   }
@@ -514,8 +527,10 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   }
   err = cudaLaunchKernelExC(&launch, plan.kernel.func, kernel_args);
   if (err != cudaSuccess && a.spread_merge && err != cudaErrorStreamCaptureInvalidated) {
-    // The grid does not fit at once after all (another context holds SMs): the last
-    // CTA of each group merges. Nothing ran, so the counters are still at zero.
+    // The grid does not fit at once after all (an MPS or green-context share of the
+    // SMs: the plan counted them all): the last CTA of each group merges. Nothing ran,
+    // so the counters are still at zero. (Under stream capture a failed launch may
+    // invalidate the capture; the retry then returns that error.)
     cudaGetLastError();
     a.spread_merge = false;
     launch.numAttrs = 0;

@@ -524,7 +524,7 @@ __device__ __forceinline__ void GroupBarrier(unsigned* counter, unsigned splits)
   do {
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(seen) : "l"(counter) : "memory");
   } while (seen < splits);
-  if (atomicAdd(counter, 1u) == 2 * splits - 1) *counter = 0;
+  if (atomicAdd(counter, 1u) == 2 * splits - 1) atomicExch(counter, 0u);
 }
 
 // ------------------------------------------------------------------ cluster merge
