@@ -299,10 +299,11 @@ def next_query(q, out):
     return q + (out[..., :1] * 1e-3).astype(q.dtype)
 
 
-def run_jax_mea_scan(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **_):
-    """jax_mea.decode_attention steps in one lax.scan: the cache (capacity case.cap,
-    carried and donated) holds lens - 1 tokens, each step sets its lengths back and
-    appends the lens-th token in place, then attends over lens."""
+def jax_mea_scan_setup(case, dtype, seed):
+    """jax_mea.decode_attention as a scan step: the cache (capacity case.cap, carried
+    and donated) holds lens - 1 tokens; each step sets its lengths back and appends the
+    lens-th token in place, then attends over lens. Returns (step(carry, *consts) ->
+    carry, carry, consts, relative error of one step's output)."""
     q, kn, vn, cache = _decode_state(case, dtype, seed)
     lengths = jnp.asarray(case.kv_lengths() - 1)   # its own buffer: the cache is donated
 
@@ -315,16 +316,14 @@ def run_jax_mea_scan(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **
         return next_query(q, out), cache
 
     err, cache = _decode_error(case, attend, cache, q, kn, vn, lengths)
-    t, _, _ = timing.time_steps(timing.scan_programs(step, counts), (q, cache),
-                                (kn, vn, lengths), repeats=repeats)
-    return t, err
+    return step, (q, cache), (kn, vn, lengths), err
 
 
-def run_peer_scan(implementation):
-    """jax.nn.dot_product_attention steps in one lax.scan over the case's Skv keys
+def peer_scan_setup(implementation):
+    """jax.nn.dot_product_attention as a scan step over the case's Skv keys
     [B, Skv, Nkv, H] (key_value_seq_lengths for ragged rows): the peers' best case, no
-    larger cache to mask and no append."""
-    def run(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **_):
+    larger cache to mask and no append. Returns a setup as jax_mea_scan_setup's."""
+    def setup(case, dtype, seed):
         if case.Sq != 1:
             raise ValueError("decode steps only")
         lens = case.kv_lengths()
@@ -335,7 +334,21 @@ def run_peer_scan(implementation):
         err = rel_error(jax.jit(attend)(q, k, v, kv_lens)[:1],
                         reference(q[:1], k[:1], v[:1], lens[:1], False, "BSNH"))
         step = lambda q, k, v, kv_lens: next_query(q, attend(q, k, v, kv_lens))
-        t, _, _ = timing.time_steps(timing.scan_programs(step, counts), q, (k, v, kv_lens),
+        return step, q, (k, v, kv_lens), err
+    return setup
+
+
+# The scan contenders' steps (tools/jax_timeline.py --scan profiles the same programs).
+SCAN_SETUPS = {"jax_mea-scan": jax_mea_scan_setup,
+               "jax-xla-scan": peer_scan_setup("xla"),
+               "jax-cudnn-scan": peer_scan_setup("cudnn")}
+
+
+def run_scan(setup):
+    """A scan contender: setup's step, n steps in one lax.scan (timing.time_steps)."""
+    def run(case, dtype, seed, counts=timing.SCAN_COUNTS, repeats=5, **_):
+        step, carry, consts, err = setup(case, dtype, seed)
+        t, _, _ = timing.time_steps(timing.scan_programs(step, counts), carry, consts,
                                     repeats=repeats)
         return t, err
     return run
@@ -420,9 +433,7 @@ CONTENDERS = {
     "torch-flash": run_torch("FLASH_ATTENTION"),
     "torch-efficient": run_torch("EFFICIENT_ATTENTION"),
     "torch-cudnn": run_torch("CUDNN_ATTENTION"),
-    "jax_mea-scan": run_jax_mea_scan,
-    "jax-xla-scan": run_peer_scan("xla"),
-    "jax-cudnn-scan": run_peer_scan("cudnn"),
+    **{name: run_scan(setup) for name, setup in SCAN_SETUPS.items()},
 }
 SCAN_CONTENDERS = [n for n in CONTENDERS if n.endswith("-scan")]
 # The contenders that time every pass of PASSES (the others, the forward alone).

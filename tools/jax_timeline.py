@@ -23,6 +23,17 @@ differences from jax_mea's first.
 
     python3 tools/jax_timeline.py --model large --batch 8 --context 4096 [--steps 32]
     python3 tools/jax_timeline.py --model smoke --smoke      # on the CPU
+
+--scan instead profiles the scan contenders of benchmarks/decode.py --scan (the same
+steps: common.SCAN_SETUPS) as one program of --steps decode steps each (default 40), on
+--shapes with --heads / --head-size and a cache of capacity S + --cap-extra: per step,
+the device span (first kernel's start to last kernel's end, over the steps), the
+kernels' busy time and count, and the kernels of the middle step with the gap before
+each. Where the span exceeds the busy time the step waits on something other than its
+kernels (the host, a launch); beside it, the benchmark's host-clock time per step.
+
+    python3 tools/jax_timeline.py --scan --shapes 1x1024,1x4096,8x1024 [--cap-extra 64]
+    python3 tools/jax_timeline.py --scan --smoke      # on the CPU
 """
 import argparse
 import os
@@ -38,7 +49,7 @@ import jax_mea
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
 import timing  # noqa: E402  (the benchmarks' timer, to compare with the timeline)
-from kernel_times import events, summarize, totals, trace  # noqa: E402
+from kernel_times import events, program_kernels, summarize, totals, trace  # noqa: E402
 
 
 def print_busiest_host_events(profile, t0=None, t1=None, top=12):
@@ -152,6 +163,59 @@ def print_other_kernels_side_by_side(rows, top):
         print(f"  {g[:48]:48s}" + "".join(f" {c:8.1f} {us:13.2f}" for c, us in cells))
 
 
+def scan_timeline(args):
+    """--scan: each scan contender's program of args.steps decode steps, profiled."""
+    import common
+    nq, nkv = map(int, args.heads.split("/"))
+    dtype = jnp.dtype(args.dtype or ("float32" if args.smoke else "bfloat16"))
+    n = args.steps
+    shapes = [(2, 64)] if args.smoke else [tuple(map(int, s.split("x")))
+                                          for s in args.shapes.split(",")]
+    names = [v if v.endswith("-scan") else v + "-scan" for v in args.variants.split(",")]
+    if args.smoke:
+        names = [v for v in names if v != "jax-cudnn-scan"]
+    print(f"{jax.devices()[0].device_kind}, jax {jax.__version__}, {dtype}; {n} steps "
+          f"per program")
+    for B, S in shapes:
+        case = common.Case(B, nq, nkv, args.head_size, S, capacity=S + args.cap_extra)
+        for name in names:
+            try:
+                step, carry, consts, err = common.SCAN_SETUPS[name](case, dtype, 0)
+                prog = timing.scan_programs(step, (n,))[n]
+                hlo = prog.lower(carry, *consts).compile().as_text()
+                state = {"carry": carry}
+
+                def run():
+                    state["carry"], _ = prog(state["carry"], *consts)
+                    jax.block_until_ready(state["carry"])
+                run()
+                run()
+                kernels = program_kernels(trace(run), hlo)
+                wall, state["carry"], _ = timing.time_steps(
+                    timing.scan_programs(step), state["carry"], consts)
+            except Exception as e:  # e.g. cuDNN refusing the shape
+                print(f"=== {name} {case.name}: n/a ({type(e).__name__}: {str(e)[:80]})")
+                continue
+            tot = totals(kernels)
+            print(f"=== {name} {case.name}: device span {tot['span_ns'] / n / 1e3:.2f} us "
+                  f"per step, kernels busy {tot['kernel_ns'] / n / 1e3:.2f} us in "
+                  f"{len(kernels) / n:.1f} kernels; host clock {wall * 1e6:.2f} us per step "
+                  f"(timing.time_steps); rel err {err:.1e}")
+            # XLA records runs of thunks into CUDA graphs (command buffers) where it can;
+            # a step outside one pays a host launch per kernel (the gaps below).
+            graphs = sorted(set(re.findall(r"%(command_buffer[\w.\-]*)", hlo)))
+            print(f"  command buffers in the program: {len(graphs)} {' '.join(graphs[:6])}")
+            # The middle step: the kernels that start within one period of the middle.
+            period = tot["span_ns"] / n
+            t0 = min(k.start_ns for k in kernels) + period * (n // 2) if kernels else 0
+            middle = [k for k in kernels if t0 <= k.start_ns < t0 + period]
+            prev_end = None
+            for k in middle:
+                gap = (k.start_ns - prev_end) / 1e3 if prev_end is not None else 0.0
+                print(f"  {k.name[:64]:64s} {k.duration_ns / 1e3:8.2f} us  gap {gap:7.2f} us")
+                prev_end = k.start_ns + k.duration_ns
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shapes", default="1x1024,1x32768,16x8192", help="BxS, comma separated")
@@ -168,12 +232,20 @@ def main():
     p.add_argument("--batch", type=int, default=None, help="--model: batch (default 8)")
     p.add_argument("--context", type=int, default=None,
                    help="--model: tokens in the cache (default 4096)")
-    p.add_argument("--steps", type=int, default=None, help="--model: steps per run (32)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="--model: steps per run (32); --scan: steps per program (40)")
+    p.add_argument("--scan", action="store_true",
+                   help="profile decode.py --scan's contenders (see the docstring)")
+    p.add_argument("--cap-extra", type=int, default=64,
+                   help="--scan: cache capacity beyond the length")
     p.add_argument("--repeats", type=int, default=5, help="--model: timed runs")
     p.add_argument("--variants", default="jax_mea,jax-cudnn,jax-xla")
     p.add_argument("--dtype", default=None, help="--model: default bfloat16 (float32 with --smoke)")
     p.add_argument("--top", type=int, default=8, help="--model: other kernels to list")
     args = p.parse_args()
+    if args.scan:
+        args.steps = args.steps or (4 if args.smoke else 40)
+        return scan_timeline(args)
     if args.model:
         args.batch = args.batch or (2 if args.smoke else 8)
         args.context = args.context or (24 if args.smoke else 4096)
