@@ -149,7 +149,8 @@ def main():
     env = timing.environment()
     ceil = timing.ceilings(**(dict(copy_bytes=1 << 24, matmul_n=256) if args.smoke else {}))
     print(f"{env['device']}, jax {env['jax']}, torch {env.get('torch', 'n/a')}, {dtype}; "
-          f"copy {ceil['copy_Bps'] / 1e12:.3f} TB/s; {len(cases)} shapes")
+          f"copy {ceil['copy_Bps'] / 1e12:.3f} TB/s; {len(cases)} shapes"
+          + (f"; XLA_FLAGS={env['xla_flags']}" if "xla_flags" in env else ""))
     name = "decode_smoke" if args.smoke else f"decode_{args.grid}" + (
         f"_{i}of{n}" if n > 1 else "") + ("_only" if args.only else "")
     name += "_scan" if args.scan else ""

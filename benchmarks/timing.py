@@ -109,9 +109,12 @@ def per_call(run, counts, repeats):
     return slope if 0.5 * upper <= slope <= upper else upper
 
 
-# Scan lengths of the scan-timed programs (scan_programs): the shorter is long enough
-# for a step's cost to dominate its program's, the longer keeps a run short.
-SCAN_COUNTS = (8, 40)
+# Scan lengths of the scan-timed programs (scan_programs): the slope between them is
+# the time per step. The host clock around one program jitters by tens to a hundred
+# us; over 32 steps of 10 us that moved a small cache's step 2x between two runs
+# (H200, session 27: jax xla B1 S1024 at 5.9 and 12.8 us). 128 steps apart cut that
+# four-fold and still keep a 2 ms step's program under 0.3 s.
+SCAN_COUNTS = (8, 136)
 
 
 def scan_programs(step, counts=SCAN_COUNTS):
@@ -272,6 +275,8 @@ def environment():
     env = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
            "device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
            "jax": jax.__version__, "python": platform.python_version()}
+    if os.environ.get("XLA_FLAGS"):  # e.g. a command-buffer setting changes small steps
+        env["xla_flags"] = os.environ["XLA_FLAGS"]
     torch = torch_cuda()
     if torch is not None:
         env["torch"] = torch.__version__

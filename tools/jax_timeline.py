@@ -201,10 +201,6 @@ def scan_timeline(args):
                   f"per step, kernels busy {tot['kernel_ns'] / n / 1e3:.2f} us in "
                   f"{len(kernels) / n:.1f} kernels; host clock {wall * 1e6:.2f} us per step "
                   f"(timing.time_steps); rel err {err:.1e}")
-            # XLA records runs of thunks into CUDA graphs (command buffers) where it can;
-            # a step outside one pays a host launch per kernel (the gaps below).
-            graphs = sorted(set(re.findall(r"%(command_buffer[\w.\-]*)", hlo)))
-            print(f"  command buffers in the program: {len(graphs)} {' '.join(graphs[:6])}")
             # The middle step: the kernels that start within one period of the middle.
             period = tot["span_ns"] / n
             t0 = min(k.start_ns for k in kernels) + period * (n // 2) if kernels else 0
