@@ -244,6 +244,24 @@ __device__ __forceinline__ void ClusterSync() {
   JAX_MEA_SM90_ONLY(asm volatile("barrier.cluster.arrive.release;\n"
                                  "barrier.cluster.wait.acquire;\n" ::: "memory"));
 }
+// ClusterSync's halves, apart: an arrival long before its wait. Relaxed, it orders
+// no memory; its wait proves that every CTA of the cluster has started, which a
+// CTA must know before it writes into a peer's shared memory.
+__device__ __forceinline__ void ClusterArriveRelaxed() {
+  JAX_MEA_SM90_ONLY(asm volatile("barrier.cluster.arrive.relaxed;\n"));  // orders no memory
+}
+__device__ __forceinline__ void ClusterWait() {
+  JAX_MEA_SM90_ONLY(asm volatile("barrier.cluster.wait;\n" ::: "memory"));
+}
+// Stores v at `p` (an address in this CTA's shared memory) in the shared memory of
+// the cluster's CTA of rank `rank`.
+__device__ __forceinline__ void StPeerShared(float* p, unsigned rank, float v) {
+  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+                                                  : "=r"(remote)
+                                                  : "r"(SmemAddr(p)), "r"(rank));
+                    asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v)
+                                 : "memory"));
+}
 // The float at `p` (this CTA's shared memory) in the shared memory of the
 // cluster's CTA of rank `rank`.
 __device__ __forceinline__ float LdPeerShared(const float* p, unsigned rank) {

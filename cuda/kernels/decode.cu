@@ -108,7 +108,7 @@ int64_t ClusterSlots(const KernelHandle& h, int dev, int size) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(1, 1, size);
     cfg.blockDim = dim3(h.threads);
-    cfg.dynamicSmemBytes = h.smem_bytes;
+    cfg.dynamicSmemBytes = h.cluster_smem_bytes;
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     if (cudaOccupancyMaxActiveClusters(&clusters, h.func, &cfg) != cudaSuccess) {
@@ -169,8 +169,11 @@ cudaError_t PrepareKernel(const KernelHandle& h, int dev, int* ctas_per_sm) {
     *ctas_per_sm = it->second;
     return cudaSuccess;
   }
+  // Room for a cluster-merged launch's receive buffer where the device has it (else
+  // ClusterSlots finds no cluster slots and the plans merge through the workspace).
+  const int cluster_smem = h.cluster_smem_bytes <= MaxSmemOptin(dev) ? h.cluster_smem_bytes : 0;
   cudaError_t err = cudaFuncSetAttribute(h.func, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         h.smem_bytes);
+                                         std::max(h.smem_bytes, cluster_smem));
   if (err != cudaSuccess) return err;
   int n = 0;
   err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, h.func, h.threads, h.smem_bytes);
@@ -512,7 +515,8 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   cudaLaunchConfig_t launch = {};
   launch.gridDim = grid;
   launch.blockDim = dim3(plan.kernel.threads);
-  launch.dynamicSmemBytes = plan.kernel.smem_bytes;
+  launch.dynamicSmemBytes =
+      a.cluster_merge ? plan.kernel.cluster_smem_bytes : plan.kernel.smem_bytes;
   launch.stream = stream;
   cudaLaunchAttribute cluster = SplitCluster(a.num_splits);
   cudaLaunchAttribute cooperative;

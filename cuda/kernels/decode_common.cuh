@@ -530,50 +530,60 @@ __device__ __forceinline__ void GroupBarrier(unsigned* counter, unsigned splits)
 // ------------------------------------------------------------------ cluster merge
 
 // Merges a group's splits inside its thread-block cluster (DecodeArgs::
-// cluster_merge; the CTA of split s is the cluster's rank s). Each CTA left its
-// rows' unnormalised output in `partial` (row r at r * stride) and their (max,
-// sum) in `ml`, in its own shared memory; after a cluster barrier each CTA
-// writes a slice of the group's `out` elements, reading every split's values
-// from its peers' shared memory (no global round trip, no fence, no counter).
-// `table` is scratch of R * kMaxClusterSplits float2 that does not overlap
-// `partial` or `ml`; `out_offset[r]` is row r's offset in `out`. All NT
-// threads of every CTA of the cluster call it (it synchronises them).
+// cluster_merge; the CTA of split s is the cluster's rank s) by push: CTA k owns
+// the slice [k * slice, (k + 1) * slice) of the group's nrows * Hv elements, and
+// every split stores its value of each element, and its rows' (max, sum), straight
+// into the owner's receive buffer (ClusterRecv) in the owner's shared memory. One
+// cluster barrier then publishes every store; each CTA merges its slice from its
+// own shared memory and leaves. No CTA reads a peer's shared memory, so none waits
+// at the end for its peers (a pull merge's second barrier: 0.83 us of a 7.3 us CTA
+// at B1 S1024, H200, session 27). The buffer is shared memory no CTA touches before
+// its epilogue, since a peer pushes as soon as its own keys are done; the kernel's
+// early ClusterArriveRelaxed, waited for before the first push, proves every peer
+// has started.
+struct ClusterRecv {
+  float2* table;  // [R][kMaxClusterSplits]: each split's (max, sum) of row r
+  float* vals;    // [splits][slice]: each split's values of this CTA's slice
+
+  template <int R>
+  static constexpr int kFloats(int hvp) {
+    return 2 * R * kMaxClusterSplits + R * hvp + kMaxClusterSplits;
+  }
+  template <int R>
+  static __device__ __forceinline__ ClusterRecv At(float* base) {
+    return {reinterpret_cast<float2*>(base), base + 2 * R * kMaxClusterSplits};
+  }
+  // The owner of element idx holds it at vals[split * slice + idx % slice].
+  static __device__ __forceinline__ int Slice(int n, int splits) {
+    return (n + splits - 1) / splits;
+  }
+};
+
+// After every CTA pushed: the barrier, then this CTA's slice of the group's out,
+// row r's element sum_s w_s o_s / sum_s w_s l_s with w_s = exp2(m_s - max_s m_s) (0
+// where no split saw a key). `out_offset[r]` is row r's offset in `out`. All NT
+// threads of every CTA of the cluster call it.
 template <typename T, int R, int NT>
 __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const DecodeArgs& a,
-                                             const CtaCoord& cta, const float* partial,
-                                             int stride, const float2* ml, float2* table,
+                                             const CtaCoord& cta, ClusterRecv recv,
                                              const int64_t* out_offset) {
   const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
-  ClusterSync();  // every split's partials are in its shared memory
+  ClusterSync();  // every split's pushes are in their owners' shared memory
   JAX_MEA_TRACE(a, 10);
-  for (int i = tid; i < nrows * S; i += NT) {
-    const int r = i / S, sp = i - r * S;
-    const float* m = reinterpret_cast<const float*>(ml + r);
-    table[r * kMaxClusterSplits + sp] = make_float2(LdPeerShared(m, sp), LdPeerShared(m + 1, sp));
-  }
-  __syncthreads();
   for (int r = tid >> 5; r < nrows; r += NT / 32) {
-    SplitWeightsWarp(table + r * kMaxClusterSplits, S, 1);
+    SplitWeightsWarp(recv.table + r * kMaxClusterSplits, S, 1);
   }
   __syncthreads();
-  // This CTA's slice of the nrows * Hv elements; every split's value of an
-  // element is loaded at once (one round trip).
-  for (int idx = cta.split * NT + tid; idx < nrows * Hv; idx += S * NT) {
-    const int r = idx / Hv, d = idx - r * Hv;
-    float v[kMaxClusterSplits];
-#pragma unroll
-    for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
-      v[sp] = sp < S ? LdPeerShared(partial + r * stride + d, sp) : 0.f;
-    }
+  const int n = nrows * Hv, slice = ClusterRecv::Slice(n, S), first = cta.split * slice;
+  for (int j = tid; j < slice && first + j < n; j += NT) {
+    const int idx = first + j, r = idx / Hv, d = idx - r * Hv;
+    const float2* w = recv.table + r * kMaxClusterSplits;
     float o = 0.f;
-#pragma unroll
-    for (int sp = 0; sp < kMaxClusterSplits; ++sp) {
-      if (sp < S) o += table[r * kMaxClusterSplits + sp].x * v[sp];
-    }
+#pragma unroll 1
+    for (int sp = 0; sp < S; ++sp) o += w[sp].x * recv.vals[sp * slice + j];
     static_cast<T*>(p.out)[out_offset[r] + d] = FromF32<T>(o);
   }
   JAX_MEA_TRACE(a, 11);
-  ClusterSync();  // no CTA leaves while its peers still read its shared memory
 }
 
 // ------------------------------------------------------------------ epilogue
@@ -584,16 +594,17 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Dec
 // with a.counters, the group's last CTA then merges the splits (MergeGroup, in
 // merge_scratch: merge_floats floats, free once the partials are written), or with
 // a.spread_merge every split merges a slice after a group barrier; with
-// a.cluster_merge the partials stay in shared memory, over warp 0's rows of
-// ep_acc, and the cluster merges them (ClusterMerge, its table over warp 1's
-// rows on: they must hold R * kMaxClusterSplits float2). ep_m is overwritten
+// a.cluster_merge the partials go to their owners' `cluster_recv` (ClusterRecv::
+// kFloats floats, used for nothing else) and the cluster merges them
+// (ClusterMerge; the kernel arrived on the cluster barrier at its start). ep_m is overwritten
 // with the warps' weights. kSpread: the kernel has the spread merge's code (the
 // host sets a.spread_merge only then). All NW * 32 threads call it.
 template <typename T, int R, int NW = kWarps, bool kSpread = true>
 __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeArgs& a,
                                          float* ep_m, const float* ep_l, float* ep_acc,
                                          int acc_stride, const CtaCoord& cta,
-                                         float* merge_scratch, int merge_floats) {
+                                         float* merge_scratch, int merge_floats,
+                                         float* cluster_recv = nullptr) {
   constexpr int NT = NW * 32;
   __shared__ int64_t s_dst[R];  // where row r's values go: out or the partials
   __shared__ float2 s_ml[R];    // cluster merge: row r's (max, sum)
@@ -601,6 +612,8 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   const bool split = cta.splits > 1;
   const bool in_cluster = split && a.cluster_merge;
   const bool to_partials = split && !in_cluster;  // the workspace
+  const ClusterRecv recv = ClusterRecv::At<R>(cluster_recv);
+  if (in_cluster) ClusterWait();  // every peer has started: its buffer may be written
   // ep_m[w][r] becomes warp w's weight for row r: one warp per row, lane w holding
   // warp w's (max, sum) (WarpMergeWeights over groups of NW lanes).
   static_assert(NW <= 32 && (NW & (NW - 1)) == 0, "lanes < NW reduce among themselves");
@@ -627,13 +640,26 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   }
   __syncthreads();
   JAX_MEA_TRACE(a, 8);
-  for (int idx = tid; idx < nrows * Hv; idx += NT) {
+  if (in_cluster) {  // the rows' (max, sum) into every split's table
+    for (int i = tid; i < nrows * cta.splits; i += NT) {
+      const int r = i / cta.splits, sp = i - r * cta.splits;
+      float* dst = reinterpret_cast<float*>(recv.table + r * kMaxClusterSplits + cta.split);
+      StPeerShared(dst, sp, s_ml[r].x);
+      StPeerShared(dst + 1, sp, s_ml[r].y);
+    }
+  }
+  // In the cluster: element idx goes to its owner, owner * cl_slice + pos = idx (kept
+  // by steps, no division in the loop).
+  const int cl_slice = in_cluster ? ClusterRecv::Slice(nrows * Hv, cta.splits) : 1;
+  int owner = 0, pos = tid;
+  for (int idx = tid; idx < nrows * Hv; idx += NT, pos += NT) {
     const int r = idx / Hv, d = idx - r * Hv;
     float o = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; ++w) o += ep_m[w * R + r] * ep_acc[(w * R + r) * acc_stride + d];
-    if (in_cluster) {
-      ep_acc[r * acc_stride + d] = o;  // warp 0's row r: only this thread read element d
+    if (in_cluster) {  // to the element's owner
+      while (pos >= cl_slice) pos -= cl_slice, ++owner;
+      StPeerShared(recv.vals + cta.split * cl_slice + pos, owner, o);
     } else if (to_partials) {
       a.ws_o[s_dst[r] + d] = o;
     } else {
@@ -642,8 +668,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   }
   JAX_MEA_TRACE(a, 9);
   if (in_cluster) {
-    ClusterMerge<T, R, NT>(p, a, cta, ep_acc, acc_stride, s_ml,
-                           reinterpret_cast<float2*>(ep_acc + R * acc_stride), s_dst);
+    ClusterMerge<T, R, NT>(p, a, cta, recv, s_dst);
     return;
   }
   if (!split || a.counters == nullptr) return;

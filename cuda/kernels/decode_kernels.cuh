@@ -21,6 +21,8 @@ struct KernelHandle {
   bool tma = false;            // K / V through tensor maps (DecodeArgs::tmap_k, tmap_v)
   int key_elems = 0;           // K and V elements one key costs (padded head dims; 0: H + Hv)
   bool spread_merge = false;   // has the spread merge's code (DecodeArgs::spread_merge)
+  int cluster_smem_bytes = 0;  // smem_bytes of a launch that merges in clusters (with
+                               // ClusterRecv past the rest; 0: never merges in clusters)
 };
 
 // MMA kernel configurations (warps per CTA, shared-memory budget per CTA):

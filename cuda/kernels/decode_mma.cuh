@@ -54,6 +54,17 @@ struct MmaConfig {
   static constexpr int kEpiBytes = (NW * kMmaRows * kAccStride + 2 * NW * kMmaRows) * 4;
   static constexpr int kPipeRegion = kPipeBytes > kEpiBytes ? kPipeBytes : kEpiBytes;
   static constexpr int kSmemBytes = kQBytes + kPipeRegion + kAlignPad;
+  // A cluster-merged launch's receive buffer (ClusterRecv) past the rest: peers push
+  // into it while this CTA may still stream its keys. Only those launches take it
+  // (configuration 0 would otherwise drop to one CTA per SM).
+  static constexpr int kClusterSmemBytes = kSmemBytes + ClusterRecv::kFloats<kMmaRows>(HVP) * 4;
+  static_assert(kClusterSmemBytes <= 227 * 1024, "an sm_90 CTA's shared memory");
+  // CTAs per SM as shared memory allows on sm_90 (228 KB, 1 KB reserved per CTA): the
+  // kernel's registers are bounded for as many (__launch_bounds__), and no further.
+  // Left to itself, ptxas held the 4-warp H128 kernels to 168 registers and spilled
+  // two to the stack: 2% slower at B64 S1024 (H200, session 27).
+  static constexpr int kCtasPerSm = (228 * 1024) / (kSmemBytes + 1024) > 0
+                                        ? (228 * 1024) / (kSmemBytes + 1024) : 1;
   // TMA: bytes one stage's copies deliver (whole boxes, zero-filled out of bounds).
   static constexpr unsigned kStageTxBytes = kStageBytes;
 
@@ -73,7 +84,7 @@ struct MmaConfig {
 // ------------------------------------------------------------------ the kernel
 
 template <typename T, int HP, int HVP, int NW, int BUDGET_KB, bool TMA>
-__global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams p,
+__global__ void __launch_bounds__(NW * 32, (MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>::kCtasPerSm)) DecodeMmaKernel(const AttentionParams p,
                                                            const __grid_constant__ DecodeArgs a) {
   using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>;
   constexpr int kNT = Cfg::kNumThreads;
@@ -100,6 +111,9 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
     FenceMbarInit();
   }
   CtaCoord cta = ThisCta(p, a, kMmaRows);
+  // The cluster merge: arrive now, so that the epilogue's wait before its first push
+  // into a peer's shared memory proves every peer has started (ClusterMerge).
+  if (a.cluster_merge && cta.splits > 1) ClusterArriveRelaxed();
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
   const int append_start = AppendStart(a, b);
@@ -427,10 +441,11 @@ __global__ void __launch_bounds__(NW * 32) DecodeMmaKernel(const AttentionParams
   JAX_MEA_TRACE(a, 7);
   static_assert(Cfg::kPipeRegion / 4 >= kMergeScratchFloats<kMmaRows, HVP>,
                 "the pipeline's shared memory holds MergeGroup's scratch");
-  static_assert((NW - 1) * kMmaRows * Cfg::kAccStride * 4 >= kMmaRows * kMaxClusterSplits * 8,
-                "ep_acc past warp 0's rows holds ClusterMerge's table");
+  // The cluster merge's receive buffer, past everything else (kClusterSmemBytes).
+  float* const cluster_recv =
+      reinterpret_cast<float*>(pipe_bytes + Cfg::kPipeRegion + (TMA ? Cfg::kQBytes : 0));
   Epilogue<T, kMmaRows, NW, Cfg::kSpreadMerge>(p, a, ep_m, ep_l, ep_acc, Cfg::kAccStride, cta, ep_acc,
-                            Cfg::kPipeRegion / 4);
+                            Cfg::kPipeRegion / 4, cluster_recv);
   JAX_MEA_TRACE(a, 4);
 }
 

@@ -13,6 +13,7 @@ KernelHandle MakeMmaHandle() {
   KernelHandle h;
   h.func = reinterpret_cast<const void*>(&DecodeMmaKernel<T, HP, HVP, NW, BUDGET_KB, TMA>);
   h.smem_bytes = Cfg::kSmemBytes;
+  h.cluster_smem_bytes = Cfg::kClusterSmemBytes;
   h.rows_per_block = kMmaRows;
   h.threads = Cfg::kNumThreads;
   h.tile_keys = Cfg::kTileKeys;

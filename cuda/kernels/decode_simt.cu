@@ -7,8 +7,13 @@ namespace jax_mea::cuda::decode_impl {
 namespace {
 template <typename T, int DJ>
 KernelHandle Make() {
-  return {reinterpret_cast<const void*>(&DecodeSimtKernel<T, DJ>), SimtConfig<DJ>::kSmemBytes,
-          kSimtRows, kThreads, kWarps * SimtConfig<DJ>::kU};
+  KernelHandle h;
+  h.func = reinterpret_cast<const void*>(&DecodeSimtKernel<T, DJ>);
+  h.smem_bytes = SimtConfig<DJ>::kSmemBytes;
+  h.rows_per_block = kSimtRows;
+  h.threads = kThreads;
+  h.tile_keys = kWarps * SimtConfig<DJ>::kU;
+  return h;
 }
 
 }  // namespace
