@@ -9,7 +9,8 @@
 #   3. the trace of the push merge (B1 S1024 and B1 S4096 N32/8): the epilogue's phases
 #      against session 27 call 3's (to smem 0.26, weights 0.38, write 0.42, cluster
 #      barrier 0.61, slice 0.67, exit barrier 0.83 us at B1 S1024).
-# Binary: .probe/s28/dctrace.xz (git-ignored; rebuild it with
+# Binaries: .probe/s28/{dctrace,dc,dcpull}.xz (git-ignored; dc = ninja -C build/cuda
+# decode_check at main, dcpull = the same at 9bd444b; rebuild dctrace with
 #   ninja -C build/trace decode_check && mkdir -p .probe/s28 &&
 #   xz -6 -c build/trace/tests/native/decode_check > .probe/s28/dctrace.xz
 # where build/trace is configured as pending/README.md's next_s27 section said:
@@ -30,6 +31,13 @@ echo "build rc=$? t=$((SECONDS - T0))s"
 timeout 200 python3 -m pytest tests/test_decode.py tests/test_gpu_large.py tests/test_examples.py \
   -q -p no:cacheprovider -n 4 > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$? t=$((SECONDS - T0))s $(tail -n 1 $OUT/pytest.log)"
+# The review's open point: configuration 0 (H256) clusters now fit 1 CTA per SM (the
+# receive buffer), so some of its plans merge through the workspace instead. Plans and
+# times of H256 shapes, pull (dcpull = main before ad47abb) against push (dc = main).
+for v in dcpull dc dc dcpull; do xz -dc .probe/s28/$v.xz > /tmp/$v; chmod +x /tmp/$v; echo "== $v"
+  timeout 60 /tmp/$v --bench --append --filter "B1 S32768 N32/8 H256/256,B16 S8192 N32/8 H256/256,B1 S4096 N32/8 H256/256" \
+    | grep -A20 "^shape" | grep "^B"; done > "$OUT/bench_h256.log" 2>&1
+awk '/^==/{v=$2} /^B/{printf "%-7s %s\n", v, $0}' "$OUT/bench_h256.log" | sort -s -k2 | sed -E 's/ +/ /g' | cut -c1-200
 for cfg in small large; do
   timeout $((580 - SECONDS + T0)) python3 benchmarks/decode_model.py --config $cfg --batch 8 --context 1024 \
     --steps 32 --variants jax_mea,jax-cudnn --rounds 3 > "$OUT/model_$cfg.log" 2>&1

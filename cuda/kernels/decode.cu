@@ -169,11 +169,19 @@ cudaError_t PrepareKernel(const KernelHandle& h, int dev, int* ctas_per_sm) {
     *ctas_per_sm = it->second;
     return cudaSuccess;
   }
-  // Room for a cluster-merged launch's receive buffer where the device has it (else
-  // ClusterSlots finds no cluster slots and the plans merge through the workspace).
-  const int cluster_smem = h.cluster_smem_bytes <= MaxSmemOptin(dev) ? h.cluster_smem_bytes : 0;
-  cudaError_t err = cudaFuncSetAttribute(h.func, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         std::max(h.smem_bytes, cluster_smem));
+  // Room for a cluster-merged launch's receive buffer where the device has it, with the
+  // kernel's static shared memory (H192/128 configuration 1 leaves 288 bytes); else
+  // ClusterSlots finds no cluster slots and the plans merge through the workspace.
+  cudaError_t err = cudaErrorInvalidValue;
+  if (h.cluster_smem_bytes > h.smem_bytes) {
+    err = cudaFuncSetAttribute(h.func, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               h.cluster_smem_bytes);
+    if (err != cudaSuccess) cudaGetLastError();
+  }
+  if (err != cudaSuccess) {
+    err = cudaFuncSetAttribute(h.func, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               h.smem_bytes);
+  }
   if (err != cudaSuccess) return err;
   int n = 0;
   err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, h.func, h.threads, h.smem_bytes);
@@ -438,7 +446,9 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
                 "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d%s ctas%lld",
                 kind, plan.kernel.config,
                 plan.kernel.threads / 32, plan.kernel.stages, plan.kernel.tile_keys,
-                plan.kernel.smem_bytes >> 10, ctas_per_sm, plan.args.num_splits, balanced,
+                (plan.args.cluster_merge ? plan.kernel.cluster_smem_bytes
+                                         : plan.kernel.smem_bytes) >> 10,
+                ctas_per_sm, plan.args.num_splits, balanced,
                 static_cast<long long>(plan.groups * plan.args.num_splits));
   return buf;
 }

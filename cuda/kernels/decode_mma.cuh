@@ -112,7 +112,10 @@ __global__ void __launch_bounds__(NW * 32, (MmaConfig<HP, HVP, NW, BUDGET_KB, TM
   }
   CtaCoord cta = ThisCta(p, a, kMmaRows);
   // The cluster merge: arrive now, so that the epilogue's wait before its first push
-  // into a peer's shared memory proves every peer has started (ClusterMerge).
+  // into a peer's shared memory proves every peer has started (ClusterMerge). The
+  // condition is the epilogue's (in_cluster), and no CTA of a cluster-merged launch
+  // returns early: the planner never clusters balanced splits, the one plan whose
+  // CtaKeys can leave a CTA without keys and change its splits.
   if (a.cluster_merge && cta.splits > 1) ClusterArriveRelaxed();
   const int kv_head = cta.kv_head, row0 = cta.row0, b = cta.b, nrows = cta.nrows;
   const int H = p.head_size, Hv = p.v_head_size;
