@@ -262,19 +262,6 @@ __device__ __forceinline__ void StPeerShared(float* p, unsigned rank, float v) {
                     asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v)
                                  : "memory"));
 }
-// The float at `p` (this CTA's shared memory) in the shared memory of the
-// cluster's CTA of rank `rank`.
-__device__ __forceinline__ float LdPeerShared(const float* p, unsigned rank) {
-  float v = 0.f;
-  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
-                                                  : "=r"(remote)
-                                                  : "r"(SmemAddr(p)), "r"(rank));
-                    asm volatile("ld.shared::cluster.f32 %0, [%1];\n"
-                                 : "=f"(v)
-                                 : "r"(remote)
-                                 : "memory"));
-  return v;
-}
 
 // ---------------------------------------------------------------- tensor-core MMA
 
