@@ -66,6 +66,16 @@ def print_busiest_host_events(profile, t0=None, t1=None, top=12):
         print(f"    {nm:60s} {cnt:5d} {tot / cnt / 1e3:9.2f}")
 
 
+def print_with_gaps(rows):
+    """rows: (name, start ns, duration ns, note) by start; one line each, with the gap
+    since the previous one ended (negative: they overlap)."""
+    prev_end = None
+    for name, start, dur, note in rows:
+        gap = (start - prev_end) / 1e3 if prev_end is not None else 0.0
+        print(f"  {name[:64]:64s} {dur / 1e3:8.2f} us  gap {gap:7.2f} us{note}")
+        prev_end = start + dur
+
+
 def wall_clock(name, fn, prog, calls, n, repeats=7, trace_timer=False):
     """The host's view of a program of n calls: the time until prog() returns (the
     host enqueueing every call) and until its results are ready, medians over
@@ -181,8 +191,9 @@ def scan_timeline(args):
         for name in names:
             try:
                 step, carry, consts, err = common.SCAN_SETUPS[name](case, dtype, 0)
-                prog = timing.scan_programs(step, (n,))[n]
-                hlo = prog.lower(carry, *consts).compile().as_text()
+                # One compile: the program run is the one whose HLO names the kernels.
+                prog = timing.scan_programs(step, (n,))[n].lower(carry, *consts).compile()
+                hlo = prog.as_text()
                 state = {"carry": carry}
 
                 def run():
@@ -201,15 +212,13 @@ def scan_timeline(args):
                   f"per step, kernels busy {tot['kernel_ns'] / n / 1e3:.2f} us in "
                   f"{len(kernels) / n:.1f} kernels; host clock {wall * 1e6:.2f} us per step "
                   f"(timing.time_steps); rel err {err:.1e}")
-            # The middle step: the kernels that start within one period of the middle.
+            # The middle step: one period's kernels from the first that starts past the
+            # middle (a window anchored on a kernel, not on the clock: never empty).
             period = tot["span_ns"] / n
-            t0 = min(k.start_ns for k in kernels) + period * (n // 2) if kernels else 0
+            mid = min(k.start_ns for k in kernels) + period * (n // 2) if kernels else 0
+            t0 = min((k.start_ns for k in kernels if k.start_ns >= mid), default=0)
             middle = [k for k in kernels if t0 <= k.start_ns < t0 + period]
-            prev_end = None
-            for k in middle:
-                gap = (k.start_ns - prev_end) / 1e3 if prev_end is not None else 0.0
-                print(f"  {k.name[:64]:64s} {k.duration_ns / 1e3:8.2f} us  gap {gap:7.2f} us")
-                prev_end = k.start_ns + k.duration_ns
+            print_with_gaps([(k.name, k.start_ns, k.duration_ns, "") for k in middle])
 
 
 def main():
@@ -276,12 +285,9 @@ def main():
             evs = events(profile, plane)
             last = evs[-(len(evs) // 3):] if evs else []   # the third program
             print(f"=== {name} B{B} S{S} N{nq}/{nkv} H{H}: {len(last)} events in the last program")
-            prev_end, busy = None, 0
-            for start, dur, nm, line, _ in last:
-                gap = (start - prev_end) / 1e3 if prev_end is not None else 0.0
-                busy += dur
-                print(f"  {nm[:64]:64s} {dur / 1e3:8.2f} us  gap {gap:7.2f} us  [{line[:24]}]")
-                prev_end = start + dur
+            busy = sum(dur for _, dur, _, _, _ in last)
+            print_with_gaps([(nm, start, dur, f"  [{line[:24]}]")
+                             for start, dur, nm, line, _ in last])
             if last:
                 span = (last[-1][0] + last[-1][1] - last[0][0]) / 1e3
                 print(f"  span {span:.1f} us for {n} calls: {span / n:.2f} us per call "
