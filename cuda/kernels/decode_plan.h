@@ -92,8 +92,8 @@ struct PlanOptions {
   bool balance = true;          // balanced splits where they apply
   bool fused_combine = true;    // the last CTA of a group merges (else a combine kernel)
   bool cluster_merge = true;    // merge a group's splits in a cluster where that fits
-  bool spread_merge = true;     // else every split merges a slice, where the grid fits
-                                // the GPU at once (DecodeArgs::spread_merge)
+  bool spread_merge = true;     // every split merges a slice of its group's out, where
+                                // the grid fits the GPU at once (DecodeArgs::spread_merge)
   int64_t cta_overhead_bytes = kCtaOverheadBytes;  // the split cost model's (tuning)
 };
 
