@@ -22,9 +22,12 @@ XLA's buffers; 32 layers would need 154 GB) x batch {1, 8, 32} x context {1k, 4k
 A point whose estimated footprint exceeds the device memory is named as skipped.
 
 --rounds N measures every variant N times per point, in reversed order every other round,
-and keeps the median (jax_mea / best peer of each round printed too): the spread of one
-variant between separate runs was about 1.3% on the H200 (session 24), as large as the
-1.02x line.
+and keeps each variant's median ms/step. jax_mea / best peer is the median of the rounds'
+ratios (each round times every variant back to back; the ratio of the medians is printed
+too): the spread of one variant between separate runs was about 1.3% on the H200 (session
+24), and within one run the device can shift by 7% for every variant at once (session 28,
+large B8 ctx1024: jax_mea 0.91 then 0.98 ms, cuDNN 0.96 then 1.06), where a ratio of
+medians compares one variant's fast rounds with another's slow ones.
 
 Per point and variant: ms/step (the median over --repeats runs of one compiled program
 of --steps steps, run time / steps, after two warm-up runs; --slope: the difference of
@@ -267,7 +270,9 @@ def combine_rounds(rounds):
     """One row per variant from several rounds of measure_point at one point: the
     first round's row (the profiled one) with the median ms/step over the rounds
     (the rates scaled to it), each round's ms/step in 'rounds_ms', and jax_mea's
-    ratio to the best peer from the medians, each round's in 'rounds_ratio'."""
+    ratio to the best peer: the median of each round's (paired: a round times every
+    variant back to back), each round's in 'rounds_ratio', and the ratio of the
+    medians in 'ratio_of_medians'."""
     if len(rounds) == 1:
         return rounds[0]
     rows = []
@@ -291,9 +296,13 @@ def combine_rounds(rounds):
         per_round = [r["ours_over_best_peer"] for rnd in rounds for r in rnd
                      if "ours_over_best_peer" in r]
         ours[0]["rounds_ratio"] = " ".join(f"{x:.3f}" for x in per_round)
+        ours[0]["ratio_of_medians"] = ours[0]["ours_over_best_peer"]
+        if per_round:
+            ours[0]["ours_over_best_peer"] = float(np.median(per_round))
         print(f"  {rows[0]['config']} B{rows[0]['batch']} ctx{rows[0]['context']}: jax_mea / "
-              f"best peer by round {ours[0]['rounds_ratio']}, of the medians "
-              f"{ours[0]['ours_over_best_peer']:.3f}", flush=True)
+              f"best peer by round {ours[0]['rounds_ratio']}, their median "
+              f"{ours[0]['ours_over_best_peer']:.3f}, of the medians "
+              f"{ours[0]['ratio_of_medians']:.3f}", flush=True)
     return rows
 
 

@@ -54,7 +54,8 @@ def test_prefill_rounds_print_one_median_per_contender(tmp_path):
 
 def test_decode_model_rounds_alternate_and_keep_the_median(tmp_path):
     """--rounds: each variant measured per round, the order reversed every other round,
-    jax_mea / best peer printed per round and computed from the median times."""
+    each variant's median time kept, jax_mea / best peer printed per round and taken as
+    the median of the rounds' (paired) ratios."""
     out = _run("benchmarks/decode_model.py", "--smoke", "--batch", "1", "--rounds", "3",
                "--variants", "jax_mea,jax-xla", "--no-profile", "--out", str(tmp_path))
     timed = [line.split()[3] for line in out.splitlines()
@@ -70,6 +71,9 @@ def test_decode_model_rounds_alternate_and_keep_the_median(tmp_path):
     for r in ours:  # the median of the rounds (printed to 4 digits)
         median = sorted(float(t) for t in r["rounds_ms"].split())[1]
         assert abs(float(r["ms_per_step"]) - median) <= 1e-3 * median, r
+        ratio = sorted(float(x) for x in r["rounds_ratio"].split())[1]  # printed to 3
+        assert abs(float(r["ours_over_best_peer"]) - ratio) <= 1e-3, r
+        assert float(r["ratio_of_medians"]) > 0, r
 
 
 def test_median_result():
