@@ -262,6 +262,14 @@ __device__ __forceinline__ void StPeerShared(float* p, unsigned rank, float v) {
                     asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v)
                                  : "memory"));
 }
+__device__ __forceinline__ void StPeerShared(float2* p, unsigned rank, float2 v) {
+  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+                                                  : "=r"(remote)
+                                                  : "r"(SmemAddr(p)), "r"(rank));
+                    asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};\n" ::"r"(remote),
+                                 "f"(v.x), "f"(v.y)
+                                 : "memory"));
+}
 
 // ---------------------------------------------------------------- tensor-core MMA
 

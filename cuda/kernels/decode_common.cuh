@@ -570,13 +570,17 @@ __device__ __forceinline__ void ClusterMerge(const AttentionParams& p, const Dec
   const int tid = threadIdx.x, S = cta.splits, Hv = p.v_head_size, nrows = cta.nrows;
   ClusterSync();  // every split's pushes are in their owners' shared memory
   JAX_MEA_TRACE(a, 10);
+#pragma unroll 1
   for (int r = tid >> 5; r < nrows; r += NT / 32) {
     SplitWeightsWarp(recv.table + r * kMaxClusterSplits, S, 1);
   }
   __syncthreads();
   const int n = nrows * Hv, slice = ClusterRecv::Slice(n, S), first = cta.split * slice;
-  for (int j = tid; j < slice && first + j < n; j += NT) {
-    const int idx = first + j, r = idx / Hv, d = idx - r * Hv;
+  int r = 0, d = first + tid;  // element first + j = r * Hv + d, kept by steps (Epilogue)
+#pragma unroll 1
+  for (int j = tid; j < slice && first + j < n; j += NT, d += NT) {
+#pragma unroll 1
+    while (d >= Hv) d -= Hv, ++r;
     const float2* w = recv.table + r * kMaxClusterSplits;
     float o = 0.f;
 #pragma unroll 1
@@ -618,6 +622,7 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   // warp w's (max, sum) (WarpMergeWeights over groups of NW lanes).
   static_assert(NW <= 32 && (NW & (NW - 1)) == 0, "lanes < NW reduce among themselves");
   const int lane = tid & 31;
+#pragma unroll 1
   for (int r = tid >> 5; r < nrows; r += NW) {
     float2 e[1] = {lane < NW ? make_float2(ep_m[lane * R + r], ep_l[lane * R + r])
                              : make_float2(-INFINITY, 0.f)};
@@ -640,24 +645,29 @@ __device__ __forceinline__ void Epilogue(const AttentionParams& p, const DecodeA
   }
   __syncthreads();
   JAX_MEA_TRACE(a, 8);
-  if (in_cluster) {  // the rows' (max, sum) into every split's table
-    for (int i = tid; i < nrows * cta.splits; i += NT) {
-      const int r = i / cta.splits, sp = i - r * cta.splits;
-      float* dst = reinterpret_cast<float*>(recv.table + r * kMaxClusterSplits + cta.split);
-      StPeerShared(dst, sp, s_ml[r].x);
-      StPeerShared(dst + 1, sp, s_ml[r].y);
+  // The loops below stay rolled and divide nothing: this code runs once per CTA, cold
+  // in the SM's instruction cache, where its length is its cost (session 28: the
+  // cluster pushes' table loop, unrolled 4x with a division each, and the value loop
+  // took 0.86 us; the same stores into the CTA's own memory from a shorter loop 0.42).
+  if (in_cluster && tid < cta.splits) {  // owner tid's table: this split's rows
+#pragma unroll 1
+    for (int r = 0; r < nrows; ++r) {
+      StPeerShared(recv.table + r * kMaxClusterSplits + cta.split, tid, s_ml[r]);
     }
   }
-  // In the cluster: element idx goes to its owner, owner * cl_slice + pos = idx (kept
-  // by steps, no division in the loop).
+  // Element idx = r * Hv + d; in the cluster it goes to its owner, owner * cl_slice +
+  // pos = idx. All three kept by steps.
   const int cl_slice = in_cluster ? ClusterRecv::Slice(nrows * Hv, cta.splits) : 1;
-  int owner = 0, pos = tid;
-  for (int idx = tid; idx < nrows * Hv; idx += NT, pos += NT) {
-    const int r = idx / Hv, d = idx - r * Hv;
+  int owner = 0, pos = tid, r = 0, d = tid;
+#pragma unroll 1
+  for (int idx = tid; idx < nrows * Hv; idx += NT, pos += NT, d += NT) {
+#pragma unroll 1
+    while (d >= Hv) d -= Hv, ++r;
     float o = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; ++w) o += ep_m[w * R + r] * ep_acc[(w * R + r) * acc_stride + d];
     if (in_cluster) {  // to the element's owner
+#pragma unroll 1
       while (pos >= cl_slice) pos -= cl_slice, ++owner;
       StPeerShared(recv.vals + cta.split * cl_slice + pos, owner, o);
     } else if (to_partials) {
