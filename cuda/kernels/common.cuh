@@ -234,7 +234,7 @@ __device__ __forceinline__ void BulkReduceAddF32(float* dst, const float* src, u
 
 // ---------------------------------------------------------------- thread-block clusters (sm_90)
 // A kernel launched with a cluster dimension: its CTAs synchronise as one
-// cluster and read each other's shared memory (distributed shared memory).
+// cluster and write into each other's shared memory (distributed shared memory).
 // sm_90 and newer only, like the tensor copies above.
 
 // Every thread of every CTA of the cluster arrives, then waits for all: the
