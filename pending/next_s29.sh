@@ -8,11 +8,16 @@
 #  2. Pending 0028 (each thread merges the warps' states of its own rows; no warp-per-row
 #     pass and no barrier before the write) against main: --small, memcheck, the trace
 #     of B1 S1024 (the epilogue's phases) and the bench, clean and polluted.
-# Binaries in .probe/s29 (git-ignored): dc / dctrace = main at 6739609 (`ninja -C
-# build/cuda decode_check`, and build/trace, configured with -DJAX_MEA_DECODE_TRACE as
-# pending/README.md's next_s27 section says), dc0028 / dc0028trace = the same with
-# `git apply pending/0028-decode-epilogue-weights-per-thread.patch`. Rebuild if missing:
+# Binaries in .probe/s29 (git-ignored): dc / dctrace = main at 6739609, dc0028 /
+# dc0028trace = the same with `git apply pending/0028-decode-epilogue-weights-per-thread.patch`.
+# Rebuild if missing (never two ninja builds at once):
 #   ninja -C build/cuda decode_check && xz -6 -c build/cuda/tests/native/decode_check > .probe/s29/dc.xz
+#   ninja -C build/trace decode_check && xz -6 -c build/trace/tests/native/decode_check > .probe/s29/dctrace.xz
+# then the same after the git apply into dc0028.xz / dc0028trace.xz, and git checkout cuda/.
+# build/trace is configured once with
+#   cmake -S . -B build/trace -G Ninja -DJAX_MEA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
+#     -DJAX_MEA_NATIVE_TESTS=ON -DJAX_MEA_NATIVE_ARCH=OFF
+#     -DCMAKE_CUDA_FLAGS=-DJAX_MEA_DECODE_TRACE -DCMAKE_CXX_FLAGS=-DJAX_MEA_DECODE_TRACE
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; T0=$SECONDS; D=/tmp/s29; mkdir -p $D
 JAX_MEA_CUDA=ON CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=90" CMAKE_BUILD_PARALLEL_LEVEL=14 \
