@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 11: the next session's first device call (written in session 28, not run).
-# Carry [".probe/s29"]; about 500 s. Keep $OUT to 8 files or fewer.
+# Carry [".probe/s29"]; about 550 s. Keep $OUT to 8 files or fewer.
 #  1. 0133a99 (the decode epilogue's loops rolled, without divisions) passed decode_check
 #     (--small 49/49, memcheck 0 errors, the full list 402/402, session 28 call 6) but has
 #     not run through JAX: the package build and the GPU pytest of the decode step. If
@@ -11,6 +11,8 @@
 #     trace of B1 S1024 (keys+append and the epilogue's phases) and the bench, clean and
 #     polluted. Either one faster: its full list (decode_check launches through the same
 #     LaunchDecodeAttention as the FFI handler), then the GPU pytest with it built in.
+#  3. ncu's executed-instruction table of one B1 S1024 launch of main (comes back as
+#     dec_b1.csv.xz; tools/sass_stats.py --regions reads it).
 # Binaries in .probe/s29 (git-ignored): dc / dctrace = main at 6739609, dc0028 /
 # dc0028trace and dc0029 / dc0029trace = the same with `git apply pending/0028-*.patch`
 # or `pending/0029-*.patch` (each alone).
@@ -43,4 +45,14 @@ grep -E "^==|cluster ctas72|keys|first tile|epilogue|CTA total|ep:" "$OUT/trace.
 S="B1 S1024 N32/8 H128/128 cap+64 len+1,B1 S4096 N32/8 H128/128 cap+64 len+1,B8 S1024 N32/8 H128/128 cap+64 len+1,B8 S4096 N16/4 H128/128 cap+64 len+1,B32 S2048 N16/4 H128/128 cap+64 len+1,B8 S1024 N16/4 H128/128 cap+64 len+1,B1 S32768 N16/4 H128/128 cap+64 len+1"
 for v in dc dc0028 dc0029 dc0029 dc0028 dc; do for pol in "" --pollute; do echo "== $v$pol"; timeout 60 $D/$v --bench --append $pol --filter "$S" | grep -A30 "^shape" | grep "^B"; done; done > "$OUT/bench.log" 2>&1
 awk '/^==/{v=$2} /^B/{printf "%-16s %s\n", v, $0}' "$OUT/bench.log" | sort -s -k2,9 | sed -E 's/ +/ /g' | awk '{printf "%s %s %s %s %s %s %s | %s\n", $1, $2, $3, $4, $5, $6, $7, $(NF-3)}'
+echo "A/B t=$((SECONDS - T0))s"
+# 3. ncu's executed-instruction count of every SASS line of one B1 S1024 launch of main
+#    (the default plan, 9 splits in clusters): which once-per-CTA code a warp runs, to
+#    aim the next cuts (tools/sass_stats.py --regions; the table itself comes back).
+S="B1 S1024 N32/8 H128/128 cap+64 len+1"
+timeout 120 ncu --clock-control none --set full -k regex:DecodeMma --launch-skip 5 --launch-count 1 \
+  -o $D/dec_b1 $D/dc --bench --append --filter "$S" > /dev/null 2>&1; echo "ncu rc=$?"
+ncu --import $D/dec_b1.ncu-rep --page source --csv --print-source sass 2>/dev/null > $D/dec_b1.csv
+xz -6 -c $D/dec_b1.csv > "$OUT/dec_b1.csv.xz"
+python3 tools/sass_stats.py $D/dec_b1.csv --regions 2>&1 | head -n 45 | cut -c1-150
 echo "end t=$((SECONDS - T0))s"
