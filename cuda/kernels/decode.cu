@@ -286,6 +286,12 @@ struct Plan {
   DecodeArgs args;
   int64_t groups = 0;   // CTAs per split: batch * num_kv_heads * row_blocks
   size_t ws_bytes = 0;  // for args.num_splits
+
+  // Dynamic shared memory of a launch: the receive buffer's too where it merges in
+  // clusters (MmaConfig::kClusterSmemBytes).
+  int LaunchSmemBytes() const {
+    return args.cluster_merge ? kernel.cluster_smem_bytes : kernel.smem_bytes;
+  }
 };
 
 // What a plan depends on besides the options: the device and the call's shapes.
@@ -446,8 +452,7 @@ std::string DecodePlanString(const AttentionParams& p, const DecodeOptions& opti
                 "%s cfg%d warps%d stages%d tile%d smem%dK %d/SM splits%d%s ctas%lld",
                 kind, plan.kernel.config,
                 plan.kernel.threads / 32, plan.kernel.stages, plan.kernel.tile_keys,
-                (plan.args.cluster_merge ? plan.kernel.cluster_smem_bytes
-                                         : plan.kernel.smem_bytes) >> 10,
+                plan.LaunchSmemBytes() >> 10,
                 ctas_per_sm, plan.args.num_splits, balanced,
                 static_cast<long long>(plan.groups * plan.args.num_splits));
   return buf;
@@ -525,8 +530,7 @@ cudaError_t LaunchDecodeAttention(const AttentionParams& p, cudaStream_t stream,
   cudaLaunchConfig_t launch = {};
   launch.gridDim = grid;
   launch.blockDim = dim3(plan.kernel.threads);
-  launch.dynamicSmemBytes =
-      a.cluster_merge ? plan.kernel.cluster_smem_bytes : plan.kernel.smem_bytes;
+  launch.dynamicSmemBytes = plan.LaunchSmemBytes();
   launch.stream = stream;
   cudaLaunchAttribute cluster = SplitCluster(a.num_splits);
   cudaLaunchAttribute cooperative;
