@@ -201,7 +201,8 @@ def scan_timeline(args):
                     jax.block_until_ready(state["carry"])
                 run()
                 run()
-                kernels = program_kernels(trace(run), hlo)
+                profile = trace(run)
+                kernels = program_kernels(profile, hlo)
                 wall, state["carry"], _ = timing.time_steps(
                     timing.scan_programs(step), state["carry"], consts)
             except Exception as e:  # e.g. cuDNN refusing the shape
@@ -219,6 +220,8 @@ def scan_timeline(args):
             t0 = min((k.start_ns for k in kernels if k.start_ns >= mid), default=0)
             middle = [k for k in kernels if t0 <= k.start_ns < t0 + period]
             print_with_gaps([(k.name, k.start_ns, k.duration_ns, "") for k in middle])
+            if args.trace_timer:  # the host's side of the same program: what each thunk costs
+                print_busiest_host_events(profile, top=20)
 
 
 def main():
@@ -231,7 +234,8 @@ def main():
     p.add_argument("--prefill", action="store_true", help="S queries (default 1)")
     p.add_argument("--causal", action="store_true")
     p.add_argument("--trace-timer", action="store_true",
-                   help="also profile timing.time_jax itself and list the host's busiest events")
+                   help="also list the host's busiest events: of timing.time_jax itself, or with "
+                        "--scan of the profiled scan program")
     p.add_argument("--model", default=None,
                    help="a benchmarks/decode_model.py config: profile its decode program")
     p.add_argument("--batch", type=int, default=None, help="--model: batch (default 8)")
