@@ -32,12 +32,15 @@ def test_jax_timeline_model_side_by_side():
 
 def test_jax_timeline_scan_profiles_each_scan_contender():
     """--scan: each scan contender's program profiled, its span and busy time per step
-    and the middle step's kernels (our decode call among them)."""
-    out = _run("tools/jax_timeline.py", "--scan", "--smoke")
+    and the middle step's kernels (our decode call among them); --trace-timer adds the
+    program's busiest host events (what each thunk costs the host)."""
+    out = _run("tools/jax_timeline.py", "--scan", "--smoke", "--trace-timer")
     assert "=== jax_mea-scan decode B2 S64" in out and "=== jax-xla-scan decode B2 S64" in out
     ours = out.split("=== jax_mea-scan", 1)[1].split("===", 1)[0]
     assert "device span" in ours and "host clock" in ours
     assert "jax_mea_decode_step" in ours, ours
+    host = ours.split("host, busiest events", 1)
+    assert len(host) == 2 and "jax_mea_decode_step" in host[1], ours
 
 
 def test_prefill_rounds_print_one_median_per_contender(tmp_path):
