@@ -253,19 +253,23 @@ __device__ __forceinline__ void ClusterArriveRelaxed() {
 __device__ __forceinline__ void ClusterWait() {
   JAX_MEA_SM90_ONLY(asm volatile("barrier.cluster.wait;\n" ::: "memory"));
 }
-// Stores v at `p` (an address in this CTA's shared memory) in the shared memory of
-// the cluster's CTA of rank `rank`.
+// The address of `p` (in this CTA's shared memory) in the shared memory of the
+// cluster's CTA of rank `rank`.
+__device__ __forceinline__ uint32_t PeerSharedAddr(const void* p, unsigned rank) {
+  uint32_t remote = 0;
+  JAX_MEA_SM90_ONLY(asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+                                 : "=r"(remote)
+                                 : "r"(SmemAddr(p)), "r"(rank)));
+  return remote;
+}
+// Stores v at `p`'s place in the shared memory of the cluster's CTA of rank `rank`.
 __device__ __forceinline__ void StPeerShared(float* p, unsigned rank, float v) {
-  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
-                                                  : "=r"(remote)
-                                                  : "r"(SmemAddr(p)), "r"(rank));
+  JAX_MEA_SM90_ONLY(const uint32_t remote = PeerSharedAddr(p, rank);
                     asm volatile("st.shared::cluster.f32 [%0], %1;\n" ::"r"(remote), "f"(v)
                                  : "memory"));
 }
 __device__ __forceinline__ void StPeerShared(float2* p, unsigned rank, float2 v) {
-  JAX_MEA_SM90_ONLY(uint32_t remote; asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
-                                                  : "=r"(remote)
-                                                  : "r"(SmemAddr(p)), "r"(rank));
+  JAX_MEA_SM90_ONLY(const uint32_t remote = PeerSharedAddr(p, rank);
                     asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};\n" ::"r"(remote),
                                  "f"(v.x), "f"(v.y)
                                  : "memory"));

@@ -84,8 +84,8 @@ struct MmaConfig {
 // ------------------------------------------------------------------ the kernel
 
 template <typename T, int HP, int HVP, int NW, int BUDGET_KB, bool TMA>
-__global__ void __launch_bounds__(NW * 32, (MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>::kCtasPerSm)) DecodeMmaKernel(const AttentionParams p,
-                                                           const __grid_constant__ DecodeArgs a) {
+__global__ void __launch_bounds__(NW * 32, (MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>::kCtasPerSm))
+    DecodeMmaKernel(const AttentionParams p, const __grid_constant__ DecodeArgs a) {
   using Cfg = MmaConfig<HP, HVP, NW, BUDGET_KB, TMA>;
   constexpr int kNT = Cfg::kNumThreads;
   constexpr int kTK = Cfg::kTileKeys;
